@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: MIT
+// provision: the command-line provisioner (the seed's provision.py, in C++).
+//
+//   provision [CONFIG_PATH_OR_URL] [--dry-run] [--workspace DIR] [--jobs N]
+//             [--cacert FILE] [--connect-to HOST1:PORT1:HOST2:PORT2]... [--help] [--version]
+#include "console.hpp"
+
+#include <provision/provision.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace {
+
+std::atomic<bool> stop_requested{false};
+std::atomic<int> stop_signal{0};
+
+extern "C" void on_stop_signal(int signal_number) {
+    stop_signal.store(signal_number);
+    stop_requested.store(true);
+}
+
+const char* exit_codes_help =
+    "Exit codes:\n"
+    "  0    every entry is in place and verified\n"
+    "  2    usage or configuration error\n"
+    "  3    authentication: a token is missing, invalid or lacks access\n"
+    "  4    not found: repo, file, version or URL does not exist\n"
+    "  5    network failure that survived retries\n"
+    "  6    rate limited\n"
+    "  7    disk full\n"
+    "  8    integrity: size or digest mismatch, a web page instead of a model, an unsafe name\n"
+    "  9    local file-system error\n"
+    "  130  interrupted (SIGINT), 143 terminated (SIGTERM)\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"provision " PROVISION_VERSION_STRING ": download the models a TOML config lists into the web UI's folders"};
+    app.footer(std::string("Environment: PROVISION_URL (config when none is given), WORKSPACE (default /workspace),\n"
+                           "  HF_TOKEN, CIVITAI_TOKEN, HF_ENDPOINT, SSL_CERT_FILE.\n") +
+               exit_codes_help);
+    std::string config;
+    bool dry_run = false;
+    bool verbose = false;
+    std::string workspace;
+    std::size_t jobs = 5;
+    std::vector<std::string> ca_files;
+    std::vector<std::string> connect_to;
+    app.add_option("config", config, "TOML config: a local path or an http(s) URL (default: $PROVISION_URL)");
+    app.add_flag("--dry-run", dry_run, "validate and show what would be downloaded, download nothing");
+    app.add_option("--workspace", workspace, "target directory (default: $WORKSPACE or /workspace)");
+    app.add_option("-j,--jobs", jobs, "entries downloaded at once")->check(CLI::Range(1, 64));
+    app.add_option("--cacert", ca_files, "extra trusted CA certificates (PEM file); may repeat")->check(CLI::ExistingFile);
+    app.add_option("--connect-to", connect_to, "HOST1:PORT1:HOST2:PORT2: connect there instead (curl semantics); may repeat");
+    app.add_flag("-v,--verbose", verbose, "print progress lines while downloading");
+    app.set_version_flag("--version", "provision " PROVISION_VERSION_STRING);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        int code = app.exit(e);
+        return code == 0 ? 0 : 2;
+    }
+
+    auto options = provision::ProvisionOptions::from_environment();
+    if (!workspace.empty()) options.workspace = workspace;
+    if (config.empty()) {
+        if (auto url = options.env("PROVISION_URL"); url && !url->empty()) config = *url;
+    }
+    if (config.empty()) {
+        std::fprintf(stderr, "error: no config given: pass a path or URL, or set PROVISION_URL\n%s",
+                     app.help().c_str());
+        return 2;
+    }
+    if (auto cert_file = options.env("SSL_CERT_FILE"); cert_file && !cert_file->empty()) ca_files.push_back(*cert_file);
+    options.http.ca_files = ca_files;
+    for (const auto& rule_text : connect_to) {
+        auto rule = provision::ConnectTo::parse(rule_text);
+        if (!rule) {
+            std::fprintf(stderr, "error: %s\n", rule.error().message.c_str());
+            return 2;
+        }
+        options.http.connect_to.push_back(rule.value());
+    }
+    options.jobs = jobs;
+    options.dry_run = dry_run;
+    options.cancel = &stop_requested;
+    console::EventPrinter printer(verbose);
+    options.on_event = [&printer](const provision::Event& event) { printer(event); };
+
+    std::signal(SIGINT, on_stop_signal);
+    std::signal(SIGTERM, on_stop_signal);
+
+    try {
+        provision::ProvisioningSystem system(options);
+        provision::Report report = system.provision(config);
+        console::print_summary(report, dry_run);
+        if (stop_requested.load()) return stop_signal.load() == SIGTERM ? 143 : 130;
+        return report.exit_code();
+    } catch (const provision::error& e) {
+        std::fprintf(stderr, "error: %s\n", e.what());
+        return provision::exit_code(e.code());
+    }
+}

@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: MIT
+// provision: the manifest model and the TOML config parser.
+//
+// TOML text -> Manifest (a list of validated entries). Every problem found is
+// reported with file:line:column and the key path, and all problems of a file
+// are reported together so a user fixes them in one pass.
+#ifndef PROVISION_CONFIG_HPP
+#define PROVISION_CONFIG_HPP
+
+#include "error.hpp"
+#include "url.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace provision {
+
+/// Where in a config file something was written.
+struct SourceLocation {
+    std::string file;  ///< path or URL of the config (redacted when it is a URL)
+    int line = 0;      ///< 1-based; 0 when unknown
+    int column = 0;    ///< 1-based; 0 when unknown
+    /// "file:line:column" (or "file" when the position is unknown)
+    std::string str() const {
+        if (line <= 0) return file;
+        return file + ":" + std::to_string(line) + ":" + std::to_string(column);
+    }
+};
+
+/// Which service an entry comes from.
+enum class SourceKind { huggingface, civitai, url };
+
+inline const char* to_string(SourceKind kind) noexcept {
+    switch (kind) {
+    case SourceKind::huggingface: return "huggingface";
+    case SourceKind::civitai: return "civitai";
+    case SourceKind::url: return "url";
+    }
+    return "url";
+}
+
+/// One HTTP header given by the user; sent only to the host of the entry's URL.
+using Header = std::pair<std::string, std::string>;
+
+/// One model to provision, exactly as the config describes it (not yet resolved).
+struct Entry {
+    std::string category;  ///< as written under [models.<category>]
+    std::string name;      ///< the entry's key
+    std::string key_path;  ///< e.g. "models.lora.detail-tweaker"
+    SourceLocation where;  ///< where the entry is defined
+    SourceKind source = SourceKind::url;
+
+    // huggingface
+    std::string repo;                ///< "owner/name"
+    std::string file;                ///< path inside the repo, may contain folders
+    std::string revision = "main";   ///< branch, tag, commit or refs/pr/N
+    std::string repo_type = "model"; ///< model, dataset or space
+    bool gated = false;
+
+    // civitai
+    std::string version_id;  ///< model version id (digits)
+    std::string file_id;     ///< optional: which file of the version
+    std::string file_type;   ///< optional: pick the file by its type ("Model", "VAE", ...)
+
+    // url
+    std::string url;
+    std::vector<Header> headers;  ///< user headers, including Authorization from auth_header
+
+    // every source
+    std::string filename;  ///< overrides the file name chosen by the source
+    std::string sha256;    ///< expected digest, lower-case hex, or empty
+};
+
+/// One problem found in a config file.
+struct Diagnostic {
+    SourceLocation where;
+    std::string key_path;  ///< e.g. "models.lora.detail-tweaker.version_id"; empty for syntax errors
+    std::string message;
+    /// "file:line:column: models.x.y: message"
+    std::string str() const {
+        std::string out = where.str() + ": ";
+        if (!key_path.empty()) out += key_path + ": ";
+        return out + message;
+    }
+};
+
+/// A parsed config: the entries and every problem found. Usable only when ok().
+struct Manifest {
+    std::string origin;  ///< the file path or (redacted) URL it came from
+    std::vector<Entry> entries;
+    std::vector<Diagnostic> diagnostics;
+    bool ok() const { return diagnostics.empty(); }
+    /// All diagnostics, one per line.
+    std::string error_text() const {
+        std::string out;
+        for (const auto& d : diagnostics) out += d.str() + "\n";
+        return out;
+    }
+};
+
+/// Looks up an environment variable; injectable so tests need not touch the real environment.
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+
+/// The process environment.
+inline EnvLookup process_environment();
+
+/// Parses and validates config text. `origin` names the file or URL in messages.
+/// Categories are checked against the layout by the provisioner, not here.
+inline Manifest parse_config(std::string_view text, const std::string& origin, const EnvLookup& env = process_environment());
+
+/// Whether a file name is safe to create inside a folder: not empty, no separators,
+/// not "." or "..", no control characters, at most 255 bytes.
+inline bool is_safe_filename(std::string_view name);
+
+}  // namespace provision
+
+// The definitions of process_environment, parse_config and is_safe_filename.
+#include "detail/config_parser.hpp"
+
+#endif

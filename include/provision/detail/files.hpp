@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: MIT
+// provision: file-system helpers: safe joins, durable writes, atomic installs.
+#ifndef PROVISION_DETAIL_FILES_HPP
+#define PROVISION_DETAIL_FILES_HPP
+
+#include "../error.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <string>
+
+namespace provision {
+namespace detail {
+
+/// Joins a relative name (which may contain '/' separated folders) to a folder,
+/// refusing anything that could land outside it: absolute names, "." and ".."
+/// segments, empty segments, backslashes and control characters.
+inline Result<std::filesystem::path> join_inside(const std::filesystem::path& folder, const std::string& relative) {
+    auto refuse = [&](const std::string& why) {
+        return make_error(errc::unsafe, "refusing the file name \"" + relative + "\": " + why);
+    };
+    if (relative.empty()) return refuse("it is empty");
+    if (relative.front() == '/') return refuse("it is an absolute path");
+    std::filesystem::path out = folder;
+    std::size_t pos = 0;
+    while (pos <= relative.size()) {
+        std::size_t slash = relative.find('/', pos);
+        if (slash == std::string::npos) slash = relative.size();
+        std::string segment = relative.substr(pos, slash - pos);
+        if (segment.empty()) return refuse("it has an empty path segment");
+        if (segment == "." || segment == "..") return refuse("it climbs out of its folder");
+        for (unsigned char c : segment)
+            if (c < 0x20 || c == 0x7f || c == '\\') return refuse("it contains a control character or backslash");
+        out /= segment;
+        pos = slash + 1;
+    }
+    // Belt and braces: the lexical result must still start with the folder.
+    auto normal_folder = folder.lexically_normal();
+    auto normal_out = out.lexically_normal();
+    auto mismatch = std::mismatch(normal_folder.begin(), normal_folder.end(), normal_out.begin(), normal_out.end());
+    if (mismatch.first != normal_folder.end() && !mismatch.first->empty()) return refuse("it leaves its folder");
+    return out;
+}
+
+/// errno as words, with disk-full mapped to its own error kind.
+inline Error errno_error(const std::string& what, int code) {
+    errc kind = (code == ENOSPC || code == EDQUOT) ? errc::disk_full : errc::io;
+    std::string message = what + ": " + std::strerror(code);
+    if (kind == errc::disk_full) message += " (free some space on that filesystem and run again)";
+    return make_error(kind, message);
+}
+
+/// Makes a rename durable by syncing the folder that holds the entry.
+inline void sync_folder(const std::filesystem::path& folder) {
+    int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        ::fsync(fd);
+        ::close(fd);
+    }
+}
+
+/// Writes all of `size` bytes at `offset`, retrying short writes.
+inline Result<void> write_all_at(int fd, const char* data, std::size_t size, std::uint64_t offset, const std::string& path) {
+    while (size > 0) {
+        ssize_t written = ::pwrite(fd, data, size, static_cast<off_t>(offset));
+        if (written < 0) {
+            if (errno == EINTR) continue;
+            return errno_error("cannot write " + path, errno);
+        }
+        data += written;
+        size -= static_cast<std::size_t>(written);
+        offset += static_cast<std::uint64_t>(written);
+    }
+    return {};
+}
+
+}  // namespace detail
+}  // namespace provision
+
+#endif

@@ -1,0 +1,447 @@
+// SPDX-License-Identifier: MIT
+// provision: the only component that talks to cpp-httplib.
+//
+// Why we do not let the library follow redirects: credentials must be dropped
+// the moment a redirect leaves the origin they belong to, https->http must be
+// refused, and Hugging Face's metadata request must stop at absolute redirects.
+// All of that needs to see every hop. Connections are kept per origin and
+// reused; TLS verification is always on.
+#ifndef PROVISION_HTTP_HPP
+#define PROVISION_HTTP_HPP
+
+#include "config.hpp"
+#include "error.hpp"
+#include "url.hpp"
+#include "version.hpp"
+
+#if !defined(CPPHTTPLIB_OPENSSL_SUPPORT)
+#error "provision needs cpp-httplib with CPPHTTPLIB_OPENSSL_SUPPORT; take it through Meson's dependency('provision') or pkg-config cpp-httplib so every translation unit sees the same macros"
+#endif
+#include <httplib.h>
+#include <netdb.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace provision {
+
+/// One curl-style --connect-to rule: requests for HOST1:PORT1 connect to HOST2:PORT2.
+/// Empty HOST1 / PORT1 match any; empty HOST2 / PORT2 keep the original. TLS name
+/// checks and the Host header still use the original host.
+struct ConnectTo {
+    std::string from_host;
+    std::optional<std::uint16_t> from_port;
+    std::string to_host;
+    std::optional<std::uint16_t> to_port;
+
+    /// Parses "HOST1:PORT1:HOST2:PORT2" (IPv6 hosts in brackets).
+    static Result<ConnectTo> parse(std::string_view text);
+    bool matches(const Url& url) const {
+        return (from_host.empty() || from_host == url.host) && (!from_port || *from_port == url.port);
+    }
+};
+
+/// Settings shared by every request.
+struct HttpOptions {
+    std::vector<std::string> ca_files;    ///< extra trusted CAs (PEM), on top of the system store
+    std::vector<ConnectTo> connect_to;    ///< first matching rule wins
+    std::chrono::milliseconds connect_timeout{15000};
+    std::chrono::milliseconds idle_timeout{60000};  ///< per read; there is no total cap
+    int max_redirects = 10;
+    std::string user_agent = provision::user_agent;
+};
+
+/// Which redirects a request follows.
+enum class RedirectPolicy {
+    follow,         ///< every redirect (up to max_redirects)
+    relative_only,  ///< only Location values without a scheme or host (Hugging Face metadata)
+    none,           ///< return the 3xx itself
+};
+
+struct HttpRequest {
+    std::string method = "GET";  ///< GET or HEAD
+    Url url;
+    std::vector<Header> headers;         ///< sent to every hop (Range, Accept, ...)
+    std::vector<Header> scoped_headers;  ///< credentials and user headers: only to url's origin, dropped for good once a redirect leaves it
+    RedirectPolicy redirects = RedirectPolicy::follow;
+};
+
+struct HttpResponse {
+    int status = 0;
+    std::vector<Header> headers;
+    Url url;                    ///< the URL that produced this response
+    std::vector<Url> redirects; ///< the URLs we were redirected through, in order (not including the first)
+    std::string body;           ///< filled by HttpClient::fetch only
+
+    /// First value of a header, case-insensitive.
+    std::optional<std::string> header(std::string_view name) const {
+        for (const auto& [key, value] : headers)
+            if (detail::iequals(key, name)) return value;
+        return std::nullopt;
+    }
+    bool is_redirect() const { return status == 301 || status == 302 || status == 303 || status == 307 || status == 308; }
+};
+
+/// Called once per final (non-followed) response before its body; return false to skip the body.
+using ResponseCheck = std::function<bool(const HttpResponse&)>;
+/// Called with each piece of the final response's body; return false to stop.
+using BodySink = std::function<bool(const char* data, std::size_t size)>;
+
+/// Thread-safe HTTP(S) client with per-origin connection reuse.
+class HttpClient {
+  public:
+    explicit HttpClient(HttpOptions options = {});
+    ~HttpClient();
+    HttpClient(const HttpClient&) = delete;
+    HttpClient& operator=(const HttpClient&) = delete;
+
+    const HttpOptions& options() const { return options_; }
+
+    /// Performs a request and streams the final response's body to `sink`.
+    /// A result with a status (any status) is ok(); only transport failures are errors.
+    /// When `check` or `sink` return false the response seen so far is returned.
+    Result<HttpResponse> stream(const HttpRequest& request, const ResponseCheck& check, const BodySink& sink);
+
+    /// Performs a request and keeps the body in memory (refusing bodies over max_body bytes).
+    Result<HttpResponse> fetch(const HttpRequest& request, std::size_t max_body = 16u << 20);
+
+  private:
+    struct Connection;
+    std::unique_ptr<Connection> checkout(const Url& url, Error& failure);
+    void checkin(std::unique_ptr<Connection> connection);
+    std::string describe_failure(httplib::Error error, const Url& url, const Connection& connection) const;
+
+    HttpOptions options_;
+    X509_STORE* trust_ = nullptr;
+    std::mutex pool_mutex_;
+    std::multimap<std::string, std::unique_ptr<Connection>> idle_;
+};
+
+// ----------------------------------------------------------------------------
+// implementation
+
+namespace detail {
+
+/// Splits "a:b:c:d" on ':' outside brackets.
+inline std::vector<std::string> split_connect_to(std::string_view text) {
+    std::vector<std::string> parts(1);
+    bool in_brackets = false;
+    for (char c : text) {
+        if (c == '[') in_brackets = true;
+        if (c == ']') in_brackets = false;
+        if (c == ':' && !in_brackets) {
+            parts.emplace_back();
+        } else {
+            parts.back() += c;
+        }
+    }
+    return parts;
+}
+
+inline std::optional<std::uint16_t> parse_port(const std::string& text, bool& ok) {
+    ok = true;
+    if (text.empty()) return std::nullopt;
+    unsigned long value = 0;
+    for (char c : text) {
+        if (!std::isdigit(static_cast<unsigned char>(c)) || value > 65535) {
+            ok = false;
+            return std::nullopt;
+        }
+        value = value * 10 + static_cast<unsigned long>(c - '0');
+    }
+    if (value == 0 || value > 65535) ok = false;
+    return static_cast<std::uint16_t>(value);
+}
+
+inline std::string strip_brackets(std::string host) {
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') return host.substr(1, host.size() - 2);
+    return host;
+}
+
+inline std::string base64_encode(std::string_view input) {
+    static const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    std::size_t i = 0;
+    for (; i + 2 < input.size(); i += 3) {
+        unsigned v = (static_cast<unsigned char>(input[i]) << 16) | (static_cast<unsigned char>(input[i + 1]) << 8) |
+                     static_cast<unsigned char>(input[i + 2]);
+        out += alphabet[(v >> 18) & 63];
+        out += alphabet[(v >> 12) & 63];
+        out += alphabet[(v >> 6) & 63];
+        out += alphabet[v & 63];
+    }
+    if (i + 1 == input.size()) {
+        unsigned v = static_cast<unsigned char>(input[i]) << 16;
+        out += alphabet[(v >> 18) & 63];
+        out += alphabet[(v >> 12) & 63];
+        out += "==";
+    } else if (i + 2 == input.size()) {
+        unsigned v = (static_cast<unsigned char>(input[i]) << 16) | (static_cast<unsigned char>(input[i + 1]) << 8);
+        out += alphabet[(v >> 18) & 63];
+        out += alphabet[(v >> 12) & 63];
+        out += alphabet[(v >> 6) & 63];
+        out += '=';
+    }
+    return out;
+}
+
+/// Resolves a host name to a numeric address, as cpp-httplib's address map expects.
+inline std::string numeric_address(const std::string& host) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    if (getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0 || !found) return host;
+    char buffer[NI_MAXHOST] = {};
+    std::string out = host;
+    if (getnameinfo(found->ai_addr, found->ai_addrlen, buffer, sizeof buffer, nullptr, 0, NI_NUMERICHOST) == 0)
+        out = buffer;
+    freeaddrinfo(found);
+    return out;
+}
+
+}  // namespace detail
+
+inline Result<ConnectTo> ConnectTo::parse(std::string_view text) {
+    auto parts = detail::split_connect_to(text);
+    auto fail = [&](const std::string& why) {
+        return make_error(errc::usage, "invalid --connect-to \"" + std::string(text) + "\": " + why +
+                                           " (expected HOST1:PORT1:HOST2:PORT2, e.g. huggingface.co:443:127.0.0.1:8443)");
+    };
+    if (parts.size() != 4) return fail("it has " + std::to_string(parts.size()) + " fields, not 4");
+    ConnectTo rule;
+    bool ok = true;
+    rule.from_host = detail::to_lower(detail::strip_brackets(parts[0]));
+    rule.from_port = detail::parse_port(parts[1], ok);
+    if (!ok) return fail("\"" + parts[1] + "\" is not a port number");
+    rule.to_host = detail::strip_brackets(parts[2]);
+    rule.to_port = detail::parse_port(parts[3], ok);
+    if (!ok) return fail("\"" + parts[3] + "\" is not a port number");
+    return rule;
+}
+
+struct HttpClient::Connection {
+    std::string key;  ///< origin + connect target: connections are only reused for the same pair
+    std::unique_ptr<httplib::ClientImpl> client;
+    httplib::SSLClient* tls = nullptr;  ///< same object as client when https
+    std::string connect_host;
+    std::uint16_t connect_port = 0;
+};
+
+inline HttpClient::HttpClient(HttpOptions options) : options_(std::move(options)) {
+    // One trust store for every connection: the system's (which honours
+    // SSL_CERT_FILE / SSL_CERT_DIR) plus the user's extra CA files.
+    trust_ = X509_STORE_new();
+    X509_STORE_set_default_paths(trust_);
+    for (const auto& file : options_.ca_files) {
+        if (X509_STORE_load_file(trust_, file.c_str()) != 1) {
+            X509_STORE_free(trust_);
+            throw error(errc::usage, "cannot read CA certificates from \"" + file + "\": it must be a readable PEM file");
+        }
+    }
+}
+
+inline HttpClient::~HttpClient() {
+    idle_.clear();
+    X509_STORE_free(trust_);
+}
+
+inline std::unique_ptr<HttpClient::Connection> HttpClient::checkout(const Url& url, Error& failure) {
+    std::string connect_host = url.host;
+    std::uint16_t connect_port = url.port;
+    for (const auto& rule : options_.connect_to) {
+        if (!rule.matches(url)) continue;
+        if (!rule.to_host.empty()) connect_host = rule.to_host;
+        if (rule.to_port) connect_port = *rule.to_port;
+        break;
+    }
+    std::string key = url.origin() + "|" + connect_host + ":" + std::to_string(connect_port);
+    {
+        std::lock_guard<std::mutex> lock(pool_mutex_);
+        auto found = idle_.find(key);
+        if (found != idle_.end()) {
+            auto connection = std::move(found->second);
+            idle_.erase(found);
+            return connection;
+        }
+    }
+    auto connection = std::make_unique<Connection>();
+    connection->key = key;
+    connection->connect_host = connect_host;
+    connection->connect_port = connect_port;
+    if (url.is_https()) {
+        auto tls = std::make_unique<httplib::SSLClient>(url.host, connect_port);
+        if (!tls->is_valid()) {
+            failure = make_error(errc::network, "cannot create a TLS context for " + url.host);
+            return nullptr;
+        }
+        X509_STORE_up_ref(trust_);
+        tls->set_ca_cert_store(trust_);
+        tls->enable_server_certificate_verification(true);
+        connection->tls = tls.get();
+        connection->client = std::move(tls);
+    } else {
+        connection->client = std::make_unique<httplib::ClientImpl>(url.host, connect_port);
+    }
+    auto& client = *connection->client;
+    if (connect_host != url.host) client.set_hostname_addr_map({{url.host, detail::numeric_address(connect_host)}});
+    auto connect_us = std::chrono::duration_cast<std::chrono::microseconds>(options_.connect_timeout).count();
+    auto idle_us = std::chrono::duration_cast<std::chrono::microseconds>(options_.idle_timeout).count();
+    client.set_connection_timeout(connect_us / 1000000, connect_us % 1000000);
+    client.set_read_timeout(idle_us / 1000000, idle_us % 1000000);
+    client.set_write_timeout(idle_us / 1000000, idle_us % 1000000);
+    client.set_keep_alive(true);
+    client.set_follow_location(false);
+    client.set_decompress(false);
+    return connection;
+}
+
+inline void HttpClient::checkin(std::unique_ptr<Connection> connection) {
+    std::lock_guard<std::mutex> lock(pool_mutex_);
+    if (idle_.size() >= 64) idle_.erase(idle_.begin());
+    std::string key = connection->key;
+    idle_.emplace(std::move(key), std::move(connection));
+}
+
+inline std::string HttpClient::describe_failure(httplib::Error failure, const Url& url, const Connection& connection) const {
+    std::string where = url.authority();
+    if (connection.connect_host != url.host || connection.connect_port != url.port)
+        where += " (via " + connection.connect_host + ":" + std::to_string(connection.connect_port) + ")";
+    auto idle_s = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(options_.idle_timeout).count());
+    switch (failure) {
+    case httplib::Error::Connection:
+        return "could not connect to " + where + ": connection refused or host unreachable";
+    case httplib::Error::ConnectionTimeout:
+        return "connecting to " + where + " timed out";
+    case httplib::Error::Read:
+        return "the connection to " + where + " broke while reading (reset by the server, or no data for " + idle_s + " s)";
+    case httplib::Error::Write:
+        return "the connection to " + where + " broke while sending the request";
+    case httplib::Error::SSLConnection:
+        return "the TLS handshake with " + where + " failed (is it really an https server?)";
+    case httplib::Error::SSLLoadingCerts:
+        return "could not load the trusted CA certificates";
+    case httplib::Error::SSLServerVerification: {
+        std::string reason = "certificate verification failed";
+        if (connection.tls) {
+            long code = connection.tls->get_openssl_verify_result();
+            if (code != X509_V_OK) reason = X509_verify_cert_error_string(code);
+            else reason = "the certificate does not match the host name " + url.host;
+        }
+        return "the TLS certificate of " + where + " is not trusted: " + reason +
+               "; if the server uses a private CA, pass --cacert FILE or set SSL_CERT_FILE";
+    }
+    case httplib::Error::Canceled: return "the transfer from " + where + " was stopped";
+    default: return "request to " + where + " failed: " + httplib::to_string(failure);
+    }
+}
+
+inline Result<HttpResponse> HttpClient::stream(const HttpRequest& request, const ResponseCheck& check, const BodySink& sink) {
+    Url url = request.url;
+    std::vector<Url> chain;
+    bool scoped_allowed = true;
+    const std::string scoped_origin = request.url.origin();
+    std::string method = request.method;
+    for (int hop = 0;; ++hop) {
+        if (url.origin() != scoped_origin) scoped_allowed = false;  // never re-sent, even if a later hop comes back
+        httplib::Headers headers;
+        headers.emplace("Host", url.authority());
+        headers.emplace("User-Agent", options_.user_agent);
+        headers.emplace("Accept-Encoding", "identity");
+        for (const auto& [name, value] : request.headers) headers.emplace(name, value);
+        if (scoped_allowed)
+            for (const auto& [name, value] : request.scoped_headers) headers.emplace(name, value);
+        if (!url.userinfo.empty() && scoped_allowed) {
+            // user:pass@host in a config URL becomes Basic auth for that host only.
+            headers.emplace("Authorization", "Basic " + detail::base64_encode(percent_decode(url.userinfo)));
+        }
+
+        Error failure;
+        auto connection = checkout(url, failure);
+        if (!connection) return failure;
+
+        HttpResponse response;
+        response.url = url;
+        response.redirects = chain;
+        bool follow = false;
+        bool body_wanted = true;
+        bool stopped_by_us = false;
+        auto on_headers = [&](const httplib::Response& raw) {
+            response.status = raw.status;
+            response.headers.assign(raw.headers.begin(), raw.headers.end());
+            if (response.is_redirect() && response.header("Location") && request.redirects != RedirectPolicy::none) {
+                std::string location = *response.header("Location");
+                bool relative = location.find("://") == std::string::npos && !detail::starts_with(location, "//");
+                follow = request.redirects == RedirectPolicy::follow || relative;
+            }
+            if (follow) return true;  // read and discard the redirect's body so the connection stays usable
+            body_wanted = !check || check(response);
+            if (!body_wanted) stopped_by_us = true;
+            return body_wanted;
+        };
+        auto on_body = [&](const char* data, std::size_t size) {
+            if (follow) return true;
+            if (!sink) return true;
+            if (!sink(data, size)) {
+                stopped_by_us = true;
+                return false;
+            }
+            return true;
+        };
+        httplib::Result raw = method == "HEAD" ? connection->client->Head(url.target(), headers)
+                                               : connection->client->Get(url.target(), headers, on_headers, on_body);
+        if (method == "HEAD" && raw) on_headers(raw.value());
+        if (!raw) {
+            if (stopped_by_us) return response;  // the caller decided; the connection is not reusable
+            return make_error(errc::network, describe_failure(raw.error(), url, *connection));
+        }
+        checkin(std::move(connection));
+        if (!follow) return response;
+
+        if (hop + 1 > options_.max_redirects)
+            return make_error(errc::network, "too many redirects (more than " + std::to_string(options_.max_redirects) +
+                                                 ") starting at " + request.url.redacted());
+        auto next = resolve_reference(url, *response.header("Location"));
+        if (!next) return make_error(errc::network, "bad redirect from " + url.redacted() + ": " + next.error().message);
+        if (url.is_https() && !next->is_https())
+            return make_error(errc::unsafe, "refusing the redirect from " + url.redacted() + " to the unencrypted " +
+                                                next->redacted() + " (https to http would expose the download)");
+        if (response.status == 303) method = method == "HEAD" ? "HEAD" : "GET";
+        chain.push_back(next.value());
+        url = std::move(next).value();
+    }
+}
+
+inline Result<HttpResponse> HttpClient::fetch(const HttpRequest& request, std::size_t max_body) {
+    std::string body;
+    bool too_big = false;
+    auto result = stream(request, nullptr, [&](const char* data, std::size_t size) {
+        if (body.size() + size > max_body) {
+            too_big = true;
+            return false;
+        }
+        body.append(data, size);
+        return true;
+    });
+    if (!result) return result;
+    if (too_big)
+        return make_error(errc::network, "the answer from " + result->url.redacted() + " is larger than " +
+                                             std::to_string(max_body) + " bytes, which is not what was expected here");
+    result->body = std::move(body);
+    return result;
+}
+
+}  // namespace provision
+
+#endif

@@ -1,0 +1,236 @@
+// SPDX-License-Identifier: MIT
+#include "common.hpp"
+#include "support/loopback_server.hpp"
+
+#include <thread>
+
+using provision::ConnectTo;
+using provision::HttpClient;
+using provision::HttpOptions;
+using provision::HttpRequest;
+using provision_test::LoopbackServer;
+using provision_test::test_ca;
+
+namespace {
+
+HttpOptions trusting_options() {
+    HttpOptions options;
+    options.ca_files = {test_ca().ca_cert_path};
+    return options;
+}
+
+ConnectTo route(const std::string& host, const LoopbackServer& server) {
+    return ConnectTo{host, std::nullopt, "127.0.0.1", static_cast<std::uint16_t>(server.port())};
+}
+
+HttpRequest get(const std::string& url) {
+    HttpRequest request;
+    request.url = provision::parse_url(url).value();
+    return request;
+}
+
+}  // namespace
+
+TEST_CASE("http: TLS verification is on: fails without the CA, passes with --cacert") {
+    auto server = LoopbackServer::https();
+    server->server().Get("/ok", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok", "text/plain"); });
+
+    HttpClient untrusting{HttpOptions{}};
+    auto refused = untrusting.fetch(get(server->url("/ok")));
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == provision::errc::network);
+    CHECK(refused.error().message.find("not trusted") != std::string::npos);
+    CHECK(refused.error().message.find("--cacert") != std::string::npos);
+
+    HttpClient trusting{trusting_options()};
+    auto accepted = trusting.fetch(get(server->url("/ok")));
+    REQUIRE(accepted);
+    CHECK(accepted->status == 200);
+    CHECK(accepted->body == "ok");
+}
+
+TEST_CASE("http: a certificate for another host is refused even with the right CA") {
+    auto server = LoopbackServer::https({"other.test"});
+    server->server().Get("/x", [](const httplib::Request&, httplib::Response& res) { res.set_content("x", "text/plain"); });
+    auto options = trusting_options();
+    options.connect_to.push_back(route("hub.test", *server));
+    HttpClient client{options};
+    auto result = client.fetch(get(server->url_for("hub.test", "/x")));
+    REQUIRE_FALSE(result);
+    CHECK(result.error().message.find("not trusted") != std::string::npos);
+}
+
+TEST_CASE("http: --connect-to keeps the original host for TLS names and the Host header") {
+    auto server = LoopbackServer::https({"hub.test"});
+    server->server().Get("/x", [](const httplib::Request& req, httplib::Response& res) {
+        res.set_content(req.get_header_value("Host") + "|" + req.get_header_value("User-Agent"), "text/plain");
+    });
+    auto options = trusting_options();
+    options.connect_to.push_back(route("hub.test", *server));
+    HttpClient client{options};
+    auto result = client.fetch(get(server->url_for("hub.test", "/x")));
+    REQUIRE(result);
+    CHECK(result->body == "hub.test:" + std::to_string(server->port()) + "|provision/" PROVISION_VERSION_STRING);
+}
+
+TEST_CASE("http: --connect-to rules follow curl's semantics") {
+    auto rule = ConnectTo::parse("huggingface.co:443:127.0.0.1:8443").value();
+    CHECK(rule.matches(provision::parse_url("https://huggingface.co/x").value()));
+    CHECK_FALSE(rule.matches(provision::parse_url("http://huggingface.co/x").value()));  // port 80
+    CHECK_FALSE(rule.matches(provision::parse_url("https://civitai.com/x").value()));
+    auto any_host = ConnectTo::parse(":443:127.0.0.1:").value();
+    CHECK(any_host.matches(provision::parse_url("https://civitai.com/x").value()));
+    CHECK_FALSE(any_host.to_port);
+    auto any_port = ConnectTo::parse("h.test::[::1]:9").value();
+    CHECK(any_port.matches(provision::parse_url("http://h.test:1234/").value()));
+    CHECK(any_port.to_host == "::1");
+    for (const char* bad : {"a:b:c", "h:port:x:1", "h:1:x:70000", "h:1:x:1:extra"}) {
+        CAPTURE(bad);
+        auto parsed = ConnectTo::parse(bad);
+        REQUIRE_FALSE(parsed);
+        CHECK(parsed.error().message.find("HOST1:PORT1:HOST2:PORT2") != std::string::npos);
+    }
+}
+
+TEST_CASE("http: relative redirects are resolved against the request URL") {
+    auto server = LoopbackServer::https();
+    server->server().Get("/dir/start", [](const httplib::Request&, httplib::Response& res) {
+        res.status = 302;
+        res.set_header("Location", "next?x=1");
+    });
+    server->server().Get("/dir/next", [](const httplib::Request& req, httplib::Response& res) {
+        res.set_content("reached " + req.get_param_value("x"), "text/plain");
+    });
+    HttpClient client{trusting_options()};
+    auto result = client.fetch(get(server->url("/dir/start")));
+    REQUIRE(result);
+    CHECK(result->status == 200);
+    CHECK(result->body == "reached 1");
+    REQUIRE(result->redirects.size() == 1);
+    CHECK(result->url.path == "/dir/next");
+}
+
+TEST_CASE("http: credentials and user headers never follow a redirect to another host") {
+    auto cdn = LoopbackServer::https({"cdn.test"});
+    auto hub = LoopbackServer::https({"hub.test"});
+    std::string cdn_url = cdn->url_for("cdn.test", "/blob");
+    std::string hub_back = hub->url_for("hub.test", "/back");
+    hub->server().Get("/file", [&](const httplib::Request&, httplib::Response& res) {
+        res.status = 302;
+        res.set_header("Location", cdn_url);
+    });
+    cdn->server().Get("/blob", [&](const httplib::Request&, httplib::Response& res) {
+        res.status = 307;
+        res.set_header("Location", hub_back);  // and back to the original host
+    });
+    hub->server().Get("/back", [](const httplib::Request&, httplib::Response& res) { res.set_content("done", "text/plain"); });
+
+    auto options = trusting_options();
+    options.connect_to = {route("hub.test", *hub), route("cdn.test", *cdn)};
+    HttpClient client{options};
+    auto request = get(hub->url_for("hub.test", "/file"));
+    request.scoped_headers = {{"Authorization", "Bearer hf_secret"}, {"X-User", "mine"}};
+    request.headers = {{"Range", "bytes=0-"}};
+    auto result = client.fetch(request);
+    REQUIRE(result);
+    CHECK(result->body == "done");
+
+    auto hub_requests = hub->requests();
+    auto cdn_requests = cdn->requests();
+    REQUIRE(hub_requests.size() == 2);
+    REQUIRE(cdn_requests.size() == 1);
+    CHECK(hub_requests[0].header("Authorization") == "Bearer hf_secret");
+    CHECK(hub_requests[0].header("X-User") == "mine");
+    CHECK(cdn_requests[0].header("Authorization").empty());
+    CHECK(cdn_requests[0].header("X-User").empty());
+    CHECK(cdn_requests[0].header("Range") == "bytes=0-");  // unscoped headers do travel
+    // once dropped, never re-sent, even back on the original host
+    CHECK(hub_requests[1].header("Authorization").empty());
+}
+
+TEST_CASE("http: a redirect from https to http is refused") {
+    auto plain = LoopbackServer::http();
+    plain->server().Get("/x", [](const httplib::Request&, httplib::Response& res) { res.set_content("x", "text/plain"); });
+    auto secure = LoopbackServer::https();
+    std::string target = plain->url("/x");
+    secure->server().Get("/start", [&](const httplib::Request&, httplib::Response& res) {
+        res.status = 301;
+        res.set_header("Location", target);
+    });
+    HttpClient client{trusting_options()};
+    auto result = client.fetch(get(secure->url("/start")));
+    REQUIRE_FALSE(result);
+    CHECK(result.error().code == provision::errc::unsafe);
+    CHECK(result.error().message.find("https to http") != std::string::npos);
+    CHECK(plain->requests().empty());
+}
+
+TEST_CASE("http: at most 10 redirects are followed") {
+    auto server = LoopbackServer::https();
+    server->server().Get(R"(/hop/(\d+))", [](const httplib::Request& req, httplib::Response& res) {
+        res.status = 302;
+        res.set_header("Location", "/hop/" + std::to_string(std::stoi(req.matches[1]) + 1));
+    });
+    HttpClient client{trusting_options()};
+    auto result = client.fetch(get(server->url("/hop/0")));
+    REQUIRE_FALSE(result);
+    CHECK(result.error().message.find("too many redirects (more than 10)") != std::string::npos);
+    CHECK(server->requests().size() == 11);
+
+    server->server().Get("/loop", [](const httplib::Request&, httplib::Response& res) {
+        res.status = 308;
+        res.set_header("Location", "/loop");
+    });
+    auto loop = client.fetch(get(server->url("/loop")));
+    REQUIRE_FALSE(loop);
+    CHECK(loop.error().message.find("too many redirects") != std::string::npos);
+}
+
+TEST_CASE("http: relative_only stops at an absolute redirect and returns it") {
+    auto server = LoopbackServer::https();
+    server->server().Get("/old", [](const httplib::Request&, httplib::Response& res) {
+        res.status = 307;
+        res.set_header("Location", "/new");
+    });
+    server->server().Get("/new", [](const httplib::Request&, httplib::Response& res) {
+        res.status = 302;
+        res.set_header("Location", "https://cdn.example/signed?X-Amz-Signature=abc");
+    });
+    HttpClient client{trusting_options()};
+    auto request = get(server->url("/old"));
+    request.method = "HEAD";
+    request.redirects = provision::RedirectPolicy::relative_only;
+    auto result = client.fetch(request);
+    REQUIRE(result);
+    CHECK(result->status == 302);
+    CHECK(result->url.path == "/new");
+    CHECK(result->header("location") == "https://cdn.example/signed?X-Amz-Signature=abc");
+}
+
+TEST_CASE("http: a server that goes quiet hits the idle timeout, not a hang") {
+    auto server = LoopbackServer::https();
+    server->server().Get("/slow", [](const httplib::Request&, httplib::Response& res) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+        res.set_content("late", "text/plain");
+    });
+    auto options = trusting_options();
+    options.idle_timeout = std::chrono::milliseconds(300);
+    HttpClient client{options};
+    auto started = std::chrono::steady_clock::now();
+    auto result = client.fetch(get(server->url("/slow")));
+    REQUIRE_FALSE(result);
+    CHECK(result.error().message.find("no data for") != std::string::npos);
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::milliseconds(1400));
+}
+
+TEST_CASE("http: connection refused is explained") {
+    std::uint16_t closed_port = 0;
+    {
+        auto server = LoopbackServer::http();
+        closed_port = static_cast<std::uint16_t>(server->port());
+    }
+    HttpClient client{HttpOptions{}};
+    auto result = client.fetch(get("http://127.0.0.1:" + std::to_string(closed_port) + "/x"));
+    REQUIRE_FALSE(result);
+    CHECK(result.error().message.find("could not connect to 127.0.0.1:" + std::to_string(closed_port)) != std::string::npos);
+}

@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: MIT
+#include "common.hpp"
+
+using provision::parse_url;
+using provision::resolve_reference;
+
+TEST_CASE("url: parses scheme, host, port, path and query") {
+    auto url = parse_url("HTTPS://Example.COM:8443/a/b%20c.safetensors?x=1#frag");
+    REQUIRE(url);
+    CHECK(url->scheme == "https");
+    CHECK(url->host == "example.com");
+    CHECK(url->port == 8443);
+    CHECK(url->path == "/a/b%20c.safetensors");
+    CHECK(url->query == "x=1");
+    CHECK(url->fragment == "frag");
+    CHECK(url->authority() == "example.com:8443");
+    CHECK(url->origin() == "https://example.com:8443");
+    CHECK(url->target() == "/a/b%20c.safetensors?x=1");
+    CHECK(url->last_segment() == "b c.safetensors");
+}
+
+TEST_CASE("url: default ports are implied and left out of the authority") {
+    CHECK(parse_url("https://h/x")->port == 443);
+    CHECK(parse_url("http://h/x")->port == 80);
+    CHECK(parse_url("https://h:443/x")->authority() == "h");
+    CHECK(parse_url("http://h")->path == "/");
+    CHECK(parse_url("http://[::1]:8080/x")->host == "::1");
+    CHECK(parse_url("http://[::1]:8080/x")->authority() == "[::1]:8080");
+}
+
+TEST_CASE("url: rejects what is not an http(s) URL, saying why") {
+    CHECK(parse_url("ftp://h/x").error().message.find("scheme \"ftp\"") != std::string::npos);
+    CHECK(parse_url("file:///etc/passwd").error().message.find("not supported") != std::string::npos);
+    CHECK(parse_url("example.com/x").error().message.find("https://") != std::string::npos);
+    CHECK(parse_url("https:///x").error().message.find("no host") != std::string::npos);
+    CHECK(parse_url("https://h:99999/x").error().message.find("out of range") != std::string::npos);
+    CHECK(parse_url("https://h:abc/x").error().message.find("not a number") != std::string::npos);
+    CHECK(parse_url("https://h/a b").error().message.find("space") != std::string::npos);
+    CHECK(parse_url(" https://h/x").error().message.find("spaces") != std::string::npos);
+    CHECK_FALSE(parse_url("https://ho st/x"));
+}
+
+TEST_CASE("url: relative references resolve as RFC 3986 says") {
+    auto base = parse_url("https://hub.example/org/repo/resolve/main/file.bin?x=1").value();
+    CHECK(resolve_reference(base, "/api/renamed/file.bin")->str() == "https://hub.example/api/renamed/file.bin");
+    CHECK(resolve_reference(base, "other.bin")->str() == "https://hub.example/org/repo/resolve/main/other.bin");
+    CHECK(resolve_reference(base, "../../x")->str() == "https://hub.example/org/repo/x");
+    CHECK(resolve_reference(base, "?y=2")->str() == "https://hub.example/org/repo/resolve/main/file.bin?y=2");
+    CHECK(resolve_reference(base, "//cdn.example/blob")->str() == "https://cdn.example/blob");
+    CHECK(resolve_reference(base, "http://plain.example/z")->str() == "http://plain.example/z");
+    CHECK(resolve_reference(base, "/a/./b/../c")->path == "/a/c");
+}
+
+TEST_CASE("url: redaction hides user-info and credential query parameters") {
+    auto url = parse_url("https://user:pw@h.example/f?token=abc&keep=1&X-Amz-Signature=s&sig=9").value();
+    std::string shown = url.redacted();
+    CHECK(shown == "https://h.example/f?token=***&keep=1&X-Amz-Signature=***&sig=***");
+    CHECK(shown.find("pw") == std::string::npos);
+    CHECK(url.str().find("user:pw@") != std::string::npos);  // the real URL keeps it
+    CHECK(provision::redact_url("not a url") == "not a url");
+}
+
+TEST_CASE("url: percent coding round-trips and encodes path segments separately") {
+    CHECK(provision::percent_encode("refs/pr/1") == "refs%2Fpr%2F1");
+    CHECK(provision::percent_encode_path("sub dir/a+b.safetensors") == "sub%20dir/a%2Bb.safetensors");
+    CHECK(provision::percent_decode("a%20b%2Fc%zz%") == "a b/c%zz%");
+    CHECK(provision::percent_decode(provision::percent_encode("ünï cødé/x")) == "ünï cødé/x");
+}
