@@ -48,7 +48,7 @@ TEST_CASE("downloader: installs the exact bytes under the final name, verified")
     TempDir dir;
     HttpClient http{trusting_options()};
     Downloader downloader{http, {}};
-    auto plan = plan_for(server->url("/m/model.safetensors"), dir / "Lora");
+    auto plan = plan_for(server->url("/m/model.safetensors"), dir / "Lora", "model.safetensors");
     plan.sha256 = provision::detail::sha256_hex(body);
     auto installed = downloader.download(plan);
     REQUIRE(installed);

@@ -27,7 +27,7 @@ TEST_CASE("file name: sanitizing untrusted names") {
     CHECK(sanitize_file_name(".") == "");
     CHECK(sanitize_file_name("a/b") == "a_b");
     CHECK(sanitize_file_name("a\\b") == "a_b");
-    CHECK(sanitize_file_name(std::string("nul\0here\x01\x1f\x7f.bin", 16)) == "nul_here____.bin");
+    CHECK(sanitize_file_name(std::string("nul\0here\x01\x1f\x7f.bin", 15)) == "nul_here___.bin");
     CHECK(sanitize_file_name(".hidden.bin") == "hidden.bin");
     CHECK(sanitize_file_name("\xff\xfe bad.bin") == "__ bad.bin");
     CHECK(sanitize_file_name("ünïcode.safetensors") == "ünïcode.safetensors");

@@ -56,8 +56,9 @@ int main(int argc, char** argv) {
     app.add_flag("--dry-run", dry_run, "validate and show what would be downloaded, download nothing");
     app.add_option("--workspace", workspace, "target directory (default: $WORKSPACE or /workspace)");
     app.add_option("-j,--jobs", jobs, "entries downloaded at once")->check(CLI::Range(1, 64));
-    app.add_option("--cacert", ca_files, "extra trusted CA certificates (PEM file); may repeat")->check(CLI::ExistingFile);
-    app.add_option("--connect-to", connect_to, "HOST1:PORT1:HOST2:PORT2: connect there instead (curl semantics); may repeat");
+    app.add_option("--cacert", ca_files, "extra trusted CA certificates (PEM file); may repeat")->check(CLI::ExistingFile)->allow_extra_args(false);
+    app.add_option("--connect-to", connect_to, "HOST1:PORT1:HOST2:PORT2: connect there instead (curl semantics); may repeat")
+        ->allow_extra_args(false);
     app.add_flag("-v,--verbose", verbose, "print progress lines while downloading");
     app.set_version_flag("--version", "provision " PROVISION_VERSION_STRING);
     try {
