@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build}
 bash tools/install-deps.sh
 [[ -f "$build/build.ninja" ]] || meson setup "$build" >/dev/null
-ninja -C "$build" provision file_server >/dev/null
+ninja -C "$build" examples/provision examples/file_server >/dev/null
 
 demo=$(mktemp -d /tmp/provision-demo-XXXXXX)
 served="$demo/served"
