@@ -3,7 +3,9 @@
 //
 //   provision [CONFIG_PATH_OR_URL] [--dry-run] [--workspace DIR] [--jobs N]
 //             [--cacert FILE] [--connect-to HOST1:PORT1:HOST2:PORT2]... [--help] [--version]
-#include "console.hpp"
+#include "json_output.hpp"
+#include "progress_view.hpp"
+#include "summary.hpp"
 
 #include <provision/provision.hpp>
 
@@ -43,23 +45,40 @@ const char* exit_codes_help =
 int main(int argc, char** argv) {
     CLI::App app{"provision " PROVISION_VERSION_STRING ": download the models a TOML config lists into the web UI's folders"};
     app.footer(std::string("Environment: PROVISION_URL (config when none is given), WORKSPACE (default /workspace),\n"
-                           "  HF_TOKEN, CIVITAI_TOKEN, HF_ENDPOINT, SSL_CERT_FILE.\n") +
+                           "  HF_TOKEN, CIVITAI_TOKEN, HF_ENDPOINT, SSL_CERT_FILE, HTTPS_PROXY, HTTP_PROXY, NO_PROXY.\n") +
                exit_codes_help);
     std::string config;
     bool dry_run = false;
     bool verbose = false;
     std::string workspace;
     std::size_t jobs = 5;
+    std::size_t connections = provision::DownloadOptions{}.connections_per_file;
+    bool verify = false;
     std::vector<std::string> ca_files;
     std::vector<std::string> connect_to;
     app.add_option("config", config, "TOML config: a local path or an http(s) URL (default: $PROVISION_URL)");
     app.add_flag("--dry-run", dry_run, "validate and show what would be downloaded, download nothing");
     app.add_option("--workspace", workspace, "target directory (default: $WORKSPACE or /workspace)");
     app.add_option("-j,--jobs", jobs, "entries downloaded at once")->check(CLI::Range(1, 64));
+    app.add_option("--connections", connections,
+                   "connections per file when the server supports Range (default 8; at most 16 open over all files, or N if larger)")
+        ->check(CLI::Range(1, 64));
+    app.add_flag("--verify", verify, "re-hash files already in place instead of trusting the install record");
     app.add_option("--cacert", ca_files, "extra trusted CA certificates (PEM file); may repeat")->check(CLI::ExistingFile)->allow_extra_args(false);
     app.add_option("--connect-to", connect_to, "HOST1:PORT1:HOST2:PORT2: connect there instead (curl semantics); may repeat")
         ->allow_extra_args(false);
-    app.add_flag("-v,--verbose", verbose, "print progress lines while downloading");
+    std::string layout_name;
+    std::string models_dir;
+    app.add_option("--layout", layout_name, "folder layout: sdnext (default), a1111, forge or comfyui; overrides [settings]")
+        ->check(CLI::IsMember({"sdnext", "a1111", "forge", "comfyui"}));
+    app.add_option("--models-dir", models_dir, "the UI's models folder (default: the layout's, inside the workspace)");
+    bool quiet = false;
+    bool json = false;
+    std::string report_file;
+    app.add_flag("-v,--verbose", verbose, "also show resolved sources and files already in place");
+    app.add_flag("-q,--quiet", quiet, "show only failures, notices and the summary")->excludes("--verbose");
+    app.add_flag("--json", json, "write newline-delimited JSON events and a final report object to stdout");
+    app.add_option("--report", report_file, "also write the final report as JSON to this file");
     app.set_version_flag("--version", "provision " PROVISION_VERSION_STRING);
     try {
         app.parse(argc, argv);
@@ -68,7 +87,13 @@ int main(int argc, char** argv) {
         return code == 0 ? 0 : 2;
     }
 
-    auto options = provision::ProvisionOptions::from_environment();
+    provision::ProvisionOptions options;
+    try {
+        options = provision::ProvisionOptions::from_environment();
+    } catch (const provision::error& e) {  // e.g. an unusable HTTPS_PROXY value
+        std::fprintf(stderr, "error: %s\n", e.what());
+        return provision::exit_code(e.code());
+    }
     if (!workspace.empty()) options.workspace = workspace;
     if (config.empty()) {
         if (auto url = options.env("PROVISION_URL"); url && !url->empty()) config = *url;
@@ -88,11 +113,20 @@ int main(int argc, char** argv) {
         }
         options.http.connect_to.push_back(rule.value());
     }
+    options.layout_name = layout_name;
+    options.models_dir = models_dir;
     options.jobs = jobs;
+    options.download.connections_per_file = connections;
+    options.download.verify = verify;
     options.dry_run = dry_run;
     options.cancel = &stop_requested;
-    console::EventPrinter printer(verbose);
-    options.on_event = [&printer](const provision::Event& event) { printer(event); };
+    console::JsonEventWriter json_writer(stdout);
+    console::ProgressView view(json ? console::ViewOptions{} : console::detect_view_options(quiet, verbose));
+    if (json) {
+        options.on_event = [&json_writer](const provision::Event& event) { json_writer(event); };
+    } else {
+        options.on_event = [&view](const provision::Event& event) { view.on_event(event); };
+    }
 
     std::signal(SIGINT, on_stop_signal);
     std::signal(SIGTERM, on_stop_signal);
@@ -100,8 +134,25 @@ int main(int argc, char** argv) {
     try {
         provision::ProvisioningSystem system(options);
         provision::Report report = system.provision(config);
-        console::print_summary(report, dry_run);
-        if (stop_requested.load()) return stop_signal.load() == SIGTERM ? 143 : 130;
+        view.finish();
+        auto report_object = console::report_json(report, dry_run);
+        if (json) {
+            json_writer.write(report_object);
+        } else {
+            console::print_summary(report, dry_run);
+        }
+        if (!report_file.empty() && !console::write_report_file(report_file, report_object)) {
+            std::fprintf(stderr, "error: cannot write the report to %s\n", report_file.c_str());
+            if (report.ok()) return provision::exit_code(provision::errc::io);
+        }
+        if (stop_requested.load()) {
+            std::size_t left = 0;
+            for (const auto& entry : report.entries)
+                if (entry.status == provision::EntryOutcome::Status::failed && entry.error.code == provision::errc::cancelled) ++left;
+            std::fprintf(stderr, "interrupted: %zu entr%s left unfinished; partial downloads are kept and the next run continues them\n",
+                         left, left == 1 ? "y" : "ies");
+            return stop_signal.load() == SIGTERM ? 143 : 130;
+        }
         return report.exit_code();
     } catch (const provision::error& e) {
         std::fprintf(stderr, "error: %s\n", e.what());

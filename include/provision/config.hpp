@@ -89,9 +89,20 @@ struct Diagnostic {
     }
 };
 
+/// The optional [settings] and [directories] tables: which UI's folders to fill.
+struct ManifestSettings {
+    std::string layout;      ///< "sdnext", "a1111", "forge", "comfyui"; empty: the default (or the CLI's --layout)
+    std::string models_dir;  ///< ${VAR} expanded; relative paths are relative to the workspace; empty: the layout's default
+    SourceLocation layout_where;
+    /// [directories]: category -> folder (relative to the models directory, or absolute); adds or overrides.
+    std::vector<std::pair<std::string, std::string>> directories;
+    std::vector<SourceLocation> directory_where;  ///< parallel to directories
+};
+
 /// A parsed config: the entries and every problem found. Usable only when ok().
 struct Manifest {
     std::string origin;  ///< the file path or (redacted) URL it came from
+    ManifestSettings settings;
     std::vector<Entry> entries;
     std::vector<Diagnostic> diagnostics;
     bool ok() const { return diagnostics.empty(); }

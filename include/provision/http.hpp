@@ -11,6 +11,7 @@
 
 #include "config.hpp"
 #include "error.hpp"
+#include "proxy.hpp"
 #include "url.hpp"
 #include "version.hpp"
 
@@ -60,6 +61,7 @@ struct HttpOptions {
     std::chrono::milliseconds idle_timeout{60000};  ///< per read; there is no total cap
     int max_redirects = 10;
     std::string user_agent = provision::user_agent;
+    ProxySettings proxy;  ///< from HTTPS_PROXY / HTTP_PROXY / NO_PROXY; --connect-to does not apply through a proxy
 };
 
 /// Which redirects a request follows.
@@ -69,12 +71,49 @@ enum class RedirectPolicy {
     none,           ///< return the 3xx itself
 };
 
+/// Lets another thread stop a request in flight. A stalled read or a cancelled
+/// run must not wait for the read timeout (a minute by default), so the
+/// downloader's watchdog aborts the connection instead: its socket is shut
+/// down, the blocked read returns and the request fails. Once aborted, every
+/// later request that carries this handle fails at once until reset().
+class RequestAbort {
+  public:
+    /// Thread-safe; may be called again while the request is still unwinding.
+    void abort();
+    bool aborted() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return aborted_;
+    }
+    void reset() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        aborted_ = false;
+    }
+
+  private:
+    friend class HttpClient;
+    bool attach(httplib::ClientImpl* client) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (aborted_) return false;
+        client_ = client;
+        return true;
+    }
+    void detach() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        client_ = nullptr;
+    }
+
+    mutable std::mutex mutex_;
+    httplib::ClientImpl* client_ = nullptr;
+    bool aborted_ = false;
+};
+
 struct HttpRequest {
     std::string method = "GET";  ///< GET or HEAD
     Url url;
     std::vector<Header> headers;         ///< sent to every hop (Range, Accept, ...)
     std::vector<Header> scoped_headers;  ///< credentials and user headers: only to url's origin, dropped for good once a redirect leaves it
     RedirectPolicy redirects = RedirectPolicy::follow;
+    RequestAbort* abort = nullptr;       ///< optional: lets another thread stop this request
 };
 
 struct HttpResponse {
@@ -196,6 +235,51 @@ inline std::string base64_encode(std::string_view input) {
     return out;
 }
 
+/// cpp-httplib before 0.12.2 percent-decodes every response header value,
+/// Location included (yhirose/cpp-httplib#1459), so a signed storage URL's
+/// "attachment%3B%20filename%3D%22x%22" arrives as "attachment; filename="x""
+/// and is no longer a URL. This re-encodes it the way signers encode: in the
+/// path, the bytes a URL cannot contain; in the query, everything but
+/// unreserved bytes, '&', the first '=' of each pair, '+' (a space in form
+/// encoding) and intact %XX escapes. Servers verify signatures on decoded
+/// values, so R2/B2/CDN links work again; an encoded '&' or '+' in a value
+/// cannot be told apart any more. A no-op on URLs encoded that way already.
+inline std::string reencode_decoded_location(std::string_view location) {
+    static const char* hex = "0123456789ABCDEF";
+    auto escape = [](std::string& out, unsigned char c) {
+        out += '%';
+        out += hex[c >> 4];
+        out += hex[c & 15];
+    };
+    std::string out;
+    bool in_query = false;
+    bool pair_has_equals = false;
+    for (std::size_t i = 0; i < location.size(); ++i) {
+        unsigned char c = static_cast<unsigned char>(location[i]);
+        bool intact_escape = c == '%' && i + 2 < location.size() && hex_value(location[i + 1]) >= 0 && hex_value(location[i + 2]) >= 0;
+        if (intact_escape) {
+            out += static_cast<char>(c);
+        } else if (!in_query) {
+            bool invalid = c <= 0x20 || c >= 0x7f || c == '"' || c == '<' || c == '>' || c == '\\' || c == '^' || c == '`' ||
+                           c == '{' || c == '|' || c == '}' || c == '%';
+            if (invalid) escape(out, c);
+            else out += static_cast<char>(c);
+            if (c == '?') in_query = true;
+        } else if (c == '&') {
+            out += '&';
+            pair_has_equals = false;
+        } else if (c == '=' && !pair_has_equals) {
+            out += '=';
+            pair_has_equals = true;
+        } else if (is_unreserved(c) || c == '+') {
+            out += static_cast<char>(c);
+        } else {
+            escape(out, c);
+        }
+    }
+    return out;
+}
+
 /// Resolves a host name to a numeric address, as cpp-httplib's address map expects.
 inline std::string numeric_address(const std::string& host) {
     addrinfo hints{};
@@ -237,7 +321,18 @@ struct HttpClient::Connection {
     httplib::SSLClient* tls = nullptr;  ///< same object as client when https
     std::string connect_host;
     std::uint16_t connect_port = 0;
+    std::string proxy;  ///< "host:port" of the proxy in use, empty for direct connections
 };
+
+inline void RequestAbort::abort() {
+    // Holding our mutex while stopping keeps the client alive: the request
+    // thread detaches (under the same mutex) before its connection can go.
+    // httplib's stop() only shuts the socket down while a request is in
+    // flight, which wakes the blocked read without racing its close.
+    std::lock_guard<std::mutex> lock(mutex_);
+    aborted_ = true;
+    if (client_) client_->stop();
+}
 
 inline HttpClient::HttpClient(HttpOptions options) : options_(std::move(options)) {
     // One trust store for every connection: the system's (which honours
@@ -266,7 +361,13 @@ inline std::unique_ptr<HttpClient::Connection> HttpClient::checkout(const Url& u
         if (rule.to_port) connect_port = *rule.to_port;
         break;
     }
-    std::string key = url.origin() + "|" + connect_host + ":" + std::to_string(connect_port);
+    auto proxy = options_.proxy.for_url(url);
+    if (proxy) {
+        connect_host = url.host;  // the proxy resolves and connects; --connect-to rules are not applied
+        connect_port = url.port;
+    }
+    std::string key = url.origin() + "|" + connect_host + ":" + std::to_string(connect_port) + "|" +
+                      (proxy ? proxy->str() : std::string());
     {
         std::lock_guard<std::mutex> lock(pool_mutex_);
         auto found = idle_.find(key);
@@ -296,6 +397,15 @@ inline std::unique_ptr<HttpClient::Connection> HttpClient::checkout(const Url& u
     }
     auto& client = *connection->client;
     if (connect_host != url.host) client.set_hostname_addr_map({{url.host, detail::numeric_address(connect_host)}});
+    if (proxy) {
+        client.set_proxy(proxy->host, proxy->port);
+        if (!proxy->userinfo.empty()) {
+            std::string userinfo = percent_decode(proxy->userinfo);
+            std::size_t colon = userinfo.find(':');
+            client.set_proxy_basic_auth(userinfo.substr(0, colon), colon == std::string::npos ? "" : userinfo.substr(colon + 1));
+        }
+        connection->proxy = proxy->authority();
+    }
     auto connect_us = std::chrono::duration_cast<std::chrono::microseconds>(options_.connect_timeout).count();
     auto idle_us = std::chrono::duration_cast<std::chrono::microseconds>(options_.idle_timeout).count();
     client.set_connection_timeout(connect_us / 1000000, connect_us % 1000000);
@@ -316,7 +426,9 @@ inline void HttpClient::checkin(std::unique_ptr<Connection> connection) {
 
 inline std::string HttpClient::describe_failure(httplib::Error failure, const Url& url, const Connection& connection) const {
     std::string where = url.authority();
-    if (connection.connect_host != url.host || connection.connect_port != url.port)
+    if (!connection.proxy.empty())
+        where += " (through the proxy " + connection.proxy + ")";
+    else if (connection.connect_host != url.host || connection.connect_port != url.port)
         where += " (via " + connection.connect_host + ":" + std::to_string(connection.connect_port) + ")";
     auto idle_s = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(options_.idle_timeout).count());
     switch (failure) {
@@ -360,6 +472,13 @@ inline Result<HttpResponse> HttpClient::stream(const HttpRequest& request, const
         headers.emplace("User-Agent", options_.user_agent);
         headers.emplace("Accept-Encoding", "identity");
         for (const auto& [name, value] : request.headers) headers.emplace(name, value);
+        if (url.is_https() && options_.proxy.for_url(url)) {
+            // cpp-httplib 0.11 adds the proxy's credentials to every request,
+            // including those inside the CONNECT tunnel, which the origin server
+            // reads. A header of that name (empty) stops it; CONNECT itself,
+            // built inside the library, still carries the credentials.
+            headers.emplace("Proxy-Authorization", "");
+        }
         if (scoped_allowed)
             for (const auto& [name, value] : request.scoped_headers) headers.emplace(name, value);
         if (!url.userinfo.empty() && scoped_allowed) {
@@ -380,6 +499,8 @@ inline Result<HttpResponse> HttpClient::stream(const HttpRequest& request, const
         auto on_headers = [&](const httplib::Response& raw) {
             response.status = raw.status;
             response.headers.assign(raw.headers.begin(), raw.headers.end());
+            for (auto& [name, value] : response.headers)
+                if (detail::iequals(name, "Location")) value = detail::reencode_decoded_location(value);
             if (response.is_redirect() && response.header("Location") && request.redirects != RedirectPolicy::none) {
                 std::string location = *response.header("Location");
                 bool relative = location.find("://") == std::string::npos && !detail::starts_with(location, "//");
@@ -399,9 +520,17 @@ inline Result<HttpResponse> HttpClient::stream(const HttpRequest& request, const
             }
             return true;
         };
+        if (request.abort && !request.abort->attach(connection->client.get()))
+            return make_error(errc::network, "the request to " + url.authority() + " was stopped");
         httplib::Result raw = method == "HEAD" ? connection->client->Head(url.target(), headers)
                                                : connection->client->Get(url.target(), headers, on_headers, on_body);
+        bool aborted = false;
+        if (request.abort) {
+            request.abort->detach();
+            aborted = request.abort->aborted();
+        }
         if (method == "HEAD" && raw) on_headers(raw.value());
+        if (aborted) return make_error(errc::network, "the request to " + url.authority() + " was stopped");
         if (!raw) {
             if (stopped_by_us) return response;  // the caller decided; the connection is not reusable
             return make_error(errc::network, describe_failure(raw.error(), url, *connection));

@@ -14,6 +14,7 @@
 #include "http.hpp"
 #include "plan.hpp"
 #include "events.hpp"
+#include "gdrive.hpp"
 #include "sources.hpp"
 #include "downloader.hpp"
 #include "provisioner.hpp"

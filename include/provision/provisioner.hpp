@@ -8,10 +8,12 @@
 
 #include "config.hpp"
 #include "detail/log_file.hpp"
+#include "detail/redact.hpp"
 #include "detail/thread_pool.hpp"
 #include "downloader.hpp"
 #include "error.hpp"
 #include "events.hpp"
+#include "gdrive.hpp"
 #include "http.hpp"
 #include "layout.hpp"
 #include "plan.hpp"
@@ -38,13 +40,21 @@ struct ProvisionOptions {
     HttpOptions http;
     Credentials credentials;
     std::string hf_endpoint = "https://huggingface.co";
-    std::optional<Layout> layout;  ///< default: Layout::sdnext(workspace)
+    std::string layout_name;           ///< --layout: overrides the config's [settings] layout (default sdnext)
+    std::filesystem::path models_dir;  ///< --models-dir: overrides the config's [settings] models_dir
+    std::optional<Layout> layout;      ///< a complete custom layout; when set, the two above and [settings] are ignored
     std::filesystem::path log_file;  ///< default: workspace/logs/provision.log
     EventHandler on_event;
     const std::atomic<bool>* cancel = nullptr;
     EnvLookup env = process_environment();
+    /// The download engine's settings: connections per file (--connections),
+    /// --verify, segment sizes, timeouts, retries. cancel, on_event, the
+    /// connection budget and the install record are filled in by the system.
+    DownloadOptions download;
+    std::size_t max_connections = 16;  ///< connections open at once over all files (at least download.connections_per_file)
 
-    /// Defaults filled from WORKSPACE, HF_TOKEN, CIVITAI_TOKEN, HF_ENDPOINT and SSL_CERT_FILE.
+    /// Defaults filled from WORKSPACE, HF_TOKEN, CIVITAI_TOKEN, HF_ENDPOINT and the proxy variables.
+    /// Throws provision::error for an invalid proxy variable.
     static ProvisionOptions from_environment(const EnvLookup& env = process_environment()) {
         ProvisionOptions options;
         options.env = env;
@@ -52,6 +62,9 @@ struct ProvisionOptions {
         if (auto token = env("HF_TOKEN")) options.credentials.hf_token = *token;
         if (auto token = env("CIVITAI_TOKEN")) options.credentials.civitai_token = *token;
         if (auto endpoint = env("HF_ENDPOINT"); endpoint && !endpoint->empty()) options.hf_endpoint = *endpoint;
+        auto proxy = ProxySettings::from_environment(env);
+        if (!proxy) throw error(proxy.error().code, proxy.error().message);
+        options.http.proxy = proxy.value();
         return options;
     }
 };
@@ -109,8 +122,19 @@ class ProvisioningSystem {
     explicit ProvisioningSystem(ProvisionOptions options)
         : options_(std::move(options)), http_(options_.http),
           layout_(options_.layout ? *options_.layout : Layout::sdnext(options_.workspace)) {
+        redactor_.add(options_.credentials.hf_token);
+        redactor_.add(options_.credentials.civitai_token);
+        if (!options_.layout_name.empty()) {
+            auto named = Layout::by_name(options_.layout_name, options_.workspace, options_.models_dir);
+            if (!named) throw error(errc::usage, named.error().message);
+            layout_ = named.value();
+        }
         if (options_.jobs == 0) throw error(errc::usage, "jobs must be at least 1");
         if (options_.log_file.empty()) options_.log_file = options_.workspace / "logs" / "provision.log";
+        if (options_.download.connections_per_file == 0) throw error(errc::usage, "connections must be at least 1");
+        connection_budget_ = std::make_shared<ConnectionBudget>(
+            std::max(options_.max_connections, options_.download.connections_per_file));
+        registry_ = std::make_shared<InstallRegistry>(options_.workspace / ".provision" / "installed.json");
     }
 
     /// Reads a local TOML file and provisions it.
@@ -133,27 +157,45 @@ class ProvisioningSystem {
         return std::async(std::launch::async, [this, url] { return provision_from_url(url); });
     }
 
+    /// The layout used when a config has no [settings] (the config's own settings win over nothing but the CLI's).
     const Layout& layout() const { return layout_; }
+    /// The layout for one config: options first, then its [settings] and [directories].
+    Result<Layout> layout_for(const ManifestSettings& settings) const;
     const ProvisionOptions& options() const { return options_; }
 
     /// Fetches config text from a URL (exposed for the CLI's dry-run and tests).
     Result<std::string> fetch_config(const std::string& url);
 
   private:
+    /// An entry on its way: resolved into a plan, checked against the disk.
+    struct PendingEntry {
+        std::optional<DownloadPlan> plan;
+        PlanCheck check;
+        std::chrono::steady_clock::time_point started;
+    };
+
     void emit(const Event& event);
-    EntryOutcome run_entry(const Entry& entry, const std::filesystem::path& folder);
+    EntryOutcome finish_entry(EntryOutcome outcome, EntryOutcome::Status status, std::chrono::steady_clock::time_point started);
+    EntryOutcome prepare_entry(const Entry& entry, const std::filesystem::path& folder, PendingEntry& pending);
+    EntryOutcome download_entry(EntryOutcome outcome, PendingEntry& pending);
+    DownloadOptions download_options();
 
     ProvisionOptions options_;
     HttpClient http_;
     Layout layout_;
     detail::LogFile log_;
+    detail::SecretRedactor redactor_;  ///< every token and header value we know, scrubbed from all output
     std::mutex emit_mutex_;
+    std::shared_ptr<ConnectionBudget> connection_budget_;
+    std::shared_ptr<InstallRegistry> registry_;
 };
 
 // ----------------------------------------------------------------------------
 // implementation
 
-inline void ProvisioningSystem::emit(const Event& event) {
+inline void ProvisioningSystem::emit(const Event& original) {
+    Event event = original;
+    event.message = redactor_.apply(std::move(event.message));
     if (event.kind != EventKind::progress) {
         std::string line = std::string(to_string(event.kind));
         if (!event.key_path.empty()) line += " " + event.key_path;
@@ -170,6 +212,9 @@ inline void ProvisioningSystem::emit(const Event& event) {
 inline Result<std::string> ProvisioningSystem::fetch_config(const std::string& url_text) {
     auto url = parse_url(url_text);
     if (!url) return url.error();
+    // A Drive share link names a file, not its bytes: run Drive's flow (gdrive.hpp).
+    if (auto drive = parse_drive_link(url.value()))
+        return fetch_drive_text(http_, *drive, "the config URL " + url->redacted(), 4u << 20);
     HttpRequest request;
     request.url = url.value();
     auto response = http_.fetch(request, 4u << 20);
@@ -210,18 +255,42 @@ inline Report ProvisioningSystem::provision_from_url(const std::string& url) {
     return provision_from_text(text.value(), redact_url(url));
 }
 
+inline Result<Layout> ProvisioningSystem::layout_for(const ManifestSettings& settings) const {
+    if (options_.layout) return *options_.layout;
+    std::string name = !options_.layout_name.empty() ? options_.layout_name
+                       : !settings.layout.empty()    ? settings.layout
+                                                     : "sdnext";
+    std::filesystem::path models_dir = options_.models_dir;
+    if (models_dir.empty() && !settings.models_dir.empty()) {
+        models_dir = settings.models_dir;
+        if (models_dir.is_relative()) models_dir = options_.workspace / models_dir;
+    }
+    auto layout = Layout::by_name(name, options_.workspace, models_dir);
+    if (!layout) return layout.error();
+    for (const auto& [category, folder] : settings.directories) layout->add(category, folder);
+    return layout;
+}
+
 inline Report ProvisioningSystem::provision_from_text(const std::string& text, const std::string& origin) {
     if (!log_.is_open()) log_.open(options_.log_file);
     log_.write("---- provision " PROVISION_VERSION_STRING " run: " + origin + (options_.dry_run ? " (dry run)" : ""));
     Report report;
     report.origin = origin;
     Manifest manifest = parse_config(text, origin, options_.env);
+    for (const auto& entry : manifest.entries)
+        for (const auto& header : entry.headers) redactor_.add(header.second);
     report.config_errors = manifest.diagnostics;
 
     // Every category must exist before anything is downloaded: a typo is a config error.
+    Layout layout = layout_;
+    if (auto chosen = layout_for(manifest.settings)) {
+        layout = chosen.value();
+    } else {
+        report.config_errors.push_back(Diagnostic{manifest.settings.layout_where, "settings", chosen.error().message});
+    }
     std::vector<std::filesystem::path> folders;
     for (const auto& entry : manifest.entries) {
-        auto folder = layout_.folder_for(entry.category);
+        auto folder = layout.folder_for(entry.category);
         if (!folder) {
             SourceLocation where = entry.where;
             report.config_errors.push_back(Diagnostic{where, "models." + entry.category, folder.error().message});
@@ -234,37 +303,95 @@ inline Report ProvisioningSystem::provision_from_text(const std::string& text, c
     if (!report.config_errors.empty()) return report;
 
     report.entries.resize(manifest.entries.size());
-    detail::ThreadPool pool(std::min(options_.jobs, manifest.entries.size()));
-    for (std::size_t i = 0; i < manifest.entries.size(); ++i) {
-        pool.submit([this, &report, &manifest, &folders, i] {
-            report.entries[i] = run_entry(manifest.entries[i], folders[i]);
-        });
+    // Gated Hugging Face entries need a working token: it is checked once, up
+    // front, and only the entries that cannot succeed are failed; the rest run.
+    std::vector<bool> settled(manifest.entries.size(), false);
+    ResolveContext gated_check{http_, options_.credentials, options_.hf_endpoint};
+    for (auto& problem : sources::check_gated_entries(manifest.entries, gated_check)) {
+        const Entry& entry = manifest.entries[problem.index];
+        EntryOutcome& outcome = report.entries[problem.index];
+        outcome.key_path = entry.key_path;
+        outcome.category = entry.category;
+        outcome.source = entry.source;
+        outcome.status = EntryOutcome::Status::failed;
+        outcome.error = problem.error;
+        settled[problem.index] = true;
+        emit(Event{EventKind::message, entry.key_path, "", 0, std::nullopt, problem.error.message});
     }
-    pool.wait();
+    // Every entry is resolved and checked against the disk before the first
+    // model byte moves: entries already in place are done at once, and the
+    // rest must fit on their filesystems (a download that fails at 19 of
+    // 20 GB for lack of space wastes the whole transfer).
+    std::vector<PendingEntry> pending(manifest.entries.size());
+    {
+        detail::ThreadPool pool(std::min(options_.jobs, manifest.entries.size()));
+        for (std::size_t i = 0; i < manifest.entries.size(); ++i) {
+            if (settled[i]) continue;
+            pool.submit([this, &report, &manifest, &folders, &pending, i] {
+                report.entries[i] = prepare_entry(manifest.entries[i], folders[i], pending[i]);
+            });
+        }
+        pool.wait();
+    }
+    std::vector<detail::SpaceNeed> needs;
+    for (std::size_t i = 0; i < manifest.entries.size(); ++i)
+        if (pending[i].plan && pending[i].check.bytes_needed)
+            needs.push_back({pending[i].plan->folder, *pending[i].check.bytes_needed, manifest.entries[i].key_path});
+    if (auto shortfall = detail::space_shortfall(needs)) {
+        report.fatal = *shortfall;
+        log_.write("error: " + shortfall->message);
+        for (std::size_t i = 0; i < manifest.entries.size(); ++i) {
+            if (!pending[i].plan) continue;
+            report.entries[i].error = make_error(errc::disk_full, manifest.entries[i].key_path + ": not downloaded: not enough disk space");
+            report.entries[i].status = EntryOutcome::Status::failed;
+        }
+        return report;
+    }
+    {
+        detail::ThreadPool pool(std::min(options_.jobs, manifest.entries.size()));
+        for (std::size_t i = 0; i < manifest.entries.size(); ++i) {
+            if (!pending[i].plan) continue;
+            pool.submit([this, &report, &pending, i] { report.entries[i] = download_entry(report.entries[i], pending[i]); });
+        }
+        pool.wait();
+    }
+    if (!options_.dry_run) registry_->sync();
     return report;
 }
 
-inline EntryOutcome ProvisioningSystem::run_entry(const Entry& entry, const std::filesystem::path& folder) {
-    auto started = std::chrono::steady_clock::now();
+inline DownloadOptions ProvisioningSystem::download_options() {
+    DownloadOptions download = options_.download;
+    download.cancel = options_.cancel;
+    download.on_event = [this](const Event& event) { emit(event); };
+    download.connection_budget = connection_budget_;
+    download.registry = registry_;
+    return download;
+}
+
+inline EntryOutcome ProvisioningSystem::finish_entry(EntryOutcome outcome, EntryOutcome::Status status,
+                                                     std::chrono::steady_clock::time_point started) {
+    outcome.status = status;
+    outcome.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (status == EntryOutcome::Status::failed)
+        emit(Event{EventKind::failed, outcome.key_path, outcome.path.string(), 0, std::nullopt, outcome.error.message});
+    else
+        emit(Event{EventKind::done, outcome.key_path, outcome.path.string(), outcome.bytes, outcome.bytes, to_string(status)});
+    return outcome;
+}
+
+inline EntryOutcome ProvisioningSystem::prepare_entry(const Entry& entry, const std::filesystem::path& folder,
+                                                      PendingEntry& pending) {
+    pending.started = std::chrono::steady_clock::now();
     EntryOutcome outcome;
     outcome.key_path = entry.key_path;
     outcome.category = entry.category;
     outcome.source = entry.source;
-    auto finish = [&](EntryOutcome::Status status) {
-        outcome.status = status;
-        outcome.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-        if (status == EntryOutcome::Status::failed)
-            emit(Event{EventKind::failed, entry.key_path, outcome.path.string(), 0, std::nullopt, outcome.error.message});
-        else
-            emit(Event{EventKind::done, entry.key_path, outcome.path.string(), outcome.bytes, outcome.bytes, to_string(status)});
-        return outcome;
-    };
     try {
         ResolveContext context{http_, options_.credentials, options_.hf_endpoint};
         auto plan = resolve_entry(entry, context);
         if (!plan) {
             outcome.error = plan.error();
-            return finish(EntryOutcome::Status::failed);
+            return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
         }
         plan->folder = folder;
         outcome.identity = plan->identity;
@@ -272,24 +399,44 @@ inline EntryOutcome ProvisioningSystem::run_entry(const Entry& entry, const std:
         if (options_.dry_run) {
             outcome.bytes = plan->size.value_or(0);
             emit(Event{EventKind::plan, entry.key_path, outcome.path.string(), 0, plan->size, plan->url.redacted()});
-            return finish(EntryOutcome::Status::planned);
+            return finish_entry(outcome, EntryOutcome::Status::planned, pending.started);
         }
-        DownloadOptions download_options;
-        download_options.cancel = options_.cancel;
-        download_options.on_event = [this](const Event& event) { emit(event); };
-        Downloader downloader(http_, download_options);
-        auto installed = downloader.download(plan.value());
+        // No request: the install record (or, without one, the file's digest)
+        // says whether it is already in place.
+        Downloader downloader(http_, download_options());
+        pending.check = downloader.check(plan.value());
+        if (pending.check.present) {
+            outcome.path = pending.check.present->path;
+            outcome.bytes = pending.check.present->size;
+            outcome.sha256 = pending.check.present->sha256;
+            return finish_entry(outcome, EntryOutcome::Status::present, pending.started);
+        }
+        if (!pending.check.reason.empty()) log_.write("replacing " + outcome.path.string() + ": " + pending.check.reason);
+        pending.plan = std::move(plan).value();
+        outcome.status = EntryOutcome::Status::planned;
+        return outcome;
+    } catch (const std::exception& e) {
+        outcome.error = make_error(errc::internal, entry.key_path + ": unexpected failure: " + e.what());
+        return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
+    }
+}
+
+inline EntryOutcome ProvisioningSystem::download_entry(EntryOutcome outcome, PendingEntry& pending) {
+    try {
+        Downloader downloader(http_, download_options());
+        auto installed = downloader.download(*pending.plan, pending.check);
         if (!installed) {
             outcome.error = installed.error();
-            return finish(EntryOutcome::Status::failed);
+            return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
         }
         outcome.path = installed->path;
         outcome.bytes = installed->size;
         outcome.sha256 = installed->sha256;
-        return finish(installed->already_present ? EntryOutcome::Status::present : EntryOutcome::Status::installed);
+        return finish_entry(outcome, installed->already_present ? EntryOutcome::Status::present : EntryOutcome::Status::installed,
+                            pending.started);
     } catch (const std::exception& e) {
-        outcome.error = make_error(errc::internal, entry.key_path + ": unexpected failure: " + e.what());
-        return finish(EntryOutcome::Status::failed);
+        outcome.error = make_error(errc::internal, outcome.key_path + ": unexpected failure: " + e.what());
+        return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
     }
 }
 

@@ -272,15 +272,19 @@ inline Result<Url> resolve_reference(const Url& base, std::string_view reference
         out.query = std::string(query);
     }
     out.fragment = std::string(fragment);
-    for (unsigned char c : out.path)
-        if (c <= 0x20 || c == 0x7f) return make_error(errc::network, "the server redirected to a URL with a space or control character");
+    // The path and query go on the next request line: a space or a line break there
+    // would break (or split) the request.
+    for (const std::string* part : {&out.path, &out.query, &out.fragment})
+        for (unsigned char c : *part)
+            if (c <= 0x20 || c == 0x7f)
+                return make_error(errc::network, "the server redirected to a URL with a space or control character");
     return out;
 }
 
 inline std::string Url::redacted() const {
     static const char* secret_names[] = {"token", "access_token", "api_key", "apikey", "key", "sig", "signature",
                                          "x-amz-signature", "x-amz-credential", "x-amz-security-token", "auth",
-                                         "password", "secret"};
+                                         "authorization", "password", "secret"};  // authorization: B2's signed URLs
     std::string out = scheme + "://" + authority() + path;
     if (!query.empty()) {
         out += '?';

@@ -61,6 +61,16 @@ struct ServeOptions {
     /// Stop (and drop the connection) after this many body bytes of the
     /// response: simulates a transfer cut off mid-way.
     std::optional<std::uint64_t> abort_after;
+    /// Per-response rate cap in bytes per second (0: as fast as possible),
+    /// like nginx's limit_rate: each connection gets this much.
+    std::uint64_t bytes_per_second = 0;
+    /// Before sending the byte at this file offset, go silent for stall_for
+    /// (once per response that covers it): a stalled connection.
+    std::optional<std::uint64_t> stall_at;
+    std::chrono::milliseconds stall_for{0};
+    /// Answer every request with the whole body and 200, as a server without
+    /// Range support does.
+    bool ignore_range = false;
 };
 
 /// The byte range a request asks of a body of `size` bytes.
@@ -186,6 +196,11 @@ class LoopbackServer {
     /// time a client has the bytes) and taken back if the write fails.
     std::uint64_t bytes_sent() const { return bytes_sent_.load(); }
 
+    /// The most responses serve_bytes was sending at the same time.
+    std::size_t peak_active() const { return peak_active_.load(); }
+    /// Forget the peak (e.g. between two runs of a test).
+    void reset_peak_active() { peak_active_ = active_.load(); }
+
     /// Answers `req` with `body`, honouring a single Range (206 with
     /// Content-Range; 416 with `Content-Range: bytes */SIZE` when it starts past
     /// the end) and advertising Accept-Ranges. The body is streamed through a
@@ -206,8 +221,8 @@ class LoopbackServer {
         // server's own mutable one, handed to handlers by const reference.
         const_cast<httplib::Request&>(req).ranges.clear();
 
-        res.set_header("Accept-Ranges", "bytes");
-        ByteRange range = parse_byte_range(req.get_header_value("Range"), size);
+        if (!options.ignore_range) res.set_header("Accept-Ranges", "bytes");
+        ByteRange range = options.ignore_range ? ByteRange{} : parse_byte_range(req.get_header_value("Range"), size);
         if (range.kind == ByteRange::Kind::unsatisfiable) {
             res.status = 416;
             res.set_header("Content-Range", "bytes */" + std::to_string(size));
@@ -231,12 +246,32 @@ class LoopbackServer {
 
         std::uint64_t limit = options.abort_after.value_or(std::numeric_limits<std::uint64_t>::max());
         std::atomic<std::uint64_t>* counter = &bytes_sent_;
+        // Lives as long as the response: counts the responses being sent.
+        auto in_flight = std::make_shared<ActiveResponse>(active_, peak_active_);
+        auto started = std::chrono::steady_clock::now();
+        std::uint64_t rate = options.bytes_per_second;
+        std::optional<std::uint64_t> stall_at = options.stall_at;
+        std::chrono::milliseconds stall_for = options.stall_for;
+        auto stalled = std::make_shared<bool>(false);
         res.set_content_provider(
             static_cast<std::size_t>(length), options.content_type,
-            [body, first, limit, counter](std::size_t offset, std::size_t want, httplib::DataSink& sink) {
+            [body, first, limit, counter, in_flight, started, rate, stall_at, stall_for, stalled](
+                std::size_t offset, std::size_t want, httplib::DataSink& sink) {
                 if (offset >= limit) return false;  // cut the connection here
-                std::size_t chunk = std::min<std::size_t>(want, 64 * 1024);
+                std::size_t chunk = std::min<std::size_t>(want, rate ? 16 * 1024 : 64 * 1024);
                 chunk = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, limit - offset));
+                if (stall_at && !*stalled && first + offset <= *stall_at && *stall_at < first + offset + chunk) {
+                    if (*stall_at > first + offset) {
+                        chunk = static_cast<std::size_t>(*stall_at - first - offset);  // send up to the stall point first
+                    } else {
+                        *stalled = true;
+                        std::this_thread::sleep_for(stall_for);
+                    }
+                }
+                if (rate) {  // sleep until this chunk is due
+                    auto due = started + std::chrono::microseconds((offset + chunk) * 1000000 / rate);
+                    std::this_thread::sleep_until(due);
+                }
                 counter->fetch_add(chunk);
                 if (!sink.write(body->data() + first + offset, chunk)) {
                     counter->fetch_sub(chunk);
@@ -312,6 +347,20 @@ class LoopbackServer {
     std::vector<RecordedRequest> requests_;
     httplib::Server::HandlerWithResponse pre_routing_;
     std::atomic<std::uint64_t> bytes_sent_{0};
+
+    /// Counts a response in flight from construction to destruction.
+    struct ActiveResponse {
+        ActiveResponse(std::atomic<std::size_t>& active, std::atomic<std::size_t>& peak) : active_(active) {
+            std::size_t now = ++active_;
+            std::size_t seen = peak.load();
+            while (now > seen && !peak.compare_exchange_weak(seen, now)) {
+            }
+        }
+        ~ActiveResponse() { --active_; }
+        std::atomic<std::size_t>& active_;
+    };
+    std::atomic<std::size_t> active_{0};
+    std::atomic<std::size_t> peak_active_{0};
 };
 
 }  // namespace provision_test

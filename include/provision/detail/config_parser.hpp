@@ -5,11 +5,13 @@
 // except the three public functions at the end lives in
 // provision::detail::config_parser.
 //
-// How a file is read: toml++ parses the text (a syntax error ends the work with
-// one diagnostic). Then every entry under [models.<category>] is collected,
-// sorted by its position (toml++ keeps keys in a sorted map, users think in file
-// order) and checked key by key. A problem never stops the checking: every
-// problem of the file becomes one Diagnostic, so a user fixes them all in one pass.
+// How a file is read: a quick scan refuses the few malformed inputs that make
+// toml++ 3.3 abort (find_toml_parser_trap), then toml++ parses the text; either
+// way a syntax error ends the work with one diagnostic. Then every entry under
+// [models.<category>] is collected, sorted by its position (toml++ keeps keys in
+// a sorted map, users think in file order) and checked key by key. A problem
+// never stops the checking: every problem of the file becomes one Diagnostic, so
+// a user fixes them all in one pass.
 #ifndef PROVISION_DETAIL_CONFIG_PARSER_HPP
 #define PROVISION_DETAIL_CONFIG_PARSER_HPP
 
@@ -59,6 +61,25 @@ inline std::string quoted(std::string_view text, std::size_t limit = 80) {
         }
     }
     out += cut ? "...\"" : "\"";
+    return out;
+}
+
+/// toml++'s syntax errors quote the offending text as it is ("saw '-i\x01'"): control
+/// bytes in a message would garble or forge the lines of a log or terminal, so they
+/// are written as \xNN instead.
+inline std::string printable(std::string_view text) {
+    static const char* hex = "0123456789abcdef";
+    std::string out;
+    for (char ch : text) {
+        auto c = static_cast<unsigned char>(ch);
+        if (c < 0x20 || c == 0x7f) {
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        } else {
+            out += ch;
+        }
+    }
     return out;
 }
 
@@ -121,8 +142,8 @@ inline std::string repo_path_problem(std::string_view path) {
         std::size_t slash = path.find('/', pos);
         std::string_view segment = path.substr(pos, slash == std::string_view::npos ? std::string_view::npos : slash - pos);
         if (segment.empty()) return "the path has an empty folder name (\"//\" or a trailing '/'); write folder/file.safetensors";
-        if (segment == "..") return "the path must not contain \"..\"";
-        if (segment == ".") return "the path must not contain \".\" folders";
+        if (segment == ".." || segment == ".")
+            return "the path must not contain \"..\" or \".\" folders; write the path from the repo root, e.g. vae/model.safetensors";
         if (segment.size() > 255) return "a folder or file name in the path is longer than 255 bytes";
         if (slash == std::string_view::npos) break;
         pos = slash + 1;
@@ -247,11 +268,21 @@ struct ParserTrap {
 ///    marzer/tomlplusplus#301);
 ///  - an array element that starts with '}' or a non-ASCII line break
 ///    (U+0085, U+2028, U+2029): "a = [}]", "a = [1,\u2028]".
+/// A third trap crashes every build: toml++ recurses once per nested table, so a
+/// key path of ~50,000 parts ("[a.a.a...]", 100 KB of text) overflows the stack.
+/// Statements whose keys have more than 1000 parts are refused for that reason.
+/// And toml++ 3.3 classifies a non-ASCII character it meets between tokens with
+/// a table that reaches __builtin_unreachable() for many code points (U+00A1..,
+/// marzer/tomlplusplus#190 and #295, fixed upstream by #305): undefined
+/// behaviour. Outside strings and comments such a character is never valid
+/// TOML, so it is refused here; inside a multi-line basic string the same
+/// happens to the first character after a line-ending backslash, and a
+/// non-ASCII one there is refused too (the one valid text refused for it).
 /// Until every supported toml++ has the fixes we look for these spots ourselves
 /// and never hand such text to toml++. The small lexer below knows strings,
 /// comments and multi-line arrays, so "[{" inside an array or "[=" inside a
-/// multi-line string is not mistaken for a header. Every spot it reports is
-/// invalid TOML, so nothing valid is ever refused.
+/// multi-line string is not mistaken for a header. Apart from those absurdly
+/// deep key paths, every spot it reports is invalid TOML.
 inline std::optional<ParserTrap> find_toml_parser_trap(std::string_view text) {
     const std::size_t n = text.size();
     std::size_t i = 0;
@@ -260,10 +291,16 @@ inline std::optional<ParserTrap> find_toml_parser_trap(std::string_view text) {
     struct Level {
         char open;                  // '[' or '{'
         bool expect_value = false;  // an array right after '[' or ','
+        bool after_equals = false;  // an inline table between a key's '=' and the next ','
     };
     std::vector<Level> nesting;  // arrays and inline tables of the current value
     bool in_value = false;       // after '=' on the current statement
     bool at_statement = true;
+    // toml++ walks nested tables recursively (update_region_ends, the destructors),
+    // so a key path of some 50,000 parts overflows the stack. No config needs more
+    // than a handful: a statement whose keys have more parts than this is refused.
+    constexpr int max_key_dots = 1000;
+    int key_dots = 0;  // '.' between key parts (header, key, inline-table keys) of the current statement
     auto new_line = [&](std::size_t newline_at) {
         ++line;
         line_start = newline_at + 1;
@@ -277,6 +314,15 @@ inline std::optional<ParserTrap> find_toml_parser_trap(std::string_view text) {
         found.message = message;
         return found;
     };
+    auto too_deep = [&](std::size_t pos) {
+        return trap(pos, "Error while parsing key: more than " + std::to_string(max_key_dots) +
+                             " nested key parts in one statement; write [models.<category>.<name>]");
+    };
+    auto non_ascii = [&](std::size_t pos) {
+        return trap(pos, "Error while parsing: a non-ASCII character outside quotes; TOML allows them only in quoted "
+                         "strings and comments, so quote the key or value");
+    };
+    if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) i = line_start = 3;  // a UTF-8 byte order mark, which toml++ skips
     auto describe = [&](std::size_t pos) -> std::string {
         auto ch = static_cast<unsigned char>(text[pos]);
         if (ch == '\n' || ch == '\r') return "a line break";
@@ -287,6 +333,7 @@ inline std::optional<ParserTrap> find_toml_parser_trap(std::string_view text) {
         while (pos < n && (text[pos] == ' ' || text[pos] == '\t')) ++pos;
         return pos;
     };
+    std::optional<ParserTrap> string_trap;  // set by skip_string
     auto skip_string = [&](std::size_t pos) {  // pos at the opening quote; returns the position after the string
         const char quote = text[pos];
         const bool basic = quote == '"';
@@ -294,7 +341,19 @@ inline std::optional<ParserTrap> find_toml_parser_trap(std::string_view text) {
         if (text.compare(pos, 3, triple) == 0) {
             pos += 3;
             while (pos < n) {
-                if (basic && text[pos] == '\\' && pos + 1 < n) {
+                std::size_t line_end = basic && text[pos] == '\\' ? skip_blanks(pos + 1) : n;
+                if (line_end < n && (text[line_end] == '\n' || text[line_end] == '\r')) {
+                    // A line-ending backslash: white space up to the next other character is dropped.
+                    pos = line_end;
+                    while (pos < n && std::string_view(" \t\r\n").find(text[pos]) != std::string_view::npos) {
+                        if (text[pos] == '\n') new_line(pos);
+                        ++pos;
+                    }
+                    if (pos < n && static_cast<unsigned char>(text[pos]) >= 0x80 && !string_trap)
+                        string_trap = trap(pos, "Error while parsing string: a non-ASCII character right after a line-ending "
+                                                "backslash is misread by toml++ 3.3; put an ASCII character first or "
+                                                "drop the backslash");
+                } else if (basic && text[pos] == '\\' && pos + 1 < n) {
                     if (text[pos + 1] == '\n') new_line(pos + 1);
                     pos += 2;
                 } else if (text[pos] == '\n') {
@@ -327,6 +386,7 @@ inline std::optional<ParserTrap> find_toml_parser_trap(std::string_view text) {
             if (nesting.empty()) {
                 in_value = false;
                 at_statement = true;
+                key_dots = 0;
             }
             ++i;
         } else if (c == ' ' || c == '\t' || c == '\r') {
@@ -337,6 +397,7 @@ inline std::optional<ParserTrap> find_toml_parser_trap(std::string_view text) {
             at_statement = false;
             value_started();
             i = skip_string(i);
+            if (string_trap) return string_trap;
         } else if (c == '[' && at_statement && nesting.empty() && !in_value) {
             at_statement = false;
             // Mirror toml++'s header prologue: '[', blanks, an optional second '[' right
@@ -355,6 +416,8 @@ inline std::optional<ParserTrap> find_toml_parser_trap(std::string_view text) {
         } else if (!in_value) {
             at_statement = false;
             if (c == '=') in_value = true;
+            if (c == '.' && ++key_dots > max_key_dots) return too_deep(i);
+            if (static_cast<unsigned char>(c) >= 0x80) return non_ascii(i);
             ++i;
         } else {
             bool line_separator = text.compare(i, 2, "\xC2\x85") == 0 || text.compare(i, 3, "\xE2\x80\xA8") == 0 ||
@@ -364,13 +427,42 @@ inline std::optional<ParserTrap> find_toml_parser_trap(std::string_view text) {
                                    (c == '}' ? std::string("'}'") : std::string("a Unicode line separator")));
             if (c == '[' || c == '{') {
                 value_started();
-                nesting.push_back({c, c == '['});
+                nesting.push_back({c, c == '[', false});
             } else if (c == ']' || c == '}') {
                 if (!nesting.empty()) nesting.pop_back();
             } else if (c == ',') {
                 if (in_array()) nesting.back().expect_value = true;
+                else if (!nesting.empty()) nesting.back().after_equals = false;  // next key of an inline table
+            } else if (c == '=') {
+                if (!nesting.empty() && nesting.back().open == '{') nesting.back().after_equals = true;
             } else {
+                // A bare word: a number, date or boolean in a value position, or a key
+                // inside an inline table. toml++ reads a value up to a terminator.
+                const bool is_value = nesting.empty() || nesting.back().open == '[' || nesting.back().after_equals;
                 value_started();
+                std::size_t end = i;
+                int characters = 0;
+                while (end < n && std::string_view(" \t\r\n],}#=").find(text[end]) == std::string_view::npos) {
+                    auto byte = static_cast<unsigned char>(text[end]);
+                    if (byte != '_' && (byte & 0xC0) != 0x80) ++characters;
+                    if (byte == '.' && !is_value && ++key_dots > max_key_dots) return too_deep(end);
+                    if (byte >= 0x80) return non_ascii(end);
+                    ++end;
+                }
+                auto digit_at = [&](std::size_t pos) { return pos < n && std::isdigit(static_cast<unsigned char>(text[pos])); };
+                auto date_at = [&](std::size_t pos) {  // YYYY-MM-DD
+                    for (std::size_t k = 0; k < 10; ++k)
+                        if (k == 4 || k == 7 ? pos + k >= n || text[pos + k] != '-' : !digit_at(pos + k)) return false;
+                    return true;
+                };
+                if (is_value && digit_at(i) && characters == 10 && end + 2 < n && text[end] == ' ' && digit_at(end + 1) &&
+                    !digit_at(end + 2))
+                    return trap(end + 1, "Error while parsing value: expected a time after the date (e.g. 1979-05-27 07:32:00), "
+                                         "a comment or the end of the line");
+                if (is_value && date_at(i) && i + 11 < n && (text[i + 10] == 'T' || text[i + 10] == 't') && !digit_at(i + 11))
+                    return trap(i + 11, "Error while parsing date-time: expected a time after the 'T' (e.g. 1979-05-27T07:32:00)");
+                i = end;
+                continue;
             }
             ++i;
         }
@@ -394,8 +486,10 @@ class Checker {
             std::string_view name = key->str();
             if (name == "models") {
                 models = value;
-            } else if (name == "settings" || name == "directories") {
-                // Read by other parts of the toolkit; not this parser's business.
+            } else if (name == "settings") {
+                check_settings(*value);
+            } else if (name == "directories") {
+                check_directories(*value);
             } else {
                 std::string message = "unknown top-level key " + quoted(name) + "; models are listed as [models.<category>.<name>] tables";
                 if (value->is_table()) message += " (did you mean [models." + child_path("", name) + ".<name>]?)";
@@ -455,6 +549,69 @@ class Checker {
 
     void wrong_type(const toml::node& value, const std::string& key_path, std::string_view expected) {
         report(value.source(), key_path, "expected " + std::string(expected) + ", got " + type_phrase(value));
+    }
+
+    /// [settings]: layout and models_dir.
+    void check_settings(const toml::node& node) {
+        const toml::table* table = node.as_table();
+        if (!table) return wrong_type(node, "settings", "a table ([settings] with layout = \"...\" and models_dir = \"...\")");
+        ManifestSettings& settings = manifest_.settings;
+        for (const auto& [key, value] : in_file_order(*table)) {
+            std::string path = child_path("settings", key->str());
+            if (key->str() == "layout") {
+                const auto* text = value->as_string();
+                if (!text) {
+                    wrong_type(*value, path, "a string");
+                    continue;
+                }
+                static const char* layouts[] = {"sdnext", "a1111", "forge", "comfyui"};
+                bool known = false;
+                for (const char* layout : layouts) known = known || text->get() == layout;
+                if (!known) {
+                    report(value->source(), path, "unknown layout " + quoted(text->get()) + "; use one of: sdnext, a1111, forge, comfyui");
+                    continue;
+                }
+                settings.layout = text->get();
+                settings.layout_where = location(value->source());
+            } else if (key->str() == "models_dir") {
+                const auto* text = value->as_string();
+                if (!text) {
+                    wrong_type(*value, path, "a string (a folder path)");
+                    continue;
+                }
+                std::string expanded, problem;
+                if (!expand_variables(text->get(), env_, expanded, problem)) {
+                    report(value->source(), path, problem);
+                } else if (expanded.empty() || has_control_char(expanded)) {
+                    report(value->source(), path, "expected a folder path, e.g. \"/workspace/ComfyUI/models\"");
+                } else {
+                    settings.models_dir = expanded;
+                }
+            } else {
+                report(key->source(), path, "unknown setting " + quoted(key->str()) + "; [settings] takes layout and models_dir");
+            }
+        }
+    }
+
+    /// [directories]: category = "folder" pairs that add categories or move existing ones.
+    void check_directories(const toml::node& node) {
+        const toml::table* table = node.as_table();
+        if (!table) return wrong_type(node, "directories", "a table of category = \"folder\" pairs");
+        for (const auto& [key, value] : in_file_order(*table)) {
+            std::string path = child_path("directories", key->str());
+            const auto* text = value->as_string();
+            if (!text) {
+                wrong_type(*value, path, "a string (a folder, relative to the models directory or absolute)");
+                continue;
+            }
+            const std::string& folder = text->get();
+            if (folder.empty() || has_control_char(folder) || folder.find('\\') != std::string::npos) {
+                report(value->source(), path, "expected a folder such as \"ipadapter\" or \"/data/models/ipadapter\"");
+                continue;
+            }
+            manifest_.settings.directories.emplace_back(std::string(key->str()), folder);
+            manifest_.settings.directory_where.push_back(location(value->source()));
+        }
     }
 
     struct Candidate {
@@ -524,7 +681,7 @@ class Checker {
         std::string reason = parsed.error().message;
         std::string prefix = "invalid URL \"" + text + "\": ";
         if (starts_with(reason, prefix)) reason = reason.substr(prefix.size());
-        report(value.source(), key_path, "not a usable URL: " + reason + " (only http:// and https:// URLs are supported)");
+        report(value.source(), key_path, "not a usable URL: " + reason);
         return false;
     }
 
@@ -796,7 +953,7 @@ inline Manifest parse_config(std::string_view text, const std::string& origin, c
         diagnostic.where.file = manifest.origin;
         diagnostic.where.line = static_cast<int>(error.source().begin.line);
         diagnostic.where.column = static_cast<int>(error.source().begin.column);
-        diagnostic.message = std::string(error.description());
+        diagnostic.message = detail::config_parser::printable(error.description());
         manifest.diagnostics.push_back(std::move(diagnostic));
     };
     // Text that would make toml++ 3.3 abort gets a diagnostic without reaching it.

@@ -93,7 +93,12 @@ inline std::size_t utf8_sequence_length(std::string_view text, std::size_t i) {
     if (length == 0 || i + length > text.size()) return 0;
     for (std::size_t k = 1; k < length; ++k)
         if ((byte(i + k) & 0xC0) != 0x80) return 0;
-    if (length == 2 && lead < 0xC2) return 0;  // overlong
+    if (length == 1) return 1;
+    // RFC 3629: no overlong forms, no UTF-16 surrogates (U+D800..U+DFFF), nothing above U+10FFFF.
+    const unsigned char second = byte(i + 1);
+    if (length == 2 && lead < 0xC2) return 0;
+    if (length == 3 && ((lead == 0xE0 && second < 0xA0) || (lead == 0xED && second >= 0xA0))) return 0;
+    if (length == 4 && ((lead == 0xF0 && second < 0x90) || (lead == 0xF4 && second >= 0x90) || lead > 0xF4)) return 0;
     return length;
 }
 

@@ -4,7 +4,9 @@
 #define PROVISION_SOURCES_URL_SOURCE_HPP
 
 #include "../config.hpp"
+#include "../gdrive.hpp"
 #include "../plan.hpp"
+#include "gdrive_source.hpp"
 
 namespace provision {
 namespace sources {
@@ -27,9 +29,15 @@ inline Error explain_url_failure(const std::string& key_path, const HttpResponse
 }
 
 /// A plain URL entry needs no metadata request: the plan is the URL itself.
-inline Result<DownloadPlan> resolve_url(const Entry& entry, ResolveContext&) {
+/// Google Drive links are the exception: they go through Drive's flow.
+inline Result<DownloadPlan> resolve_url(const Entry& entry, ResolveContext& context) {
     auto url = parse_url(entry.url);
     if (!url) return make_error(errc::config, entry.key_path + ": " + url.error().message);
+    if (auto drive = parse_drive_link(url.value())) return plan_drive_download(context.http, entry, *drive);
+    if (is_drive_host(url.value()))
+        return make_error(errc::config, entry.key_path + ": " + url->redacted() +
+                                            " is a Google Drive address that names no file; use the file's share link "
+                                            "(https://drive.google.com/file/d/FILE_ID/view)");
     DownloadPlan plan;
     plan.key_path = entry.key_path;
     plan.url = url.value();

@@ -1,0 +1,299 @@
+// SPDX-License-Identifier: MIT
+// The provision CLI's live view of a run.
+//
+// On a terminal: one line per active file (name, percent, bytes, speed, ETA)
+// and a total line, redrawn in place at most ten times a second from a ticker
+// thread, so a burst of events never causes flicker. Elsewhere (container logs,
+// pipes): plain lines at start, every 10% or 30 s, and at the end, so a log
+// stays readable.
+#ifndef PROVISION_EXAMPLES_PROGRESS_VIEW_HPP
+#define PROVISION_EXAMPLES_PROGRESS_VIEW_HPP
+
+#include "format.hpp"
+
+#include <provision/provision.hpp>
+
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <condition_variable>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace console {
+
+struct ViewOptions {
+    bool terminal = false;  ///< redraw in place (stderr is a TTY)
+    bool color = false;     ///< terminal and NO_COLOR unset
+    bool quiet = false;     ///< only failures and notices
+    bool verbose = false;   ///< also plans and already-present files
+    std::FILE* out = stderr;
+    std::size_t max_rows = 8;  ///< active files shown before "... and N more"
+    std::chrono::milliseconds redraw_interval{100};
+    std::chrono::seconds log_interval{30};  ///< plain mode: a progress line at least this often
+};
+
+/// Decides terminal/colour from the real stderr and NO_COLOR.
+inline ViewOptions detect_view_options(bool quiet, bool verbose) {
+    ViewOptions options;
+    options.terminal = ::isatty(STDERR_FILENO) == 1;
+    const char* no_color = std::getenv("NO_COLOR");
+    options.color = options.terminal && (no_color == nullptr || *no_color == '\0');
+    options.quiet = quiet;
+    options.verbose = verbose;
+    return options;
+}
+
+class ProgressView {
+  public:
+    explicit ProgressView(ViewOptions options) : options_(options) {
+        if (options_.terminal && !options_.quiet) ticker_ = std::thread([this] { tick(); });
+    }
+    ~ProgressView() { finish(); }
+    ProgressView(const ProgressView&) = delete;
+    ProgressView& operator=(const ProgressView&) = delete;
+
+    /// Stops redrawing and erases the live lines (before the summary is printed).
+    void finish() {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (stopping_) return;
+            stopping_ = true;
+            erase_live_block();
+            std::fflush(options_.out);
+        }
+        wake_.notify_all();
+        if (ticker_.joinable()) ticker_.join();
+    }
+
+    void on_event(const provision::Event& event) {
+        using provision::EventKind;
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto now = std::chrono::steady_clock::now();
+        switch (event.kind) {
+        case EventKind::plan:
+            if (event.bytes_total) planned_bytes_[event.key_path] = *event.bytes_total;
+            if (options_.verbose)
+                print_line(event.key_path + ": will fetch " + (event.bytes_total ? human_bytes(*event.bytes_total) + " " : "") +
+                           "from " + event.message);
+            break;
+        case EventKind::start: {
+            Transfer& transfer = active_[event.key_path];
+            transfer.order = next_order_++;
+            transfer.path = event.path;
+            transfer.total = event.bytes_total;
+            transfer.done = event.bytes_done;
+            transfer.started = transfer.rate_time = transfer.last_line = now;
+            transfer.rate_bytes = event.bytes_done;
+            if (!options_.terminal && !options_.quiet)
+                print_line("start " + event.key_path + " -> " + event.path +
+                           (event.bytes_total ? " (" + human_bytes(*event.bytes_total) + ")" : ""));
+            dirty_ = true;
+            break;
+        }
+        case EventKind::progress: {
+            auto found = active_.find(event.key_path);
+            if (found == active_.end()) break;
+            Transfer& transfer = found->second;
+            transfer.done = event.bytes_done;
+            if (event.bytes_total) transfer.total = event.bytes_total;
+            update_rate(transfer, now);
+            if (!options_.terminal && !options_.quiet) {
+                int decile = transfer.total && *transfer.total > 0 ? static_cast<int>(transfer.done * 10 / *transfer.total) : 0;
+                if (decile > transfer.last_decile || now - transfer.last_line >= options_.log_interval) {
+                    transfer.last_decile = decile;
+                    transfer.last_line = now;
+                    print_line(event.key_path + ": " + describe(transfer, now));
+                }
+            }
+            dirty_ = true;
+            break;
+        }
+        case EventKind::retry:
+            if (!options_.quiet) print_line(paint("retry", yellow) + " " + event.key_path + ": " + event.message);
+            break;
+        case EventKind::done: {
+            auto found = active_.find(event.key_path);
+            double seconds = found == active_.end()
+                                 ? 0
+                                 : std::chrono::duration<double>(now - found->second.started).count();
+            if (found != active_.end()) active_.erase(found);
+            ++finished_;
+            finished_bytes_ += event.bytes_done;
+            bool present = event.message == "present";
+            if (!options_.quiet && (!present || options_.verbose)) {
+                std::string line = paint(present ? "present" : "done", green) + " " + event.key_path + " -> " + event.path +
+                                   " (" + human_bytes(event.bytes_done);
+                if (!present && seconds > 0.05) line += ", " + human_rate(event.bytes_done / seconds);
+                print_line(line + ")");
+            }
+            dirty_ = true;
+            break;
+        }
+        case EventKind::failed:
+            active_.erase(event.key_path);
+            ++failed_;
+            print_line(paint("FAILED", red) + " " + event.message);
+            dirty_ = true;
+            break;
+        case EventKind::message: print_line(event.message); break;
+        }
+    }
+
+  private:
+    struct Transfer {
+        std::size_t order = 0;
+        std::string path;
+        std::uint64_t done = 0;
+        std::optional<std::uint64_t> total;
+        std::chrono::steady_clock::time_point started, rate_time, last_line;
+        std::uint64_t rate_bytes = 0;
+        double rate = 0;  ///< bytes per second, smoothed
+        int last_decile = 0;
+    };
+    static constexpr const char* green = "32";
+    static constexpr const char* red = "31";
+    static constexpr const char* yellow = "33";
+
+    std::string paint(const std::string& text, const char* colour) const {
+        return options_.color ? "\x1b[" + std::string(colour) + "m" + text + "\x1b[0m" : text;
+    }
+
+    static void update_rate(Transfer& transfer, std::chrono::steady_clock::time_point now) {
+        double elapsed = std::chrono::duration<double>(now - transfer.rate_time).count();
+        if (elapsed < 0.5) return;
+        double instant = static_cast<double>(transfer.done - std::min(transfer.done, transfer.rate_bytes)) / elapsed;
+        transfer.rate = transfer.rate == 0 ? instant : 0.7 * transfer.rate + 0.3 * instant;
+        transfer.rate_time = now;
+        transfer.rate_bytes = transfer.done;
+    }
+
+    static std::string describe(const Transfer& transfer, std::chrono::steady_clock::time_point now) {
+        std::string text;
+        if (transfer.total && *transfer.total > 0)
+            text = std::to_string(transfer.done * 100 / *transfer.total) + "% " + human_bytes(transfer.done) + " / " +
+                   human_bytes(*transfer.total);
+        else
+            text = human_bytes(transfer.done);
+        double rate = transfer.rate;
+        if (rate == 0) {
+            double elapsed = std::chrono::duration<double>(now - transfer.started).count();
+            if (elapsed > 0.2) rate = transfer.done / elapsed;
+        }
+        if (rate > 0) {
+            text += ", " + human_rate(rate);
+            if (transfer.total && *transfer.total > transfer.done)
+                text += ", ETA " + human_duration((*transfer.total - transfer.done) / rate);
+        }
+        return text;
+    }
+
+    /// Prints a permanent line above the live block.
+    void print_line(const std::string& line) {
+        erase_live_block();
+        std::fprintf(options_.out, "%s\n", line.c_str());
+        if (options_.terminal) draw_live_block();
+        std::fflush(options_.out);
+    }
+
+    void erase_live_block() {
+        if (!options_.terminal) return;
+        std::string erase;
+        for (std::size_t i = 0; i < drawn_lines_; ++i) erase += "\x1b[1A\x1b[2K";
+        erase += "\r";
+        std::fputs(erase.c_str(), options_.out);
+        drawn_lines_ = 0;
+    }
+
+    static std::size_t terminal_width() {
+        winsize size{};
+        if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 10) return size.ws_col;
+        return 100;
+    }
+
+    void draw_live_block() {
+        if (!options_.terminal || options_.quiet || stopping_ || active_.empty()) return;
+        auto now = std::chrono::steady_clock::now();
+        std::vector<std::pair<std::size_t, const std::string*>> order;
+        for (const auto& [key, transfer] : active_) order.emplace_back(transfer.order, &key);
+        std::sort(order.begin(), order.end());
+        std::size_t width = terminal_width() - 1;
+        std::string block;
+        std::size_t lines = 0;
+        std::uint64_t bytes_done = finished_bytes_;
+        std::uint64_t bytes_total = finished_bytes_;
+        double rate = 0;
+        for (const auto& [key, transfer] : active_) {
+            bytes_done += transfer.done;
+            bytes_total += transfer.total.value_or(transfer.done);
+            rate += transfer.rate;
+        }
+        for (std::size_t i = 0; i < order.size() && i < options_.max_rows; ++i) {
+            const Transfer& transfer = active_.at(*order[i].second);
+            block += fit(*order[i].second + "  " + describe(transfer, now), width) + "\n";
+            ++lines;
+        }
+        if (order.size() > options_.max_rows) {
+            block += "... and " + std::to_string(order.size() - options_.max_rows) + " more\n";
+            ++lines;
+        }
+        std::string total = "total: " + std::to_string(finished_) + " done";
+        if (failed_) total += ", " + std::to_string(failed_) + " failed";
+        total += ", " + std::to_string(active_.size()) + " active, " + human_bytes(bytes_done) + " / " + human_bytes(bytes_total);
+        if (rate > 0) {
+            total += ", " + human_rate(rate);
+            if (bytes_total > bytes_done) total += ", ETA " + human_duration((bytes_total - bytes_done) / rate);
+        }
+        block += fit(total, width) + "\n";
+        ++lines;
+        std::fputs(block.c_str(), options_.out);
+        drawn_lines_ = lines;
+    }
+
+    /// Cuts a line to the terminal width (counting UTF-8 characters, not bytes).
+    static std::string fit(const std::string& line, std::size_t width) {
+        std::size_t characters = 0;
+        for (std::size_t i = 0; i < line.size(); ++i) {
+            if ((static_cast<unsigned char>(line[i]) & 0xC0) != 0x80 && ++characters > width) return line.substr(0, i);
+        }
+        return line;
+    }
+
+    void tick() {
+        std::unique_lock<std::mutex> lock(mutex_);
+        while (!stopping_) {
+            wake_.wait_for(lock, options_.redraw_interval);
+            if (stopping_ || !dirty_) continue;
+            dirty_ = false;
+            erase_live_block();
+            draw_live_block();
+            std::fflush(options_.out);
+        }
+    }
+
+    ViewOptions options_;
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::thread ticker_;
+    bool stopping_ = false;
+    bool dirty_ = false;
+    std::size_t drawn_lines_ = 0;
+    std::size_t next_order_ = 0;
+    std::map<std::string, Transfer> active_;
+    std::map<std::string, std::uint64_t> planned_bytes_;
+    std::size_t finished_ = 0;
+    std::size_t failed_ = 0;
+    std::uint64_t finished_bytes_ = 0;
+};
+
+}  // namespace console
+
+#endif

@@ -1,0 +1,286 @@
+// SPDX-License-Identifier: MIT
+// The download engine through the provision program, as a container runs it:
+// killed and restarted, stopped by signals, two copies on one workspace.
+#include "common.hpp"
+#include "support/loopback_server.hpp"
+#include "support/run_process.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+using provision_test::LoopbackServer;
+using provision_test::TempDir;
+using provision_test::test_bytes;
+
+namespace {
+
+const std::string cli = PROVISION_CLI_PATH;
+
+/// A running provision process, its output captured to files.
+class Child {
+  public:
+    Child(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env) {
+        out_ = dir_.path() / "out";
+        err_ = dir_.path() / "err";
+        pid_ = fork();
+        if (pid_ == 0) {
+            int out = ::open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            int err = ::open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            ::dup2(out, 1);
+            ::dup2(err, 2);
+            std::vector<std::string> env_text;
+            if (const char* path = std::getenv("PATH")) env_text.push_back(std::string("PATH=") + path);
+            for (const auto& [key, value] : env) env_text.push_back(key + "=" + value);
+            std::vector<char*> env_pointers;
+            for (auto& item : env_text) env_pointers.push_back(item.data());
+            env_pointers.push_back(nullptr);
+            std::vector<std::string> args = argv;
+            std::vector<char*> arg_pointers;
+            for (auto& item : args) arg_pointers.push_back(item.data());
+            arg_pointers.push_back(nullptr);
+            ::execve(arg_pointers[0], arg_pointers.data(), env_pointers.data());
+            ::_exit(127);
+        }
+    }
+    ~Child() {
+        if (!reaped_) {
+            ::kill(pid_, SIGKILL);
+            wait();
+        }
+    }
+    pid_t pid() const { return pid_; }
+    void signal(int number) { ::kill(pid_, number); }
+    /// Waits for the process; its exit code, or 128 + the signal that ended it.
+    int wait() {
+        if (!reaped_) {
+            int status = 0;
+            ::waitpid(pid_, &status, 0);
+            reaped_ = true;
+            code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        }
+        return code_;
+    }
+    std::string out() const { return provision_test::read_whole_file(out_); }
+    std::string err() const { return provision_test::read_whole_file(err_); }
+
+  private:
+    TempDir dir_;
+    std::filesystem::path out_;
+    std::filesystem::path err_;
+    pid_t pid_ = -1;
+    bool reaped_ = false;
+    int code_ = -1;
+};
+
+std::vector<std::string> cli_args(const LoopbackServer& server, std::vector<std::string> args) {
+    std::vector<std::string> out = {cli, "--cacert", provision_test::test_ca().ca_cert_path, "--connect-to",
+                                    "models.example:443:127.0.0.1:" + std::to_string(server.port())};
+    out.insert(out.end(), args.begin(), args.end());
+    return out;
+}
+
+/// Waits until `done` says yes (checked every 10 ms), at most 20 s.
+bool wait_for(const std::function<bool()>& done) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (done()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+}
+
+/// Bytes the resume state beside `part` lists as complete (0 without a state).
+std::uint64_t recorded_bytes(const std::filesystem::path& part) {
+    auto state = provision::detail::load_resume_state(provision::detail::resume_state_path(part));
+    return state ? state->done.covered() : 0;
+}
+
+/// Serves `body` at /big.safetensors, throttled per connection while `throttled`.
+void serve_big(LoopbackServer& server, std::shared_ptr<const std::string> body, std::atomic<bool>& throttled,
+               std::uint64_t rate = 4u << 20) {
+    server.server().Get("/big.safetensors", [&server, body, &throttled, rate](const httplib::Request& req, httplib::Response& res) {
+        provision_test::ServeOptions options;
+        if (throttled) options.bytes_per_second = rate;
+        res.set_header("ETag", "\"big-v1\"");
+        server.serve_bytes(res, req, body, options);
+    });
+}
+
+}  // namespace
+
+TEST_CASE("engine cli: after SIGKILL mid-file, the re-run fetches only the missing bytes") {
+    auto server = LoopbackServer::https({"models.example"});
+    // Large enough for two 8 MiB pieces and more: the default settings split it.
+    auto body = std::make_shared<const std::string>(test_bytes(24u << 20, 50));
+    std::atomic<bool> throttled{true};
+    serve_big(*server, body, throttled);
+    TempDir workspace;
+    auto config = workspace.write("c.toml", "[models.checkpoints]\nbig = \"https://models.example/big.safetensors\"\n");
+    auto part = workspace.path() / "sdnext/models/Stable-diffusion/big.safetensors.part";
+    auto target = workspace.path() / "sdnext/models/Stable-diffusion/big.safetensors";
+    std::map<std::string, std::string> env = {{"WORKSPACE", workspace.path().string()}};
+
+    Child first(cli_args(*server, {config.string(), "--connections", "2"}), env);
+    REQUIRE(wait_for([&] { return recorded_bytes(part) >= (4u << 20); }));
+    first.signal(SIGKILL);
+    CHECK(first.wait() == 128 + SIGKILL);
+    std::uint64_t kept = recorded_bytes(part);  // read after the kill: what the next run finds
+    CHECK(kept >= (4u << 20));
+    CHECK(kept < body->size());
+    CHECK_FALSE(std::filesystem::exists(target));  // never a partial file under the final name
+
+    throttled = false;
+    auto served_before = server->bytes_sent();
+    auto requests_before = server->requests().size();
+    std::string kept_ranges;
+    if (auto state = provision::detail::load_resume_state(provision::detail::resume_state_path(part)))
+        for (const auto& span : state->done.spans()) kept_ranges += std::to_string(span.begin) + "-" + std::to_string(span.end) + " ";
+    INFO("kept: " << kept_ranges);
+    auto second = provision_test::run_process(cli_args(*server, {config.string(), "--connections", "2"}), env);
+    INFO(second.err);
+    CHECK(second.exit_code == 0);
+    CHECK(provision_test::read_whole_file(target) == *body);
+    std::string asked;
+    auto all = server->requests();
+    for (std::size_t i = requests_before; i < all.size(); ++i) asked += all[i].header("Range") + " ";
+    INFO("asked: " << asked);
+    CHECK(server->bytes_sent() - served_before == body->size() - kept);  // exactly the bytes that were missing
+    CHECK_FALSE(std::filesystem::exists(part));
+    CHECK_FALSE(std::filesystem::exists(provision::detail::resume_state_path(part)));
+}
+
+TEST_CASE("engine cli: SIGTERM and SIGINT stop promptly, keep the partial file, say what is left, exit 143 / 130") {
+    auto server = LoopbackServer::https({"models.example"});
+    auto body = std::make_shared<const std::string>(test_bytes(20u << 20, 51));
+    std::atomic<bool> throttled{true};
+    serve_big(*server, body, throttled, 2u << 20);
+    for (int number : {SIGTERM, SIGINT}) {
+        CAPTURE(number);
+        TempDir workspace;
+        auto config = workspace.write("c.toml", "[models.checkpoints]\nbig = \"https://models.example/big.safetensors\"\n");
+        auto part = workspace.path() / "sdnext/models/Stable-diffusion/big.safetensors.part";
+        Child child(cli_args(*server, {config.string()}), {{"WORKSPACE", workspace.path().string()}});
+        REQUIRE(wait_for([&] { return recorded_bytes(part) > 0; }));
+        auto sent = std::chrono::steady_clock::now();
+        child.signal(number);
+        int code = child.wait();
+        auto took = std::chrono::steady_clock::now() - sent;
+        CHECK(code == (number == SIGTERM ? 143 : 130));
+        CHECK(took < std::chrono::seconds(5));  // throttled, the rest would take about 10 s
+        INFO(child.out());
+        INFO(child.err());
+        CHECK(child.err().find("interrupted: 1 entry left unfinished") != std::string::npos);
+        CHECK(child.out().find("kept in big.safetensors.part") != std::string::npos);
+        CHECK(std::filesystem::exists(part));
+        CHECK(recorded_bytes(part) > 0);
+        CHECK_FALSE(std::filesystem::exists(workspace.path() / "sdnext/models/Stable-diffusion/big.safetensors"));
+    }
+}
+
+TEST_CASE("engine cli: two provisioners on one workspace never write the same file; the second waits and names the first") {
+    auto server = LoopbackServer::https({"models.example"});
+    auto body = std::make_shared<const std::string>(test_bytes(3u << 20, 52));
+    std::atomic<bool> throttled{true};
+    serve_big(*server, body, throttled, 2u << 20);
+    TempDir workspace;
+    auto config = workspace.write("c.toml", "[models.checkpoints]\nbig = \"https://models.example/big.safetensors\"\n");
+    auto part = workspace.path() / "sdnext/models/Stable-diffusion/big.safetensors.part";
+    std::map<std::string, std::string> env = {{"WORKSPACE", workspace.path().string()}};
+
+    Child first(cli_args(*server, {config.string()}), env);
+    REQUIRE(wait_for([&] { return std::filesystem::exists(part); }));
+    Child second(cli_args(*server, {config.string()}), env);
+    CHECK(first.wait() == 0);
+    CHECK(second.wait() == 0);
+    INFO(second.err());
+    CHECK(second.err().find("pid " + std::to_string(first.pid())) != std::string::npos);
+    CHECK(second.out().find("present") != std::string::npos);
+    CHECK(provision_test::read_whole_file(workspace.path() / "sdnext/models/Stable-diffusion/big.safetensors") == *body);
+    std::string asked;
+    for (const auto& request : server->requests()) asked += request.header("Range") + " ";
+    INFO("asked: " << asked << " first: " << first.err());
+    CHECK(server->bytes_sent() == body->size());  // fetched once, by the first
+    auto records = provision_test::read_whole_file(workspace.path() / ".provision/installed.json");
+    CHECK(records.find("big.safetensors") != std::string::npos);
+}
+
+TEST_CASE("engine cli: a re-run with everything in place fetches nothing; --verify re-hashes") {
+    auto server = LoopbackServer::https({"models.example"});
+    std::map<std::string, std::shared_ptr<const std::string>> files;
+    std::string config = "[models.lora]\n";
+    for (int i = 0; i < 30; ++i) {
+        std::string name = "l" + std::to_string(i) + ".safetensors";
+        files["/" + name] = std::make_shared<const std::string>(test_bytes(20000 + i, 60 + i));
+        config += "l" + std::to_string(i) + " = \"https://models.example/" + name + "\"\n";
+    }
+    server->server().Get(R"(/l\d+\.safetensors)", [&](const httplib::Request& req, httplib::Response& res) {
+        server->serve_bytes(res, req, files.at(req.path));
+    });
+    TempDir workspace;
+    auto config_path = workspace.write("c.toml", config);
+    std::map<std::string, std::string> env = {{"WORKSPACE", workspace.path().string()}};
+    auto first = provision_test::run_process(cli_args(*server, {config_path.string()}), env);
+    REQUIRE(first.exit_code == 0);
+    auto requests = server->requests().size();
+
+    auto second = provision_test::run_process(cli_args(*server, {config_path.string()}), env);
+    CHECK(second.exit_code == 0);
+    CHECK(server->requests().size() == requests);  // not one request
+    CHECK(second.out.find("30 ok") != std::string::npos);
+    CHECK(second.out.find("installed") == std::string::npos);
+
+    // Damage one file in place, keeping its size and time: the record still
+    // vouches for it; --verify does not trust the record and repairs it.
+    auto damaged = workspace.path() / "sdnext/models/Lora/l7.safetensors";
+    struct stat info {};
+    REQUIRE(::stat(damaged.c_str(), &info) == 0);
+    int fd = ::open(damaged.c_str(), O_WRONLY);
+    REQUIRE(::pwrite(fd, "oops", 4, 100) == 4);
+    ::close(fd);
+    timespec times[2] = {info.st_atim, info.st_mtim};
+    REQUIRE(::utimensat(AT_FDCWD, damaged.c_str(), times, 0) == 0);
+    auto trusting = provision_test::run_process(cli_args(*server, {config_path.string()}), env);
+    CHECK(trusting.exit_code == 0);
+    CHECK(server->requests().size() == requests);
+    auto verified = provision_test::run_process(cli_args(*server, {config_path.string(), "--verify"}), env);
+    CHECK(verified.exit_code == 0);
+    CHECK(server->requests().size() == requests + 1);  // only the damaged file
+    CHECK(provision_test::read_whole_file(damaged) == *files["/l7.safetensors"]);
+}
+
+TEST_CASE("engine cli: a filesystem too small for the file fails it at once with exit 7 and a clear message") {
+    TempDir mount_point;
+    if (::mount("tmpfs", mount_point.path().c_str(), "tmpfs", 0, "size=1m") != 0) {
+        MESSAGE("skipped: cannot mount a small tmpfs here (" << std::strerror(errno) << ")");
+        return;
+    }
+    struct Unmount {
+        std::filesystem::path path;
+        ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+    } unmount{mount_point.path()};
+    auto server = LoopbackServer::https({"models.example"});
+    auto body = std::make_shared<const std::string>(test_bytes(3u << 20, 53));
+    std::atomic<bool> throttled{false};
+    serve_big(*server, body, throttled);
+    TempDir elsewhere;
+    auto config = elsewhere.write("c.toml", "[models.checkpoints]\nbig = \"https://models.example/big.safetensors\"\n");
+    auto result = provision_test::run_process(cli_args(*server, {config.string()}),
+                                              {{"WORKSPACE", mount_point.path().string()}});
+    INFO(result.out);
+    INFO(result.err);
+    CHECK(result.exit_code == 7);
+    CHECK(result.out.find("cannot reserve 3.0 MiB") != std::string::npos);
+    CHECK(result.out.find("No space left on device") != std::string::npos);
+    CHECK(server->bytes_sent() < body->size());
+    CHECK_FALSE(std::filesystem::exists(mount_point.path() / "sdnext/models/Stable-diffusion/big.safetensors"));
+    CHECK_FALSE(std::filesystem::exists(mount_point.path() / "sdnext/models/Stable-diffusion/big.safetensors.part"));
+}

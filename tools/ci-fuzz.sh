@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Builds the libFuzzer targets of tests/fuzz/ with clang (-Dfuzzing=true, in
+# $FUZZ_BUILD_DIR, default build-fuzz), replays every seed corpus and past
+# crash (the "fuzz" test suite), then fuzzes each target for a bounded time.
+#
+# Usage: tools/ci-fuzz.sh [SECONDS_PER_TARGET]   (default 25; 0 only replays)
+#
+# New inputs go to $FUZZ_BUILD_DIR/fuzz-work/<target>/ (never into the seed
+# folders); a crash is saved as $FUZZ_BUILD_DIR/fuzz-artifacts/<target>-crash-*
+# and fails the run: reproduce it with `<fuzzer> <file>`, fix it, and keep the
+# file as tests/fuzz/regressions/<target>/<what-it-was> so every test run
+# replays it from then on.
+#
+# Each replay and each timed run counts as one test; the last line is
+# "N passed, N failed", and the exit status is non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-25}
+build=${FUZZ_BUILD_DIR:-build-fuzz}
+
+# libFuzzer and clang's sanitizer runtimes (the rest comes from tools/install-deps.sh).
+packages=(clang libclang-rt-14-dev)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if (( ${#missing[@]} )); then
+  echo "installing: ${missing[*]}"
+  sudo_cmd=""
+  [[ $(id -u) -ne 0 ]] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+# LeakSanitizer stays on: a leak per input adds up over a fuzzing run.
+export ASAN_OPTIONS="detect_leaks=1"
+
+started=$SECONDS
+if [[ ! -f "$build/build.ninja" ]]; then
+  CXX=${FUZZ_CXX:-clang++} meson setup "$build" -Dfuzzing=true >/dev/null || { echo "meson setup failed"; echo "0 passed, 1 failed"; exit 1; }
+fi
+mapfile -t targets < <(meson introspect --targets "$build" | python3 -c '
+import json, sys
+for target in json.load(sys.stdin):
+    if target["name"].startswith("fuzz_"):
+        print(target["name"])')
+ninja_targets=()
+for target in "${targets[@]}"; do ninja_targets+=("tests/fuzz/$target"); done
+if (( ${#targets[@]} == 0 )) || ! ninja -C "$build" "${ninja_targets[@]}"; then
+  echo "the fuzz targets did not build"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+echo "fuzz: built ${#targets[@]} targets in $((SECONDS - started)) s"
+
+status=0
+rm -f "$build/meson-logs/testlog.json"
+meson test -C "$build" --no-rebuild --print-errorlogs --suite fuzz || status=1
+replay=$(python3 tools/test_summary.py "$build/meson-logs/testlog.json")
+echo "$replay"
+read -r passed _ failed _ <<<"$(echo "$replay" | tail -n 1 | tr -d ,)"
+
+# Extra seed folders a target shares with other tests (as tests/fuzz/meson.build lists them).
+extra_seeds() {
+  case "$1" in
+    config) echo "tests/data/configs tests/data/bad_configs" ;;
+    *) echo "" ;;
+  esac
+}
+
+if (( seconds > 0 )); then
+  mkdir -p "$build/fuzz-artifacts"
+  for target in "${targets[@]}"; do
+    name=${target#fuzz_}
+    work="$build/fuzz-work/$name"
+    mkdir -p "$work"
+    seeds=(tests/fuzz/corpus/"$name")
+    [[ -d tests/fuzz/regressions/$name ]] && seeds+=(tests/fuzz/regressions/"$name")
+    for dir in $(extra_seeds "$name"); do seeds+=("$dir"); done
+    log="$build/fuzz-work/$name.log"
+    # -max_len keeps the big corpus files (a 120 KB config) from slowing every run;
+    # -timeout: one input taking over 10 s is a hang worth a report.
+    "$build/tests/fuzz/$target" -max_total_time="$seconds" -max_len=16384 -timeout=10 -rss_limit_mb=2048 \
+      -dict="tests/fuzz/dictionaries/$name.dict" -artifact_prefix="$build/fuzz-artifacts/$name-" \
+      -print_final_stats=1 "$work" "${seeds[@]}" >"$log" 2>&1
+    rc=$?
+    stats=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1 |
+      sed -E 's/^#([0-9]+)[[:space:]]+DONE[[:space:]]+cov: ([0-9]+) ft: ([0-9]+) corp: ([0-9]+).*/\1 execs, coverage \2 edges, \3 features, corpus \4/')
+    if (( rc == 0 )); then
+      echo "fuzz $name: ok (${stats:-no statistics}) in ${seconds} s"
+      passed=$((passed + 1))
+    else
+      echo "fuzz $name: FAILED (exit $rc); the log follows and the input is in $build/fuzz-artifacts/"
+      grep -E 'invariant failed|ERROR|SUMMARY|runtime error|Test unit written|Assertion' "$log" | head -n 20
+      failed=$((failed + 1))
+      status=1
+    fi
+  done
+fi
+echo "fuzz: $((SECONDS - started)) s in all"
+(( failed == 0 )) || status=1
+echo "$passed passed, $failed failed"
+exit $status
