@@ -67,6 +67,13 @@ std::string hf_config(const std::string& key, const std::string& repo, const std
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
+std::vector<provision_test::RecordedRequest> requests_with_method(provision_test::LoopbackServer& server, const std::string& method) {
+    std::vector<provision_test::RecordedRequest> out;
+    for (const auto& request : server.requests())
+        if (request.method == method) out.push_back(request);
+    return out;
+}
+
 /// GETs a plan's URL the way the downloader does (plan headers, scoped headers, redirects followed).
 provision::Result<provision::HttpResponse> fetch_plan(HttpClient& http, const DownloadPlan& plan,
                                                       std::vector<provision::Header> extra = {}) {
@@ -872,4 +879,30 @@ TEST_CASE("huggingface: the CLI provisions from the emulated Hub with --connect-
     CHECK_FALSE(contains(signed_in.out + signed_in.err, token));
     CHECK_FALSE(contains(provision_test::read_whole_file(dir / "ws/logs/provision.log"), token));
     for (const auto& request : hub.cdn().requests()) CHECK_FALSE(request.has_header("Authorization"));
+}
+
+TEST_CASE("huggingface: a download whose signed link expires mid-way resumes through refresh, same commit, no token on the CDN") {
+    HubEmulator hub;
+    std::string content = test_bytes(3 << 20, 91);
+    hub.add_repo("org/big");
+    std::string commit = hub.commit("org/big", {{"big.safetensors", HubFile(content)}});
+    hub.add_token(token, HubToken("alice"));
+    hub.interrupt_next_download(1 << 20);
+    TempDir workspace;
+    auto options = options_for(workspace, hub, token);
+    ProvisioningSystem system{options};
+    auto report = system.provision_from_text(hf_config("checkpoints.big", "org/big", "big.safetensors"), "big.toml");
+    REQUIRE(report.entries.size() == 1);
+    INFO(report.entries[0].error.message);
+    REQUIRE(report.ok());
+    CHECK(provision_test::read_whole_file(workspace.path() / "sdnext/models/Stable-diffusion/big.safetensors") == content);
+    // The Hub was asked again, pinned to the commit it named the first time.
+    auto resolves = requests_with_method(hub.hub(), "HEAD");
+    REQUIRE(resolves.size() >= 2);
+    CHECK(resolves[0].target == "/org/big/resolve/main/big.safetensors");
+    CHECK(resolves.back().target == "/org/big/resolve/" + commit + "/big.safetensors");
+    CHECK(hub.signed_links_issued() >= 2);
+    for (const auto& request : hub.cdn().requests()) CHECK_FALSE(request.has_header("Authorization"));
+    // It resumed rather than starting over: the first megabyte was not sent twice.
+    CHECK(hub.cdn().bytes_sent() < content.size() + (1u << 20));
 }

@@ -2,6 +2,7 @@
 // The engine's parts (scheduler, retry rules, resume state, install record,
 // locks, disk space) and resuming across runs, at library level.
 #include "common.hpp"
+#include "support/hf_emulator.hpp"
 #include "support/loopback_server.hpp"
 #include "support/run_process.hpp"
 
@@ -575,4 +576,47 @@ TEST_CASE("disk full: preallocation fails at the start; without it, mid-way, kee
     REQUIRE(resumed);
     CHECK(server->bytes_sent() - before == body->size() - kept);
     CHECK(provision_test::read_whole_file(small.path() / "Lora/huge.safetensors") == *body);
+}
+
+TEST_CASE("provisioner: nothing is fetched when the files would not fit; the message lists what is needed where") {
+    SmallFilesystem small("1m");
+    if (!small.mounted()) {
+        MESSAGE("skipped: cannot mount a small tmpfs here (" << small.why() << ")");
+        return;
+    }
+    provision_test::HubEmulator hub;
+    hub.add_repo("acme/big");
+    hub.commit("acme/big", {{"a.safetensors", provision_test::HubFile{test_bytes(700 * 1024, 45)}},
+                            {"b.safetensors", provision_test::HubFile{test_bytes(700 * 1024, 46)}}});
+    provision::ProvisionOptions options;
+    options.workspace = small.path();
+    options.http = hub.http_options();
+    options.env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+    std::string config = "[models.lora.a]\nsource = \"huggingface\"\nrepo = \"acme/big\"\nfile = \"a.safetensors\"\n"
+                         "[models.vae.b]\nsource = \"huggingface\"\nrepo = \"acme/big\"\nfile = \"b.safetensors\"\n";
+    provision::ProvisioningSystem system{options};
+    auto report = system.provision_from_text(config, "space.toml");
+    REQUIRE(report.fatal);
+    CHECK(report.exit_code() == 7);
+    const std::string& text = report.fatal->message;
+    CAPTURE(text);
+    CHECK(text.find("not enough disk space") != std::string::npos);
+    CHECK(text.find(small.path().string() + ": needs 1.4 MiB for 2 files") != std::string::npos);
+    CHECK(text.find("models.lora.a: 700.0 KiB in " + (small.path() / "sdnext/models/Lora").string()) != std::string::npos);
+    CHECK(text.find("models.vae.b: 700.0 KiB") != std::string::npos);
+    CHECK(hub.cdn().requests().empty());  // not one model byte asked for
+    for (const auto& entry : report.entries) CHECK(entry.status == provision::EntryOutcome::Status::failed);
+
+    // With room, the same config installs both and records them; a re-run asks
+    // the Hub for metadata only and fetches no model byte.
+    REQUIRE(small.resize("8m"));
+    auto installed = provision::ProvisioningSystem{options}.provision_from_text(config, "space.toml");
+    for (const auto& entry : installed.entries) INFO(entry.key_path << ": " << entry.error.message);
+    REQUIRE(installed.ok());
+    auto cdn_requests = hub.cdn().requests().size();
+    auto again = provision::ProvisioningSystem{options}.provision_from_text(config, "space.toml");
+    REQUIRE(again.ok());
+    for (const auto& entry : again.entries) CHECK(entry.status == provision::EntryOutcome::Status::present);
+    CHECK(hub.cdn().requests().size() == cdn_requests);
+    CHECK(std::filesystem::exists(small.path() / ".provision/installed.json"));
 }

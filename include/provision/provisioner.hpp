@@ -386,6 +386,10 @@ inline EntryOutcome ProvisioningSystem::prepare_entry(const Entry& entry, const 
     outcome.key_path = entry.key_path;
     outcome.category = entry.category;
     outcome.source = entry.source;
+    if (options_.cancel && options_.cancel->load()) {
+        outcome.error = make_error(errc::cancelled, entry.key_path + ": stopped before it started");
+        return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
+    }
     try {
         ResolveContext context{http_, options_.credentials, options_.hf_endpoint};
         auto plan = resolve_entry(entry, context);

@@ -7031,8 +7031,10 @@ inline Result<void> Transfer::prepare() {
     }
     if (!resumed_) {
         // The old state must go before the .part is rewritten: a state must
-        // never describe bytes of another download.
-        remove_resume_state(state_path_);
+        // never describe bytes of another download. (Under a provisional
+        // name it may be another entry's; establish() removes it once the
+        // server has confirmed the name.)
+        if (!name_guessed_) remove_resume_state(state_path_);
         if (fd_ >= 0) ::close(fd_);
         fd_ = -1;
         resume_from_ = 0;
@@ -7275,6 +7277,7 @@ inline bool Transfer::establish(const HttpResponse& response, std::uint64_t requ
     // The .part: reuse it when resuming, otherwise start empty.
     if (fd_ < 0 || !resumed_) {
         if (fd_ >= 0) ::close(fd_);
+        remove_resume_state(state_path_);
         std::error_code ignored;
         std::filesystem::create_directories(target_->parent_path(), ignored);
         fd_ = ::open(part_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -7549,7 +7552,7 @@ inline void Transfer::worker_main(std::size_t slot) {
                     end = std::min(*plan_.size, piece_size_for(*plan_.size));
                 }
             } else {
-                bool yield = slot != 0 && running_ > 1 &&
+                bool yield = running_ > 1 &&
                              (running_ > allowed_ || (budget_ && budget_->has_waiters()));
                 if (yield) break;
                 auto piece = scheduler_->take(slot);
@@ -7727,7 +7730,9 @@ inline void Transfer::coordinate() {
         auto now = Clock::now();
         // More connections while there is work to share and slots to spare.
         if (established_ && ranged_ && scheduler_ && now >= not_before_) {
-            for (std::size_t slot = 1; slot < slots_ && running_ < allowed_ && scheduler_->has_work_for_another(); ++slot) {
+            // Any free slot will do, the first one's included: once the size is
+            // known, it is a connection like the others.
+            for (std::size_t slot = 0; slot < slots_ && running_ < allowed_ && scheduler_->has_work_for_another(); ++slot) {
                 if (workers_[slot]->running) continue;
                 if (budget_ && !budget_->try_acquire_extra()) break;
                 if (!spawn_worker(slot, budget_ != nullptr)) break;
@@ -8557,6 +8562,10 @@ inline EntryOutcome ProvisioningSystem::prepare_entry(const Entry& entry, const 
     outcome.key_path = entry.key_path;
     outcome.category = entry.category;
     outcome.source = entry.source;
+    if (options_.cancel && options_.cancel->load()) {
+        outcome.error = make_error(errc::cancelled, entry.key_path + ": stopped before it started");
+        return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
+    }
     try {
         ResolveContext context{http_, options_.credentials, options_.hf_endpoint};
         auto plan = resolve_entry(entry, context);

@@ -247,6 +247,14 @@ class HubEmulator {
         for (auto& [signature, expired] : signatures_) expired = true;
     }
 
+    /// The next CDN download breaks off after `bytes`, and every link issued
+    /// until then expires with it: a connection lost for longer than the hour
+    /// a signed link lives. A resuming client must ask the Hub for a new link.
+    void interrupt_next_download(std::uint64_t bytes) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        interrupt_after_ = bytes;
+    }
+
     /// How many signed links the Hub has handed out.
     std::size_t signed_links_issued() const {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -489,7 +497,13 @@ class HubEmulator {
             return;
         }
         const HubFile& file = blob->second;
-        cdn_->serve_bytes(res, req, file.served_instead ? *file.served_instead : file.content, serve_as("binary/octet-stream"));
+        ServeOptions options = serve_as("binary/octet-stream");
+        if (interrupt_after_) {
+            options.abort_after = *interrupt_after_;
+            interrupt_after_.reset();
+            for (auto& [issued_signature, expired] : signatures_) expired = true;
+        }
+        cdn_->serve_bytes(res, req, file.served_instead ? *file.served_instead : file.content, options);
     }
 
     std::vector<std::string> hub_names_;
@@ -504,6 +518,7 @@ class HubEmulator {
     std::uint64_t commit_counter_ = 0;
     std::uint64_t request_counter_ = 0;
     bool rate_limited_ = false;
+    std::optional<std::uint64_t> interrupt_after_;
 
     // Last, so they stop (and no handler runs) before the state above is destroyed.
     std::unique_ptr<LoopbackServer> hub_;
