@@ -586,6 +586,18 @@ TEST_CASE("engine: the install record makes a re-run free; a changed file or sou
     CHECK_FALSE(touched->already_present);
     CHECK(server->requests().size() > requests);
 
+    // The same bytes under a new identity (a new commit that did not touch
+    // the file) are not fetched again; the record follows the new identity.
+    requests = server->requests().size();
+    auto same_bytes = plan;
+    same_bytes.identity = "hf:model/acme/x@newcommit:rec.safetensors";
+    same_bytes.sha256 = provision::detail::sha256_hex(*body);
+    auto kept = Downloader{http, options}.download(same_bytes);
+    REQUIRE(kept);
+    CHECK(kept->already_present);
+    CHECK(server->requests().size() == requests);
+    CHECK(options.registry->find(target)->identity == same_bytes.identity);
+
     // A changed source (another identity) replaces the file atomically.
     auto changed = std::make_shared<const std::string>(test_bytes(200000, 26));
     server->server().Get("/rec-v2.safetensors", [&](const httplib::Request& req, httplib::Response& res) {

@@ -4,6 +4,8 @@
 #include "support/run_process.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 
 using provision::DownloadPlan;
 using provision::Entry;
@@ -609,6 +611,9 @@ TEST_CASE("huggingface: an expired CDN link is explained, and refresh gets a fre
     hub.expire_signed_links();
     // the branch moves on meanwhile: a resumed download must still get the first file
     hub.commit("org/m", {{"big.safetensors", HubFile{test_bytes(80000, 22)}}});
+    // and the Hub has closed the idle connection the first request left in the
+    // client's pool (the loopback server keeps idle connections for one second)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200));
 
     auto expired = fetch_plan(resolver.http, plan.value(), {{"Range", "bytes=40000-"}});
     REQUIRE(expired);

@@ -4721,7 +4721,12 @@ inline Result<DownloadPlan> resolve_huggingface(const Entry& entry, ResolveConte
     head.url = resolve.value();
     head.scoped_headers = credentials;  // the client keeps them on the Hub's origin only
     head.redirects = RedirectPolicy::relative_only;
+    // The request is idempotent, so a transport failure is tried again at once:
+    // a refresh comes an hour after the first request, and the pooled
+    // connections to the Hub have been closed by then; each such one fails on
+    // first use (the client drops it) before a new connection is made.
     auto answer = context.http.fetch(head);
+    for (int retry = 0; retry < 3 && !answer && answer.error().code == errc::network; ++retry) answer = context.http.fetch(head);
     if (!answer)
         return make_error(answer.error().code, who + "cannot reach Hugging Face to resolve " + ref.what() + ": " +
                                                    answer.error().message);
@@ -7016,8 +7021,10 @@ inline Result<void> Transfer::prepare() {
     if (!fresh_) {
         auto state = load_resume_state(state_path_);
         struct stat info {};
-        bool usable = state && state->identity == identity_ && state->validator == plan_.validator &&
-                      state->sha256 == plan_.sha256 && (!plan_.size || *plan_.size == state->size) &&
+        // Same source, or (a new commit, a new signed link) the same bytes.
+        bool same = state && ((state->identity == identity_ && state->validator == plan_.validator && state->sha256 == plan_.sha256) ||
+                              (!plan_.sha256.empty() && state->sha256 == plan_.sha256));
+        bool usable = same && (!plan_.size || *plan_.size == state->size) &&
                       ::stat(part_.c_str(), &info) == 0 && static_cast<std::uint64_t>(info.st_size) >= state->done.last_end();
         if (usable) {
             fd_ = ::open(part_.c_str(), O_RDWR | O_CLOEXEC);
@@ -7878,17 +7885,32 @@ inline PlanCheck Downloader::check_target(const DownloadPlan& plan, const std::f
         record = target.empty() ? options_.registry->find_by_identity(identity, plan.folder) : options_.registry->find(target);
     if (record) {
         auto stamp = detail::stamp_of(record->path);
-        bool same_source = record->identity == identity && record->validator == plan.validator &&
-                           (plan.sha256.empty() || plan.sha256 == record->sha256);
+        // The same source, or the very bytes the source now asks for: a new
+        // Hugging Face commit that did not touch this file changes the
+        // identity, not the content, and must not cost a download.
+        bool same_bytes = !plan.sha256.empty() && plan.sha256 == record->sha256;
+        bool same_source = same_bytes || (record->identity == identity && record->validator == plan.validator &&
+                                          plan.sha256.empty());
         bool untouched = stamp && *stamp == record->stamp && (!plan.size || *plan.size == stamp->size);
-        if (same_source && untouched) {
-            if (!options_.verify)
-                return PlanCheck{InstalledFile{record->path, stamp->size, record->sha256, true}, record->path, 0, ""};
+        bool trusted = same_source && untouched;
+        if (trusted && options_.verify) {
             auto digest = detail::sha256_file(record->path);
-            if (digest && digest.value() == record->sha256)
-                return PlanCheck{InstalledFile{record->path, stamp->size, record->sha256, true}, record->path, 0, ""};
-            out.reason = "its content no longer matches the SHA-256 recorded at install time";
-        } else {
+            trusted = digest && digest.value() == record->sha256;
+            if (!trusted) {
+                out.reason = "its content no longer matches the SHA-256 recorded at install time";
+                return out;  // just hashed: no point hashing it again below
+            }
+        }
+        if (trusted) {
+            if ((record->identity != identity || record->validator != plan.validator) && options_.registry) {
+                detail::InstallRecord updated = *record;
+                updated.identity = identity;
+                updated.validator = plan.validator;
+                (void)options_.registry->put(updated);
+            }
+            return PlanCheck{InstalledFile{record->path, stamp->size, record->sha256, true}, record->path, 0, ""};
+        }
+        if (out.reason.empty()) {
             out.reason = !same_source ? "the source changed since it was installed" : "the file was changed or removed since it was installed";
         }
     }

@@ -497,13 +497,22 @@ class HubEmulator {
             return;
         }
         const HubFile& file = blob->second;
-        ServeOptions options = serve_as("binary/octet-stream");
-        if (interrupt_after_) {
-            options.abort_after = *interrupt_after_;
+        cdn_->serve_bytes(res, req, file.served_instead ? *file.served_instead : file.content, serve_as("binary/octet-stream"));
+        if (interrupt_after_ && res.content_provider_) {
+            // The links expire when the connection drops, not when it starts:
+            // by then the client has the answer's headers and a megabyte of body.
+            std::uint64_t limit = *interrupt_after_;
             interrupt_after_.reset();
-            for (auto& [issued_signature, expired] : signatures_) expired = true;
+            auto deliver = res.content_provider_;
+            res.content_provider_ = [this, deliver, limit](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+                if (offset >= limit) {
+                    std::lock_guard<std::mutex> expire(mutex_);
+                    for (auto& [issued_signature, expired] : signatures_) expired = true;
+                    return false;  // drop the connection
+                }
+                return deliver(offset, static_cast<std::size_t>(std::min<std::uint64_t>(length, limit - offset)), sink);
+            };
         }
-        cdn_->serve_bytes(res, req, file.served_instead ? *file.served_instead : file.content, options);
     }
 
     std::vector<std::string> hub_names_;

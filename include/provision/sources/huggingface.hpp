@@ -395,7 +395,12 @@ inline Result<DownloadPlan> resolve_huggingface(const Entry& entry, ResolveConte
     head.url = resolve.value();
     head.scoped_headers = credentials;  // the client keeps them on the Hub's origin only
     head.redirects = RedirectPolicy::relative_only;
+    // The request is idempotent, so a transport failure is tried again at once:
+    // a refresh comes an hour after the first request, and the pooled
+    // connections to the Hub have been closed by then; each such one fails on
+    // first use (the client drops it) before a new connection is made.
     auto answer = context.http.fetch(head);
+    for (int retry = 0; retry < 3 && !answer && answer.error().code == errc::network; ++retry) answer = context.http.fetch(head);
     if (!answer)
         return make_error(answer.error().code, who + "cannot reach Hugging Face to resolve " + ref.what() + ": " +
                                                    answer.error().message);
