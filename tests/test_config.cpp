@@ -501,7 +501,7 @@ colour = "blue"
     REQUIRE(explicit_source.diagnostics.size() == 2);
     auto headers = only_diagnostic(explicit_source, "models.checkpoints.b.headers");
     CHECK(headers.where.line == 5);
-    CHECK(contains(headers.message, "allowed keys: source, repo, file, revision, repo_type, gated, filename, sha256"));
+    CHECK(contains(headers.message, "allowed keys: source, repo, file, files, include, exclude, revision, repo_type, gated, filename, sha256"));
     CHECK(contains(headers.message, "belongs to source = \"url\""));
     CHECK(only_diagnostic(explicit_source, "models.checkpoints.b.colour").where.line == 6);
 }
@@ -1041,4 +1041,82 @@ TEST_CASE("config: hostile input gives diagnostics, never a crash") {
         }
         CHECK(rejected > 0);
     }
+}
+
+// ---------------------------------------------------------------- multi-file Hugging Face entries
+
+TEST_CASE("config: files, include and exclude select several files of a Hugging Face repo") {
+    auto m = parse(R"(
+[models.checkpoints.sdxl]
+repo = "stabilityai/stable-diffusion-xl-base-1.0"
+files = ["unet/diffusion_pytorch_model.fp16.safetensors", "unet/config.json"]
+
+[models.vae.flux]
+repo = "black-forest-labs/FLUX.1-dev"
+include = ["vae/*", "*.json"]
+exclude = ["model_index.json"]
+)");
+    INFO(m.error_text());
+    REQUIRE(m.ok());
+    REQUIRE(m.entries.size() == 2);
+    CHECK(m.entries[0].files == std::vector<std::string>{"unet/diffusion_pytorch_model.fp16.safetensors", "unet/config.json"});
+    CHECK(m.entries[0].file.empty());
+    CHECK(m.entries[0].is_multi_file());
+    CHECK(m.entries[1].include == std::vector<std::string>{"vae/*", "*.json"});
+    CHECK(m.entries[1].exclude == std::vector<std::string>{"model_index.json"});
+    CHECK(m.entries[1].is_multi_file());
+}
+
+TEST_CASE("config: wrong multi-file selections are explained at the key") {
+    auto m = parse(R"(
+[models.a.wrong-type]
+repo = "o/n"
+files = "model.safetensors"
+
+[models.a.empty]
+repo = "o/n"
+include = []
+
+[models.a.both]
+repo = "o/n"
+file = "x.safetensors"
+files = ["y.safetensors"]
+
+[models.a.mixed]
+repo = "o/n"
+files = ["y.safetensors"]
+include = ["*"]
+
+[models.a.exclude-only]
+repo = "o/n"
+exclude = ["*.bin"]
+
+[models.a.bad-item]
+repo = "o/n"
+files = ["ok.json", 3, "../up.json", "ok.json"]
+
+[models.a.renamed]
+repo = "o/n"
+include = ["*"]
+filename = "x.safetensors"
+
+[models.a.nothing]
+repo = "o/n"
+)");
+    auto wrong_type = only_diagnostic(m, "models.a.wrong-type.files");
+    CHECK(wrong_type.where.str() == "config.toml:3:9");
+    CHECK(contains(wrong_type.message, "expected an array of strings"));
+    CHECK(contains(wrong_type.message, "for one file write file = \"...\""));
+    CHECK(contains(only_diagnostic(m, "models.a.empty.include").message, "the list is empty"));
+    CHECK(contains(only_diagnostic(m, "models.a.both.files").message, "\"file\" and \"files\" cannot be combined"));
+    CHECK(contains(only_diagnostic(m, "models.a.mixed.include").message, "\"files\" and \"include\" cannot be combined"));
+    CHECK(contains(only_diagnostic(m, "models.a.exclude-only.exclude").message, "exclude needs include"));
+    CHECK(contains(only_diagnostic(m, "models.a.bad-item.files[1]").message, "expected a string, got an integer"));
+    CHECK(contains(only_diagnostic(m, "models.a.bad-item.files[2]").message, "\"..\""));
+    CHECK(contains(only_diagnostic(m, "models.a.bad-item.files[3]").message, "listed twice"));
+    CHECK(contains(only_diagnostic(m, "models.a.renamed.filename").message, "keeps the repo's names"));
+    auto nothing = only_diagnostic(m, "models.a.nothing");
+    CHECK(contains(nothing.message, "missing required key \"file\""));
+    CHECK(contains(nothing.message, "include = [\"*\"] for the whole repo"));
+    CHECK(m.entries.empty());
 }

@@ -4,6 +4,8 @@
 #include "support/run_process.hpp"
 
 #include <algorithm>
+#include <map>
+#include <set>
 #include <chrono>
 #include <thread>
 
@@ -910,4 +912,245 @@ TEST_CASE("huggingface: a download whose signed link expires mid-way resumes thr
     for (const auto& request : hub.cdn().requests()) CHECK_FALSE(request.has_header("Authorization"));
     // It resumed rather than starting over: the first megabyte was not sent twice.
     CHECK(hub.cdn().bytes_sent() < content.size() + (1u << 20));
+}
+
+// ---------------------------------------------------------------------------
+// Multi-file entries: files = [...], include / exclude, pinned to one commit.
+
+namespace {
+
+std::string multi_config(const std::string& key, const std::string& repo, const std::string& selection) {
+    return "[models." + key + "]\nsource = \"huggingface\"\nrepo = \"" + repo + "\"\n" + selection + "\n";
+}
+
+/// Every failed entry's message, one per line: what a failing REQUIRE(report.ok()) should show.
+std::string failures_of(const provision::Report& report) {
+    std::string out;
+    for (const auto& entry : report.entries)
+        if (entry.status == EntryOutcome::Status::failed) out += entry.key_path + ": " + entry.error.message + "\n";
+    return out;
+}
+
+std::vector<std::string> targets_containing(provision_test::LoopbackServer& server, const std::string& part) {
+    std::vector<std::string> out;
+    for (const auto& request : server.requests())
+        if (contains(request.target, part)) out.push_back(request.target);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("huggingface: patterns follow huggingface_hub's fnmatch rules") {
+    CHECK(hf::glob_match("*.safetensors", "model.safetensors"));
+    CHECK(hf::glob_match("*.json", "unet/config.json"));  // '*' also matches '/'
+    CHECK(hf::glob_match("data/*.json", "data/sub/x.json"));
+    CHECK_FALSE(hf::glob_match("*.JSON", "config.json"));  // case-sensitive
+    CHECK(hf::glob_match("model-0000?-of-00002.safetensors", "model-00001-of-00002.safetensors"));
+    CHECK_FALSE(hf::glob_match("model-?.bin", "model-12.bin"));
+    CHECK(hf::glob_match("[tv]*", "vae/x"));
+    CHECK_FALSE(hf::glob_match("[!tv]*", "text_encoder/x"));
+    CHECK(hf::glob_match("[a-c]b", "bb"));
+    CHECK(hf::glob_match("a[b", "a[b"));  // an unterminated set is a literal '['
+    CHECK(hf::glob_match("*", ".gitattributes"));
+    CHECK_FALSE(hf::glob_match("", "x"));
+    CHECK(hf::is_selected("vae/diffusion_pytorch_model.safetensors", {"vae/"}, {}));  // a trailing '/' means the folder
+    CHECK(hf::is_selected("unet/x.bin", {}, {}));
+    CHECK_FALSE(hf::is_selected("unet/x.bin", {"*"}, {"*.bin"}));
+}
+
+TEST_CASE("huggingface: the next page comes from Link rel=\"next\" only") {
+    provision::HttpResponse response;
+    response.headers = {{"Link", "<https://huggingface.co/api/models/a/b/tree/x?recursive=true&cursor=abc>; rel=\"next\""}};
+    CHECK(hf::next_page_link(response) == std::optional<std::string>("https://huggingface.co/api/models/a/b/tree/x?recursive=true&cursor=abc"));
+    response.headers = {{"link", "<https://h/first>; rel=\"first\", <https://h/2>; rel=\"next\""}};
+    CHECK(hf::next_page_link(response) == std::optional<std::string>("https://h/2"));
+    response.headers = {{"Link", "<https://huggingface.co/api/models/a/b/xet-read-token/main>; rel=\"xet-auth\""}};
+    CHECK_FALSE(hf::next_page_link(response).has_value());
+    response.headers = {};
+    CHECK_FALSE(hf::next_page_link(response).has_value());
+}
+
+TEST_CASE("huggingface: files = [...] downloads each listed file at one commit, keeping the repo's folders") {
+    HubEmulator hub;
+    std::string unet = test_bytes(300000, 11);
+    std::string vae = test_bytes(120000, 12);
+    std::string config = "{\"_class_name\": \"UNet2DConditionModel\"}\n";
+    hub.add_token(token, HubToken{"alice"});
+    hub.add_repo("org/pipeline");
+    std::string commit = hub.commit("org/pipeline", {{"unet/diffusion_pytorch_model.safetensors", HubFile{unet}},
+                                                     {"unet/config.json", HubFile{config, HubStorage::git}},
+                                                     {"vae/diffusion_pytorch_model.safetensors", HubFile{vae, HubStorage::xet}},
+                                                     {"text_encoder/model.safetensors", HubFile{test_bytes(1000, 13)}}});
+    TempDir workspace;
+    ProvisioningSystem system{options_for(workspace, hub, token)};
+    auto report = system.provision_from_text(
+        multi_config("checkpoints.pipeline", "org/pipeline",
+                     "files = [\"unet/diffusion_pytorch_model.safetensors\", \"unet/config.json\", \"vae/diffusion_pytorch_model.safetensors\"]"),
+        "multi.toml");
+    INFO(failures_of(report));
+    REQUIRE(report.ok());
+    REQUIRE(report.entries.size() == 3);  // one outcome per file, in the order of files
+    CHECK(report.entries[0].key_path == "models.checkpoints.pipeline[unet/diffusion_pytorch_model.safetensors]");
+    CHECK(report.entries[1].key_path == "models.checkpoints.pipeline[unet/config.json]");
+    CHECK(report.entries[2].key_path == "models.checkpoints.pipeline[vae/diffusion_pytorch_model.safetensors]");
+    for (const auto& entry : report.entries) {
+        CHECK(contains(entry.identity, "@" + commit + ":"));
+        CHECK(entry.category == "checkpoints");
+    }
+    auto folder = workspace.path() / "sdnext/models/Stable-diffusion";
+    CHECK(provision_test::read_whole_file(folder / "unet/diffusion_pytorch_model.safetensors") == unet);
+    CHECK(provision_test::read_whole_file(folder / "unet/config.json") == config);
+    CHECK(provision_test::read_whole_file(folder / "vae/diffusion_pytorch_model.safetensors") == vae);
+    CHECK_FALSE(std::filesystem::exists(folder / "text_encoder"));
+    // The revision was resolved once, the repo listed at that commit, and every file fetched at it.
+    CHECK(targets_containing(hub.hub(), "/api/models/org/pipeline/revision/main").size() == 1);
+    CHECK(targets_containing(hub.hub(), "/api/models/org/pipeline/tree/" + commit + "?recursive=true").size() == 1);
+    auto resolves = targets_containing(hub.hub(), "/resolve/");
+    CHECK(resolves.size() >= 3);
+    for (const auto& target : resolves) CHECK(contains(target, "/org/pipeline/resolve/" + commit + "/"));
+    for (const auto& request : hub.hub().requests()) CHECK(request.header("Authorization") == "Bearer " + token);
+    for (const auto& request : hub.cdn().requests()) CHECK_FALSE(request.has_header("Authorization"));
+}
+
+TEST_CASE("huggingface: include / exclude patterns select from a listing that spans several pages") {
+    HubEmulator hub;
+    hub.set_tree_page_size(2);  // 7 files + 4 folders: 6 pages
+    std::map<std::string, HubFile> files;
+    files.emplace(".gitattributes", HubFile{"*.safetensors filter=lfs\n", HubStorage::git});
+    files.emplace("README.md", HubFile{"# model\n", HubStorage::git});
+    files.emplace("model_index.json", HubFile{"{}\n", HubStorage::git});
+    files.emplace("unet/diffusion_pytorch_model.safetensors", HubFile{test_bytes(5000, 21)});
+    files.emplace("unet/diffusion_pytorch_model.bin", HubFile{test_bytes(5000, 22)});
+    files.emplace("vae/diffusion_pytorch_model.safetensors", HubFile{test_bytes(4000, 23)});
+    files.emplace("text_encoder/sub/model.safetensors", HubFile{test_bytes(3000, 24)});
+    hub.add_repo("org/diffusers", "dataset");
+    std::string commit = hub.commit("org/diffusers", files, "main", "dataset");
+    TempDir workspace;
+    ProvisioningSystem system{options_for(workspace, hub, "")};
+    auto report = system.provision_from_text(
+        multi_config("checkpoints.sd", "org/diffusers",
+                     "repo_type = \"dataset\"\ninclude = [\"*.safetensors\", \"model_index.json\"]\nexclude = [\"text_encoder/\"]"),
+        "patterns.toml");
+    INFO(failures_of(report));
+    REQUIRE(report.ok());
+    std::set<std::string> installed;
+    for (const auto& entry : report.entries) installed.insert(entry.key_path);
+    CHECK(installed == std::set<std::string>{"models.checkpoints.sd[model_index.json]",
+                                             "models.checkpoints.sd[unet/diffusion_pytorch_model.safetensors]",
+                                             "models.checkpoints.sd[vae/diffusion_pytorch_model.safetensors]"});
+    auto folder = workspace.path() / "sdnext/models/Stable-diffusion";
+    CHECK(provision_test::read_whole_file(folder / "unet/diffusion_pytorch_model.safetensors") == test_bytes(5000, 21));
+    CHECK_FALSE(std::filesystem::exists(folder / "unet/diffusion_pytorch_model.bin"));
+    CHECK_FALSE(std::filesystem::exists(folder / "text_encoder"));
+    CHECK_FALSE(std::filesystem::exists(folder / "README.md"));
+    // Every page was fetched, each following the previous page's Link.
+    auto pages = targets_containing(hub.hub(), "/api/datasets/org/diffusers/tree/" + commit);
+    CHECK(pages.size() == 6);
+    CHECK(std::count_if(pages.begin(), pages.end(), [](const std::string& t) { return contains(t, "cursor="); }) == 5);
+
+    // The whole repo, asked for explicitly.
+    TempDir whole;
+    ProvisioningSystem all{options_for(whole, hub, "")};
+    auto everything = all.provision_from_text(multi_config("checkpoints.sd", "org/diffusers", "repo_type = \"dataset\"\ninclude = [\"*\"]"),
+                                              "whole.toml");
+    REQUIRE(everything.ok());
+    CHECK(everything.entries.size() == 7);
+    CHECK(provision_test::read_whole_file(whole.path() / "sdnext/models/Stable-diffusion/text_encoder/sub/model.safetensors") ==
+          test_bytes(3000, 24));
+}
+
+TEST_CASE("huggingface: every file comes from the commit listed, even when the branch moves during the run") {
+    HubEmulator hub;
+    hub.set_tree_page_size(1);
+    hub.add_repo("org/moving");
+    std::string old_a = test_bytes(6000, 31), old_b = "{\"v\": 1}\n";
+    std::string first = hub.commit("org/moving", {{"a.safetensors", HubFile{old_a}}, {"b.json", HubFile{old_b, HubStorage::git}}});
+    std::string second = hub.commit("org/moving", {{"a.safetensors", HubFile{test_bytes(6000, 32)}}, {"b.json", HubFile{"{\"v\": 2}\n", HubStorage::git}}});
+    hub.set_ref("org/moving", "main", first);
+    hub.move_ref_after_tree_page("org/moving", "main", second);  // a push lands right after the first page
+    TempDir workspace;
+    ProvisioningSystem system{options_for(workspace, hub, "")};
+    auto report = system.provision_from_text(multi_config("vae.moving", "org/moving", "include = [\"*\"]"), "moving.toml");
+    INFO(failures_of(report));
+    REQUIRE(report.ok());
+    REQUIRE(report.entries.size() == 2);
+    auto folder = workspace.path() / "sdnext/models/VAE";
+    CHECK(provision_test::read_whole_file(folder / "a.safetensors") == old_a);
+    CHECK(provision_test::read_whole_file(folder / "b.json") == old_b);
+    for (const auto& target : targets_containing(hub.hub(), "/api/models/org/moving/tree/")) CHECK(contains(target, first));
+    for (const auto& target : targets_containing(hub.hub(), "/resolve/")) CHECK(contains(target, "/resolve/" + first + "/"));
+}
+
+TEST_CASE("huggingface: a file missing from files = [...] fails alone, with what the repo has; the others install") {
+    HubEmulator hub;
+    hub.add_repo("org/flux");
+    hub.commit("org/flux", {{"ae.safetensors", HubFile{test_bytes(2000, 41)}},
+                            {"text_encoder/Model.safetensors", HubFile{test_bytes(2000, 42)}}});
+    TempDir workspace;
+    ProvisioningSystem system{options_for(workspace, hub, "")};
+    auto report = system.provision_from_text(
+        multi_config("vae.flux", "org/flux", "files = [\"ae.safetensors\", \"text_encoder/model.safetensors\"]"), "missing.toml");
+    REQUIRE(report.entries.size() == 2);
+    CHECK(report.entries[0].status == EntryOutcome::Status::installed);
+    const auto& missing = report.entries[1];
+    CHECK(missing.status == EntryOutcome::Status::failed);
+    CHECK(missing.error.code == errc::not_found);
+    CHECK(missing.key_path == "models.vae.flux[text_encoder/model.safetensors]");
+    CHECK(contains(missing.error.message, "no such file in org/flux at revision \"main\""));
+    CHECK(contains(missing.error.message, "did you mean \"text_encoder/Model.safetensors\"?"));
+    CHECK(contains(missing.error.message, "case-sensitive"));
+    CHECK(report.exit_code() == provision::exit_code(errc::not_found));
+    CHECK(std::filesystem::exists(workspace.path() / "sdnext/models/VAE/ae.safetensors"));
+
+    // Patterns that select nothing fail the entry, naming what is there.
+    auto none = system.provision_from_text(multi_config("vae.flux", "org/flux", "include = [\"*.gguf\"]"), "none.toml");
+    REQUIRE(none.entries.size() == 1);
+    CHECK(none.entries[0].status == EntryOutcome::Status::failed);
+    CHECK(contains(none.entries[0].error.message, "include = [\"*.gguf\"] selects no file of org/flux"));
+    CHECK(contains(none.entries[0].error.message, "\"ae.safetensors\""));
+}
+
+TEST_CASE("huggingface: listing errors use the Hub's wording: missing revision, gated repo, missing repo") {
+    HubEmulator hub;
+    hub.add_repo("org/gated", "model", HubAccess::gated);
+    hub.commit("org/gated", {{"x.safetensors", HubFile{test_bytes(100, 51)}}});
+    hub.add_repo("org/open");
+    hub.commit("org/open", {{"x.safetensors", HubFile{test_bytes(100, 52)}}});
+    TempDir workspace;
+    ProvisioningSystem system{options_for(workspace, hub, "")};
+    auto report = system.provision_from_text(multi_config("vae.gated", "org/gated", "include = [\"*\"]") +
+                                                 multi_config("vae.nobranch", "org/open", "include = [\"*\"]\nrevision = \"v9\"") +
+                                                 multi_config("vae.norepo", "org/nothing", "files = [\"x.safetensors\"]"),
+                                             "errors.toml");
+    REQUIRE(report.entries.size() == 3);
+    for (const auto& entry : report.entries) CHECK(entry.status == EntryOutcome::Status::failed);
+    CHECK(report.entries[0].error.code == errc::auth);
+    CHECK(contains(report.entries[0].error.message, "gated"));
+    CHECK(contains(report.entries[1].error.message, "has no revision \"v9\""));
+    CHECK(contains(report.entries[2].error.message, "org/nothing was not found"));
+}
+
+TEST_CASE("huggingface: a multi-file entry catches wrong bytes per file; the good files still install") {
+    HubEmulator hub;
+    std::string good = test_bytes(40000, 61);
+    std::string bad = good;
+    bad[100] ^= 1;
+    hub.add_repo("org/corrupt");
+    hub.commit("org/corrupt", {{"good.safetensors", HubFile{good}},
+                               {"bad.safetensors", HubFile(test_bytes(40000, 62)).serving(bad)},
+                               {"bad.json", HubFile("{\"a\": 1}\n", HubStorage::git).serving("{\"a\": 2}\n")}});
+    TempDir workspace;
+    ProvisioningSystem system{options_for(workspace, hub, "")};
+    auto report = system.provision_from_text(multi_config("lora.corrupt", "org/corrupt", "include = [\"*\"]"), "corrupt.toml");
+    REQUIRE(report.entries.size() == 3);
+    std::map<std::string, const EntryOutcome*> by_key;
+    for (const auto& entry : report.entries) by_key[entry.key_path] = &entry;
+    CHECK(by_key.at("models.lora.corrupt[good.safetensors]")->status == EntryOutcome::Status::installed);
+    CHECK(by_key.at("models.lora.corrupt[bad.safetensors]")->error.code == errc::integrity);
+    CHECK(by_key.at("models.lora.corrupt[bad.json]")->error.code == errc::integrity);
+    CHECK(contains(by_key.at("models.lora.corrupt[bad.json]")->error.message, "git SHA-1"));
+    auto folder = workspace.path() / "sdnext/models/Lora";
+    CHECK(provision_test::read_whole_file(folder / "good.safetensors") == good);
+    CHECK_FALSE(std::filesystem::exists(folder / "bad.safetensors"));
+    CHECK_FALSE(std::filesystem::exists(folder / "bad.json"));
 }

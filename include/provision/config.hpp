@@ -58,6 +58,9 @@ struct Entry {
     // huggingface
     std::string repo;                ///< "owner/name"
     std::string file;                ///< path inside the repo, may contain folders
+    std::vector<std::string> files;    ///< several paths inside the repo (instead of file)
+    std::vector<std::string> include;  ///< glob patterns selecting repo files (hf-protocol.md rules; include = ["*"]: the whole repo)
+    std::vector<std::string> exclude;  ///< glob patterns removed from the selection
     std::string revision = "main";   ///< branch, tag, commit or refs/pr/N
     std::string repo_type = "model"; ///< model, dataset or space
     bool gated = false;
@@ -74,6 +77,10 @@ struct Entry {
     // every source
     std::string filename;  ///< overrides the file name chosen by the source
     std::string sha256;    ///< expected digest, lower-case hex, or empty
+
+    /// A Hugging Face entry naming several files (files or include): the source
+    /// lists the repo once and the provisioner handles each file as an entry.
+    bool is_multi_file() const { return source == SourceKind::huggingface && (!files.empty() || !include.empty()); }
 };
 
 /// One problem found in a config file.

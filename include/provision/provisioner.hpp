@@ -302,12 +302,31 @@ inline Report ProvisioningSystem::provision_from_text(const std::string& text, c
     for (const auto& diagnostic : report.config_errors) log_.write("config error: " + diagnostic.str());
     if (!report.config_errors.empty()) return report;
 
+    // Hugging Face entries with several files (files, include/exclude) are listed
+    // once, pinned to one commit, and go on as one entry per file (huggingface_tree.hpp).
+    std::vector<std::optional<Error>> listing_errors;
+    {
+        ResolveContext listing{http_, options_.credentials, options_.hf_endpoint};
+        std::vector<Entry> entries;
+        std::vector<std::filesystem::path> entry_folders;
+        for (auto& expanded : sources::expand_entries(manifest.entries, listing)) {
+            entries.push_back(std::move(expanded.entry));
+            entry_folders.push_back(folders[expanded.from]);
+            listing_errors.push_back(std::move(expanded.error));
+        }
+        manifest.entries = std::move(entries);
+        folders = std::move(entry_folders);
+    }
     report.entries.resize(manifest.entries.size());
     // Gated Hugging Face entries need a working token: it is checked once, up
     // front, and only the entries that cannot succeed are failed; the rest run.
     std::vector<bool> settled(manifest.entries.size(), false);
     ResolveContext gated_check{http_, options_.credentials, options_.hf_endpoint};
-    for (auto& problem : sources::check_gated_entries(manifest.entries, gated_check)) {
+    auto problems = sources::check_gated_entries(manifest.entries, gated_check);
+    for (std::size_t i = 0; i < listing_errors.size(); ++i)
+        if (listing_errors[i]) problems.push_back(sources::GatedEntryProblem{i, *listing_errors[i]});
+    for (auto& problem : problems) {
+        if (settled[problem.index]) continue;  // a gated entry whose listing failed too: one reason is enough
         const Entry& entry = manifest.entries[problem.index];
         EntryOutcome& outcome = report.entries[problem.index];
         outcome.key_path = entry.key_path;

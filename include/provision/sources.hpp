@@ -8,6 +8,7 @@
 #include "sources/civitai.hpp"
 #include "sources/huggingface.hpp"
 #include "sources/huggingface_auth.hpp"
+#include "sources/huggingface_tree.hpp"
 #include "sources/url_source.hpp"
 
 namespace provision {

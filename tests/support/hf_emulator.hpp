@@ -17,6 +17,13 @@
 //                       (GatedRepo 401/403, RepoNotFound 401/404, EntryNotFound,
 //                       RevisionNotFound, invalid token 401, disabled 403, 429)
 //   GET /api/whoami-v2  the token's account, or 401
+//   GET /api/{models|datasets|spaces}/{owner}/{name}/revision/{revision}
+//                       {"id", "sha": <commit>, "siblings": [...]}
+//   GET /api/{models|datasets|spaces}/{owner}/{name}/tree/{revision}?recursive=true
+//                       a JSON array of files (oid = git blob SHA-1, lfs.oid =
+//                       SHA-256 for LFS / Xet files) and folders, in pages of a
+//                       configurable size chained by `Link: <...>; rel="next"`
+//                       with an opaque cursor, as the Hub paginates
 //
 // The CDN serves byte ranges, refuses links whose signature it did not issue or
 // has expired (403, like CloudFront / S3), and refuses any request that also
@@ -255,6 +262,20 @@ class HubEmulator {
         interrupt_after_ = bytes;
     }
 
+    /// Listings come in pages of this many items (the Hub uses 1000); small values force pagination.
+    void set_tree_page_size(std::size_t items) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        tree_page_size_ = items;
+    }
+
+    /// After the next tree page is served, `ref` moves to `commit`: a push that
+    /// lands while a client is between listing a repo and downloading its files.
+    void move_ref_after_tree_page(const std::string& id, const std::string& ref, const std::string& commit,
+                                  const std::string& type = "model") {
+        std::lock_guard<std::mutex> lock(mutex_);
+        pending_move_ = PendingMove{key(type, id), ref, commit};
+    }
+
     /// How many signed links the Hub has handed out.
     std::size_t signed_links_issued() const {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -321,6 +342,12 @@ class HubEmulator {
                 return;
             }
             answer_whoami(*account, res);
+            return;
+        }
+
+        // api/{models|datasets|spaces}/owner/name/{revision|tree}/<revision>
+        if (segments.size() == 6 && segments[0] == "api" && (segments[4] == "revision" || segments[4] == "tree")) {
+            answer_api(req, res, segments, account);
             return;
         }
 
@@ -407,6 +434,117 @@ class HubEmulator {
             return;
         }
         serve_file(repo, file->second, req, res);
+    }
+
+    /// The access rules of a repo, as the Hub applies them to every route; returns
+    /// the repo, or nullptr after writing the error answer.
+    const Repo* readable_repo(const std::string& type, const std::string& id, const std::optional<HubToken>& account,
+                              httplib::Response& res) {
+        auto found = repos_.find(key(type, id));
+        const std::string user = account ? account->user : "";
+        bool member = found != repos_.end() && found->second.members.count(user) > 0;
+        if (found == repos_.end() || (found->second.access == HubAccess::private_repo && !member)) {
+            hub_error(res, account ? 404 : 401, "RepoNotFound", "Repository not found");
+            return nullptr;
+        }
+        const Repo& repo = found->second;
+        if (repo.access == HubAccess::disabled) {
+            hub_error(res, 403, "", "Access to this resource is disabled.");
+            return nullptr;
+        }
+        if (repo.access == HubAccess::gated && !member) {
+            if (!account)
+                hub_error(res, 401, "GatedRepo",
+                          "Access to model " + repo.id + " is restricted. You must have access to it and be authenticated to access it. Please log in.");
+            else
+                hub_error(res, 403, "GatedRepo",
+                          "Access to model " + repo.id + " is restricted and you are not in the authorized list. Visit https://huggingface.co/" +
+                              repo.id + " to ask for access.");
+            return nullptr;
+        }
+        return &repo;
+    }
+
+    /// The revision and tree routes of the API.
+    void answer_api(const httplib::Request& req, httplib::Response& res, const std::vector<std::string>& segments,
+                    const std::optional<HubToken>& account) {
+        const std::string& collection = segments[1];
+        if (collection != "models" && collection != "datasets" && collection != "spaces") {
+            res.status = 404;
+            res.set_content("{\"error\":\"Sorry, we can't find the page you are looking for.\"}", "application/json");
+            return;
+        }
+        std::string type = collection == "datasets" ? "dataset" : collection == "spaces" ? "space" : "model";
+        std::string id = segments[2] + "/" + segments[3];
+        const Repo* repo = readable_repo(type, id, account, res);
+        if (!repo) return;
+        std::string revision = hub_detail::decode(segments[5]);
+        std::string commit;
+        if (auto ref = repo->refs.find(revision); ref != repo->refs.end())
+            commit = ref->second;
+        else if (repo->commits.count(revision))
+            commit = revision;
+        if (commit.empty()) {
+            hub_error(res, 404, "RevisionNotFound", "Invalid rev id: " + revision);
+            return;
+        }
+        const auto& files = repo->commits.at(commit);
+        if (segments[4] == "revision") {
+            std::string siblings;
+            for (const auto& [path, file] : files) siblings += std::string(siblings.empty() ? "" : ",") + "{\"rfilename\":\"" + path + "\"}";
+            res.set_content("{\"_id\":\"x\",\"id\":\"" + repo->id + "\",\"sha\":\"" + commit + "\",\"private\":false,\"siblings\":[" +
+                                siblings + "]}",
+                            "application/json");
+            return;
+        }
+        // The recursive listing: every folder once, then the files; paged by cursor.
+        std::vector<std::string> items;
+        std::set<std::string> folders;
+        for (const auto& [path, file] : files)
+            for (std::size_t slash = path.find('/'); slash != std::string::npos; slash = path.find('/', slash + 1))
+                folders.insert(path.substr(0, slash));
+        for (const auto& folder : folders)
+            items.push_back("{\"type\":\"directory\",\"oid\":\"" + hub_detail::digest(EVP_sha1(), "tree:" + folder) +
+                            "\",\"size\":0,\"path\":\"" + folder + "\"}");
+        for (const auto& [path, file] : files) {
+            std::string item = "{\"type\":\"file\",\"size\":" + std::to_string(file.content.size()) + ",\"path\":\"" + path + "\"";
+            if (file.storage == HubStorage::git) {
+                item += ",\"oid\":\"" + git_blob_sha1_of(file.content) + "\"";
+            } else {
+                std::string sha256 = sha256_of(file.content);
+                std::string pointer = "version https://git-lfs.github.com/spec/v1\noid sha256:" + sha256 + "\nsize " +
+                                      std::to_string(file.content.size()) + "\n";
+                item += ",\"oid\":\"" + git_blob_sha1_of(pointer) + "\",\"lfs\":{\"oid\":\"" + sha256 + "\",\"size\":" +
+                        std::to_string(file.content.size()) + ",\"pointerSize\":" + std::to_string(pointer.size()) + "}";
+                if (file.storage == HubStorage::xet) item += ",\"xetHash\":\"" + hub_detail::digest(EVP_sha256(), "xet:" + file.content) + "\"";
+            }
+            items.push_back(item + "}");
+        }
+        std::size_t offset = 0;
+        if (req.has_param("cursor")) {
+            auto cursor = tree_cursors_.find(req.get_param_value("cursor"));
+            if (cursor == tree_cursors_.end()) {
+                hub_error(res, 400, "", "Invalid cursor");
+                return;
+            }
+            offset = cursor->second;
+        }
+        std::size_t end = std::min(items.size(), offset + tree_page_size_);
+        std::string body = "[";
+        for (std::size_t i = offset; i < end; ++i) body += (i > offset ? "," : "") + items[i];
+        body += "]";
+        if (end < items.size()) {
+            std::string cursor = hub_detail::digest(EVP_sha1(), commit + "@" + std::to_string(end)).substr(0, 20);
+            tree_cursors_[cursor] = end;
+            res.set_header("Link", "<https://" + req.get_header_value("Host") + "/api/" + collection + "/" + repo->id + "/tree/" + segments[5] +
+                                       "?recursive=true&cursor=" + cursor + ">; rel=\"next\"");
+        }
+        res.set_content(body, "application/json");
+        if (pending_move_) {
+            Repo& moved = repos_.at(pending_move_->repo_key);
+            moved.refs[pending_move_->ref] = pending_move_->commit;
+            pending_move_.reset();
+        }
     }
 
     void answer_whoami(const HubToken& account, httplib::Response& res) {
@@ -528,6 +666,12 @@ class HubEmulator {
     std::uint64_t request_counter_ = 0;
     bool rate_limited_ = false;
     std::optional<std::uint64_t> interrupt_after_;
+    std::size_t tree_page_size_ = 1000;
+    std::map<std::string, std::size_t> tree_cursors_;  ///< opaque cursor -> offset of the page it starts
+    struct PendingMove {
+        std::string repo_key, ref, commit;
+    };
+    std::optional<PendingMove> pending_move_;
 
     // Last, so they stop (and no handler runs) before the state above is destroyed.
     std::unique_ptr<LoopbackServer> hub_;

@@ -232,8 +232,9 @@ inline bool expand_variables(std::string_view text, const EnvLookup& env, std::s
 
 /// The keys each source accepts, in the order messages list them.
 inline const std::vector<std::string_view>& allowed_keys(SourceKind kind) {
-    static const std::vector<std::string_view> huggingface{"source",   "repo",   "file",        "revision", "repo_type",
-                                                           "gated",    "filename", "sha256",    "description", "notes"};
+    static const std::vector<std::string_view> huggingface{"source",   "repo",     "file",   "files",       "include", "exclude",
+                                                           "revision", "repo_type", "gated", "filename",    "sha256",  "description",
+                                                           "notes"};
     static const std::vector<std::string_view> civitai{"source",   "version_id", "file_id",     "type",
                                                        "filename", "sha256",     "description", "notes"};
     static const std::vector<std::string_view> url{"source",      "url",    "filename",    "headers",
@@ -761,6 +762,8 @@ class Checker {
                 else wrong_type(value, path, "true or false");
             } else if (key == "version_id" || key == "file_id") {
                 check_numeric_id(value, path, key, key == "version_id" ? entry.version_id : entry.file_id);
+            } else if (key == "files" || key == "include" || key == "exclude") {
+                check_repo_path_list(value, path, key, key == "files" ? entry.files : key == "include" ? entry.include : entry.exclude);
             } else if (const auto* text = value.as_string()) {
                 check_string_key(key, text->get(), value, path, entry);
             } else {
@@ -776,7 +779,7 @@ class Checker {
         switch (*kind) {
         case SourceKind::huggingface:
             require("repo", "repo = \"owner/name\", e.g. repo = \"stabilityai/stable-diffusion-xl-base-1.0\"");
-            require("file", "file = \"<path of the file inside the repo>\", e.g. file = \"sd_xl_base_1.0.safetensors\"");
+            check_file_selection(table, candidate.key_path, seen);
             break;
         case SourceKind::civitai:
             require("version_id", "version_id = \"<model version id>\" (the number after ?modelVersionId= in the model page's URL)");
@@ -785,6 +788,90 @@ class Checker {
         }
         if (manifest_.diagnostics.size() != problems_before) return std::nullopt;
         return entry;
+    }
+
+    /// files / include / exclude: a non-empty array of strings. files holds repo
+    /// paths (checked like file); include and exclude hold glob patterns.
+    void check_repo_path_list(const toml::node& value, const std::string& path, std::string_view key, std::vector<std::string>& out) {
+        const bool patterns = key != "files";
+        const std::string example = patterns ? std::string(key) + " = [\"*.safetensors\", \"text_encoder/*\"]"
+                                             : "files = [\"model.safetensors\", \"vae/config.json\"]";
+        const toml::array* array = value.as_array();
+        if (!array) {
+            std::string message = "expected an array of strings, e.g. " + example + ", got " + type_phrase(value);
+            if (!patterns && value.is_string()) message += " (for one file write file = \"...\")";
+            report(value.source(), path, message);
+            return;
+        }
+        if (array->empty()) {
+            report(value.source(), path,
+                   "the list is empty; " + std::string(patterns ? "give at least one pattern, e.g. " : "name at least one file, e.g. ") +
+                       example + ", or remove the key");
+            return;
+        }
+        for (std::size_t i = 0; i < array->size(); ++i) {
+            const toml::node& item = *array->get(i);
+            std::string item_path = path + "[" + std::to_string(i) + "]";
+            const auto* text = item.as_string();
+            if (!text) {
+                wrong_type(item, item_path, "a string");
+                continue;
+            }
+            std::string problem = patterns ? pattern_problem(text->get()) : repo_path_problem(text->get());
+            if (!problem.empty()) {
+                report(item.source(), item_path, problem);
+                continue;
+            }
+            if (std::find(out.begin(), out.end(), text->get()) != out.end()) {
+                report(item.source(), item_path, quoted(text->get()) + " is listed twice; remove one");
+                continue;
+            }
+            out.push_back(text->get());
+        }
+    }
+
+    /// Why a glob pattern is unusable, or "" when it is fine.
+    static std::string pattern_problem(std::string_view pattern) {
+        if (pattern.empty()) return "the pattern is empty; write e.g. \"*.safetensors\"";
+        if (has_control_char(pattern)) return "the pattern contains a control character";
+        if (pattern.front() == '/') return "patterns match paths relative to the repo root; remove the leading '/'";
+        return "";
+    }
+
+    /// Which files of a Hugging Face repo: file, files, or include (with optional
+    /// exclude). Exactly one way, so an entry never means two things; a whole repo
+    /// must be asked for (include = ["*"]), never implied by a forgotten key.
+    void check_file_selection(const toml::table& table, const std::string& key_path, const std::vector<std::string_view>& seen) {
+        auto has = [&](std::string_view key) { return std::find(seen.begin(), seen.end(), key) != seen.end(); };
+        auto at = [&](std::string_view key) { return table.get(key)->source(); };
+        const bool file = has("file"), files = has("files"), include = has("include"), exclude = has("exclude");
+        if (file && (files || include || exclude)) {
+            std::string_view other = files ? "files" : include ? "include" : "exclude";
+            report(at(other), child_path(key_path, other),
+                   "\"file\" and \"" + std::string(other) + "\" cannot be combined: file names one file; for several, "
+                   "move it into files = [...] or select them with include = [...] (and exclude = [...])");
+        } else if (files && (include || exclude)) {
+            std::string_view other = include ? "include" : "exclude";
+            report(at(other), child_path(key_path, other),
+                   "\"files\" and \"" + std::string(other) + "\" cannot be combined: files lists exact paths, include and "
+                   "exclude select by pattern; use one way");
+        } else if (exclude && !include) {
+            report(at("exclude"), child_path(key_path, "exclude"),
+                   "exclude needs include: write include = [\"*\"] to start from the whole repo, then exclude = [...] removes files");
+        } else if (!file && !files && !include) {
+            report(table.source(), key_path,
+                   "missing required key \"file\" for source \"huggingface\"; add file = \"<path inside the repo>\" (e.g. file = "
+                   "\"sd_xl_base_1.0.safetensors\"), files = [\"a.safetensors\", \"sub/b.json\"] for several, or "
+                   "include = [\"*\"] for the whole repo");
+        }
+        if ((files || include) && !file) {
+            if (has("filename"))
+                report(at("filename"), child_path(key_path, "filename"),
+                       "filename renames one file; an entry with files or include keeps the repo's names (and folders), so remove it");
+            if (has("sha256"))
+                report(at("sha256"), child_path(key_path, "sha256"),
+                       "sha256 checks one file; with files or include every file is verified against the digest Hugging Face lists, so remove it");
+        }
     }
 
     static std::string unknown_key_message(std::string_view key, SourceKind kind) {
