@@ -79,6 +79,14 @@ class DriveEmulator {
             res.set_content("<!DOCTYPE html><html><head><title>viewer - Google Drive</title></head><body></body></html>", "text/html; charset=utf-8");
         });
         usercontent_->server().Get("/download", [this](const httplib::Request& req, httplib::Response& res) { download(req, res); });
+        // Drive's pages are generated per request and come whole even when a
+        // range was asked for; files honour Range (serve_bytes reads the
+        // header itself). cpp-httplib would slice pages too: clear its copy.
+        for (LoopbackServer* server : {drive_.get(), usercontent_.get()})
+            server->on_pre_routing([](const httplib::Request& req, httplib::Response&) {
+                const_cast<httplib::Request&>(req).ranges.clear();
+                return httplib::Server::HandlerResponse::Unhandled;
+            });
         accounts_->server().Get(".*", [](const httplib::Request&, httplib::Response& res) {
             res.set_content("<!DOCTYPE html><html><head><title>Sign in - Google Accounts</title></head><body>"
                             "<form action=\"/v3/signin/identifier\"><input type=\"email\" name=\"identifier\"></form></body></html>",
