@@ -3642,8 +3642,14 @@ inline Result<DriveFile> drive_file_from(ProbeResult& probed, const DriveCookies
     file.cookie_header = cookies.header();
     if (auto disposition = response.header("Content-Disposition"))
         if (auto proposed = content_disposition_filename(*disposition)) file.file_name = sanitize_file_name(*proposed);
-    if (auto length = response.header("Content-Length"); length && all_digits(trim(*length)) && trim(*length).size() < 20)
+    if (response.status == 206) {
+        // "bytes 0-0/TOTAL": the size is the total, not the one byte sent.
+        std::string range = response.header("Content-Range").value_or("");
+        std::string total = range.substr(range.find('/') == std::string::npos ? range.size() : range.find('/') + 1);
+        if (all_digits(total) && !total.empty() && total.size() < 20) file.size = std::stoull(total);
+    } else if (auto length = response.header("Content-Length"); length && all_digits(trim(*length)) && trim(*length).size() < 20) {
         file.size = std::stoull(std::string(trim(*length)));
+    }
     if (auto etag = response.header("ETag")) file.validator = *etag;
     else if (auto modified = response.header("Last-Modified")) file.validator = *modified;
     file.body = std::move(probed.response.body);
@@ -3736,17 +3742,28 @@ inline Result<DriveFile> resolve_drive_file(HttpClient& http, const DriveLink& l
     detail::DriveCookies cookies;
     bool cookie_confirmation_tried = false;
     int confirmations = 0;
+    // A model's first byte is enough to learn its name, size and validator:
+    // without Range, Drive starts sending the whole file, and a re-run that
+    // finds it in place would pull megabytes only to close the connection.
+    // A page answered in part (a server that ranges HTML too) is asked again
+    // without Range, so its form can be read.
+    bool first_byte_only = options.keep_body_up_to == 0;
     const int max_steps = 12;
     for (int step = 0; step < max_steps; ++step) {
         HttpRequest request;
         request.url = next;
         request.redirects = RedirectPolicy::none;
         if (!cookies.empty()) request.headers.emplace_back("Cookie", cookies.header());
+        if (first_byte_only) request.headers.emplace_back("Range", "bytes=0-0");
         auto probed = detail::probe(http, request, detail::is_drive_file_response, 1u << 20, options.keep_body_up_to);
         if (!probed) return make_error(probed.error().code, who + ": " + probed.error().message);
         const HttpResponse& response = probed->response;
         cookies.take(response.headers);
         if (probed->payload) return detail::drive_file_from(probed.value(), cookies, who, options);
+        if (response.status == 206) {
+            first_byte_only = false;
+            continue;
+        }
 
         if (response.is_redirect()) {
             auto location = response.header("Location");
