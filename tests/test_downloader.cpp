@@ -114,6 +114,32 @@ TEST_CASE("downloader: an HTML page where a model was expected is an error and n
     CHECK(files_under(dir.path()).empty());
 }
 
+TEST_CASE("downloader: text/plain decides by the body: a binary model installs, a text message is refused") {
+    // nginx without its MIME map (and many object stores) label every
+    // unknown file text/plain; an error message served the same way is not a model.
+    auto server = LoopbackServer::https();
+    std::string model = std::string("\x18\x00\x00\x00\x00\x00\x00\x00", 8) + R"({"__metadata__":{}}     )" + test_bytes(5000, 41);
+    server->server().Get("/plain/model.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
+        server->serve_bytes(res, req, model, provision_test::ServeOptions{"text/plain"});
+    });
+    server->server().Get("/denied/model.safetensors", [](const httplib::Request&, httplib::Response& res) {
+        res.set_content("Access denied: this bucket requires a signed request\n", "text/plain; charset=utf-8");
+    });
+    TempDir dir;
+    HttpClient http{trusting_options()};
+    Downloader downloader{http, {}};
+    auto installed = downloader.download(plan_for(server->url("/plain/model.safetensors"), dir / "Lora"));
+    INFO((installed ? std::string() : installed.error().message));
+    REQUIRE(installed);
+    CHECK(provision_test::read_whole_file(dir / "Lora/model.safetensors") == model);
+
+    auto refused = downloader.download(plan_for(server->url("/denied/model.safetensors"), dir / "VAE"));
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == provision::errc::integrity);
+    CHECK(refused.error().message.find("sent text (\"Access denied: this bucket requires a signed request") != std::string::npos);
+    CHECK(files_under(dir / "VAE").empty());
+}
+
 TEST_CASE("downloader: a text file that is not a model is fine") {
     auto server = LoopbackServer::https();
     server->server().Get("/cfg/model.yaml", [](const httplib::Request&, httplib::Response& res) {
