@@ -6997,6 +6997,7 @@ class PrefixHasher {
 
 #endif
 // ---- end include/provision/detail/prefix_hasher.hpp ----
+// #include "detail/probe.hpp": include/provision/detail/probe.hpp already inlined above
 // #include "detail/resume_state.hpp": include/provision/detail/resume_state.hpp already inlined above
 // ---- begin include/provision/detail/retry_policy.hpp ----
 // provision: when a failed request is worth another try, and how long to wait.
@@ -7280,6 +7281,25 @@ inline bool is_text_content_type(std::string_view content_type) {
            type == "application/problem+json" || type == "application/xml";
 }
 
+/// Types no server gives a model file, even a misconfigured one. A bare
+/// text/plain is different: nginx without its MIME map, and many object
+/// stores, label every unknown file that way, so the body decides.
+inline bool is_document_content_type(std::string_view content_type) {
+    std::string type = to_lower(trim(content_type.substr(0, content_type.find(';'))));
+    return is_text_content_type(type) && type != "text/plain";
+}
+
+/// True when a body's first bytes are plain text (an error message, a page)
+/// rather than a binary model file, whose first bytes always hold a NUL or
+/// another control byte (safetensors' length prefix, a zip or pickle header).
+inline bool looks_like_text(std::string_view head) {
+    head = head.substr(0, 512);
+    if (head.empty()) return false;
+    for (unsigned char c : head)
+        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') return false;
+    return true;
+}
+
 /// True when the first bytes of a body look like an HTML document.
 inline bool looks_like_html(std::string_view head) {
     std::size_t i = 0;
@@ -7497,6 +7517,7 @@ class Transfer {
     std::string etag_;
     std::string last_modified_;
     bool model_expected_ = false;
+    bool text_claimed_ = false;  ///< the answer called itself text: its first bytes decide
     std::optional<Url> direct_url_;  ///< where the redirects led: later requests go straight there
     bool direct_scoped_ = false;     ///< every hop stayed on the plan's origin: credentials may go there too
     int refreshes_ = 0;
@@ -7762,7 +7783,8 @@ inline bool Transfer::establish(const HttpResponse& response, std::uint64_t requ
     }
 
     model_expected_ = is_model_file_name(target_->filename().string());
-    if (model_expected_ && is_text_content_type(response.header("Content-Type").value_or(""))) {
+    text_claimed_ = is_text_content_type(response.header("Content-Type").value_or(""));
+    if (model_expected_ && is_document_content_type(response.header("Content-Type").value_or(""))) {
         attempt.kind = Attempt::Kind::fatal;
         attempt.error = make_error(errc::integrity, who_ + ": expected the model file " + target_->filename().string() + " but " +
                                                         response.url.redacted() + " sent a document (" +
@@ -7971,6 +7993,14 @@ inline Transfer::Attempt Transfer::fetch(std::size_t slot, bool establishing, st
                 attempt.kind = Attempt::Kind::fatal;
                 attempt.error = make_error(errc::integrity, who_ + ": expected the model file " + target_->filename().string() +
                                                                 " but received an HTML page from " + plan_.url.redacted());
+                return false;
+            }
+            if (position == 0 && model_expected_ && text_claimed_ && looks_like_text(std::string_view(data, size))) {
+                attempt.kind = Attempt::Kind::fatal;
+                attempt.error = make_error(errc::integrity, who_ + ": expected the model file " + target_->filename().string() +
+                                                                " but " + plan_.url.redacted() + " sent text (\"" +
+                                                                detail::excerpt(std::string_view(data, size), 80) +
+                                                                "\"); the link may need a login or point to a web page, not a file");
                 return false;
             }
         }
