@@ -11,7 +11,8 @@
 #   a  one 1 GiB file, unthrottled            [no slower than curl -o, verification included]
 #   b  the same file, nginx limit_rate 20m per connection  [no slower than aria2c -x16 -s16]
 #   c  200 files of 256 KiB                   [no slower than aria2c -j5]
-#   d  re-run with 10 GiB already in place    [under 0.5 s; no model bytes fetched]
+#   d  re-run with 10 GiB already in place, as 100 entries of 100 MiB
+#                                             [under 0.5 s; no model bytes fetched]
 #   every case: peak RSS under 64 MiB
 #
 # Settings (environment): REPEAT (3), REPEAT_SLOW (1: runs of the single-
@@ -69,10 +70,11 @@ echo "bench: ${work} ($(df -h -P "$work" | awk 'NR == 2 {print $4 " free on " $6
 head -c "$(( BIG_MIB * 1024 * 1024 ))" /dev/urandom > "$root/big.safetensors"
 big_sha=$(sha256sum "$root/big.safetensors" | cut -c1-64)
 for i in $(seq -w 1 200); do head -c 262144 /dev/urandom > "$root/many/f$i.safetensors"; done
-# Case d: ten 1 GiB files of zeros, sparse on both sides (no disk used).
+# Case d: a hundred 100 MiB files of zeros (10 GiB in all), sparse on both
+# sides (no disk used).
 mkdir -p "$root/inplace"
-for i in $(seq -w 1 10); do truncate -s 1G "$root/inplace/z$i.safetensors"; done
-zero_sha=$(head -c 1073741824 /dev/zero | sha256sum | cut -c1-64)
+for i in $(seq -w 1 100); do truncate -s 100M "$root/inplace/z$i.safetensors"; done
+zero_sha=$(head -c 104857600 /dev/zero | sha256sum | cut -c1-64)
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
@@ -114,9 +116,9 @@ printf '[models.checkpoints.big]\nurl = "%s/slow/big.safetensors"\nsha256 = "%s"
 for f in "$root"/many/*.safetensors; do echo "$base/many/$(basename "$f")"; done > "$work/c.list"
 {
   echo "[models.checkpoints]"
-  for i in $(seq -w 1 10); do printf 'z%s = { url = "%s/inplace/z%s.safetensors", sha256 = "%s" }\n' "$i" "$base" "$i" "$zero_sha"; done
+  for i in $(seq -w 1 100); do printf 'z%s = { url = "%s/inplace/z%s.safetensors", sha256 = "%s" }\n' "$i" "$base" "$i" "$zero_sha"; done
 } > "$work/d.toml"
-for i in $(seq -w 1 10); do echo "$base/inplace/z$i.safetensors"; done > "$work/d.list"
+for i in $(seq -w 1 100); do echo "$base/inplace/z$i.safetensors"; done > "$work/d.list"
 
 # ---------------------------------------------------------------------------
 # Measurement: run a command REPEAT times with a fresh output folder each time
@@ -157,15 +159,15 @@ for c in $CASES; do
     measure c "wget -i" "$REPEAT" fresh -- wget -q -P "$out" -i "$work/c.list"
     ;;
   d)
-    # In place: sparse copies of the ten files. provision's first run hashes
+    # In place: sparse copies of the hundred files. provision's first run hashes
     # them once (they match the config's digests) and records them: not timed.
     rm -rf "$out"; mkdir -p "$out/ws/sdnext/models/Stable-diffusion" "$out/aria"
-    for i in $(seq -w 1 10); do
-      truncate -s 1G "$out/ws/sdnext/models/Stable-diffusion/z$i.safetensors"
-      truncate -s 1G "$out/aria/z$i.safetensors"
+    for i in $(seq -w 1 100); do
+      truncate -s 100M "$out/ws/sdnext/models/Stable-diffusion/z$i.safetensors"
+      truncate -s 100M "$out/aria/z$i.safetensors"
     done
     "$PROVISION" "$work/d.toml" --workspace "$out/ws" -q >/dev/null
-    measure d "provision re-run (10 x 1 GiB in place)" "$REPEAT" keep -- "$PROVISION" "$work/d.toml" --workspace "$out/ws" -q
+    measure d "provision re-run (100 x 100 MiB in place)" "$REPEAT" keep -- "$PROVISION" "$work/d.toml" --workspace "$out/ws" -q
     measure d "aria2c -c re-run (asks the server)" "$REPEAT" keep -- aria2c -q -c -j5 --auto-file-renaming=false --file-allocation=none -d "$out/aria" -i "$work/d.list"
     measure d "provision --verify (re-hashes 10 GiB)" 1 keep -- "$PROVISION" "$work/d.toml" --workspace "$out/ws" -q --verify
     ;;
@@ -187,7 +189,7 @@ for line in open(sys.argv[1]):
         order.append(key)
     rows[key].append((float(wall), float(user) + float(system), int(rss) / 1024))
 titles = {"a": "one %s MiB file, unthrottled" % sys.argv[2], "b": "the same behind limit_rate 20m per connection",
-          "c": "200 files of 256 KiB", "d": "re-run with 10 GiB in place"}
+          "c": "200 files of 256 KiB", "d": "re-run with 10 GiB in place (100 entries)"}
 targets = {"a": "curl -o", "b": "aria2c -x16 -s16", "c": "aria2c -j5"}
 print()
 print("| case | tool | runs | median wall (s) | median CPU (s) | peak RSS (MiB) | wall vs provision |")
