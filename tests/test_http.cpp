@@ -234,3 +234,33 @@ TEST_CASE("http: connection refused is explained") {
     REQUIRE_FALSE(result);
     CHECK(result.error().message.find("could not connect to 127.0.0.1:" + std::to_string(closed_port)) != std::string::npos);
 }
+
+TEST_CASE("http: a signed storage link in Location reaches the storage host with its escapes intact") {
+    // cpp-httplib 0.11 percent-decodes header values; the client re-encodes
+    // Location so the signature the storage host checks still matches. These
+    // are the escapes real presigned R2/S3/B2 links carry.
+    const std::string signed_query =
+        "response-content-disposition=attachment%3B%20filename%3D%22add%20detail.safetensors%22"
+        "&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAEXAMPLE%2F20240101%2Fauto%2Fs3%2Faws4_request"
+        "&X-Amz-Date=20240101T000000Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host&X-Amz-Signature=9f86d081884c7d65";
+    auto storage = LoopbackServer::https({"storage.test"});
+    auto api = LoopbackServer::https({"api.test"});
+    std::string target = "/models/add%20detail.safetensors?" + signed_query;
+    std::string location = storage->url_for("storage.test", target);
+    api->server().Get("/download", [&](const httplib::Request&, httplib::Response& res) {
+        res.status = 307;
+        res.set_header("Location", location);
+    });
+    storage->server().Get(R"(/models/.*)", [](const httplib::Request&, httplib::Response& res) {
+        res.set_content("model bytes", "application/octet-stream");
+    });
+    auto options = trusting_options();
+    options.connect_to = {route("api.test", *api), route("storage.test", *storage)};
+    HttpClient client{options};
+    auto result = client.fetch(get(api->url_for("api.test", "/download")));
+    REQUIRE(result);
+    CHECK(result->body == "model bytes");
+    auto seen = storage->requests();
+    REQUIRE(seen.size() == 1);
+    CHECK(seen[0].target == target);
+}
