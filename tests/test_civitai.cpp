@@ -5,6 +5,7 @@
 #include "support/run_process.hpp"
 
 #include <cmath>
+#include <map>
 #include <limits>
 
 using provision::DownloadPlan;
@@ -576,4 +577,315 @@ TEST_CASE("civitai: the version JSON is read defensively") {
     CHECK_FALSE(provision::detail::may_carry_civitai_token(provision::parse_url("https://b2.civitai.com/file/x").value()));
     CHECK_FALSE(provision::detail::may_carry_civitai_token(provision::parse_url("http://civitai.com/api/x").value()));
     CHECK(provision::detail::may_carry_civitai_token(provision::parse_url("https://civitai.com/api/x").value()));
+}
+
+// ---------------------------------------------------------------------------
+// Links, AIR ids, model ids, and [models.auto] placement by model type.
+
+namespace {
+
+using provision::detail::parse_civitai_air;
+using provision::detail::parse_civitai_link;
+
+provision::Result<provision::detail::CivitaiReference> link(const std::string& text) {
+    auto url = provision::parse_url(text);
+    REQUIRE(url);
+    return parse_civitai_link(url.value());
+}
+
+/// A one-file version of a model of the given CivitAI type.
+CivitaiVersionSpec typed_version(int id, int model_id, const std::string& type, const std::string& file_name, int index = 0) {
+    CivitaiVersionSpec version;
+    version.id = id;
+    version.model_id = model_id;
+    version.model_type = type;
+    version.model_name = type + " model " + std::to_string(model_id);
+    version.index = index;
+    version.files = {CivitaiFileSpec{id * 10, file_name, "Model", true, test_bytes(4000 + static_cast<std::size_t>(id % 1000), id),
+                                     std::nullopt, std::nullopt}};
+    return version;
+}
+
+std::string report_failures(const provision::Report& report) {
+    std::string out;
+    for (const auto& d : report.config_errors) out += d.str() + "\n";
+    for (const auto& entry : report.entries)
+        if (entry.status == EntryOutcome::Status::failed) out += entry.error.message + "\n";
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("civitai: every link form a user pastes is reduced to ids") {
+    auto page = link("https://civitai.com/models/58390?modelVersionId=62833");
+    REQUIRE(page);
+    CHECK(page->model_id == "58390");
+    CHECK(page->version_id == "62833");
+    CHECK(page->site.empty());
+    auto slug = link("https://civitai.com/models/58390/detail-tweaker-lora-lora");
+    REQUIRE(slug);
+    CHECK(slug->model_id == "58390");
+    CHECK(slug->version_id.empty());
+    auto red = link("https://civitai.red/models/58390/detail?modelVersionId=62833");
+    REQUIRE(red);
+    CHECK(red->site == "https://civitai.red");
+    CHECK(red->version_id == "62833");
+    CHECK(link("https://www.civitai.com/models/1?version=2")->version_id == "2");
+    auto download = link("https://civitai.com/api/download/models/62833?type=Model&format=SafeTensor&fileId=1001&token=secret");
+    REQUIRE(download);
+    CHECK(download->version_id == "62833");
+    CHECK(download->file_id == "1001");
+    CHECK(download->model_id.empty());
+    CHECK(link("https://civitai.com/model-versions/62833")->version_id == "62833");
+    CHECK(link("https://civitai.com/api/v1/model-versions/62833")->version_id == "62833");
+    CHECK(link("https://civitai.com/api/v1/models/58390")->model_id == "58390");
+    CHECK(contains(link("https://civitai.com/images/123").error().message, "names no model"));
+    CHECK(contains(link("https://civitai.com/models/abc").error().message, "model id \"abc\" is not a number"));
+    CHECK(contains(link("https://civitai.com/models/1?modelVersionId=x").error().message, "modelVersionId"));
+    CHECK_FALSE(link("https://civitai.com.example.org/models/1"));
+}
+
+TEST_CASE("civitai: AIR ids name model, version and file; other sources are refused") {
+    auto full = parse_civitai_air("urn:air:sdxl:lora:civitai:328553@368189");
+    REQUIRE(full);
+    CHECK(full->model_id == "328553");
+    CHECK(full->version_id == "368189");
+    auto pinned = parse_civitai_air("urn:air:sdxl:checkpoint:civitai:827184@2514310+2402203.safetensor");
+    REQUIRE(pinned);
+    CHECK(pinned->version_id == "2514310");
+    CHECK(pinned->file_id == "2402203");
+    auto short_form = parse_civitai_air("civitai:147759@164821");
+    REQUIRE(short_form);
+    CHECK(short_form->model_id == "147759");
+    auto model_only = parse_civitai_air("URN:AIR:other:upscaler:civitai:147759");
+    REQUIRE(model_only);
+    CHECK(model_only->version_id.empty());
+    CHECK(contains(parse_civitai_air("urn:air:flux1:checkpoint:huggingface:black-forest-labs/FLUX.1-dev").error().message,
+                   "only civitai AIR ids"));
+    CHECK(contains(parse_civitai_air("urn:air:sdxl:lora:civitai:abc@1").error().message, "model id is not a number"));
+    CHECK(contains(parse_civitai_air("urn:air:sdxl:lora:civitai:1@v2").error().message, "version"));
+    CHECK_FALSE(parse_civitai_air("hello"));
+}
+
+TEST_CASE("civitai: links, air and model_id in a config become a CivitAI entry, also under source = \"url\"") {
+    auto env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+    auto m = provision::parse_config(R"([models.lora.page]
+url = "https://civitai.com/models/58390?modelVersionId=62833"
+
+[models.lora.as-url]
+source = "url"
+url = "https://civitai.red/api/download/models/62833?token=leaked"
+
+[models.lora.air]
+air = "urn:air:sd1:lora:civitai:58390@62833"
+
+[models.lora.model]
+model_id = 58390
+
+[models.lora.explicit]
+source = "civitai"
+url = "https://civitai.com/models/58390/detail-tweaker"
+
+[models.lora]
+simple = "https://civitai.com/models/58390"
+
+[models.vae.own-headers]
+url = "https://civitai.com/api/download/models/62833"
+auth_header = "Bearer abc"
+)",
+                                     "links.toml", env);
+    INFO(m.error_text());
+    REQUIRE(m.ok());
+    REQUIRE(m.entries.size() == 7);
+    for (std::size_t i = 0; i < 6; ++i) {
+        CAPTURE(m.entries[i].key_path);
+        CHECK(m.entries[i].source == provision::SourceKind::civitai);
+        CHECK(m.entries[i].url.empty());  // never kept: a pasted link may carry ?token=
+    }
+    CHECK(m.entries[0].version_id == "62833");
+    CHECK(m.entries[1].civitai_site == "https://civitai.red");
+    CHECK(m.entries[1].version_id == "62833");
+    CHECK(m.entries[2].model_id == "58390");
+    CHECK(m.entries[2].version_id == "62833");
+    CHECK(m.entries[3].model_id == "58390");
+    CHECK(m.entries[3].version_id.empty());
+    CHECK(m.entries[4].model_id == "58390");
+    CHECK(m.entries[5].key_path == "models.lora.simple");
+    // Headers of its own make it a plain download: the user chose how to authenticate.
+    CHECK(m.entries[6].source == provision::SourceKind::url);
+
+    auto bad = provision::parse_config(R"([models.lora.a]
+url = "https://civitai.com/images/5"
+
+[models.lora.b]
+air = "urn:air:sdxl:lora:civitai:1@2"
+version_id = 3
+
+[models.lora.c]
+source = "civitai"
+
+[models.auto.d]
+url = "https://example.com/x.safetensors"
+
+[models.lora.e]
+source = "civitai"
+url = "https://example.com/models/1"
+)",
+                                       "bad.toml", env);
+    auto has = [&](const std::string& key_path, const std::string& text) {
+        for (const auto& d : bad.diagnostics)
+            if (d.key_path == key_path && contains(d.message, text)) return true;
+        INFO(bad.error_text());
+        return false;
+    };
+    CHECK(has("models.lora.a.url", "this CivitAI link names no model"));
+    CHECK(has("models.lora.b.version_id", "the AIR id already names the model and version"));
+    CHECK(has("models.lora.c", "url = \"https://civitai.com/models/...\""));
+    CHECK(has("models.auto.d", "[models.auto] places files by their CivitAI model type"));
+    CHECK(has("models.lora.e.url", "is not a CivitAI site"));
+    CHECK(bad.entries.empty());
+}
+
+TEST_CASE("civitai: page links, slugs, civitai.red, download links, model_id and AIR ids all provision, verified and with the token") {
+    CivitaiEmulator civitai;
+    civitai.add(detail_tweaker());                                  // model 58390, version 58390
+    civitai.add(typed_version(700, 777, "LORA", "older.safetensors", 1));
+    civitai.add(typed_version(701, 777, "LORA", "newest.safetensors", 0));  // the site's default version
+    TempDir workspace;
+    ProvisioningSystem system{options_for(workspace, civitai)};
+    auto report = system.provision_from_text(R"(
+[models.lora.page]
+url = "https://civitai.com/models/58390?modelVersionId=58390"
+
+[models.lora.slug]
+url = "https://civitai.com/models/777/some-lora"
+
+[models.lora.red]
+source = "url"
+url = "https://civitai.red/api/download/models/700"
+filename = "from-red.safetensors"
+
+[models.lora.by-model]
+model_id = 777
+filename = "by-model.safetensors"
+
+[models.lora.air]
+air = "urn:air:sd1:lora:civitai:58390@58390+1002"
+)",
+                                             "links.toml");
+    INFO(report_failures(report));
+    REQUIRE(report.ok());
+    auto lora = workspace.path() / "sdnext/models/Lora";
+    CHECK(provision_test::read_whole_file(lora / "add_detail.safetensors") == model_bytes);
+    CHECK(provision_test::read_whole_file(lora / "newest.safetensors") == test_bytes(4701, 701));
+    CHECK_FALSE(std::filesystem::exists(lora / "older.safetensors"));
+    CHECK(provision_test::read_whole_file(lora / "from-red.safetensors") == test_bytes(4700, 700));
+    CHECK(provision_test::read_whole_file(lora / "by-model.safetensors") == test_bytes(4701, 701));
+    CHECK(provision_test::read_whole_file(lora / "add_detail_vae.pt") == vae_bytes);  // +1002: the AIR's file id
+    bool red_seen = false;
+    for (const auto& request : civitai.api().requests()) {
+        CHECK(request.header("Authorization") == std::string("Bearer ") + CivitaiEmulator::token);
+        CHECK_FALSE(contains(request.target, "token="));
+        red_seen = red_seen || (request.header("Host") == "civitai.red" && contains(request.target, "/api/download/models/700"));
+    }
+    CHECK(red_seen);
+    CHECK(civitai.api().count("/api/v1/models/777") == 2);  // slug and model_id each ask for the default version
+    for (const auto& request : civitai.storage().requests()) CHECK_FALSE(request.has_header("Authorization"));
+}
+
+TEST_CASE("civitai: a civitai.com link under source = \"url\" is verified against CivitAI's SHA-256") {
+    CivitaiEmulator civitai;
+    civitai.add(detail_tweaker());
+    civitai.corrupt_storage = true;
+    TempDir workspace;
+    ProvisioningSystem system{options_for(workspace, civitai)};
+    auto report = system.provision_from_text("[models.lora]\ntweaker = \"https://civitai.com/api/download/models/58390\"\n", "url.toml");
+    REQUIRE(report.entries.size() == 1);
+    CHECK(report.entries[0].status == EntryOutcome::Status::failed);
+    CHECK(report.entries[0].error.code == errc::integrity);
+    CHECK(files_under(workspace.path() / "sdnext/models/Lora").empty());
+}
+
+TEST_CASE("civitai: an unknown model id is explained") {
+    CivitaiEmulator civitai;
+    Resolver resolver{http_options(civitai)};
+    Entry entry = civitai_entry("");
+    entry.model_id = "424242";
+    auto result = resolver.resolve(entry);
+    REQUIRE_FALSE(result);
+    CHECK(result.error().code == errc::not_found);
+    CHECK(contains(result.error().message, "models.lora.detail-tweaker: CivitAI model 424242 does not exist on CivitAI"));
+    CHECK(contains(result.error().message, "No model with id 424242"));
+}
+
+TEST_CASE("civitai: [models.auto] places each file by its CivitAI model type through the active layout") {
+    CivitaiEmulator civitai;
+    civitai.add(typed_version(801, 81, "Checkpoint", "juggernaut.safetensors"));
+    civitai.add(typed_version(802, 82, "LORA", "detail.safetensors"));
+    civitai.add(typed_version(803, 83, "TextualInversion", "easynegative.safetensors"));
+    civitai.add(typed_version(804, 84, "LoCon", "locon.safetensors"));
+    civitai.add(typed_version(805, 85, "Upscaler", "4x_ultrasharp.pth"));
+    civitai.add(typed_version(806, 86, "VAE", "vae.safetensors"));
+    civitai.add(typed_version(807, 87, "Controlnet", "canny.safetensors"));
+    civitai.add(typed_version(808, 88, "Wildcards", "wildcards.zip"));
+    const std::string config = R"(
+[models.auto]
+checkpoint = "https://civitai.com/models/81"
+lora = "https://civitai.com/models/82?modelVersionId=802"
+embedding = "https://civitai.com/models/83"
+locon = "https://civitai.com/models/84"
+vae = "https://civitai.com/models/86"
+
+[models.auto.upscaler]
+air = "urn:air:other:upscaler:civitai:85@805"
+
+[models.auto.controlnet]
+version_id = 807
+
+[models.auto.wildcards]
+model_id = 88
+)";
+    struct Expectation {
+        const char* layout;
+        std::map<std::string, std::string> paths;  // file -> folder relative to the workspace
+    };
+    const Expectation expectations[] = {
+        {"comfyui",
+         {{"juggernaut.safetensors", "ComfyUI/models/checkpoints"}, {"detail.safetensors", "ComfyUI/models/loras"},
+          {"easynegative.safetensors", "ComfyUI/models/embeddings"}, {"locon.safetensors", "ComfyUI/models/loras"},
+          {"4x_ultrasharp.pth", "ComfyUI/models/upscale_models"}, {"vae.safetensors", "ComfyUI/models/vae"},
+          {"canny.safetensors", "ComfyUI/models/controlnet"}}},
+        {"sdnext",
+         {{"juggernaut.safetensors", "sdnext/models/Stable-diffusion"}, {"detail.safetensors", "sdnext/models/Lora"},
+          {"easynegative.safetensors", "sdnext/models/embeddings"}, {"locon.safetensors", "sdnext/models/Lora"},
+          {"4x_ultrasharp.pth", "sdnext/models/ESRGAN"}, {"vae.safetensors", "sdnext/models/VAE"},
+          {"canny.safetensors", "sdnext/models/ControlNet"}}},
+    };
+    for (const auto& expected : expectations) {
+        CAPTURE(expected.layout);
+        TempDir workspace;
+        auto options = options_for(workspace, civitai);
+        options.layout_name = expected.layout;
+        ProvisioningSystem system{options};
+        auto report = system.provision_from_text(config, "auto.toml");
+        REQUIRE(report.config_errors.empty());
+        REQUIRE(report.entries.size() == 8);
+        for (const auto& entry : report.entries) {
+            CAPTURE(entry.key_path);
+            if (entry.key_path == "models.auto.wildcards") {
+                CHECK(entry.status == EntryOutcome::Status::failed);
+                CHECK(entry.error.code == errc::config);
+                CHECK(contains(entry.error.message, "of type \"Wildcards\", which [models.auto] cannot place"));
+                CHECK(contains(entry.error.message, "move the entry under [models.<category>]"));
+                continue;
+            }
+            INFO(entry.error.message);
+            CHECK(entry.status == EntryOutcome::Status::installed);
+        }
+        for (const auto& [file, folder] : expected.paths) {
+            CAPTURE(file);
+            CHECK(std::filesystem::exists(workspace.path() / folder / file));
+        }
+        CHECK(report.exit_code() == provision::exit_code(errc::config));
+    }
 }

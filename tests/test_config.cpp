@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -465,7 +466,7 @@ TEST_CASE("config: unknown keys name the keys allowed for that source") {
     auto m = parse(R"(
 [models.lora.a]
 source = "civitai"
-model_id = "123"
+modelId = "123"
 version_id = "456"
 
 [models.checkpoints.b]
@@ -478,12 +479,12 @@ colour = "blue"
     CHECK(m.entries.empty());
     INFO(m.error_text());
     REQUIRE(m.diagnostics.size() == 2);
-    auto model_id = only_diagnostic(m, "models.lora.a.model_id");
+    auto model_id = only_diagnostic(m, "models.lora.a.modelId");
     CHECK(model_id.where.line == 3);
     CHECK(model_id.where.column == 1);  // the key
-    CHECK(contains(model_id.message, "unknown key \"model_id\" for source \"civitai\""));
-    CHECK(contains(model_id.message, "allowed keys: source, version_id, file_id, type, filename, sha256, description, notes"));
-    CHECK(contains(model_id.message, "version_id"));
+    CHECK(contains(model_id.message, "unknown key \"modelId\" for source \"civitai\""));
+    CHECK(contains(model_id.message, "allowed keys: source, version_id, model_id, url, air, file_id, type, filename, sha256, description, notes"));
+    CHECK(contains(model_id.message, "write model_id"));
     // without an explicit source, repo and url together leave the source undecided
     auto b = only_diagnostic(m, "models.checkpoints.b");
     CHECK(b.where.line == 6);
@@ -1119,4 +1120,33 @@ repo = "o/n"
     CHECK(contains(nothing.message, "missing required key \"file\""));
     CHECK(contains(nothing.message, "include = [\"*\"] for the whole repo"));
     CHECK(m.entries.empty());
+}
+
+// ---------------------------------------------------------------- examples/configs
+
+TEST_CASE("config: every example in examples/configs parses, and its categories exist in its layout") {
+    const auto folder = std::filesystem::path(PROVISION_SOURCE_DIR) / "examples" / "configs";
+    std::size_t checked = 0;
+    for (const auto& item : std::filesystem::directory_iterator(folder)) {
+        if (item.path().extension() != ".toml") continue;
+        CAPTURE(item.path().filename().string());
+        std::ifstream in(item.path(), std::ios::binary);
+        std::stringstream text;
+        text << in.rdbuf();
+        auto m = provision::parse_config(text.str(), item.path().filename().string(), env_of({{"WORKSPACE", "/workspace"}}));
+        INFO(m.error_text());
+        REQUIRE(m.ok());
+        CHECK(m.entries.size() >= 5);
+        auto layout = provision::Layout::by_name(m.settings.layout.empty() ? "sdnext" : m.settings.layout, "/workspace");
+        REQUIRE(layout);
+        for (const auto& [category, target] : m.settings.directories) layout->add(category, target);
+        for (const auto& entry : m.entries) {
+            CAPTURE(entry.key_path);
+            if (entry.category != "auto") CHECK(layout->folder_for(entry.category));
+            if (entry.source == SourceKind::huggingface) CHECK((!entry.file.empty() || entry.is_multi_file()));
+            if (entry.source == SourceKind::civitai) CHECK((!entry.version_id.empty() || !entry.model_id.empty()));
+        }
+        ++checked;
+    }
+    CHECK(checked >= 2);  // comfyui.toml and flux.toml at least
 }

@@ -66,7 +66,9 @@ struct Entry {
     bool gated = false;
 
     // civitai
-    std::string version_id;  ///< model version id (digits)
+    std::string version_id;  ///< model version id (digits); empty: the default version of model_id
+    std::string model_id;    ///< model id (digits), from model_id, a link or an AIR id
+    std::string civitai_site;  ///< "https://civitai.red" when a link named that site; empty: civitai.com
     std::string file_id;     ///< optional: which file of the version
     std::string file_type;   ///< optional: pick the file by its type ("Model", "VAE", ...)
 

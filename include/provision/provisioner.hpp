@@ -290,6 +290,10 @@ inline Report ProvisioningSystem::provision_from_text(const std::string& text, c
     }
     std::vector<std::filesystem::path> folders;
     for (const auto& entry : manifest.entries) {
+        if (entry.category == "auto") {  // [models.auto]: the folder follows the CivitAI model type (expand_entries)
+            folders.emplace_back();
+            continue;
+        }
         auto folder = layout.folder_for(entry.category);
         if (!folder) {
             SourceLocation where = entry.where;
@@ -303,15 +307,22 @@ inline Report ProvisioningSystem::provision_from_text(const std::string& text, c
     if (!report.config_errors.empty()) return report;
 
     // Hugging Face entries with several files (files, include/exclude) are listed
-    // once, pinned to one commit, and go on as one entry per file (huggingface_tree.hpp).
+    // once, pinned to one commit, and go on as one entry per file; [models.auto]
+    // CivitAI entries learn their category from the model type (sources.hpp).
     std::vector<std::optional<Error>> listing_errors;
     {
         ResolveContext listing{http_, options_.credentials, options_.hf_endpoint};
         std::vector<Entry> entries;
         std::vector<std::filesystem::path> entry_folders;
-        for (auto& expanded : sources::expand_entries(manifest.entries, listing)) {
+        for (auto& expanded : provision::expand_entries(manifest.entries, listing)) {
+            std::filesystem::path folder = folders[expanded.from];
+            if (!expanded.error && expanded.entry.category != manifest.entries[expanded.from].category) {
+                auto placed = layout.folder_for(expanded.entry.category);
+                if (placed) folder = placed.value();
+                else expanded.error = make_error(errc::config, expanded.entry.key_path + ": " + placed.error().message);
+            }
             entries.push_back(std::move(expanded.entry));
-            entry_folders.push_back(folders[expanded.from]);
+            entry_folders.push_back(folder);
             listing_errors.push_back(std::move(expanded.error));
         }
         manifest.entries = std::move(entries);

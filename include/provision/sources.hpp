@@ -24,6 +24,27 @@ inline Result<DownloadPlan> resolve_entry(const Entry& entry, ResolveContext& co
                                         "\" is not available in this build");
 }
 
+/// Entries as the provisioner runs them: a multi-file Hugging Face entry
+/// becomes one entry per file (all pinned to one commit), and a CivitAI entry
+/// under [models.auto] gets the category of its model type. The others pass
+/// through unchanged. Metadata requests only.
+inline std::vector<sources::ExpandedEntry> expand_entries(const std::vector<Entry>& entries, ResolveContext& context) {
+    std::vector<sources::ExpandedEntry> out;
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        const Entry& entry = entries[i];
+        if (entry.is_multi_file()) {
+            for (auto& expanded : sources::expand_huggingface_entry(entry, i, context)) out.push_back(std::move(expanded));
+        } else if (entry.source == SourceKind::civitai && entry.category == "auto") {
+            auto placed = sources::place_civitai_entry(entry, context);
+            if (placed) out.push_back({std::move(placed).value(), i, std::nullopt});
+            else out.push_back({entry, i, placed.error()});
+        } else {
+            out.push_back({entry, i, std::nullopt});
+        }
+    }
+    return out;
+}
+
 }  // namespace provision
 
 #endif

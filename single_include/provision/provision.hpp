@@ -576,7 +576,9 @@ struct Entry {
     bool gated = false;
 
     // civitai
-    std::string version_id;  ///< model version id (digits)
+    std::string version_id;  ///< model version id (digits); empty: the default version of model_id
+    std::string model_id;    ///< model id (digits), from model_id, a link or an AIR id
+    std::string civitai_site;  ///< "https://civitai.red" when a link named that site; empty: civitai.com
     std::string file_id;     ///< optional: which file of the version
     std::string file_type;   ///< optional: pick the file by its type ("Model", "VAE", ...)
 
@@ -667,6 +669,259 @@ inline bool is_safe_filename(std::string_view name);
 
 // #include "../config.hpp": include/provision/config.hpp already inlined above
 // #include "../url.hpp": include/provision/url.hpp already inlined above
+// ---- begin include/provision/detail/civitai_link.hpp ----
+// provision: what a user pastes to name a CivitAI model: a page link, an API or
+// download link, or an AIR id (reference/civitai-gdrive.md, A5).
+//
+// Every form is reduced to (site, model id, version id, file id) when the
+// config is read, so a typo is a config error with its line and column, and
+// the resolver only ever deals with ids. Nothing here touches the network.
+#ifndef PROVISION_DETAIL_CIVITAI_LINK_HPP
+#define PROVISION_DETAIL_CIVITAI_LINK_HPP
+
+// #include "../error.hpp": include/provision/error.hpp already inlined above
+// #include "../url.hpp": include/provision/url.hpp already inlined above
+// ---- begin include/provision/detail/query.hpp ----
+// provision: URL query strings as ordered name/value lists.
+//
+// Google Drive's confirmation form and CivitAI's signed URLs are plain
+// `a=b&c=d` queries; we read and rebuild them ourselves so that parameter
+// order and encoding stay predictable.
+#ifndef PROVISION_DETAIL_QUERY_HPP
+#define PROVISION_DETAIL_QUERY_HPP
+
+// #include "../url.hpp": include/provision/url.hpp already inlined above
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace provision {
+namespace detail {
+
+using QueryParameters = std::vector<std::pair<std::string, std::string>>;
+
+/// Splits "a=1&b=%2F" into decoded pairs, in order; '+' means a space, as forms encode it.
+inline QueryParameters parse_query(std::string_view query) {
+    QueryParameters out;
+    auto decode = [](std::string_view text) {
+        std::string plus_as_space(text);
+        for (auto& c : plus_as_space)
+            if (c == '+') c = ' ';
+        return percent_decode(plus_as_space);
+    };
+    std::size_t pos = 0;
+    while (pos < query.size()) {
+        std::size_t amp = query.find('&', pos);
+        if (amp == std::string_view::npos) amp = query.size();
+        std::string_view pair = query.substr(pos, amp - pos);
+        if (!pair.empty()) {
+            std::size_t eq = pair.find('=');
+            if (eq == std::string_view::npos) out.emplace_back(decode(pair), "");
+            else out.emplace_back(decode(pair.substr(0, eq)), decode(pair.substr(eq + 1)));
+        }
+        pos = amp + 1;
+    }
+    return out;
+}
+
+/// Encodes pairs as "a=1&b=%2F" (every byte that is not unreserved is escaped).
+inline std::string build_query(const QueryParameters& parameters) {
+    std::string out;
+    for (const auto& [name, value] : parameters) {
+        if (!out.empty()) out += '&';
+        out += percent_encode(name) + "=" + percent_encode(value);
+    }
+    return out;
+}
+
+/// The first value of `name` in a raw query, decoded.
+inline std::optional<std::string> query_value(std::string_view query, std::string_view name) {
+    for (auto& [key, value] : parse_query(query))
+        if (key == name) return value;
+    return std::nullopt;
+}
+
+/// How many times `name` occurs in a raw query.
+inline std::size_t query_count(std::string_view query, std::string_view name) {
+    std::size_t count = 0;
+    for (const auto& parameter : parse_query(query))
+        if (parameter.first == name) ++count;
+    return count;
+}
+
+/// Sets `name` to `value`: overwrites the first occurrence or appends.
+inline void set_query_parameter(QueryParameters& parameters, const std::string& name, const std::string& value) {
+    for (auto& parameter : parameters)
+        if (parameter.first == name) {
+            parameter.second = value;
+            return;
+        }
+    parameters.emplace_back(name, value);
+}
+
+}  // namespace detail
+}  // namespace provision
+
+#endif
+// ---- end include/provision/detail/query.hpp ----
+
+#include <cctype>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace provision {
+namespace detail {
+
+/// Hosts that run CivitAI's site and API: civitai.com, civitai.red and their
+/// subdomains (a dotted-suffix match, so "evilcivitai.com" is not one).
+inline bool is_civitai_host(std::string_view host) {
+    for (std::string_view domain : {std::string_view("civitai.com"), std::string_view("civitai.red")})
+        if (host == domain || (host.size() > domain.size() && ends_with(host, domain) && host[host.size() - domain.size() - 1] == '.'))
+            return true;
+    return false;
+}
+
+/// The ids a link or AIR names. Empty strings are "not given".
+struct CivitaiReference {
+    std::string site;        ///< "https://civitai.red" when the link is on civitai.red; "" for civitai.com
+    std::string model_id;
+    std::string version_id;
+    std::string file_id;
+};
+
+inline bool is_civitai_id(std::string_view text) {
+    if (text.empty() || text.size() > 19 || text.find_first_not_of('0') == std::string_view::npos) return false;
+    for (unsigned char c : text)
+        if (!std::isdigit(c)) return false;
+    return true;
+}
+
+/// The site whose API answers for a link on `host`: civitai.red serves its own
+/// download links (the API builds them from the Host header).
+inline std::string civitai_site_of(std::string_view host) {
+    std::string_view red = "civitai.red";
+    return host == red || ends_with(host, ".civitai.red") ? "https://civitai.red" : "";
+}
+
+/// What link forms we accept, for messages.
+inline const char* civitai_link_forms() {
+    return "https://civitai.com/models/<model id>[/<slug>][?modelVersionId=<version id>], "
+           "https://civitai.com/model-versions/<version id>, https://civitai.com/api/download/models/<version id>, "
+           "or the same on civitai.red";
+}
+
+/// Reads a CivitAI link. The message of an error says what is wrong with it;
+/// the caller names the key. Query values other than the ids (type=, format=,
+/// and above all token=) are ignored: the token comes from CIVITAI_TOKEN.
+inline Result<CivitaiReference> parse_civitai_link(const Url& url) {
+    if (!is_civitai_host(url.host))
+        return make_error(errc::config, "\"" + url.host + "\" is not a CivitAI site (civitai.com or civitai.red)");
+    CivitaiReference ref;
+    ref.site = civitai_site_of(url.host);
+    std::vector<std::string> segments;
+    for (std::size_t pos = 1; pos <= url.path.size();) {
+        std::size_t slash = url.path.find('/', pos);
+        if (slash == std::string::npos) slash = url.path.size();
+        if (slash > pos) segments.push_back(url.path.substr(pos, slash - pos));
+        pos = slash + 1;
+    }
+    auto query = [&](const char* name) { return query_value(url.query, name).value_or(""); };
+    auto id_or_fail = [&](const std::string& text, const char* what) -> Result<std::string> {
+        if (is_civitai_id(text)) return text;
+        return make_error(errc::config, std::string("the link's ") + what + " \"" + text + "\" is not a number");
+    };
+    const std::size_t n = segments.size();
+    if (n >= 2 && segments[0] == "models") {  // /models/<id>[/<slug>]
+        auto model = id_or_fail(segments[1], "model id");
+        if (!model) return model.error();
+        ref.model_id = model.value();
+        std::string version = query("modelVersionId");
+        if (version.empty()) version = query("version");
+        if (!version.empty()) {
+            auto checked = id_or_fail(version, "modelVersionId");
+            if (!checked) return checked.error();
+            ref.version_id = checked.value();
+        }
+        return ref;
+    }
+    if (n == 2 && segments[0] == "model-versions") {
+        auto version = id_or_fail(segments[1], "version id");
+        if (!version) return version.error();
+        ref.version_id = version.value();
+        return ref;
+    }
+    if (n == 4 && segments[0] == "api" && segments[1] == "download" && segments[2] == "models") {
+        auto version = id_or_fail(segments[3], "version id");
+        if (!version) return version.error();
+        ref.version_id = version.value();
+        if (std::string file = query("fileId"); !file.empty()) {
+            auto checked = id_or_fail(file, "fileId");
+            if (!checked) return checked.error();
+            ref.file_id = checked.value();
+        }
+        return ref;
+    }
+    if (n == 4 && segments[0] == "api" && segments[1] == "v1" && (segments[2] == "model-versions" || segments[2] == "models")) {
+        auto id = id_or_fail(segments[3], segments[2] == "models" ? "model id" : "version id");
+        if (!id) return id.error();
+        (segments[2] == "models" ? ref.model_id : ref.version_id) = id.value();
+        return ref;
+    }
+    return make_error(errc::config, "this CivitAI link names no model; use " + std::string(civitai_link_forms()));
+}
+
+/// Reads an AIR id: [urn:][air:][<ecosystem>:][<type>:]civitai:<model>[@<version>][+<file>][.<format>].
+inline Result<CivitaiReference> parse_civitai_air(std::string_view text) {
+    std::string air = to_lower(text);
+    for (const char* prefix : {"urn:", "air:"})
+        if (starts_with(air, prefix)) air.erase(0, std::string_view(prefix).size());
+    std::vector<std::string> parts;
+    for (std::size_t pos = 0;;) {
+        std::size_t colon = air.find(':', pos);
+        parts.push_back(air.substr(pos, colon == std::string::npos ? std::string::npos : colon - pos));
+        if (colon == std::string::npos) break;
+        pos = colon + 1;
+    }
+    const char* shape = "write it as urn:air:<ecosystem>:<type>:civitai:<model id>@<version id>, e.g. "
+                        "urn:air:sdxl:lora:civitai:328553@368189";
+    if (parts.size() < 2 || parts.size() > 4)
+        return make_error(errc::config, std::string("not an AIR id; ") + shape);
+    for (const auto& part : parts) {
+        bool ok = !part.empty();
+        for (unsigned char c : part) ok = ok && (std::isalnum(c) || c == '_' || c == '-' || c == '/' || c == '@' || c == '+' || c == '.');
+        if (!ok) return make_error(errc::config, std::string("not an AIR id (an empty or odd segment); ") + shape);
+    }
+    const std::string& source = parts[parts.size() - 2];
+    if (source != "civitai")
+        return make_error(errc::config, "the AIR id names the source \"" + source +
+                                            "\"; only civitai AIR ids can be used here (a Hugging Face model takes source = \"huggingface\")");
+    std::string id = parts.back();
+    CivitaiReference ref;
+    if (std::size_t dot = id.find('.'); dot != std::string::npos) id.erase(dot);  // .safetensor / .ckpt: a format hint
+    if (std::size_t plus = id.find('+'); plus != std::string::npos) {
+        ref.file_id = id.substr(plus + 1);
+        id.erase(plus);
+        if (!is_civitai_id(ref.file_id)) return make_error(errc::config, "the AIR id's file id (after '+') is not a number; " + std::string(shape));
+    }
+    if (std::size_t at = id.find('@'); at != std::string::npos) {
+        ref.version_id = id.substr(at + 1);
+        id.erase(at);
+        if (!is_civitai_id(ref.version_id)) return make_error(errc::config, "the AIR id's version (after '@') is not a number; " + std::string(shape));
+    }
+    if (!is_civitai_id(id)) return make_error(errc::config, "the AIR id's model id is not a number; " + std::string(shape));
+    ref.model_id = id;
+    return ref;
+}
+
+}  // namespace detail
+}  // namespace provision
+
+#endif
+// ---- end include/provision/detail/civitai_link.hpp ----
 
 #include <toml++/toml.h>
 
@@ -687,7 +942,7 @@ namespace config_parser {
 /// Shows untrusted text inside a message: quoted, control bytes escaped, cut at
 /// 80 bytes (on a UTF-8 boundary) so a huge value cannot flood the terminal.
 /// Never used for header values or anything that may hold a secret.
-inline std::string quoted(std::string_view text, std::size_t limit = 80) {
+inline std::string quote_untrusted(std::string_view text, std::size_t limit = 80) {
     bool cut = false;
     if (text.size() > limit) {
         std::size_t keep = limit;
@@ -743,7 +998,7 @@ inline bool is_bare_key(std::string_view key) {
 
 /// Appends a key to a key path the way TOML would write it: models.lora."my.model".
 inline std::string child_path(const std::string& parent, std::string_view key) {
-    std::string part = is_bare_key(key) ? std::string(key) : quoted(key, key.size());
+    std::string part = is_bare_key(key) ? std::string(key) : quote_untrusted(key, key.size());
     return parent.empty() ? part : parent + "." + part;
 }
 
@@ -885,7 +1140,7 @@ inline const std::vector<std::string_view>& allowed_keys(SourceKind kind) {
     static const std::vector<std::string_view> huggingface{"source",   "repo",     "file",   "files",       "include", "exclude",
                                                            "revision", "repo_type", "gated", "filename",    "sha256",  "description",
                                                            "notes"};
-    static const std::vector<std::string_view> civitai{"source",   "version_id", "file_id",     "type",
+    static const std::vector<std::string_view> civitai{"source",   "version_id", "model_id", "url", "air", "file_id", "type",
                                                        "filename", "sha256",     "description", "notes"};
     static const std::vector<std::string_view> url{"source",      "url",    "filename",    "headers",
                                                    "auth_header", "sha256", "description", "notes"};
@@ -1142,7 +1397,7 @@ class Checker {
             } else if (name == "directories") {
                 check_directories(*value);
             } else {
-                std::string message = "unknown top-level key " + quoted(name) + "; models are listed as [models.<category>.<name>] tables";
+                std::string message = "unknown top-level key " + quote_untrusted(name) + "; models are listed as [models.<category>.<name>] tables";
                 if (value->is_table()) message += " (did you mean [models." + child_path("", name) + ".<name>]?)";
                 report(key->source(), child_path("", name), message);
             }
@@ -1219,7 +1474,7 @@ class Checker {
                 bool known = false;
                 for (const char* layout : layouts) known = known || text->get() == layout;
                 if (!known) {
-                    report(value->source(), path, "unknown layout " + quoted(text->get()) + "; use one of: sdnext, a1111, forge, comfyui");
+                    report(value->source(), path, "unknown layout " + quote_untrusted(text->get()) + "; use one of: sdnext, a1111, forge, comfyui");
                     continue;
                 }
                 settings.layout = text->get();
@@ -1239,7 +1494,7 @@ class Checker {
                     settings.models_dir = expanded;
                 }
             } else {
-                report(key->source(), path, "unknown setting " + quoted(key->str()) + "; [settings] takes layout and models_dir");
+                report(key->source(), path, "unknown setting " + quote_untrusted(key->str()) + "; [settings] takes layout and models_dir");
             }
         }
     }
@@ -1322,6 +1577,10 @@ class Checker {
         entry.source = SourceKind::url;
         if (!check_url(text, *candidate.value, candidate.key_path)) return std::nullopt;
         entry.url = text;
+        const std::size_t problems_before = manifest_.diagnostics.size();
+        if (is_civitai_link(text)) civitai_link_to_ids(*candidate.value, candidate.key_path, entry);
+        check_auto_category(entry, candidate.value->source());
+        if (manifest_.diagnostics.size() != problems_before) return std::nullopt;
         return entry;
     }
 
@@ -1351,7 +1610,7 @@ class Checker {
             if (name == "url") return SourceKind::url;
             // No aliases on purpose (one spelling per source keeps configs greppable),
             // but point at the intended one when it is obvious.
-            std::string message = "unknown source " + quoted(name) + "; " + choices;
+            std::string message = "unknown source " + quote_untrusted(name) + "; " + choices;
             std::string lower = to_lower(name);
             if (lower == "hf" || lower == "hugging face" || lower == "hugging_face" || lower == "hugging-face" || lower == "huggingface")
                 message += " (did you mean \"huggingface\"?)";
@@ -1367,6 +1626,8 @@ class Checker {
         std::vector<std::pair<const char*, SourceKind>> hints;
         if (table.contains("repo")) hints.emplace_back("repo", SourceKind::huggingface);
         if (table.contains("version_id")) hints.emplace_back("version_id", SourceKind::civitai);
+        else if (table.contains("model_id")) hints.emplace_back("model_id", SourceKind::civitai);
+        else if (table.contains("air")) hints.emplace_back("air", SourceKind::civitai);
         if (table.contains("url")) hints.emplace_back("url", SourceKind::url);
         if (hints.size() == 1) return hints.front().second;
         if (hints.empty()) {
@@ -1410,8 +1671,8 @@ class Checker {
             } else if (key == "gated") {
                 if (const auto* flag = value.as_boolean()) entry.gated = flag->get();
                 else wrong_type(value, path, "true or false");
-            } else if (key == "version_id" || key == "file_id") {
-                check_numeric_id(value, path, key, key == "version_id" ? entry.version_id : entry.file_id);
+            } else if (key == "version_id" || key == "file_id" || key == "model_id") {
+                check_numeric_id(value, path, key, key == "version_id" ? entry.version_id : key == "file_id" ? entry.file_id : entry.model_id);
             } else if (key == "files" || key == "include" || key == "exclude") {
                 check_repo_path_list(value, path, key, key == "files" ? entry.files : key == "include" ? entry.include : entry.exclude);
             } else if (const auto* text = value.as_string()) {
@@ -1421,6 +1682,11 @@ class Checker {
             }
         }
         if (headers || auth_header) check_headers(headers, auth_header, candidate.key_path, entry);
+        if (!entry.url.empty() && (*kind == SourceKind::civitai || (is_civitai_link(entry.url) && entry.headers.empty()))) {
+            civitai_link_to_ids(*table.get("url"), child_path(candidate.key_path, "url"), entry);
+            kind = entry.source;
+        }
+        check_auto_category(entry, table.source());
         auto require = [&](std::string_view key, const char* example) {
             if (std::find(seen.begin(), seen.end(), key) == seen.end())
                 report(table.source(), candidate.key_path,
@@ -1431,13 +1697,72 @@ class Checker {
             require("repo", "repo = \"owner/name\", e.g. repo = \"stabilityai/stable-diffusion-xl-base-1.0\"");
             check_file_selection(table, candidate.key_path, seen);
             break;
-        case SourceKind::civitai:
-            require("version_id", "version_id = \"<model version id>\" (the number after ?modelVersionId= in the model page's URL)");
-            break;
+        case SourceKind::civitai: check_civitai_ids(table, candidate.key_path, seen); break;
         case SourceKind::url: require("url", "url = \"https://...\""); break;
         }
         if (manifest_.diagnostics.size() != problems_before) return std::nullopt;
         return entry;
+    }
+
+    /// Whether a URL is on a CivitAI site (and so goes to the CivitAI source).
+    static bool is_civitai_link(const std::string& text) {
+        auto url = parse_url(text);
+        return url && is_civitai_host(url->host);
+    }
+
+    /// A CivitAI link, under source = "civitai", "url" or inferred, becomes ids:
+    /// the CivitAI source then verifies the file's SHA-256 and sends
+    /// CIVITAI_TOKEN, which a plain download could do neither of. The link
+    /// itself is not kept (a copied download link may carry ?token=).
+    void civitai_link_to_ids(const toml::node& value, const std::string& path, Entry& entry) {
+        auto url = parse_url(entry.url);
+        entry.url.clear();
+        entry.source = SourceKind::civitai;
+        if (!url) return;  // check_url has reported it
+        auto ref = parse_civitai_link(url.value());
+        if (!ref) {
+            report(value.source(), path, ref.error().message);
+            return;
+        }
+        if (!entry.version_id.empty() || !entry.model_id.empty()) {
+            report(value.source(), path, "the link already names the model; remove version_id and model_id (or the link)");
+            return;
+        }
+        if (!ref->file_id.empty() && !entry.file_id.empty() && ref->file_id != entry.file_id) {
+            report(value.source(), path, "the link's fileId " + ref->file_id + " differs from file_id " + entry.file_id + "; keep one");
+            return;
+        }
+        entry.model_id = ref->model_id;
+        entry.version_id = ref->version_id;
+        if (!ref->file_id.empty()) entry.file_id = ref->file_id;
+        entry.civitai_site = ref->site;
+    }
+
+    /// A CivitAI entry names its model one way: version_id (optionally with
+    /// model_id), model_id alone (the model's default version), air, or url.
+    void check_civitai_ids(const toml::table& table, const std::string& key_path, const std::vector<std::string_view>& seen) {
+        auto has = [&](std::string_view key) { return std::find(seen.begin(), seen.end(), key) != seen.end(); };
+        const bool air = has("air"), url = has("url");
+        if (air && url) {
+            report(table.get("url")->source(), child_path(key_path, "url"), "\"air\" and \"url\" both name the model; keep one");
+        } else if (air && (has("version_id") || has("model_id"))) {
+            std::string_view other = has("version_id") ? "version_id" : "model_id";
+            report(table.get(other)->source(), child_path(key_path, other),
+                   "the AIR id already names the model and version; remove " + std::string(other) + " (or air)");
+        } else if (!air && !url && !has("version_id") && !has("model_id")) {
+            report(table.source(), key_path,
+                   "missing required key \"version_id\" for source \"civitai\"; add version_id = \"<model version id>\" (the "
+                   "number after ?modelVersionId= in the model page's URL), or url = \"https://civitai.com/models/...\" (the "
+                   "page's link), model_id = <model id> (its default version), or air = \"urn:air:...:civitai:<model>@<version>\"");
+        }
+    }
+
+    /// [models.auto.<name>] places a file by its CivitAI model type, which only the CivitAI source knows.
+    void check_auto_category(const Entry& entry, const toml::source_region& where) {
+        if (entry.category == "auto" && entry.source != SourceKind::civitai)
+            report(where, entry.key_path,
+                   "[models.auto] places files by their CivitAI model type, and this entry is not from CivitAI; put it under "
+                   "[models.<category>] (e.g. [models.checkpoints." + child_path("", entry.name) + "])");
     }
 
     /// files / include / exclude: a non-empty array of strings. files holds repo
@@ -1473,7 +1798,7 @@ class Checker {
                 continue;
             }
             if (std::find(out.begin(), out.end(), text->get()) != out.end()) {
-                report(item.source(), item_path, quoted(text->get()) + " is listed twice; remove one");
+                report(item.source(), item_path, quote_untrusted(text->get()) + " is listed twice; remove one");
                 continue;
             }
             out.push_back(text->get());
@@ -1510,9 +1835,9 @@ class Checker {
                    "exclude needs include: write include = [\"*\"] to start from the whole repo, then exclude = [...] removes files");
         } else if (!file && !files && !include) {
             report(table.source(), key_path,
-                   "missing required key \"file\" for source \"huggingface\"; add file = \"<path inside the repo>\" (e.g. file = "
-                   "\"sd_xl_base_1.0.safetensors\"), files = [\"a.safetensors\", \"sub/b.json\"] for several, or "
-                   "include = [\"*\"] for the whole repo");
+                   "missing required key \"file\" for source \"huggingface\"; add file = \"<path of the file inside the repo>\", "
+                   "e.g. file = \"sd_xl_base_1.0.safetensors\" (for several: files = [\"a.safetensors\", \"sub/b.json\"], "
+                   "or include = [\"*\"] for the whole repo)");
         }
         if ((files || include) && !file) {
             if (has("filename"))
@@ -1525,10 +1850,12 @@ class Checker {
     }
 
     static std::string unknown_key_message(std::string_view key, SourceKind kind) {
-        std::string message = "unknown key " + quoted(key) + " for source \"" + to_string(kind) +
+        std::string message = "unknown key " + quote_untrusted(key) + " for source \"" + to_string(kind) +
                               "\"; allowed keys: " + join(allowed_keys(kind));
-        if (kind == SourceKind::civitai && (key == "model_id" || key == "modelId" || key == "id" || key == "model"))
-            message += " (CivitAI entries name a model version: use version_id, not the model id)";
+        if (kind == SourceKind::civitai && (key == "modelId" || key == "id" || key == "model"))
+            message += " (write model_id for the model's id, version_id for a version's)";
+        else if (kind == SourceKind::civitai && (key == "modelVersionId" || key == "version"))
+            message += " (write version_id)";
         else if (key == "token" || key == "api_key" || key == "hf_token" || key == "civitai_token")
             message += kind == SourceKind::url
                            ? " (put secrets in the environment and write auth_header = \"Bearer ${MY_TOKEN}\")"
@@ -1537,7 +1864,7 @@ class Checker {
             for (SourceKind other : {SourceKind::huggingface, SourceKind::civitai, SourceKind::url}) {
                 const auto& keys = allowed_keys(other);
                 if (other != kind && std::find(keys.begin(), keys.end(), key) != keys.end()) {
-                    message += std::string(" (") + quoted(key) + " belongs to source = \"" + to_string(other) + "\")";
+                    message += std::string(" (") + quote_untrusted(key) + " belongs to source = \"" + to_string(other) + "\")";
                     break;
                 }
             }
@@ -1555,8 +1882,9 @@ class Checker {
             out = std::to_string(number->get());
         } else if (const auto* text = value.as_string()) {
             if (!is_all_digits(text->get())) {
-                std::string message = std::string(expected) + ", got " + quoted(text->get());
+                std::string message = std::string(expected) + ", got " + quote_untrusted(text->get());
                 if (key == "version_id") message += " (use the number after ?modelVersionId= in the CivitAI URL)";
+                if (text->get().find("civitai.") != std::string::npos) message += "; or give the whole link as url = \"...\"";
                 report(value.source(), path, message);
                 return;
             }
@@ -1570,7 +1898,7 @@ class Checker {
         auto fail = [&](const std::string& message) { report(value.source(), path, message); };
         if (key == "repo") {
             if (!is_repo_id(text)) {
-                std::string message = "expected a repo id \"owner/name\" (e.g. \"stabilityai/stable-diffusion-xl-base-1.0\"), got " + quoted(text);
+                std::string message = "expected a repo id \"owner/name\" (e.g. \"stabilityai/stable-diffusion-xl-base-1.0\"), got " + quote_untrusted(text);
                 if (text.find("://") != std::string::npos) message += "; give the repo id, not its URL";
                 fail(message);
             }
@@ -1583,13 +1911,13 @@ class Checker {
             bool bad = text.empty() || text.front() == '/' || text.find("..") != std::string::npos;
             for (unsigned char c : text) bad = bad || c <= 0x20 || c == 0x7f || c == '\\';
             if (bad)
-                fail("expected a branch, tag or commit (e.g. \"main\" or \"refs/pr/1\"), got " + quoted(text));
+                fail("expected a branch, tag or commit (e.g. \"main\" or \"refs/pr/1\"), got " + quote_untrusted(text));
             entry.revision = text;
         } else if (key == "repo_type") {
             if (text == "model" || text == "dataset" || text == "space") {
                 entry.repo_type = text;
             } else {
-                std::string message = "unknown repo_type " + quoted(text) + "; use \"model\" (the default), \"dataset\" or \"space\"";
+                std::string message = "unknown repo_type " + quote_untrusted(text) + "; use \"model\" (the default), \"dataset\" or \"space\"";
                 if (text == "models" || text == "datasets" || text == "spaces")
                     message += " (singular: \"" + text.substr(0, text.size() - 1) + "\")";
                 fail(message);
@@ -1599,6 +1927,12 @@ class Checker {
             entry.file_type = text;
         } else if (key == "url") {
             if (check_url(text, value, path)) entry.url = text;
+        } else if (key == "air") {
+            auto ref = parse_civitai_air(text);
+            if (!ref) return fail(ref.error().message + " (got " + quote_untrusted(text) + ")");
+            entry.model_id = ref->model_id;
+            entry.version_id = ref->version_id;
+            entry.file_id = ref->file_id;
         } else if (key == "filename") {
             if (const char* problem = filename_problem(text)) fail(problem);
             entry.filename = text;
@@ -1632,7 +1966,7 @@ class Checker {
                     report(value.source(), path,
                            name == "Authorization" && path == child_path(entry_path, "auth_header")
                                ? "auth_header and headers.Authorization both set the Authorization header; keep one"
-                               : "the header " + quoted(name) + " is given twice (header names are case-insensitive)");
+                               : "the header " + quote_untrusted(name) + " is given twice (header names are case-insensitive)");
                     return;
                 }
             entry.headers.emplace_back(name, std::move(expanded));
@@ -1645,7 +1979,7 @@ class Checker {
                     std::string path = child_path(headers_path, name);
                     if (!is_header_name(name)) {
                         report(key->source(), path,
-                               "not a valid HTTP header name: " + quoted(name) + "; use letters, digits and '-', e.g. \"Authorization\"");
+                               "not a valid HTTP header name: " + quote_untrusted(name) + "; use letters, digits and '-', e.g. \"Authorization\"");
                     } else if (const auto* text = value->as_string()) {
                         add(name, text->get(), *value, path);
                     } else {
@@ -2931,92 +3265,7 @@ inline bool has_html_class(const HtmlTag& tag, std::string_view wanted) {
 
 #endif
 // ---- end include/provision/detail/html.hpp ----
-// ---- begin include/provision/detail/query.hpp ----
-// provision: URL query strings as ordered name/value lists.
-//
-// Google Drive's confirmation form and CivitAI's signed URLs are plain
-// `a=b&c=d` queries; we read and rebuild them ourselves so that parameter
-// order and encoding stay predictable.
-#ifndef PROVISION_DETAIL_QUERY_HPP
-#define PROVISION_DETAIL_QUERY_HPP
-
-// #include "../url.hpp": include/provision/url.hpp already inlined above
-
-#include <optional>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
-
-namespace provision {
-namespace detail {
-
-using QueryParameters = std::vector<std::pair<std::string, std::string>>;
-
-/// Splits "a=1&b=%2F" into decoded pairs, in order; '+' means a space, as forms encode it.
-inline QueryParameters parse_query(std::string_view query) {
-    QueryParameters out;
-    auto decode = [](std::string_view text) {
-        std::string plus_as_space(text);
-        for (auto& c : plus_as_space)
-            if (c == '+') c = ' ';
-        return percent_decode(plus_as_space);
-    };
-    std::size_t pos = 0;
-    while (pos < query.size()) {
-        std::size_t amp = query.find('&', pos);
-        if (amp == std::string_view::npos) amp = query.size();
-        std::string_view pair = query.substr(pos, amp - pos);
-        if (!pair.empty()) {
-            std::size_t eq = pair.find('=');
-            if (eq == std::string_view::npos) out.emplace_back(decode(pair), "");
-            else out.emplace_back(decode(pair.substr(0, eq)), decode(pair.substr(eq + 1)));
-        }
-        pos = amp + 1;
-    }
-    return out;
-}
-
-/// Encodes pairs as "a=1&b=%2F" (every byte that is not unreserved is escaped).
-inline std::string build_query(const QueryParameters& parameters) {
-    std::string out;
-    for (const auto& [name, value] : parameters) {
-        if (!out.empty()) out += '&';
-        out += percent_encode(name) + "=" + percent_encode(value);
-    }
-    return out;
-}
-
-/// The first value of `name` in a raw query, decoded.
-inline std::optional<std::string> query_value(std::string_view query, std::string_view name) {
-    for (auto& [key, value] : parse_query(query))
-        if (key == name) return value;
-    return std::nullopt;
-}
-
-/// How many times `name` occurs in a raw query.
-inline std::size_t query_count(std::string_view query, std::string_view name) {
-    std::size_t count = 0;
-    for (const auto& parameter : parse_query(query))
-        if (parameter.first == name) ++count;
-    return count;
-}
-
-/// Sets `name` to `value`: overwrites the first occurrence or appends.
-inline void set_query_parameter(QueryParameters& parameters, const std::string& name, const std::string& value) {
-    for (auto& parameter : parameters)
-        if (parameter.first == name) {
-            parameter.second = value;
-            return;
-        }
-    parameters.emplace_back(name, value);
-}
-
-}  // namespace detail
-}  // namespace provision
-
-#endif
-// ---- end include/provision/detail/query.hpp ----
+// #include "query.hpp": include/provision/detail/query.hpp already inlined above
 
 #include <optional>
 #include <string>
@@ -3927,6 +4176,7 @@ inline Error explain_drive_download_failure(const std::string& subject, const st
 // #include "../config.hpp": include/provision/config.hpp already inlined above
 // #include "../error.hpp": include/provision/error.hpp already inlined above
 // #include "../http.hpp": include/provision/http.hpp already inlined above
+// #include "civitai_link.hpp": include/provision/detail/civitai_link.hpp already inlined above
 // #include "probe.hpp": include/provision/detail/probe.hpp already inlined above
 
 #include <nlohmann/json.hpp>
@@ -3940,15 +4190,6 @@ inline Error explain_drive_download_failure(const std::string& subject, const st
 
 namespace provision {
 namespace detail {
-
-/// Hosts that run CivitAI's site and API: civitai.com, civitai.red and their
-/// subdomains (a dotted-suffix match, so "evilcivitai.com" is not one).
-inline bool is_civitai_host(std::string_view host) {
-    for (std::string_view domain : {std::string_view("civitai.com"), std::string_view("civitai.red")})
-        if (host == domain || (host.size() > domain.size() && ends_with(host, domain) && host[host.size() - domain.size() - 1] == '.'))
-            return true;
-    return false;
-}
 
 /// Where CIVITAI_TOKEN may go: https API routes of CivitAI's own hosts. Not
 /// its storage (b2.civitai.com), not other hosts, never in a query string.
@@ -3985,6 +4226,7 @@ struct CivitaiFile {
 struct CivitaiVersion {
     std::string model_name;
     std::string model_mode;  ///< "Archived" or "TakenDown" when moderated, else ""
+    std::string model_type;  ///< the ModelType: "Checkpoint", "LORA", "LoCon", "TextualInversion", ... ("" when absent)
     std::vector<CivitaiFile> files;
 };
 
@@ -4023,6 +4265,7 @@ inline Result<CivitaiVersion> parse_civitai_version(std::string_view text) {
         if (auto model = document.find("model"); model != document.end() && model->is_object()) {
             version.model_name = civitai_json_string(*model, "name");
             version.model_mode = civitai_json_string(*model, "mode");
+            version.model_type = civitai_json_string(*model, "type");
         }
         auto files = document.find("files");
         if (files == document.end() || files->is_null()) return version;  // archived versions may drop it
@@ -4056,6 +4299,33 @@ inline Result<CivitaiVersion> parse_civitai_version(std::string_view text) {
     } catch (const std::exception& e) {
         return make_error(errc::network, std::string("the answer could not be read: ") + e.what());
     }
+}
+
+/// The parts of /api/v1/models/{id} we use.
+struct CivitaiModel {
+    std::string name;
+    std::string type;                      ///< the ModelType, as in CivitaiVersion::model_type
+    std::vector<std::string> version_ids;  ///< published versions in CivitAI's order: the first is the site's default
+};
+
+/// Reads the model JSON. Messages say what is odd (the caller names the entry).
+inline Result<CivitaiModel> parse_civitai_model(std::string_view text) {
+    nlohmann::json document = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+    if (document.is_discarded()) return make_error(errc::network, "the answer is not valid JSON");
+    if (!document.is_object()) return make_error(errc::network, "the answer is not a JSON object");
+    CivitaiModel model;
+    model.name = civitai_json_string(document, "name");
+    model.type = civitai_json_string(document, "type");
+    auto versions = document.find("modelVersions");
+    if (versions == document.end() || versions->is_null()) return model;
+    if (!versions->is_array()) return make_error(errc::network, "its \"modelVersions\" is not a list");
+    for (std::size_t i = 0; i < versions->size(); ++i) {
+        const nlohmann::json& item = (*versions)[i];
+        std::string id = item.is_object() && item.contains("id") ? civitai_json_id(item["id"]) : std::string();
+        if (id.empty()) return make_error(errc::network, "modelVersions[" + std::to_string(i) + "] has no usable \"id\"");
+        model.version_ids.push_back(id);
+    }
+    return model;
 }
 
 /// "123 \"a.safetensors\" (Model, primary), 124 \"vae.pt\" (VAE)" for messages.
@@ -4142,7 +4412,7 @@ inline CivitaiErrorBody parse_civitai_error(const HttpResponse& response) {
 }
 
 /// Which CivitAI route answered.
-enum class CivitaiRoute { version_details, download };
+enum class CivitaiRoute { version_details, model_details, download };
 
 /// Explains a CivitAI answer that is neither the data nor the file. `who`
 /// names the entry and version; `token_sent` says whether CIVITAI_TOKEN went along.
@@ -4184,6 +4454,9 @@ inline Error explain_civitai_answer(const std::string& who, CivitaiRoute route, 
         return make_error(errc::auth, who + ": CivitAI refuses downloads from this account or address (" + quoted +
                                           "); contact support@civitai.com if that is unexpected");
     case 404:
+        if (route == CivitaiRoute::model_details)
+            return make_error(errc::not_found, who + " does not exist on CivitAI (" + quoted +
+                                                   "); check the model id: it is the number after /models/ in the model page's URL");
         if (route == CivitaiRoute::version_details)
             return make_error(errc::not_found, who + " does not exist on CivitAI (" + quoted +
                                                    "); check version_id: it is the number after ?modelVersionId= in the "
@@ -4342,10 +4615,138 @@ inline Result<DownloadPlan> redeem_civitai_route(const std::shared_ptr<const Civ
 }  // namespace detail
 
 namespace sources {
+namespace civitai {
+
+/// The API root for an entry: the site its link named (civitai.red answers for
+/// its own links), else the configured endpoint; without trailing '/'.
+inline std::string endpoint_for(const Entry& entry, const ResolveContext& context) {
+    std::string endpoint = entry.civitai_site.empty() ? context.civitai_endpoint : entry.civitai_site;
+    while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
+    return endpoint;
+}
+
+/// CIVITAI_TOKEN trimmed, or an error when it cannot go in a header.
+inline Result<std::string> token_of(const ResolveContext& context, const std::string& who) {
+    std::string token(detail::trim(context.credentials.civitai_token));
+    for (unsigned char c : token)
+        if (c < 0x20 || c == 0x7f)
+            return make_error(errc::usage, who + ": CIVITAI_TOKEN contains a line break or control character; set it to the API key alone");
+    return token;
+}
+
+/// GET of a CivitAI API route (JSON, token attached); the 200 answer or an explained error.
+inline Result<HttpResponse> fetch_api(ResolveContext& context, const std::string& endpoint, const std::string& path,
+                                      const std::string& token, const std::string& who, detail::CivitaiRoute route) {
+    auto url = parse_url(endpoint + path);
+    if (!url) return make_error(errc::usage, who + ": the CivitAI endpoint \"" + redact_url(endpoint) + "\" is not an http(s) URL");
+    HttpRequest request;
+    request.url = url.value();
+    request.headers.emplace_back("Accept", "application/json");
+    request.scoped_headers = detail::civitai_credentials(request.url, token);
+    request.redirects = RedirectPolicy::relative_only;
+    const bool token_sent = !request.scoped_headers.empty();
+    auto probed = detail::probe(context.http, request, nullptr, 8u << 20);
+    if (!probed) return make_error(probed.error().code, who + ": " + probed.error().message);
+    const HttpResponse& response = probed->response;
+    const char* what = route == detail::CivitaiRoute::model_details ? "the model's details" : "the version's details";
+    if (response.is_redirect())
+        return make_error(errc::network, who + ": CivitAI redirected " + what + " elsewhere (HTTP " +
+                                             std::to_string(response.status) + "); check the CivitAI endpoint");
+    if (response.status != 200) return detail::explain_civitai_answer(who, route, response, token_sent);
+    if (probed->truncated) return make_error(errc::network, who + ": CivitAI's answer about it is unexpectedly large (over 8 MiB)");
+    std::string content_type = detail::to_lower(response.header("Content-Type").value_or(""));
+    if (content_type.find("html") != std::string::npos)
+        return make_error(errc::network, who + ": CivitAI answered with a web page instead of " + what + " (often a "
+                                               "Cloudflare check); try again later");
+    return response;
+}
+
+/// /api/v1/models/{id}: the model's type and its versions, the site's default first.
+inline Result<detail::CivitaiModel> fetch_model(const Entry& entry, ResolveContext& context) {
+    const std::string who = entry.key_path + ": CivitAI model " + entry.model_id;
+    auto token = token_of(context, who);
+    if (!token) return token.error();
+    auto response = fetch_api(context, endpoint_for(entry, context), "/api/v1/models/" + entry.model_id, token.value(), who,
+                              detail::CivitaiRoute::model_details);
+    if (!response) return response.error();
+    auto model = detail::parse_civitai_model(response->body);
+    if (!model)
+        return make_error(model.error().code, who + ": CivitAI's answer about it is unusable: " + model.error().message +
+                                                  "; try again later, and report it if it persists");
+    if (model->version_ids.empty())
+        return make_error(errc::not_found, who + " (\"" + detail::excerpt(model->name, 80) +
+                                               "\") has no published version to download; check the model on civitai.com");
+    return model;
+}
+
+/// The category a CivitAI model type goes to ([models.auto]), or nullptr for a
+/// type no UI has a models folder for. Names are the layouts' categories, so
+/// each UI's folder comes from the active layout (LoCon -> lycoris, which is
+/// Lora for SD.Next and ComfyUI).
+inline const char* category_for_type(std::string_view type) {
+    struct Pair {
+        const char* type;
+        const char* category;
+    };
+    static const Pair table[] = {
+        {"Checkpoint", "checkpoints"},   {"LORA", "lora"},         {"DoRA", "lora"},
+        {"LoCon", "lycoris"},            {"TextualInversion", "embeddings"}, {"Hypernetwork", "hypernetworks"},
+        {"VAE", "vae"},                  {"Controlnet", "controlnet"}, {"Upscaler", "upscale"},
+        {"MotionModule", "motion"},      {"TextEncoder", "text_encoder"}, {"CLIP", "text_encoder"},
+        {"UNet", "unet"},                {"CLIPVision", "clip_vision"},
+    };
+    for (const auto& pair : table)
+        if (detail::iequals(pair.type, type)) return pair.category;
+    return nullptr;
+}
+
+}  // namespace civitai
+
+/// For an entry under [models.auto]: asks CivitAI for the model's type and
+/// returns the entry with the category that type goes to (and its version
+/// pinned, so the download is the version whose type was read).
+inline Result<Entry> place_civitai_entry(const Entry& entry, ResolveContext& context) {
+    Entry placed = entry;
+    std::string type, model_name;
+    if (placed.version_id.empty()) {
+        auto model = civitai::fetch_model(placed, context);
+        if (!model) return model.error();
+        placed.version_id = model->version_ids.front();
+        type = model->type;
+        model_name = model->name;
+    } else {
+        const std::string who = entry.key_path + ": CivitAI version " + entry.version_id;
+        auto token = civitai::token_of(context, who);
+        if (!token) return token.error();
+        auto response = civitai::fetch_api(context, civitai::endpoint_for(entry, context), "/api/v1/model-versions/" + entry.version_id,
+                                           token.value(), who, detail::CivitaiRoute::version_details);
+        if (!response) return response.error();
+        auto version = detail::parse_civitai_version(response->body);
+        if (!version) return make_error(version.error().code, who + ": CivitAI's answer about it is unusable: " + version.error().message);
+        type = version->model_type;
+        model_name = version->model_name;
+    }
+    const char* category = civitai::category_for_type(type);
+    if (!category)
+        return make_error(errc::config, entry.key_path + ": CivitAI says \"" + detail::excerpt(model_name, 80) + "\" is a model of type \"" +
+                                            detail::excerpt(type.empty() ? std::string("(none)") : type, 40) +
+                                            "\", which [models.auto] cannot place (it knows Checkpoint, LORA, DoRA, LoCon, "
+                                            "TextualInversion, Hypernetwork, VAE, Controlnet, Upscaler, MotionModule, "
+                                            "TextEncoder, CLIP, UNet and CLIPVision); move the entry under [models.<category>] "
+                                            "to choose its folder");
+    placed.category = category;
+    return placed;
+}
 
 /// Resolves a civitai entry: picks the file, learns its name, size and
 /// SHA-256, and exchanges the download route for a signed storage URL.
-inline Result<DownloadPlan> resolve_civitai(const Entry& entry, ResolveContext& context) {
+inline Result<DownloadPlan> resolve_civitai(const Entry& given, ResolveContext& context) {
+    Entry entry = given;
+    if (entry.version_id.empty() && !entry.model_id.empty()) {  // a model: its default (first listed) version
+        auto model = civitai::fetch_model(entry, context);
+        if (!model) return model.error();
+        entry.version_id = model->version_ids.front();
+    }
     const std::string& version_id = entry.version_id;
     bool digits = !version_id.empty() && version_id.size() <= 19;
     for (unsigned char c : version_id) digits = digits && std::isdigit(c);
@@ -4354,38 +4755,20 @@ inline Result<DownloadPlan> resolve_civitai(const Entry& entry, ResolveContext& 
                                                          "number after ?modelVersionId= in the model page's URL)");
     const std::string who = entry.key_path + ": CivitAI version " + version_id;
 
-    std::string token(detail::trim(context.credentials.civitai_token));
-    for (unsigned char c : token)
-        if (c < 0x20 || c == 0x7f)
-            return make_error(errc::usage, who + ": CIVITAI_TOKEN contains a line break or control character; set it to the API key alone");
-
-    std::string endpoint = context.civitai_endpoint;
-    while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
-    auto details_url = parse_url(endpoint + "/api/v1/model-versions/" + version_id);
+    auto checked_token = civitai::token_of(context, who);
+    if (!checked_token) return checked_token.error();
+    const std::string token = checked_token.value();
+    const std::string endpoint = civitai::endpoint_for(entry, context);
     auto route_url = parse_url(endpoint + "/api/download/models/" + version_id);
-    if (!details_url || !route_url)
+    if (!route_url)
         return make_error(errc::usage, who + ": the CivitAI endpoint \"" + redact_url(endpoint) + "\" is not an http(s) URL");
 
     // 1. The version's details.
-    HttpRequest request;
-    request.url = details_url.value();
-    request.headers.emplace_back("Accept", "application/json");
-    request.scoped_headers = detail::civitai_credentials(request.url, token);
-    request.redirects = RedirectPolicy::relative_only;
-    const bool token_sent = !request.scoped_headers.empty();
-    auto probed = detail::probe(context.http, request, nullptr, 8u << 20);
-    if (!probed) return make_error(probed.error().code, who + ": " + probed.error().message);
-    const HttpResponse& response = probed->response;
-    if (response.is_redirect())
-        return make_error(errc::network, who + ": CivitAI redirected the version's details elsewhere (HTTP " +
-                                             std::to_string(response.status) + "); check the CivitAI endpoint");
-    if (response.status != 200) return detail::explain_civitai_answer(who, detail::CivitaiRoute::version_details, response, token_sent);
-    if (probed->truncated) return make_error(errc::network, who + ": CivitAI's answer about it is unexpectedly large (over 8 MiB)");
-    std::string content_type = detail::to_lower(response.header("Content-Type").value_or(""));
-    if (content_type.find("html") != std::string::npos)
-        return make_error(errc::network, who + ": CivitAI answered with a web page instead of the version's details (often a "
-                                               "Cloudflare check); try again later");
-    auto version = detail::parse_civitai_version(response.body);
+    auto response = civitai::fetch_api(context, endpoint, "/api/v1/model-versions/" + version_id, token, who,
+                                       detail::CivitaiRoute::version_details);
+    if (!response) return response.error();
+    const bool token_sent = !detail::civitai_credentials(response->url, token).empty();
+    auto version = detail::parse_civitai_version(response->body);
     if (!version)
         return make_error(version.error().code, who + ": CivitAI's answer about it is unusable: " + version.error().message +
                                                     "; try again later, and report it if it persists");
@@ -5385,7 +5768,7 @@ inline std::string file_key_path(const std::string& key_path, const std::string&
 /// named in `files` that the repo lacks becomes a failed entry of its own, so
 /// the others still run; a listing that fails, or patterns that select nothing,
 /// fail the entry as a whole.
-inline std::vector<ExpandedEntry> expand_entry(const Entry& entry, std::size_t index, ResolveContext& context) {
+inline std::vector<ExpandedEntry> expand_huggingface_entry(const Entry& entry, std::size_t index, ResolveContext& context) {
     if (!entry.is_multi_file()) return {ExpandedEntry{entry, index, std::nullopt}};
     auto listing = hf::list_repo(entry, context);
     if (!listing) return {ExpandedEntry{entry, index, listing.error()}};
@@ -5443,14 +5826,6 @@ inline std::vector<ExpandedEntry> expand_entry(const Entry& entry, std::size_t i
                                                               " (it has " + hf::some_paths(listing->files) +
                                                               "); patterns are case-sensitive and '*' also matches '/'; see " + page)}};
     }
-    return out;
-}
-
-/// expand_entry over a whole manifest, in order.
-inline std::vector<ExpandedEntry> expand_entries(const std::vector<Entry>& entries, ResolveContext& context) {
-    std::vector<ExpandedEntry> out;
-    for (std::size_t i = 0; i < entries.size(); ++i)
-        for (auto& expanded : expand_entry(entries[i], i, context)) out.push_back(std::move(expanded));
     return out;
 }
 
@@ -5580,6 +5955,27 @@ inline Result<DownloadPlan> resolve_entry(const Entry& entry, ResolveContext& co
     }
     return make_error(errc::config, entry.key_path + ": source \"" + std::string(to_string(entry.source)) +
                                         "\" is not available in this build");
+}
+
+/// Entries as the provisioner runs them: a multi-file Hugging Face entry
+/// becomes one entry per file (all pinned to one commit), and a CivitAI entry
+/// under [models.auto] gets the category of its model type. The others pass
+/// through unchanged. Metadata requests only.
+inline std::vector<sources::ExpandedEntry> expand_entries(const std::vector<Entry>& entries, ResolveContext& context) {
+    std::vector<sources::ExpandedEntry> out;
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        const Entry& entry = entries[i];
+        if (entry.is_multi_file()) {
+            for (auto& expanded : sources::expand_huggingface_entry(entry, i, context)) out.push_back(std::move(expanded));
+        } else if (entry.source == SourceKind::civitai && entry.category == "auto") {
+            auto placed = sources::place_civitai_entry(entry, context);
+            if (placed) out.push_back({std::move(placed).value(), i, std::nullopt});
+            else out.push_back({entry, i, placed.error()});
+        } else {
+            out.push_back({entry, i, std::nullopt});
+        }
+    }
+    return out;
 }
 
 }  // namespace provision
@@ -9031,6 +9427,10 @@ inline Report ProvisioningSystem::provision_from_text(const std::string& text, c
     }
     std::vector<std::filesystem::path> folders;
     for (const auto& entry : manifest.entries) {
+        if (entry.category == "auto") {  // [models.auto]: the folder follows the CivitAI model type (expand_entries)
+            folders.emplace_back();
+            continue;
+        }
         auto folder = layout.folder_for(entry.category);
         if (!folder) {
             SourceLocation where = entry.where;
@@ -9044,15 +9444,22 @@ inline Report ProvisioningSystem::provision_from_text(const std::string& text, c
     if (!report.config_errors.empty()) return report;
 
     // Hugging Face entries with several files (files, include/exclude) are listed
-    // once, pinned to one commit, and go on as one entry per file (huggingface_tree.hpp).
+    // once, pinned to one commit, and go on as one entry per file; [models.auto]
+    // CivitAI entries learn their category from the model type (sources.hpp).
     std::vector<std::optional<Error>> listing_errors;
     {
         ResolveContext listing{http_, options_.credentials, options_.hf_endpoint};
         std::vector<Entry> entries;
         std::vector<std::filesystem::path> entry_folders;
-        for (auto& expanded : sources::expand_entries(manifest.entries, listing)) {
+        for (auto& expanded : provision::expand_entries(manifest.entries, listing)) {
+            std::filesystem::path folder = folders[expanded.from];
+            if (!expanded.error && expanded.entry.category != manifest.entries[expanded.from].category) {
+                auto placed = layout.folder_for(expanded.entry.category);
+                if (placed) folder = placed.value();
+                else expanded.error = make_error(errc::config, expanded.entry.key_path + ": " + placed.error().message);
+            }
             entries.push_back(std::move(expanded.entry));
-            entry_folders.push_back(folders[expanded.from]);
+            entry_folders.push_back(folder);
             listing_errors.push_back(std::move(expanded.error));
         }
         manifest.entries = std::move(entries);

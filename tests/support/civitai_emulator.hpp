@@ -6,6 +6,9 @@
 // under the real host names:
 //   api      civitai.com, civitai.red, www.civitai.com
 //            GET /api/v1/model-versions/{id}   version details (JSON)
+//            GET /api/v1/models/{id}           the model: type and modelVersions[]
+//                                              in CivitAI's order (index ascending:
+//                                              the first is the site's default)
 //            GET /api/download/models/{id}     307 to a signed storage URL, or
 //                                              the A4 error matrix (JSON for API
 //                                              clients, text and page redirects
@@ -27,6 +30,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <memory>
@@ -55,6 +59,7 @@ struct CivitaiVersionSpec {
     std::string model_name = "Detail Tweaker";
     std::string model_type = "LORA";
     std::string name = "v1.0";
+    int index = 0;                        ///< position in the model's version list; CivitAI lists index 0 first
     std::vector<CivitaiFileSpec> files;
     bool require_auth = true;             ///< CivitAI's default today: every download needs a login
     bool downloads_disabled = false;      ///< the creator turned downloads off
@@ -92,6 +97,9 @@ class CivitaiEmulator {
         });
         api_->server().Get(R"(/api/v1/model-versions/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
             version_details(req, res);
+        });
+        api_->server().Get(R"(/api/v1/models/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+            model_details(req, res);
         });
         api_->server().Get(R"(/api/download/models/(\d+))", [this](const httplib::Request& req, httplib::Response& res) {
             download_route(req, res);
@@ -255,6 +263,47 @@ class CivitaiEmulator {
         res.set_header("Cache-Control", "public, s-maxage=60");
         if (found->second.details_body) res.set_content(*found->second.details_body, "application/json; charset=utf-8");
         else res.set_content(details_json(found->second, host_of(req)).dump(), "application/json; charset=utf-8");
+    }
+
+    /// The model, built from its versions: the name and type of the first one
+    /// in CivitAI's order, and every version (archived ones included, as
+    /// CivitAI lists them) with the version route's JSON shape.
+    void model_details(const httplib::Request& req, httplib::Response& res) {
+        std::string id = req.matches[1];
+        if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos || id.size() > 9) {
+            res.status = 400;
+            res.set_content(R"({"error":"Expected number, received nan"})", "application/json; charset=utf-8");
+            return;
+        }
+        std::lock_guard<std::mutex> lock(mutex_);
+        std::vector<const CivitaiVersionSpec*> versions;
+        for (const auto& [version_id, version] : versions_)
+            if (version.model_id == std::stoi(id)) versions.push_back(&version);
+        if (versions.empty()) {
+            res.status = 404;
+            res.set_content(nlohmann::json{{"error", "No model with id " + id}}.dump(), "application/json; charset=utf-8");
+            return;
+        }
+        std::stable_sort(versions.begin(), versions.end(),
+                         [](const CivitaiVersionSpec* a, const CivitaiVersionSpec* b) { return a->index < b->index; });
+        nlohmann::json list = nlohmann::json::array();
+        for (const auto* version : versions) {
+            nlohmann::json item = details_json(*version, host_of(req));
+            item.erase("model");
+            list.push_back(item);
+        }
+        nlohmann::json document = {{"id", std::stoi(id)},
+                                   {"name", versions.front()->model_name},
+                                   {"description", "<p>A model.</p>"},
+                                   {"type", versions.front()->model_type},
+                                   {"nsfw", false},
+                                   {"poi", false},
+                                   {"creator", {{"username", "someone"}, {"image", nullptr}}},
+                                   {"tags", nlohmann::json::array({"detail"})},
+                                   {"stats", {{"downloadCount", 1207}}},
+                                   {"modelVersions", list}};
+        res.set_header("Cache-Control", "public, s-maxage=300");
+        res.set_content(document.dump(), "application/json; charset=utf-8");
     }
 
     void download_route(const httplib::Request& req, httplib::Response& res) {

@@ -10,6 +10,7 @@
 #include "../config.hpp"
 #include "../error.hpp"
 #include "../http.hpp"
+#include "civitai_link.hpp"
 #include "probe.hpp"
 
 #include <nlohmann/json.hpp>
@@ -23,15 +24,6 @@
 
 namespace provision {
 namespace detail {
-
-/// Hosts that run CivitAI's site and API: civitai.com, civitai.red and their
-/// subdomains (a dotted-suffix match, so "evilcivitai.com" is not one).
-inline bool is_civitai_host(std::string_view host) {
-    for (std::string_view domain : {std::string_view("civitai.com"), std::string_view("civitai.red")})
-        if (host == domain || (host.size() > domain.size() && ends_with(host, domain) && host[host.size() - domain.size() - 1] == '.'))
-            return true;
-    return false;
-}
 
 /// Where CIVITAI_TOKEN may go: https API routes of CivitAI's own hosts. Not
 /// its storage (b2.civitai.com), not other hosts, never in a query string.
@@ -68,6 +60,7 @@ struct CivitaiFile {
 struct CivitaiVersion {
     std::string model_name;
     std::string model_mode;  ///< "Archived" or "TakenDown" when moderated, else ""
+    std::string model_type;  ///< the ModelType: "Checkpoint", "LORA", "LoCon", "TextualInversion", ... ("" when absent)
     std::vector<CivitaiFile> files;
 };
 
@@ -106,6 +99,7 @@ inline Result<CivitaiVersion> parse_civitai_version(std::string_view text) {
         if (auto model = document.find("model"); model != document.end() && model->is_object()) {
             version.model_name = civitai_json_string(*model, "name");
             version.model_mode = civitai_json_string(*model, "mode");
+            version.model_type = civitai_json_string(*model, "type");
         }
         auto files = document.find("files");
         if (files == document.end() || files->is_null()) return version;  // archived versions may drop it
@@ -139,6 +133,33 @@ inline Result<CivitaiVersion> parse_civitai_version(std::string_view text) {
     } catch (const std::exception& e) {
         return make_error(errc::network, std::string("the answer could not be read: ") + e.what());
     }
+}
+
+/// The parts of /api/v1/models/{id} we use.
+struct CivitaiModel {
+    std::string name;
+    std::string type;                      ///< the ModelType, as in CivitaiVersion::model_type
+    std::vector<std::string> version_ids;  ///< published versions in CivitAI's order: the first is the site's default
+};
+
+/// Reads the model JSON. Messages say what is odd (the caller names the entry).
+inline Result<CivitaiModel> parse_civitai_model(std::string_view text) {
+    nlohmann::json document = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+    if (document.is_discarded()) return make_error(errc::network, "the answer is not valid JSON");
+    if (!document.is_object()) return make_error(errc::network, "the answer is not a JSON object");
+    CivitaiModel model;
+    model.name = civitai_json_string(document, "name");
+    model.type = civitai_json_string(document, "type");
+    auto versions = document.find("modelVersions");
+    if (versions == document.end() || versions->is_null()) return model;
+    if (!versions->is_array()) return make_error(errc::network, "its \"modelVersions\" is not a list");
+    for (std::size_t i = 0; i < versions->size(); ++i) {
+        const nlohmann::json& item = (*versions)[i];
+        std::string id = item.is_object() && item.contains("id") ? civitai_json_id(item["id"]) : std::string();
+        if (id.empty()) return make_error(errc::network, "modelVersions[" + std::to_string(i) + "] has no usable \"id\"");
+        model.version_ids.push_back(id);
+    }
+    return model;
 }
 
 /// "123 \"a.safetensors\" (Model, primary), 124 \"vae.pt\" (VAE)" for messages.
@@ -225,7 +246,7 @@ inline CivitaiErrorBody parse_civitai_error(const HttpResponse& response) {
 }
 
 /// Which CivitAI route answered.
-enum class CivitaiRoute { version_details, download };
+enum class CivitaiRoute { version_details, model_details, download };
 
 /// Explains a CivitAI answer that is neither the data nor the file. `who`
 /// names the entry and version; `token_sent` says whether CIVITAI_TOKEN went along.
@@ -267,6 +288,9 @@ inline Error explain_civitai_answer(const std::string& who, CivitaiRoute route, 
         return make_error(errc::auth, who + ": CivitAI refuses downloads from this account or address (" + quoted +
                                           "); contact support@civitai.com if that is unexpected");
     case 404:
+        if (route == CivitaiRoute::model_details)
+            return make_error(errc::not_found, who + " does not exist on CivitAI (" + quoted +
+                                                   "); check the model id: it is the number after /models/ in the model page's URL");
         if (route == CivitaiRoute::version_details)
             return make_error(errc::not_found, who + " does not exist on CivitAI (" + quoted +
                                                    "); check version_id: it is the number after ?modelVersionId= in the "

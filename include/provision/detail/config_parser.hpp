@@ -17,6 +17,7 @@
 
 #include "../config.hpp"
 #include "../url.hpp"
+#include "civitai_link.hpp"
 
 #include <toml++/toml.h>
 
@@ -37,7 +38,7 @@ namespace config_parser {
 /// Shows untrusted text inside a message: quoted, control bytes escaped, cut at
 /// 80 bytes (on a UTF-8 boundary) so a huge value cannot flood the terminal.
 /// Never used for header values or anything that may hold a secret.
-inline std::string quoted(std::string_view text, std::size_t limit = 80) {
+inline std::string quote_untrusted(std::string_view text, std::size_t limit = 80) {
     bool cut = false;
     if (text.size() > limit) {
         std::size_t keep = limit;
@@ -93,7 +94,7 @@ inline bool is_bare_key(std::string_view key) {
 
 /// Appends a key to a key path the way TOML would write it: models.lora."my.model".
 inline std::string child_path(const std::string& parent, std::string_view key) {
-    std::string part = is_bare_key(key) ? std::string(key) : quoted(key, key.size());
+    std::string part = is_bare_key(key) ? std::string(key) : quote_untrusted(key, key.size());
     return parent.empty() ? part : parent + "." + part;
 }
 
@@ -235,7 +236,7 @@ inline const std::vector<std::string_view>& allowed_keys(SourceKind kind) {
     static const std::vector<std::string_view> huggingface{"source",   "repo",     "file",   "files",       "include", "exclude",
                                                            "revision", "repo_type", "gated", "filename",    "sha256",  "description",
                                                            "notes"};
-    static const std::vector<std::string_view> civitai{"source",   "version_id", "file_id",     "type",
+    static const std::vector<std::string_view> civitai{"source",   "version_id", "model_id", "url", "air", "file_id", "type",
                                                        "filename", "sha256",     "description", "notes"};
     static const std::vector<std::string_view> url{"source",      "url",    "filename",    "headers",
                                                    "auth_header", "sha256", "description", "notes"};
@@ -492,7 +493,7 @@ class Checker {
             } else if (name == "directories") {
                 check_directories(*value);
             } else {
-                std::string message = "unknown top-level key " + quoted(name) + "; models are listed as [models.<category>.<name>] tables";
+                std::string message = "unknown top-level key " + quote_untrusted(name) + "; models are listed as [models.<category>.<name>] tables";
                 if (value->is_table()) message += " (did you mean [models." + child_path("", name) + ".<name>]?)";
                 report(key->source(), child_path("", name), message);
             }
@@ -569,7 +570,7 @@ class Checker {
                 bool known = false;
                 for (const char* layout : layouts) known = known || text->get() == layout;
                 if (!known) {
-                    report(value->source(), path, "unknown layout " + quoted(text->get()) + "; use one of: sdnext, a1111, forge, comfyui");
+                    report(value->source(), path, "unknown layout " + quote_untrusted(text->get()) + "; use one of: sdnext, a1111, forge, comfyui");
                     continue;
                 }
                 settings.layout = text->get();
@@ -589,7 +590,7 @@ class Checker {
                     settings.models_dir = expanded;
                 }
             } else {
-                report(key->source(), path, "unknown setting " + quoted(key->str()) + "; [settings] takes layout and models_dir");
+                report(key->source(), path, "unknown setting " + quote_untrusted(key->str()) + "; [settings] takes layout and models_dir");
             }
         }
     }
@@ -672,6 +673,10 @@ class Checker {
         entry.source = SourceKind::url;
         if (!check_url(text, *candidate.value, candidate.key_path)) return std::nullopt;
         entry.url = text;
+        const std::size_t problems_before = manifest_.diagnostics.size();
+        if (is_civitai_link(text)) civitai_link_to_ids(*candidate.value, candidate.key_path, entry);
+        check_auto_category(entry, candidate.value->source());
+        if (manifest_.diagnostics.size() != problems_before) return std::nullopt;
         return entry;
     }
 
@@ -701,7 +706,7 @@ class Checker {
             if (name == "url") return SourceKind::url;
             // No aliases on purpose (one spelling per source keeps configs greppable),
             // but point at the intended one when it is obvious.
-            std::string message = "unknown source " + quoted(name) + "; " + choices;
+            std::string message = "unknown source " + quote_untrusted(name) + "; " + choices;
             std::string lower = to_lower(name);
             if (lower == "hf" || lower == "hugging face" || lower == "hugging_face" || lower == "hugging-face" || lower == "huggingface")
                 message += " (did you mean \"huggingface\"?)";
@@ -717,6 +722,8 @@ class Checker {
         std::vector<std::pair<const char*, SourceKind>> hints;
         if (table.contains("repo")) hints.emplace_back("repo", SourceKind::huggingface);
         if (table.contains("version_id")) hints.emplace_back("version_id", SourceKind::civitai);
+        else if (table.contains("model_id")) hints.emplace_back("model_id", SourceKind::civitai);
+        else if (table.contains("air")) hints.emplace_back("air", SourceKind::civitai);
         if (table.contains("url")) hints.emplace_back("url", SourceKind::url);
         if (hints.size() == 1) return hints.front().second;
         if (hints.empty()) {
@@ -760,8 +767,8 @@ class Checker {
             } else if (key == "gated") {
                 if (const auto* flag = value.as_boolean()) entry.gated = flag->get();
                 else wrong_type(value, path, "true or false");
-            } else if (key == "version_id" || key == "file_id") {
-                check_numeric_id(value, path, key, key == "version_id" ? entry.version_id : entry.file_id);
+            } else if (key == "version_id" || key == "file_id" || key == "model_id") {
+                check_numeric_id(value, path, key, key == "version_id" ? entry.version_id : key == "file_id" ? entry.file_id : entry.model_id);
             } else if (key == "files" || key == "include" || key == "exclude") {
                 check_repo_path_list(value, path, key, key == "files" ? entry.files : key == "include" ? entry.include : entry.exclude);
             } else if (const auto* text = value.as_string()) {
@@ -771,6 +778,11 @@ class Checker {
             }
         }
         if (headers || auth_header) check_headers(headers, auth_header, candidate.key_path, entry);
+        if (!entry.url.empty() && (*kind == SourceKind::civitai || (is_civitai_link(entry.url) && entry.headers.empty()))) {
+            civitai_link_to_ids(*table.get("url"), child_path(candidate.key_path, "url"), entry);
+            kind = entry.source;
+        }
+        check_auto_category(entry, table.source());
         auto require = [&](std::string_view key, const char* example) {
             if (std::find(seen.begin(), seen.end(), key) == seen.end())
                 report(table.source(), candidate.key_path,
@@ -781,13 +793,72 @@ class Checker {
             require("repo", "repo = \"owner/name\", e.g. repo = \"stabilityai/stable-diffusion-xl-base-1.0\"");
             check_file_selection(table, candidate.key_path, seen);
             break;
-        case SourceKind::civitai:
-            require("version_id", "version_id = \"<model version id>\" (the number after ?modelVersionId= in the model page's URL)");
-            break;
+        case SourceKind::civitai: check_civitai_ids(table, candidate.key_path, seen); break;
         case SourceKind::url: require("url", "url = \"https://...\""); break;
         }
         if (manifest_.diagnostics.size() != problems_before) return std::nullopt;
         return entry;
+    }
+
+    /// Whether a URL is on a CivitAI site (and so goes to the CivitAI source).
+    static bool is_civitai_link(const std::string& text) {
+        auto url = parse_url(text);
+        return url && is_civitai_host(url->host);
+    }
+
+    /// A CivitAI link, under source = "civitai", "url" or inferred, becomes ids:
+    /// the CivitAI source then verifies the file's SHA-256 and sends
+    /// CIVITAI_TOKEN, which a plain download could do neither of. The link
+    /// itself is not kept (a copied download link may carry ?token=).
+    void civitai_link_to_ids(const toml::node& value, const std::string& path, Entry& entry) {
+        auto url = parse_url(entry.url);
+        entry.url.clear();
+        entry.source = SourceKind::civitai;
+        if (!url) return;  // check_url has reported it
+        auto ref = parse_civitai_link(url.value());
+        if (!ref) {
+            report(value.source(), path, ref.error().message);
+            return;
+        }
+        if (!entry.version_id.empty() || !entry.model_id.empty()) {
+            report(value.source(), path, "the link already names the model; remove version_id and model_id (or the link)");
+            return;
+        }
+        if (!ref->file_id.empty() && !entry.file_id.empty() && ref->file_id != entry.file_id) {
+            report(value.source(), path, "the link's fileId " + ref->file_id + " differs from file_id " + entry.file_id + "; keep one");
+            return;
+        }
+        entry.model_id = ref->model_id;
+        entry.version_id = ref->version_id;
+        if (!ref->file_id.empty()) entry.file_id = ref->file_id;
+        entry.civitai_site = ref->site;
+    }
+
+    /// A CivitAI entry names its model one way: version_id (optionally with
+    /// model_id), model_id alone (the model's default version), air, or url.
+    void check_civitai_ids(const toml::table& table, const std::string& key_path, const std::vector<std::string_view>& seen) {
+        auto has = [&](std::string_view key) { return std::find(seen.begin(), seen.end(), key) != seen.end(); };
+        const bool air = has("air"), url = has("url");
+        if (air && url) {
+            report(table.get("url")->source(), child_path(key_path, "url"), "\"air\" and \"url\" both name the model; keep one");
+        } else if (air && (has("version_id") || has("model_id"))) {
+            std::string_view other = has("version_id") ? "version_id" : "model_id";
+            report(table.get(other)->source(), child_path(key_path, other),
+                   "the AIR id already names the model and version; remove " + std::string(other) + " (or air)");
+        } else if (!air && !url && !has("version_id") && !has("model_id")) {
+            report(table.source(), key_path,
+                   "missing required key \"version_id\" for source \"civitai\"; add version_id = \"<model version id>\" (the "
+                   "number after ?modelVersionId= in the model page's URL), or url = \"https://civitai.com/models/...\" (the "
+                   "page's link), model_id = <model id> (its default version), or air = \"urn:air:...:civitai:<model>@<version>\"");
+        }
+    }
+
+    /// [models.auto.<name>] places a file by its CivitAI model type, which only the CivitAI source knows.
+    void check_auto_category(const Entry& entry, const toml::source_region& where) {
+        if (entry.category == "auto" && entry.source != SourceKind::civitai)
+            report(where, entry.key_path,
+                   "[models.auto] places files by their CivitAI model type, and this entry is not from CivitAI; put it under "
+                   "[models.<category>] (e.g. [models.checkpoints." + child_path("", entry.name) + "])");
     }
 
     /// files / include / exclude: a non-empty array of strings. files holds repo
@@ -823,7 +894,7 @@ class Checker {
                 continue;
             }
             if (std::find(out.begin(), out.end(), text->get()) != out.end()) {
-                report(item.source(), item_path, quoted(text->get()) + " is listed twice; remove one");
+                report(item.source(), item_path, quote_untrusted(text->get()) + " is listed twice; remove one");
                 continue;
             }
             out.push_back(text->get());
@@ -860,9 +931,9 @@ class Checker {
                    "exclude needs include: write include = [\"*\"] to start from the whole repo, then exclude = [...] removes files");
         } else if (!file && !files && !include) {
             report(table.source(), key_path,
-                   "missing required key \"file\" for source \"huggingface\"; add file = \"<path inside the repo>\" (e.g. file = "
-                   "\"sd_xl_base_1.0.safetensors\"), files = [\"a.safetensors\", \"sub/b.json\"] for several, or "
-                   "include = [\"*\"] for the whole repo");
+                   "missing required key \"file\" for source \"huggingface\"; add file = \"<path of the file inside the repo>\", "
+                   "e.g. file = \"sd_xl_base_1.0.safetensors\" (for several: files = [\"a.safetensors\", \"sub/b.json\"], "
+                   "or include = [\"*\"] for the whole repo)");
         }
         if ((files || include) && !file) {
             if (has("filename"))
@@ -875,10 +946,12 @@ class Checker {
     }
 
     static std::string unknown_key_message(std::string_view key, SourceKind kind) {
-        std::string message = "unknown key " + quoted(key) + " for source \"" + to_string(kind) +
+        std::string message = "unknown key " + quote_untrusted(key) + " for source \"" + to_string(kind) +
                               "\"; allowed keys: " + join(allowed_keys(kind));
-        if (kind == SourceKind::civitai && (key == "model_id" || key == "modelId" || key == "id" || key == "model"))
-            message += " (CivitAI entries name a model version: use version_id, not the model id)";
+        if (kind == SourceKind::civitai && (key == "modelId" || key == "id" || key == "model"))
+            message += " (write model_id for the model's id, version_id for a version's)";
+        else if (kind == SourceKind::civitai && (key == "modelVersionId" || key == "version"))
+            message += " (write version_id)";
         else if (key == "token" || key == "api_key" || key == "hf_token" || key == "civitai_token")
             message += kind == SourceKind::url
                            ? " (put secrets in the environment and write auth_header = \"Bearer ${MY_TOKEN}\")"
@@ -887,7 +960,7 @@ class Checker {
             for (SourceKind other : {SourceKind::huggingface, SourceKind::civitai, SourceKind::url}) {
                 const auto& keys = allowed_keys(other);
                 if (other != kind && std::find(keys.begin(), keys.end(), key) != keys.end()) {
-                    message += std::string(" (") + quoted(key) + " belongs to source = \"" + to_string(other) + "\")";
+                    message += std::string(" (") + quote_untrusted(key) + " belongs to source = \"" + to_string(other) + "\")";
                     break;
                 }
             }
@@ -905,8 +978,9 @@ class Checker {
             out = std::to_string(number->get());
         } else if (const auto* text = value.as_string()) {
             if (!is_all_digits(text->get())) {
-                std::string message = std::string(expected) + ", got " + quoted(text->get());
+                std::string message = std::string(expected) + ", got " + quote_untrusted(text->get());
                 if (key == "version_id") message += " (use the number after ?modelVersionId= in the CivitAI URL)";
+                if (text->get().find("civitai.") != std::string::npos) message += "; or give the whole link as url = \"...\"";
                 report(value.source(), path, message);
                 return;
             }
@@ -920,7 +994,7 @@ class Checker {
         auto fail = [&](const std::string& message) { report(value.source(), path, message); };
         if (key == "repo") {
             if (!is_repo_id(text)) {
-                std::string message = "expected a repo id \"owner/name\" (e.g. \"stabilityai/stable-diffusion-xl-base-1.0\"), got " + quoted(text);
+                std::string message = "expected a repo id \"owner/name\" (e.g. \"stabilityai/stable-diffusion-xl-base-1.0\"), got " + quote_untrusted(text);
                 if (text.find("://") != std::string::npos) message += "; give the repo id, not its URL";
                 fail(message);
             }
@@ -933,13 +1007,13 @@ class Checker {
             bool bad = text.empty() || text.front() == '/' || text.find("..") != std::string::npos;
             for (unsigned char c : text) bad = bad || c <= 0x20 || c == 0x7f || c == '\\';
             if (bad)
-                fail("expected a branch, tag or commit (e.g. \"main\" or \"refs/pr/1\"), got " + quoted(text));
+                fail("expected a branch, tag or commit (e.g. \"main\" or \"refs/pr/1\"), got " + quote_untrusted(text));
             entry.revision = text;
         } else if (key == "repo_type") {
             if (text == "model" || text == "dataset" || text == "space") {
                 entry.repo_type = text;
             } else {
-                std::string message = "unknown repo_type " + quoted(text) + "; use \"model\" (the default), \"dataset\" or \"space\"";
+                std::string message = "unknown repo_type " + quote_untrusted(text) + "; use \"model\" (the default), \"dataset\" or \"space\"";
                 if (text == "models" || text == "datasets" || text == "spaces")
                     message += " (singular: \"" + text.substr(0, text.size() - 1) + "\")";
                 fail(message);
@@ -949,6 +1023,12 @@ class Checker {
             entry.file_type = text;
         } else if (key == "url") {
             if (check_url(text, value, path)) entry.url = text;
+        } else if (key == "air") {
+            auto ref = parse_civitai_air(text);
+            if (!ref) return fail(ref.error().message + " (got " + quote_untrusted(text) + ")");
+            entry.model_id = ref->model_id;
+            entry.version_id = ref->version_id;
+            entry.file_id = ref->file_id;
         } else if (key == "filename") {
             if (const char* problem = filename_problem(text)) fail(problem);
             entry.filename = text;
@@ -982,7 +1062,7 @@ class Checker {
                     report(value.source(), path,
                            name == "Authorization" && path == child_path(entry_path, "auth_header")
                                ? "auth_header and headers.Authorization both set the Authorization header; keep one"
-                               : "the header " + quoted(name) + " is given twice (header names are case-insensitive)");
+                               : "the header " + quote_untrusted(name) + " is given twice (header names are case-insensitive)");
                     return;
                 }
             entry.headers.emplace_back(name, std::move(expanded));
@@ -995,7 +1075,7 @@ class Checker {
                     std::string path = child_path(headers_path, name);
                     if (!is_header_name(name)) {
                         report(key->source(), path,
-                               "not a valid HTTP header name: " + quoted(name) + "; use letters, digits and '-', e.g. \"Authorization\"");
+                               "not a valid HTTP header name: " + quote_untrusted(name) + "; use letters, digits and '-', e.g. \"Authorization\"");
                     } else if (const auto* text = value->as_string()) {
                         add(name, text->get(), *value, path);
                     } else {

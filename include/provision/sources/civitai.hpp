@@ -151,10 +151,138 @@ inline Result<DownloadPlan> redeem_civitai_route(const std::shared_ptr<const Civ
 }  // namespace detail
 
 namespace sources {
+namespace civitai {
+
+/// The API root for an entry: the site its link named (civitai.red answers for
+/// its own links), else the configured endpoint; without trailing '/'.
+inline std::string endpoint_for(const Entry& entry, const ResolveContext& context) {
+    std::string endpoint = entry.civitai_site.empty() ? context.civitai_endpoint : entry.civitai_site;
+    while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
+    return endpoint;
+}
+
+/// CIVITAI_TOKEN trimmed, or an error when it cannot go in a header.
+inline Result<std::string> token_of(const ResolveContext& context, const std::string& who) {
+    std::string token(detail::trim(context.credentials.civitai_token));
+    for (unsigned char c : token)
+        if (c < 0x20 || c == 0x7f)
+            return make_error(errc::usage, who + ": CIVITAI_TOKEN contains a line break or control character; set it to the API key alone");
+    return token;
+}
+
+/// GET of a CivitAI API route (JSON, token attached); the 200 answer or an explained error.
+inline Result<HttpResponse> fetch_api(ResolveContext& context, const std::string& endpoint, const std::string& path,
+                                      const std::string& token, const std::string& who, detail::CivitaiRoute route) {
+    auto url = parse_url(endpoint + path);
+    if (!url) return make_error(errc::usage, who + ": the CivitAI endpoint \"" + redact_url(endpoint) + "\" is not an http(s) URL");
+    HttpRequest request;
+    request.url = url.value();
+    request.headers.emplace_back("Accept", "application/json");
+    request.scoped_headers = detail::civitai_credentials(request.url, token);
+    request.redirects = RedirectPolicy::relative_only;
+    const bool token_sent = !request.scoped_headers.empty();
+    auto probed = detail::probe(context.http, request, nullptr, 8u << 20);
+    if (!probed) return make_error(probed.error().code, who + ": " + probed.error().message);
+    const HttpResponse& response = probed->response;
+    const char* what = route == detail::CivitaiRoute::model_details ? "the model's details" : "the version's details";
+    if (response.is_redirect())
+        return make_error(errc::network, who + ": CivitAI redirected " + what + " elsewhere (HTTP " +
+                                             std::to_string(response.status) + "); check the CivitAI endpoint");
+    if (response.status != 200) return detail::explain_civitai_answer(who, route, response, token_sent);
+    if (probed->truncated) return make_error(errc::network, who + ": CivitAI's answer about it is unexpectedly large (over 8 MiB)");
+    std::string content_type = detail::to_lower(response.header("Content-Type").value_or(""));
+    if (content_type.find("html") != std::string::npos)
+        return make_error(errc::network, who + ": CivitAI answered with a web page instead of " + what + " (often a "
+                                               "Cloudflare check); try again later");
+    return response;
+}
+
+/// /api/v1/models/{id}: the model's type and its versions, the site's default first.
+inline Result<detail::CivitaiModel> fetch_model(const Entry& entry, ResolveContext& context) {
+    const std::string who = entry.key_path + ": CivitAI model " + entry.model_id;
+    auto token = token_of(context, who);
+    if (!token) return token.error();
+    auto response = fetch_api(context, endpoint_for(entry, context), "/api/v1/models/" + entry.model_id, token.value(), who,
+                              detail::CivitaiRoute::model_details);
+    if (!response) return response.error();
+    auto model = detail::parse_civitai_model(response->body);
+    if (!model)
+        return make_error(model.error().code, who + ": CivitAI's answer about it is unusable: " + model.error().message +
+                                                  "; try again later, and report it if it persists");
+    if (model->version_ids.empty())
+        return make_error(errc::not_found, who + " (\"" + detail::excerpt(model->name, 80) +
+                                               "\") has no published version to download; check the model on civitai.com");
+    return model;
+}
+
+/// The category a CivitAI model type goes to ([models.auto]), or nullptr for a
+/// type no UI has a models folder for. Names are the layouts' categories, so
+/// each UI's folder comes from the active layout (LoCon -> lycoris, which is
+/// Lora for SD.Next and ComfyUI).
+inline const char* category_for_type(std::string_view type) {
+    struct Pair {
+        const char* type;
+        const char* category;
+    };
+    static const Pair table[] = {
+        {"Checkpoint", "checkpoints"},   {"LORA", "lora"},         {"DoRA", "lora"},
+        {"LoCon", "lycoris"},            {"TextualInversion", "embeddings"}, {"Hypernetwork", "hypernetworks"},
+        {"VAE", "vae"},                  {"Controlnet", "controlnet"}, {"Upscaler", "upscale"},
+        {"MotionModule", "motion"},      {"TextEncoder", "text_encoder"}, {"CLIP", "text_encoder"},
+        {"UNet", "unet"},                {"CLIPVision", "clip_vision"},
+    };
+    for (const auto& pair : table)
+        if (detail::iequals(pair.type, type)) return pair.category;
+    return nullptr;
+}
+
+}  // namespace civitai
+
+/// For an entry under [models.auto]: asks CivitAI for the model's type and
+/// returns the entry with the category that type goes to (and its version
+/// pinned, so the download is the version whose type was read).
+inline Result<Entry> place_civitai_entry(const Entry& entry, ResolveContext& context) {
+    Entry placed = entry;
+    std::string type, model_name;
+    if (placed.version_id.empty()) {
+        auto model = civitai::fetch_model(placed, context);
+        if (!model) return model.error();
+        placed.version_id = model->version_ids.front();
+        type = model->type;
+        model_name = model->name;
+    } else {
+        const std::string who = entry.key_path + ": CivitAI version " + entry.version_id;
+        auto token = civitai::token_of(context, who);
+        if (!token) return token.error();
+        auto response = civitai::fetch_api(context, civitai::endpoint_for(entry, context), "/api/v1/model-versions/" + entry.version_id,
+                                           token.value(), who, detail::CivitaiRoute::version_details);
+        if (!response) return response.error();
+        auto version = detail::parse_civitai_version(response->body);
+        if (!version) return make_error(version.error().code, who + ": CivitAI's answer about it is unusable: " + version.error().message);
+        type = version->model_type;
+        model_name = version->model_name;
+    }
+    const char* category = civitai::category_for_type(type);
+    if (!category)
+        return make_error(errc::config, entry.key_path + ": CivitAI says \"" + detail::excerpt(model_name, 80) + "\" is a model of type \"" +
+                                            detail::excerpt(type.empty() ? std::string("(none)") : type, 40) +
+                                            "\", which [models.auto] cannot place (it knows Checkpoint, LORA, DoRA, LoCon, "
+                                            "TextualInversion, Hypernetwork, VAE, Controlnet, Upscaler, MotionModule, "
+                                            "TextEncoder, CLIP, UNet and CLIPVision); move the entry under [models.<category>] "
+                                            "to choose its folder");
+    placed.category = category;
+    return placed;
+}
 
 /// Resolves a civitai entry: picks the file, learns its name, size and
 /// SHA-256, and exchanges the download route for a signed storage URL.
-inline Result<DownloadPlan> resolve_civitai(const Entry& entry, ResolveContext& context) {
+inline Result<DownloadPlan> resolve_civitai(const Entry& given, ResolveContext& context) {
+    Entry entry = given;
+    if (entry.version_id.empty() && !entry.model_id.empty()) {  // a model: its default (first listed) version
+        auto model = civitai::fetch_model(entry, context);
+        if (!model) return model.error();
+        entry.version_id = model->version_ids.front();
+    }
     const std::string& version_id = entry.version_id;
     bool digits = !version_id.empty() && version_id.size() <= 19;
     for (unsigned char c : version_id) digits = digits && std::isdigit(c);
@@ -163,38 +291,20 @@ inline Result<DownloadPlan> resolve_civitai(const Entry& entry, ResolveContext& 
                                                          "number after ?modelVersionId= in the model page's URL)");
     const std::string who = entry.key_path + ": CivitAI version " + version_id;
 
-    std::string token(detail::trim(context.credentials.civitai_token));
-    for (unsigned char c : token)
-        if (c < 0x20 || c == 0x7f)
-            return make_error(errc::usage, who + ": CIVITAI_TOKEN contains a line break or control character; set it to the API key alone");
-
-    std::string endpoint = context.civitai_endpoint;
-    while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
-    auto details_url = parse_url(endpoint + "/api/v1/model-versions/" + version_id);
+    auto checked_token = civitai::token_of(context, who);
+    if (!checked_token) return checked_token.error();
+    const std::string token = checked_token.value();
+    const std::string endpoint = civitai::endpoint_for(entry, context);
     auto route_url = parse_url(endpoint + "/api/download/models/" + version_id);
-    if (!details_url || !route_url)
+    if (!route_url)
         return make_error(errc::usage, who + ": the CivitAI endpoint \"" + redact_url(endpoint) + "\" is not an http(s) URL");
 
     // 1. The version's details.
-    HttpRequest request;
-    request.url = details_url.value();
-    request.headers.emplace_back("Accept", "application/json");
-    request.scoped_headers = detail::civitai_credentials(request.url, token);
-    request.redirects = RedirectPolicy::relative_only;
-    const bool token_sent = !request.scoped_headers.empty();
-    auto probed = detail::probe(context.http, request, nullptr, 8u << 20);
-    if (!probed) return make_error(probed.error().code, who + ": " + probed.error().message);
-    const HttpResponse& response = probed->response;
-    if (response.is_redirect())
-        return make_error(errc::network, who + ": CivitAI redirected the version's details elsewhere (HTTP " +
-                                             std::to_string(response.status) + "); check the CivitAI endpoint");
-    if (response.status != 200) return detail::explain_civitai_answer(who, detail::CivitaiRoute::version_details, response, token_sent);
-    if (probed->truncated) return make_error(errc::network, who + ": CivitAI's answer about it is unexpectedly large (over 8 MiB)");
-    std::string content_type = detail::to_lower(response.header("Content-Type").value_or(""));
-    if (content_type.find("html") != std::string::npos)
-        return make_error(errc::network, who + ": CivitAI answered with a web page instead of the version's details (often a "
-                                               "Cloudflare check); try again later");
-    auto version = detail::parse_civitai_version(response.body);
+    auto response = civitai::fetch_api(context, endpoint, "/api/v1/model-versions/" + version_id, token, who,
+                                       detail::CivitaiRoute::version_details);
+    if (!response) return response.error();
+    const bool token_sent = !detail::civitai_credentials(response->url, token).empty();
+    auto version = detail::parse_civitai_version(response->body);
     if (!version)
         return make_error(version.error().code, who + ": CivitAI's answer about it is unusable: " + version.error().message +
                                                     "; try again later, and report it if it persists");

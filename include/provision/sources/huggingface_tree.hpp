@@ -326,7 +326,7 @@ inline std::string file_key_path(const std::string& key_path, const std::string&
 /// named in `files` that the repo lacks becomes a failed entry of its own, so
 /// the others still run; a listing that fails, or patterns that select nothing,
 /// fail the entry as a whole.
-inline std::vector<ExpandedEntry> expand_entry(const Entry& entry, std::size_t index, ResolveContext& context) {
+inline std::vector<ExpandedEntry> expand_huggingface_entry(const Entry& entry, std::size_t index, ResolveContext& context) {
     if (!entry.is_multi_file()) return {ExpandedEntry{entry, index, std::nullopt}};
     auto listing = hf::list_repo(entry, context);
     if (!listing) return {ExpandedEntry{entry, index, listing.error()}};
@@ -384,14 +384,6 @@ inline std::vector<ExpandedEntry> expand_entry(const Entry& entry, std::size_t i
                                                               " (it has " + hf::some_paths(listing->files) +
                                                               "); patterns are case-sensitive and '*' also matches '/'; see " + page)}};
     }
-    return out;
-}
-
-/// expand_entry over a whole manifest, in order.
-inline std::vector<ExpandedEntry> expand_entries(const std::vector<Entry>& entries, ResolveContext& context) {
-    std::vector<ExpandedEntry> out;
-    for (std::size_t i = 0; i < entries.size(); ++i)
-        for (auto& expanded : expand_entry(entries[i], i, context)) out.push_back(std::move(expanded));
     return out;
 }
 
