@@ -1,5 +1,23 @@
 // SPDX-License-Identifier: MIT
 // First of two translation units linked into one program (see odr_b.cpp).
+//
+// The whole standard library comes first, as in a user's program: an
+// unqualified call inside the toolkit that argument-dependent lookup could
+// steer to a std:: function of the same name (std::quoted, std::size, ...)
+// then fails to compile here instead of in someone else's project.
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <iomanip>
+#include <iostream>
+#include <iterator>
+#include <memory>
+#include <numeric>
+#include <sstream>
+#include <string>
+#include <utility>
+
 #include "common.hpp"
 #include <provision/provision.hpp>  // twice in one TU: the include guard must hold
 
