@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build}
 bash tools/install-deps.sh
 [[ -f "$build/build.ninja" ]] || meson setup "$build" >/dev/null
-ninja -C "$build" examples/provision examples/file_server >/dev/null
+ninja -C "$build" examples/provision examples/file_server tests/emulated_services >/dev/null
 
 demo=$(mktemp -d /tmp/provision-demo-XXXXXX)
 served="$demo/served"
@@ -22,7 +22,8 @@ vae_sha=$(sha256sum "$served/models/flux-ae.safetensors" | cut -d' ' -f1)
 
 "$build/examples/file_server" "$served" --ready-file "$demo/port" 2>"$demo/server.log" &
 server_pid=$!
-trap 'kill $server_pid 2>/dev/null || true' EXIT
+services_pid=
+trap 'kill $server_pid $services_pid 2>/dev/null || true' EXIT
 for _ in $(seq 50); do [[ -s "$demo/port" ]] && break; sleep 0.1; done
 port=$(cat "$demo/port")
 base="http://127.0.0.1:$port/models"
@@ -57,4 +58,36 @@ echo "== byte-exact check"
 cmp "$served/models/sdxl-base.safetensors" "$demo/workspace/sdnext/models/Stable-diffusion/sdxl-base.safetensors" && echo "Stable-diffusion/sdxl-base.safetensors identical"
 cmp "$served/models/flux-ae.safetensors" "$demo/workspace/sdnext/models/VAE/ae.safetensors" && echo "VAE/ae.safetensors identical"
 echo "provision exited with $status"
+
+# Part two: the seed's own example configs, with their real URLs
+# (huggingface.co, civitai.com, drive.google.com, example.com), against local
+# emulators of those services reached through --connect-to, over HTTPS with a
+# throw-away CA. Nothing leaves this machine.
+"$build/tests/emulated_services" --options-file "$demo/services.options" --env-file "$demo/services.env" 2>"$demo/services.log" &
+services_pid=$!
+for _ in $(seq 100); do [[ -s "$demo/services.options" ]] && break; sleep 0.1; done
+readarray -t reach < "$demo/services.options"
+set -a
+# shellcheck disable=SC1091
+. "$demo/services.env"  # HF_TOKEN, CIVITAI_TOKEN and EXAMPLE_TOKEN the emulators accept
+set +a
+for config in minimal.toml flux.toml; do
+  echo
+  echo "== provision tests/data/configs/$config --workspace $demo/seed-workspace (+ --cacert and --connect-to for the emulators)"
+  sed -n '/^\[/,$p' "tests/data/configs/$config" | head -12
+  echo "   ..."
+  seed_status=0
+  "$build/examples/provision" "tests/data/configs/$config" --workspace "$demo/seed-workspace" "${reach[@]}" || seed_status=$?
+  (( seed_status == 0 )) || status=$seed_status
+done
+echo
+echo "== the same FLUX config again: everything is in place, no model bytes are fetched"
+"$build/examples/provision" tests/data/configs/flux.toml --workspace "$demo/seed-workspace" "${reach[@]}" -q || status=$?
+echo
+echo "== and without HF_TOKEN in a fresh workspace: the gated entries are named before any download"
+HF_TOKEN= "$build/examples/provision" tests/data/configs/flux.toml --workspace "$demo/no-token-workspace" "${reach[@]}" -q && echo "(unexpected: exit 0)" || echo "provision exited with $? (3: authentication), as it should"
+echo
+echo "== resulting tree under $demo/seed-workspace"
+(cd "$demo/seed-workspace" && find . -type f -printf '%p  %s bytes\n' | sort)
+echo "demo finished; exit status $status"
 exit $status
