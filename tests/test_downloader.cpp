@@ -209,6 +209,8 @@ TEST_CASE("downloader: a digest mismatch installs nothing and names both digests
     CHECK(result.error().code == provision::errc::integrity);
     CHECK(result.error().message.find(plan.sha256) != std::string::npos);
     CHECK(result.error().message.find(provision::detail::sha256_hex(body)) != std::string::npos);
+    CHECK(result.error().message.find("a second download from scratch gave the same bytes") != std::string::npos);
+    CHECK(result.error().message.find("check the entry's sha256") != std::string::npos);
     CHECK_FALSE(std::filesystem::exists(dir / "Lora/m.safetensors"));
 }
 
