@@ -8947,7 +8947,15 @@ inline Result<InstalledFile> Downloader::run(const DownloadPlan& plan, const Pla
         case detail::Transfer::Outcome::mismatch:
             // One fresh download: a flaky proxy or a torn write may explain
             // one mismatch; the same mismatch twice is the server's content.
-            if (mismatches++ > 0) return result;
+            if (mismatches++ > 0) {
+                if (!result) {
+                    auto error = result.error();
+                    error.message += "; a second download from scratch gave the same bytes, so the server's file is not "
+                                     "the one this digest describes: check the entry's sha256 (or the source's), or the link";
+                    return error;
+                }
+                return result;
+            }
             emit(Event{EventKind::retry, who, target ? target->string() : "", 0, plan.size,
                        result.error().message + "; downloading it once more from scratch"});
             fresh = true;
