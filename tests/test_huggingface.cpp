@@ -1154,3 +1154,81 @@ TEST_CASE("huggingface: a multi-file entry catches wrong bytes per file; the goo
     CHECK_FALSE(std::filesystem::exists(folder / "bad.safetensors"));
     CHECK_FALSE(std::filesystem::exists(folder / "bad.json"));
 }
+
+TEST_CASE("huggingface: examples/configs/flux.toml, run by the CLI, lands where each UI looks for its models") {
+    HubEmulator hub;
+    const std::string transformer = test_bytes(90000, 91), ae = test_bytes(30000, 92), clip_l = test_bytes(20000, 93),
+                      t5 = test_bytes(50000, 94), lora = test_bytes(10000, 95), controlnet = test_bytes(15000, 96);
+    hub.add_repo("black-forest-labs/FLUX.1-dev", "model", HubAccess::gated);
+    hub.commit("black-forest-labs/FLUX.1-dev", {{"flux1-dev.safetensors", HubFile(transformer, HubStorage::xet)},
+                                                {"ae.safetensors", HubFile(ae, HubStorage::xet)},
+                                                {"model_index.json", HubFile("{}\n", HubStorage::git)}});
+    hub.grant("black-forest-labs/FLUX.1-dev", "alice");
+    hub.add_token(token, HubToken("alice"));
+    hub.add_repo("comfyanonymous/flux_text_encoders");
+    hub.commit("comfyanonymous/flux_text_encoders", {{"clip_l.safetensors", HubFile(clip_l)},
+                                                     {"t5xxl_fp8_e4m3fn.safetensors", HubFile(t5)},
+                                                     {"t5xxl_fp16.safetensors", HubFile(test_bytes(70000, 97))}});
+    hub.add_repo("XLabs-AI/flux-RealismLora");
+    hub.commit("XLabs-AI/flux-RealismLora", {{"lora.safetensors", HubFile(lora)}});
+    hub.add_repo("Shakker-Labs/FLUX.1-dev-ControlNet-Union-Pro");
+    hub.commit("Shakker-Labs/FLUX.1-dev-ControlNet-Union-Pro", {{"diffusion_pytorch_model.safetensors", HubFile(controlnet)},
+                                                                {"config.json", HubFile("{}\n", HubStorage::git)}});
+
+    struct Placement {
+        const char* layout;  ///< "" runs the config as written (its [settings] say comfyui)
+        std::map<std::string, std::string> files;  ///< path under the workspace -> expected bytes
+    };
+    const Placement placements[] = {
+        {"",
+         {{"ComfyUI/models/diffusion_models/flux1-dev.safetensors", transformer},
+          {"ComfyUI/models/vae/ae.safetensors", ae},
+          {"ComfyUI/models/text_encoders/clip_l.safetensors", clip_l},
+          {"ComfyUI/models/text_encoders/t5xxl_fp8_e4m3fn.safetensors", t5},
+          {"ComfyUI/models/loras/flux-realism-lora.safetensors", lora},
+          {"ComfyUI/models/controlnet/flux-controlnet-union-pro.safetensors", controlnet}}},
+        {"forge",
+         {{"stable-diffusion-webui-forge/models/Stable-diffusion/flux1-dev.safetensors", transformer},
+          {"stable-diffusion-webui-forge/models/VAE/ae.safetensors", ae},
+          {"stable-diffusion-webui-forge/models/text_encoder/t5xxl_fp8_e4m3fn.safetensors", t5},
+          {"stable-diffusion-webui-forge/models/Lora/flux-realism-lora.safetensors", lora},
+          {"stable-diffusion-webui-forge/models/ControlNet/flux-controlnet-union-pro.safetensors", controlnet}}},
+        {"sdnext",
+         {{"sdnext/models/UNET/flux1-dev.safetensors", transformer},
+          {"sdnext/models/VAE/ae.safetensors", ae},
+          {"sdnext/models/text_encoder/clip_l.safetensors", clip_l},
+          {"sdnext/models/Lora/flux-realism-lora.safetensors", lora},
+          {"sdnext/models/ControlNet/flux-controlnet-union-pro.safetensors", controlnet}}},
+        {"a1111",
+         {{"stable-diffusion-webui/models/Stable-diffusion/flux1-dev.safetensors", transformer},
+          {"stable-diffusion-webui/models/text_encoder/clip_l.safetensors", clip_l}}},
+    };
+    const std::string config = std::string(PROVISION_SOURCE_DIR) + "/examples/configs/flux.toml";
+    for (const auto& placement : placements) {
+        CAPTURE(placement.layout);
+        TempDir dir;
+        std::vector<std::string> argv = {PROVISION_CLI_PATH, config, "--workspace", (dir / "ws").string(), "--cacert",
+                                         provision_test::test_ca().ca_cert_path};
+        if (*placement.layout) {
+            argv.push_back("--layout");
+            argv.push_back(placement.layout);
+        }
+        for (const auto& rule : hub.connect_to()) {
+            argv.push_back("--connect-to");
+            argv.push_back(rule.from_host + "::127.0.0.1:" + std::to_string(*rule.to_port));
+        }
+        auto run = provision_test::run_process(argv, {{"HF_TOKEN", token}});
+        INFO(run.out << run.err);
+        CHECK(run.exit_code == 0);
+        for (const auto& [path, bytes] : placement.files) {
+            CAPTURE(path);
+            CHECK(provision_test::read_whole_file(dir / "ws" / path) == bytes);
+        }
+        // Only what the config names: not the repos' other files.
+        std::size_t installed = 0;
+        for (const auto& item : std::filesystem::recursive_directory_iterator(dir / "ws"))
+            if (item.is_regular_file() && item.path().extension() == ".safetensors") ++installed;
+        CHECK(installed == 6);
+        CHECK_FALSE(contains(run.out + run.err, token));
+    }
+}
