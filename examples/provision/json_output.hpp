@@ -67,6 +67,9 @@ inline nlohmann::json report_json(const provision::Report& report, bool dry_run)
         item["sha256"] = entry.sha256;
         item["identity"] = entry.identity;
         item["seconds"] = entry.seconds;
+        item["expected_size"] = entry.expected_size ? nlohmann::json(*entry.expected_size) : nlohmann::json(nullptr);
+        item["digest_known"] = entry.digest_known;
+        item["credential"] = {{"name", entry.credential}, {"needed", entry.credential_needed}, {"present", entry.credential_present}};
         if (entry.status == provision::EntryOutcome::Status::failed) {
             ++failed;
             item["error"] = {{"kind", provision::to_string(entry.error.code)},

@@ -3,7 +3,9 @@
 //
 //   provision [CONFIG_PATH_OR_URL] [--dry-run] [--workspace DIR] [--jobs N]
 //             [--cacert FILE] [--connect-to HOST1:PORT1:HOST2:PORT2]... [--help] [--version]
+//             [--locked LOCK] [--lock-out FILE]
 #include "json_output.hpp"
+#include "plan_table.hpp"
 #include "progress_view.hpp"
 #include "summary.hpp"
 
@@ -30,13 +32,14 @@ extern "C" void on_stop_signal(int signal_number) {
 const char* exit_codes_help =
     "Exit codes:\n"
     "  0    every entry is in place and verified\n"
-    "  2    usage or configuration error\n"
+    "  2    usage or configuration error (with --locked: the config and the lock disagree)\n"
     "  3    authentication: a token is missing, invalid or lacks access\n"
     "  4    not found: repo, file, version or URL does not exist\n"
     "  5    network failure that survived retries\n"
     "  6    rate limited\n"
     "  7    disk full\n"
-    "  8    integrity: size or digest mismatch, a web page instead of a model, an unsafe name\n"
+    "  8    integrity: size or digest mismatch, a web page instead of a model, an unsafe name;\n"
+    "       with --locked: upstream moved (a branch now names other bytes, a changed file)\n"
     "  9    local file-system error\n"
     "  130  interrupted (SIGINT), 143 terminated (SIGTERM)\n";
 
@@ -45,7 +48,9 @@ const char* exit_codes_help =
 int main(int argc, char** argv) {
     CLI::App app{"provision " PROVISION_VERSION_STRING ": download the models a TOML config lists into the web UI's folders"};
     app.footer(std::string("Environment: PROVISION_URL (config when none is given), WORKSPACE (default /workspace),\n"
-                           "  HF_TOKEN, CIVITAI_TOKEN, HF_ENDPOINT, SSL_CERT_FILE, HTTPS_PROXY, HTTP_PROXY, NO_PROXY.\n") +
+                           "  HF_TOKEN, CIVITAI_TOKEN, HF_ENDPOINT, SSL_CERT_FILE, HTTPS_PROXY, HTTP_PROXY, NO_PROXY.\n"
+                           "Files: $WORKSPACE/logs/provision.log (appended per run, rotated at 8 MiB, 3 old logs kept);\n"
+                           "  $WORKSPACE/provision.lock (written after a successful run; see --locked).\n") +
                exit_codes_help);
     std::string config;
     bool dry_run = false;
@@ -57,7 +62,9 @@ int main(int argc, char** argv) {
     std::vector<std::string> ca_files;
     std::vector<std::string> connect_to;
     app.add_option("config", config, "TOML config: a local path or an http(s) URL (default: $PROVISION_URL)");
-    app.add_flag("--dry-run", dry_run, "validate and show what would be downloaded, download nothing");
+    app.add_flag("--dry-run", dry_run,
+                 "resolve every entry (metadata requests only, no model bytes) and print a table: target, size, digest, "
+                 "credentials, already in place; totals and free space per filesystem; non-zero exit if any entry would fail");
     app.add_option("--workspace", workspace, "target directory (default: $WORKSPACE or /workspace)");
     app.add_option("-j,--jobs", jobs, "entries downloaded at once")->check(CLI::Range(1, 64));
     app.add_option("--connections", connections,
@@ -79,6 +86,11 @@ int main(int argc, char** argv) {
     app.add_flag("-q,--quiet", quiet, "show only failures, notices and the summary")->excludes("--verbose");
     app.add_flag("--json", json, "write newline-delimited JSON events and a final report object to stdout");
     app.add_option("--report", report_file, "also write the final report as JSON to this file");
+    std::string locked_file;
+    std::string lock_out;
+    app.add_option("--locked", locked_file,
+                   "install exactly the files this provision.lock pins; fail any entry whose upstream moved");
+    app.add_option("--lock-out", lock_out, "where a successful run writes its lock (default: $WORKSPACE/provision.lock)");
     app.set_version_flag("--version", "provision " PROVISION_VERSION_STRING);
     try {
         app.parse(argc, argv);
@@ -120,6 +132,15 @@ int main(int argc, char** argv) {
     options.download.verify = verify;
     options.dry_run = dry_run;
     options.cancel = &stop_requested;
+    if (!lock_out.empty()) options.lock_file = lock_out;
+    if (!locked_file.empty()) {
+        auto lock = provision::read_lockfile(locked_file);
+        if (!lock) {
+            std::fprintf(stderr, "error: %s\n", lock.error().message.c_str());
+            return provision::exit_code(lock.error().code);
+        }
+        options.locked = std::move(lock).value();
+    }
     console::JsonEventWriter json_writer(stdout);
     console::ProgressView view(json ? console::ViewOptions{} : console::detect_view_options(quiet, verbose));
     if (json) {
@@ -138,6 +159,8 @@ int main(int argc, char** argv) {
         auto report_object = console::report_json(report, dry_run);
         if (json) {
             json_writer.write(report_object);
+        } else if (dry_run && report.config_errors.empty() && !report.entries.empty()) {
+            console::print_plan_table(report, options.workspace);
         } else {
             console::print_summary(report, dry_run);
         }

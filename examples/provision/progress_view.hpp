@@ -129,6 +129,7 @@ class ProgressView {
             ++finished_;
             finished_bytes_ += event.bytes_done;
             bool present = event.message == "present";
+            if (event.message == "planned") break;  // a dry run: its table says it all
             if (!options_.quiet && (!present || options_.verbose)) {
                 std::string line = paint(present ? "present" : "done", green) + " " + event.key_path + " -> " + event.path +
                                    " (" + human_bytes(event.bytes_done);

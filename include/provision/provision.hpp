@@ -17,6 +17,7 @@
 #include "gdrive.hpp"
 #include "sources.hpp"
 #include "downloader.hpp"
+#include "lockfile.hpp"
 #include "provisioner.hpp"
 
 #endif

@@ -16,6 +16,7 @@
 #include "gdrive.hpp"
 #include "http.hpp"
 #include "layout.hpp"
+#include "lockfile.hpp"
 #include "plan.hpp"
 #include "sources.hpp"
 
@@ -52,6 +53,10 @@ struct ProvisionOptions {
     /// connection budget and the install record are filled in by the system.
     DownloadOptions download;
     std::size_t max_connections = 16;  ///< connections open at once over all files (at least download.connections_per_file)
+    /// --locked: install exactly the files this lock pins; an entry whose upstream moved fails (lockfile.hpp).
+    std::optional<Lockfile> locked;
+    std::filesystem::path lock_file;  ///< written after a successful run; default: workspace/provision.lock
+    bool write_lock = true;           ///< false: write no lock (never written by dry or --locked runs)
 
     /// Defaults filled from WORKSPACE, HF_TOKEN, CIVITAI_TOKEN, HF_ENDPOINT and the proxy variables.
     /// Throws provision::error for an invalid proxy variable.
@@ -82,6 +87,13 @@ struct EntryOutcome {
     std::string identity;
     Error error;  ///< when failed
     double seconds = 0;
+    std::optional<LockRecord> pin;  ///< what exactly is in place (installed or present), for provision.lock
+    // What a dry run's table shows; filled once the entry is resolved (or refused for credentials).
+    std::optional<std::uint64_t> expected_size;  ///< the size the source announces
+    bool digest_known = false;                   ///< a SHA-256 (or git SHA-1) will verify the bytes
+    std::string credential;                      ///< "HF_TOKEN", "CIVITAI_TOKEN", "headers" or empty: what it sends
+    bool credential_needed = false;              ///< the source requires it (gated, refused without it, user headers)
+    bool credential_present = false;
 };
 
 inline const char* to_string(EntryOutcome::Status status) noexcept {
@@ -179,6 +191,8 @@ class ProvisioningSystem {
     EntryOutcome prepare_entry(const Entry& entry, const std::filesystem::path& folder, PendingEntry& pending);
     EntryOutcome download_entry(EntryOutcome outcome, PendingEntry& pending);
     DownloadOptions download_options();
+    void describe_credentials(const Entry& entry, EntryOutcome& outcome) const;
+    void write_lock(const Report& report);
 
     ProvisionOptions options_;
     HttpClient http_;
@@ -249,7 +263,8 @@ inline Report ProvisioningSystem::provision_from_url(const std::string& url) {
         Report report;
         report.origin = redact_url(url);
         report.fatal = text.error();
-        log_.write("error: " + text.error().message);
+        report.fatal->message = redactor_.apply(report.fatal->message);
+        log_.write("error: " + report.fatal->message);
         return report;
     }
     return provision_from_text(text.value(), redact_url(url));
@@ -277,8 +292,10 @@ inline Report ProvisioningSystem::provision_from_text(const std::string& text, c
     Report report;
     report.origin = origin;
     Manifest manifest = parse_config(text, origin, options_.env);
-    for (const auto& entry : manifest.entries)
+    for (const auto& entry : manifest.entries) {
         for (const auto& header : entry.headers) redactor_.add(header.second);
+        redactor_.add_url_credentials(entry.url);
+    }
     report.config_errors = manifest.diagnostics;
 
     // Every category must exist before anything is downloaded: a typo is a config error.
@@ -345,6 +362,10 @@ inline Report ProvisioningSystem::provision_from_text(const std::string& text, c
         outcome.source = entry.source;
         outcome.status = EntryOutcome::Status::failed;
         outcome.error = problem.error;
+        outcome.error.message = redactor_.apply(outcome.error.message);
+        describe_credentials(entry, outcome);
+        if (entry.source == SourceKind::huggingface && !folders[problem.index].empty())  // where it would have gone
+            outcome.path = folders[problem.index] / (entry.filename.empty() ? entry.file : entry.filename);
         settled[problem.index] = true;
         emit(Event{EventKind::message, entry.key_path, "", 0, std::nullopt, problem.error.message});
     }
@@ -380,13 +401,61 @@ inline Report ProvisioningSystem::provision_from_text(const std::string& text, c
     {
         detail::ThreadPool pool(std::min(options_.jobs, manifest.entries.size()));
         for (std::size_t i = 0; i < manifest.entries.size(); ++i) {
-            if (!pending[i].plan) continue;
+            if (!pending[i].plan || options_.dry_run) continue;
             pool.submit([this, &report, &pending, i] { report.entries[i] = download_entry(report.entries[i], pending[i]); });
         }
         pool.wait();
     }
     if (!options_.dry_run) registry_->sync();
+    if (options_.locked) {
+        for (auto& [record, problem] : lock_records_not_in(*options_.locked, manifest.entries)) {
+            EntryOutcome stale;
+            stale.key_path = record->entry;
+            stale.source = record->source;
+            stale.error = problem;
+            report.entries.push_back(finish_entry(stale, EntryOutcome::Status::failed, std::chrono::steady_clock::now()));
+        }
+    }
+    write_lock(report);
     return report;
+}
+
+/// Which credential an entry uses, whether it must have it, and whether it is set.
+inline void ProvisioningSystem::describe_credentials(const Entry& entry, EntryOutcome& outcome) const {
+    bool refused = outcome.status == EntryOutcome::Status::failed && outcome.error.code == errc::auth;
+    switch (entry.source) {
+    case SourceKind::huggingface:
+        outcome.credential = "HF_TOKEN";
+        outcome.credential_present = !detail::trim(options_.credentials.hf_token).empty();
+        outcome.credential_needed = entry.gated || refused;
+        break;
+    case SourceKind::civitai:
+        outcome.credential = "CIVITAI_TOKEN";
+        outcome.credential_present = !detail::trim(options_.credentials.civitai_token).empty();
+        outcome.credential_needed = refused;
+        break;
+    case SourceKind::url:
+        outcome.credential = entry.headers.empty() ? "" : "headers";
+        outcome.credential_present = !entry.headers.empty();
+        outcome.credential_needed = !entry.headers.empty() || refused;
+        break;
+    }
+}
+
+/// provision.lock after a run that put every entry in place. A dry run
+/// installed nothing, and a --locked run installed what its lock already says.
+inline void ProvisioningSystem::write_lock(const Report& report) {
+    if (!options_.write_lock || options_.dry_run || options_.locked || !report.ok()) return;
+    Lockfile lock;
+    lock.config = report.origin;
+    lock.created = detail::utc_timestamp();
+    for (const auto& entry : report.entries)
+        if (entry.pin) lock.files.push_back(*entry.pin);
+    std::filesystem::path path = options_.lock_file.empty() ? options_.workspace / "provision.lock" : options_.lock_file;
+    auto written = write_lockfile(path, lock);
+    emit(Event{EventKind::message, "", written ? path.string() : "", 0, std::nullopt,
+               written ? "wrote " + path.string() + " (" + std::to_string(lock.files.size()) + " files pinned)"
+                       : "warning: " + written.error().message});
 }
 
 inline DownloadOptions ProvisioningSystem::download_options() {
@@ -402,6 +471,11 @@ inline EntryOutcome ProvisioningSystem::finish_entry(EntryOutcome outcome, Entry
                                                      std::chrono::steady_clock::time_point started) {
     outcome.status = status;
     outcome.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    outcome.error.message = redactor_.apply(std::move(outcome.error.message));  // the report is output too
+    if (outcome.pin && (status == EntryOutcome::Status::installed || status == EntryOutcome::Status::present))
+        finish_lock_record(*outcome.pin, outcome.path, outcome.bytes, outcome.sha256, options_.workspace);
+    else
+        outcome.pin.reset();
     if (status == EntryOutcome::Status::failed)
         emit(Event{EventKind::failed, outcome.key_path, outcome.path.string(), 0, std::nullopt, outcome.error.message});
     else
@@ -422,23 +496,31 @@ inline EntryOutcome ProvisioningSystem::prepare_entry(const Entry& entry, const 
     }
     try {
         ResolveContext context{http_, options_.credentials, options_.hf_endpoint};
-        auto plan = resolve_entry(entry, context);
+        auto plan = options_.locked ? resolve_locked(entry, context, *options_.locked) : resolve_entry(entry, context);
         if (!plan) {
             outcome.error = plan.error();
+            describe_credentials(entry, outcome);
             return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
         }
         plan->folder = folder;
         outcome.identity = plan->identity;
+        outcome.pin = lock_record_for(entry, plan.value());
+        outcome.expected_size = plan->size;
+        outcome.digest_known = !plan->sha256.empty() || !plan->git_sha1.empty();
+        describe_credentials(entry, outcome);
         if (!plan->file_name.empty()) outcome.path = folder / plan->file_name;
         if (options_.dry_run) {
             outcome.bytes = plan->size.value_or(0);
             emit(Event{EventKind::plan, entry.key_path, outcome.path.string(), 0, plan->size, plan->url.redacted()});
-            return finish_entry(outcome, EntryOutcome::Status::planned, pending.started);
         }
         // No request: the install record (or, without one, the file's digest)
         // says whether it is already in place.
         Downloader downloader(http_, download_options());
         pending.check = downloader.check(plan.value());
+        if (options_.dry_run && !pending.check.present) {
+            pending.plan = std::move(plan).value();  // kept for the space check, never downloaded
+            return finish_entry(outcome, EntryOutcome::Status::planned, pending.started);
+        }
         if (pending.check.present) {
             outcome.path = pending.check.present->path;
             outcome.bytes = pending.check.present->size;
@@ -460,7 +542,7 @@ inline EntryOutcome ProvisioningSystem::download_entry(EntryOutcome outcome, Pen
         Downloader downloader(http_, download_options());
         auto installed = downloader.download(*pending.plan, pending.check);
         if (!installed) {
-            outcome.error = installed.error();
+            outcome.error = options_.locked ? explain_locked_failure(installed.error(), *options_.locked) : installed.error();
             return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
         }
         outcome.path = installed->path;

@@ -1,9 +1,15 @@
 // SPDX-License-Identifier: MIT
 // provision: the append-only run log (${WORKSPACE}/logs/provision.log).
+//
+// Containers restart provisioning on every start, for months; a log that only
+// grows fills the workspace it is meant to describe. When it passes a size
+// (8 MiB by default) it is rotated like logrotate does: provision.log becomes
+// provision.log.1, .1 becomes .2, and the oldest beyond `keep` is deleted.
 #ifndef PROVISION_DETAIL_LOG_FILE_HPP
 #define PROVISION_DETAIL_LOG_FILE_HPP
 
 #include <chrono>
+#include <cstdint>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -23,18 +29,34 @@ inline std::string utc_timestamp() {
     return buffer;
 }
 
+/// When the log is rotated and how many old logs are kept.
+struct LogRotation {
+    std::uint64_t max_bytes = 8u << 20;  ///< rotate once the log is larger than this
+    int keep = 3;                        ///< provision.log.1 .. provision.log.<keep>; 0 keeps none
+};
+
 /// Thread-safe line logger. Opening failures are remembered, not fatal: a
 /// read-only log folder must not stop models from being provisioned.
 class LogFile {
   public:
     LogFile() = default;
-    explicit LogFile(const std::filesystem::path& path) { open(path); }
+    explicit LogFile(const std::filesystem::path& path, LogRotation rotation = {}) : rotation_(rotation) { open(path); }
+
+    void set_rotation(LogRotation rotation) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        rotation_ = rotation;
+    }
 
     bool open(const std::filesystem::path& path) {
         std::error_code ignored;
         std::filesystem::create_directories(path.parent_path(), ignored);
         std::lock_guard<std::mutex> lock(mutex_);
-        stream_.open(path, std::ios::app);
+        path_ = path;
+        if (stream_.is_open()) stream_.close();
+        auto size = std::filesystem::file_size(path_, ignored);
+        size_ = ignored ? 0 : size;
+        if (size_ > rotation_.max_bytes) rotate();  // checked first, so a new run starts a fresh file when due
+        stream_.open(path_, std::ios::app);
         return stream_.is_open();
     }
     bool is_open() const { return stream_.is_open(); }
@@ -42,13 +64,42 @@ class LogFile {
     void write(const std::string& line) {
         std::lock_guard<std::mutex> lock(mutex_);
         if (!stream_.is_open()) return;
-        stream_ << utc_timestamp() << ' ' << line << '\n';
+        std::string text = utc_timestamp() + ' ' + line + '\n';
+        // A single run can log a lot too (a long retry storm): the cap holds within a run.
+        if (size_ > 0 && size_ + text.size() > rotation_.max_bytes) {
+            stream_.close();
+            rotate();
+            stream_.open(path_, std::ios::app);
+        }
+        stream_ << text;
         stream_.flush();
+        size_ += text.size();
     }
 
   private:
+    /// provision.log -> .1 -> .2 ... ; the one past `keep` is removed. Caller holds mutex_.
+    void rotate() {
+        std::error_code ignored;
+        auto numbered = [&](int n) {
+            std::filesystem::path name = path_;
+            name += "." + std::to_string(n);
+            return name;
+        };
+        if (rotation_.keep <= 0) {
+            std::filesystem::remove(path_, ignored);
+        } else {
+            std::filesystem::remove(numbered(rotation_.keep), ignored);
+            for (int n = rotation_.keep - 1; n >= 1; --n) std::filesystem::rename(numbered(n), numbered(n + 1), ignored);
+            std::filesystem::rename(path_, numbered(1), ignored);
+        }
+        size_ = 0;
+    }
+
     std::mutex mutex_;
     std::ofstream stream_;
+    std::filesystem::path path_;
+    std::uint64_t size_ = 0;
+    LogRotation rotation_;
 };
 
 }  // namespace detail

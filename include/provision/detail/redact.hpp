@@ -27,6 +27,34 @@ class SecretRedactor {
         if (space != std::string::npos && secret.size() - space - 1 >= 6) secrets_.push_back(secret.substr(space + 1));
     }
 
+    /// Registers the credentials a URL carries: its user-info (and the password
+    /// alone) and the values of its token-like query parameters, so they are
+    /// caught even where they show up without their URL (a server quoting them).
+    void add_url_credentials(const std::string& url_text) {
+        auto url = parse_url(url_text);
+        if (!url) return;
+        if (!url->userinfo.empty()) {
+            add(url->userinfo);
+            std::string decoded = percent_decode(url->userinfo);
+            std::size_t colon = decoded.find(':');
+            if (colon != std::string::npos) add(decoded.substr(colon + 1));
+        }
+        std::string redacted = url->redacted();
+        std::size_t pos = 0;
+        while (pos < url->query.size()) {
+            std::size_t amp = url->query.find('&', pos);
+            if (amp == std::string::npos) amp = url->query.size();
+            std::string pair = url->query.substr(pos, amp - pos);
+            std::size_t eq = pair.find('=');
+            // a parameter Url::redacted() hides is a secret; its value is registered
+            if (eq != std::string::npos && redacted.find(pair) == std::string::npos) {
+                add(pair.substr(eq + 1));
+                add(percent_decode(pair.substr(eq + 1)));
+            }
+            pos = amp + 1;
+        }
+    }
+
     /// The text with every secret replaced by "***".
     std::string apply(std::string text) const {
         for (const auto& secret : secrets_) {
