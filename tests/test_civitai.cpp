@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "common.hpp"
 #include "support/civitai_emulator.hpp"
+#include "support/hf_emulator.hpp"
 #include "support/loopback_server.hpp"
 #include "support/run_process.hpp"
 
@@ -887,5 +888,92 @@ model_id = 88
             CHECK(std::filesystem::exists(workspace.path() / folder / file));
         }
         CHECK(report.exit_code() == provision::exit_code(errc::config));
+    }
+}
+
+TEST_CASE("civitai: examples/configs/comfyui.toml, run by the CLI, fills ComfyUI's folders, and A1111's with --layout a1111") {
+    using provision_test::HubEmulator;
+    using provision_test::HubFile;
+    using provision_test::HubStorage;
+    HubEmulator hub;
+    std::map<std::string, std::string> hf;  // "repo:file" -> bytes
+    auto hf_repo = [&](const std::string& repo, const std::vector<std::string>& files) {
+        hub.add_repo(repo);
+        std::map<std::string, HubFile> contents;
+        for (const auto& file : files) {
+            hf[repo + ":" + file] = test_bytes(3000 + hf.size() * 100, static_cast<int>(hf.size()) + 300);
+            contents.emplace(file, HubFile(hf[repo + ":" + file]));
+        }
+        contents.emplace("README.md", HubFile("# readme\n", HubStorage::git));
+        hub.commit(repo, contents);
+    };
+    hf_repo("stabilityai/stable-diffusion-xl-base-1.0", {"sd_xl_base_1.0.safetensors"});
+    hf_repo("stabilityai/stable-diffusion-xl-refiner-1.0", {"sd_xl_refiner_1.0.safetensors"});
+    hf_repo("madebyollin/sdxl-vae-fp16-fix", {"sdxl_vae.safetensors"});
+    hf_repo("xinsir/controlnet-union-sdxl-1.0", {"diffusion_pytorch_model_promax.safetensors"});
+    hf_repo("h94/IP-Adapter", {"models/image_encoder/model.safetensors", "sdxl_models/ip-adapter_sdxl_vit-h.safetensors"});
+    hf_repo("lokCX/4x-Ultrasharp", {"4x-UltraSharp.pth"});
+    CivitaiEmulator civitai;
+    civitai.add(typed_version(130000, 122359, "LORA", "add-detail-xl-old.safetensors", 1));
+    civitai.add(typed_version(135867, 122359, "LORA", "add-detail-xl.safetensors", 0));
+    civitai.add(typed_version(9208, 7808, "TextualInversion", "easynegative.safetensors"));
+    civitai.add(typed_version(62833, 58390, "LORA", "add_detail.safetensors"));
+
+    struct Placement {
+        const char* layout;
+        std::map<std::string, std::string> files;  ///< path under the workspace -> expected bytes
+    };
+    const std::string civitai_lora = test_bytes(4867, 135867), embedding = test_bytes(4208, 9208), auto_lora = test_bytes(4833, 62833);
+    const Placement placements[] = {
+        {"",
+         {{"ComfyUI/models/checkpoints/sd_xl_base_1.0.safetensors", hf["stabilityai/stable-diffusion-xl-base-1.0:sd_xl_base_1.0.safetensors"]},
+          {"ComfyUI/models/checkpoints/sd_xl_refiner_1.0.safetensors", hf["stabilityai/stable-diffusion-xl-refiner-1.0:sd_xl_refiner_1.0.safetensors"]},
+          {"ComfyUI/models/vae/sdxl_vae.safetensors", hf["madebyollin/sdxl-vae-fp16-fix:sdxl_vae.safetensors"]},
+          {"ComfyUI/models/controlnet/controlnet-union-sdxl-promax.safetensors",
+           hf["xinsir/controlnet-union-sdxl-1.0:diffusion_pytorch_model_promax.safetensors"]},
+          {"ComfyUI/models/clip_vision/CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors", hf["h94/IP-Adapter:models/image_encoder/model.safetensors"]},
+          {"ComfyUI/models/ipadapter/ip-adapter_sdxl_vit-h.safetensors", hf["h94/IP-Adapter:sdxl_models/ip-adapter_sdxl_vit-h.safetensors"]},
+          {"ComfyUI/models/upscale_models/4x-UltraSharp.pth", hf["lokCX/4x-Ultrasharp:4x-UltraSharp.pth"]},
+          {"ComfyUI/models/loras/add-detail-xl.safetensors", civitai_lora},
+          {"ComfyUI/models/embeddings/easynegative.safetensors", embedding},
+          {"ComfyUI/models/loras/add_detail.safetensors", auto_lora}}},
+        {"a1111",
+         {{"stable-diffusion-webui/models/Stable-diffusion/sd_xl_base_1.0.safetensors",
+           hf["stabilityai/stable-diffusion-xl-base-1.0:sd_xl_base_1.0.safetensors"]},
+          {"stable-diffusion-webui/models/VAE/sdxl_vae.safetensors", hf["madebyollin/sdxl-vae-fp16-fix:sdxl_vae.safetensors"]},
+          {"stable-diffusion-webui/models/ControlNet/controlnet-union-sdxl-promax.safetensors",
+           hf["xinsir/controlnet-union-sdxl-1.0:diffusion_pytorch_model_promax.safetensors"]},
+          {"stable-diffusion-webui/models/ipadapter/ip-adapter_sdxl_vit-h.safetensors",
+           hf["h94/IP-Adapter:sdxl_models/ip-adapter_sdxl_vit-h.safetensors"]},
+          {"stable-diffusion-webui/models/ESRGAN/4x-UltraSharp.pth", hf["lokCX/4x-Ultrasharp:4x-UltraSharp.pth"]},
+          {"stable-diffusion-webui/models/Lora/add-detail-xl.safetensors", civitai_lora},
+          {"stable-diffusion-webui/embeddings/easynegative.safetensors", embedding},  // A1111 reads embeddings beside models/
+          {"stable-diffusion-webui/models/Lora/add_detail.safetensors", auto_lora}}},
+    };
+    const std::string config = std::string(PROVISION_SOURCE_DIR) + "/examples/configs/comfyui.toml";
+    for (const auto& placement : placements) {
+        CAPTURE(placement.layout);
+        TempDir dir;
+        std::vector<std::string> argv = {PROVISION_CLI_PATH, config, "--workspace", (dir / "ws").string(), "--cacert",
+                                         provision_test::test_ca().ca_cert_path};
+        if (*placement.layout) {
+            argv.push_back("--layout");
+            argv.push_back(placement.layout);
+        }
+        std::vector<provision::ConnectTo> rules = hub.connect_to();
+        for (const auto& rule : civitai.connect_to()) rules.push_back(rule);
+        for (const auto& rule : rules) {
+            argv.push_back("--connect-to");
+            argv.push_back(rule.from_host + "::127.0.0.1:" + std::to_string(*rule.to_port));
+        }
+        auto run = provision_test::run_process(argv, {{"CIVITAI_TOKEN", CivitaiEmulator::token}});
+        INFO(run.out << run.err);
+        CHECK(run.exit_code == 0);
+        for (const auto& [path, bytes] : placement.files) {
+            CAPTURE(path);
+            CHECK(provision_test::read_whole_file(dir / "ws" / path) == bytes);
+        }
+        CHECK_FALSE(std::filesystem::exists(dir / "ws/ComfyUI/models/loras/add-detail-xl-old.safetensors"));
+        CHECK_FALSE(contains(run.out + run.err, CivitaiEmulator::token));
     }
 }
