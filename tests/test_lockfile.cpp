@@ -360,3 +360,43 @@ TEST_CASE("lockfile: the CLI's --locked exits 8 naming what moved, and 2 for an 
     CHECK(bad.exit_code == 2);
     CHECK(contains(bad.err, "cannot read the lock file"));
 }
+
+TEST_CASE("lockfile: an entry with several files pins each one, and --locked names a changed, an added and a removed file") {
+    World world;
+    world.hub.add_repo("org/pack");
+    std::string a = test_bytes(20000, 61), b = test_bytes(21000, 62);
+    std::string first = world.hub.commit("org/pack", {{"a.safetensors", HubFile{a}}, {"b.safetensors", HubFile{b}}});
+    std::string config = "[models.text_encoder.pack]\nrepo = \"org/pack\"\ninclude = [\"*.safetensors\"]\n";
+    TempDir one;
+    ProvisioningSystem system{world.options(one.path())};
+    require_ok(system.provision_from_text(config, "pack.toml"));
+    auto lock = provision::read_lockfile(one.path() / "provision.lock");
+    REQUIRE(lock.ok());
+    REQUIRE(lock->files.size() == 2);
+    for (const auto& record : lock->files) {
+        CHECK(record.commit == first);
+        CHECK(provision::detail::lockfile::listed_entry_of(record.entry) == "models.text_encoder.pack");
+    }
+    CHECK(lock->files[0].repo_file != lock->files[1].repo_file);
+
+    // Upstream: a changed, b removed, c added.
+    world.hub.commit("org/pack", {{"a.safetensors", HubFile{test_bytes(20000, 63)}}, {"c.safetensors", HubFile{test_bytes(100, 64)}}});
+    TempDir two;
+    auto options = world.options(two.path());
+    options.locked = lock.value();
+    ProvisioningSystem locked{options};
+    auto report = locked.provision_from_text(config, "pack.toml");
+    CHECK(report.exit_code() == 8);
+    std::string messages;
+    for (const auto& entry : report.entries) {
+        CHECK(entry.status == EntryOutcome::Status::failed);
+        CHECK(entry.error.code == errc::integrity);
+        messages += entry.error.message + "\n";
+    }
+    INFO(messages);
+    CHECK(contains(messages, "lists a.safetensors with SHA-256 " + provision::detail::sha256_hex(test_bytes(20000, 63))));
+    CHECK(contains(messages, "the file is different from the one pinned at commit " + first));
+    CHECK(contains(messages, "now lists c.safetensors, which is not among the files the lock pins"));
+    CHECK(contains(messages, "org/pack no longer lists b.safetensors, which the lock pins"));
+    CHECK_FALSE(std::filesystem::exists(two.path() / "sdnext/models/text_encoder/a.safetensors"));
+}

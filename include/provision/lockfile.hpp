@@ -256,6 +256,22 @@ inline std::string civitai_file_of_identity(const std::string& identity) {
     return starts_with(identity, prefix) ? identity.substr(prefix.size()) : std::string();
 }
 
+/// "models.x.y[sub/file.bin]" -> "models.x.y": an entry listing several files
+/// goes on as one entry per file under such key paths (huggingface_tree.hpp).
+inline std::string listed_entry_of(const std::string& key_path) {
+    std::size_t open = key_path.find('[');
+    return open != std::string::npos && ends_with(key_path, "]") ? key_path.substr(0, open) : key_path;
+}
+
+/// Whether the lock pins other files of the same several-file entry.
+inline bool lock_has_siblings(const Lockfile& lock, const std::string& key_path) {
+    std::string listed = listed_entry_of(key_path);
+    if (listed == key_path) return false;
+    for (const auto& record : lock.files)
+        if (listed_entry_of(record.entry) == listed) return true;
+    return false;
+}
+
 /// How to get out of a lock mismatch, appended to every such message.
 inline std::string refresh_hint(const Lockfile& lock) {
     return "; if the change is wanted, run once without --locked to write a new lock (then replace " +
@@ -438,13 +454,23 @@ inline Result<DownloadPlan> resolve_locked(const Entry& entry, ResolveContext& c
     using detail::lockfile::refresh_hint;
     const std::string who = entry.key_path + ": ";
     const LockRecord* record = detail::lockfile::record_for(entry, lock);
-    if (!record && !lock.records_of(entry.key_path).empty() && entry.source == SourceKind::huggingface)
+    bool listed_sibling = detail::lockfile::lock_has_siblings(lock, entry.key_path);
+    if (!record && (listed_sibling || !lock.records_of(entry.key_path).empty()) && entry.source == SourceKind::huggingface)
         return make_error(errc::integrity, who + "upstream moved: " + entry.repo + " now lists " + entry.file +
                                                ", which is not among the files the lock pins for this entry" + refresh_hint(lock));
     if (!record)
-        return make_error(errc::config, who + "not pinned in " + lock.origin +
+        return make_error(errc::config, who + "not pinned in " + (lock.origin.empty() ? std::string("the lock") : lock.origin) +
                                             " (the entry was added to the config after the lock was written)" +
                                             refresh_hint(lock));
+    auto moved = [&](const std::string& what) {
+        return make_error(errc::integrity, who + "upstream moved: " + what + "; nothing was downloaded" + refresh_hint(lock));
+    };
+    // A file of a several-file entry carries the digest its listing gave: that is upstream's word, not the config's.
+    bool listed = detail::lockfile::listed_entry_of(entry.key_path) != entry.key_path;
+    if (listed && !entry.sha256.empty() && entry.sha256 != record->sha256)
+        return moved(entry.repo + " at commit " + entry.revision + " lists " + entry.file + " with SHA-256 " + entry.sha256 +
+                     ", the file is different from the one pinned at commit " + record->commit + " (SHA-256 " +
+                     record->sha256 + ")");
     if (auto change = detail::lockfile::config_change(entry, *record); !change.empty())
         return make_error(errc::config, who + "the config changed since the lock was written: " + change + refresh_hint(lock));
 
@@ -459,9 +485,6 @@ inline Result<DownloadPlan> resolve_locked(const Entry& entry, ResolveContext& c
                                "; if that commit was removed upstream, the pinned bytes are gone" + refresh_hint(lock) + ")";
         return failure;
     }
-    auto moved = [&](const std::string& what) {
-        return make_error(errc::integrity, who + "upstream moved: " + what + "; nothing was downloaded" + refresh_hint(lock));
-    };
     // A branch that moved is fine as long as the file it names is still the
     // pinned one; a changed file is what the lock exists to catch.
     if (entry.source == SourceKind::huggingface && entry.revision != record->commit) {
@@ -502,6 +525,11 @@ inline std::vector<std::pair<const LockRecord*, Error>> lock_records_not_in(cons
         bool known = false;
         bool file_gone = false;  // the entry is there, but (Hugging Face, several files) no longer this file
         for (const auto& entry : entries) {
+            if (detail::lockfile::listed_entry_of(entry.key_path) == detail::lockfile::listed_entry_of(record.entry) &&
+                entry.key_path != record.entry) {
+                file_gone = !known;  // the listing still has the entry, but not this file
+                continue;
+            }
             if (entry.key_path != record.entry) continue;
             bool same_file = entry.source != SourceKind::huggingface || record.source != SourceKind::huggingface ||
                              entry.file == record.repo_file;
@@ -512,15 +540,14 @@ inline std::vector<std::pair<const LockRecord*, Error>> lock_records_not_in(cons
         if (file_gone) {
             out.emplace_back(&record, make_error(errc::integrity, record.entry + ": upstream moved: " + record.repo +
                                                                       " no longer lists " + record.repo_file +
-                                                                      ", which the lock pins (" + record.where.str() + ")" +
-                                                                      detail::lockfile::refresh_hint(lock)));
+                                                                      ", which the lock pins" + detail::lockfile::refresh_hint(lock)));
             continue;
         }
         for (const auto& reported : out) known = known || reported.first->entry == record.entry;  // one error per entry
         if (known) continue;
-        out.emplace_back(&record, make_error(errc::config, record.entry + ": pinned in the lock (" + record.where.str() +
-                                                               ") but no longer in the config" +
-                                                               detail::lockfile::refresh_hint(lock)));
+        std::string where = record.where.file.empty() ? "" : " (" + record.where.str() + ")";
+        out.emplace_back(&record, make_error(errc::config, record.entry + ": pinned in the lock" + where +
+                                                               " but no longer in the config" + detail::lockfile::refresh_hint(lock)));
     }
     return out;
 }
