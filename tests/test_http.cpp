@@ -38,7 +38,7 @@ TEST_CASE("http: TLS verification is on: fails without the CA, passes with --cac
     HttpClient untrusting{HttpOptions{}};
     auto refused = untrusting.fetch(get(server->url("/ok")));
     REQUIRE_FALSE(refused);
-    CHECK(refused.error().code == provision::errc::network);
+    CHECK(refused.error().code == provision::errc::unsafe);  // refused, not retried
     CHECK(refused.error().message.find("not trusted") != std::string::npos);
     CHECK(refused.error().message.find("--cacert") != std::string::npos);
 
@@ -57,7 +57,8 @@ TEST_CASE("http: a certificate for another host is refused even with the right C
     HttpClient client{options};
     auto result = client.fetch(get(server->url_for("hub.test", "/x")));
     REQUIRE_FALSE(result);
-    CHECK(result.error().message.find("not trusted") != std::string::npos);
+    CHECK(result.error().code == provision::errc::unsafe);
+    CHECK(result.error().message.find("is for another host name, not hub.test") != std::string::npos);
 }
 
 TEST_CASE("http: --connect-to keeps the original host for TLS names and the Host header") {

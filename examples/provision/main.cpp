@@ -38,7 +38,8 @@ const char* exit_codes_help =
     "  5    network failure that survived retries\n"
     "  6    rate limited\n"
     "  7    disk full\n"
-    "  8    integrity: size or digest mismatch, a web page instead of a model, an unsafe name;\n"
+    "  8    integrity: size or digest mismatch, a web page instead of a model, an unsafe name,\n"
+    "       an untrusted TLS certificate;\n"
     "       with --locked: upstream moved (a branch now names other bytes, a changed file)\n"
     "  9    local file-system error\n"
     "  130  interrupted (SIGINT), 143 terminated (SIGTERM)\n";

@@ -912,7 +912,8 @@ inline Transfer::Attempt Transfer::fetch(std::size_t slot, bool establishing, st
         return attempt;
     }
     if (!response) {
-        attempt.kind = Attempt::Kind::retry;
+        // Only a network failure may pass with time; a refused certificate will not.
+        attempt.kind = response.error().code == errc::network ? Attempt::Kind::retry : Attempt::Kind::fatal;
         attempt.error = make_error(response.error().code, who_ + ": " + response.error().message);
         if (worker.stalled) {
             auto seconds = std::chrono::duration<double>(options_.stall_timeout).count();
