@@ -2776,12 +2776,15 @@ inline std::string HttpClient::describe_failure(httplib::Error failure, const Ur
     case httplib::Error::SSLLoadingCerts:
         return "could not load the trusted CA certificates";
     case httplib::Error::SSLServerVerification: {
-        std::string reason = "certificate verification failed";
-        if (connection.tls) {
-            long code = connection.tls->get_openssl_verify_result();
-            if (code != X509_V_OK) reason = X509_verify_cert_error_string(code);
-            else reason = "the certificate does not match the host name " + url.host;
-        }
+        // Each cause has its own remedy; none of them goes away by retrying.
+        long code = connection.tls ? connection.tls->get_openssl_verify_result() : X509_V_OK;
+        if (connection.tls && code == X509_V_OK)  // the chain is fine: cpp-httplib's host name check failed
+            return "the TLS certificate of " + where + " is for another host name, not " + url.host +
+                   ": the link may point at the wrong server, or something on the way intercepts TLS";
+        std::string reason = code != X509_V_OK ? X509_verify_cert_error_string(code) : "certificate verification failed";
+        if (code == X509_V_ERR_CERT_HAS_EXPIRED || code == X509_V_ERR_CERT_NOT_YET_VALID)
+            return "the TLS certificate of " + where + " is not valid now (" + reason +
+                   "): the server must renew it, or this machine's clock is wrong";
         return "the TLS certificate of " + where + " is not trusted: " + reason +
                "; if the server uses a private CA, pass --cacert FILE or set SSL_CERT_FILE";
     }
@@ -2864,7 +2867,9 @@ inline Result<HttpResponse> HttpClient::stream(const HttpRequest& request, const
         if (aborted) return make_error(errc::network, "the request to " + url.authority() + " was stopped");
         if (!raw) {
             if (stopped_by_us) return response;  // the caller decided; the connection is not reusable
-            return make_error(errc::network, describe_failure(raw.error(), url, *connection));
+            // A certificate that fails verification is refused, not retried.
+            bool refused = raw.error() == httplib::Error::SSLServerVerification || raw.error() == httplib::Error::SSLLoadingCerts;
+            return make_error(refused ? errc::unsafe : errc::network, describe_failure(raw.error(), url, *connection));
         }
         checkin(std::move(connection));
         if (!follow) return response;
@@ -8493,7 +8498,8 @@ inline Transfer::Attempt Transfer::fetch(std::size_t slot, bool establishing, st
         return attempt;
     }
     if (!response) {
-        attempt.kind = Attempt::Kind::retry;
+        // Only a network failure may pass with time; a refused certificate will not.
+        attempt.kind = response.error().code == errc::network ? Attempt::Kind::retry : Attempt::Kind::fatal;
         attempt.error = make_error(response.error().code, who_ + ": " + response.error().message);
         if (worker.stalled) {
             auto seconds = std::chrono::duration<double>(options_.stall_timeout).count();
