@@ -277,6 +277,7 @@ TEST_CASE("cli output: --dry-run prints a table of every entry from metadata alo
     CHECK(has(result.out, "exit code 3"));
     // Metadata only: no model byte left any server, and nothing was written under the models folders.
     CHECK(services.model_bytes_served() == 0);
+    CHECK(services.hub.hub().count("/org/open/resolve/") >= 1);  // it did ask the Hub (metadata)
     CHECK_FALSE(std::filesystem::exists(dir / "ws/sdnext/models/Stable-diffusion"));
     CHECK_FALSE(std::filesystem::exists(dir / "ws/provision.lock"));
 
@@ -348,6 +349,16 @@ TEST_CASE("cli output: no secret reaches the terminal, --json, the report, the l
     CHECK(has(text.err + text.out, "models.lora.gone"));
     check_clean("terminal", text.out + text.err);
     check_clean("log file", provision_test::read_whole_file(dir / "ws/logs/provision.log"));
+}
+
+TEST_CASE("cli output: --help lists the lock options, the log file and what exit codes mean under --locked") {
+    auto help = run_process({cli, "--help"});
+    CHECK(help.exit_code == 0);
+    CHECK(help.out.find("--locked") != std::string::npos);
+    CHECK(help.out.find("--lock-out") != std::string::npos);
+    CHECK(help.out.find("logs/provision.log (appended per run, rotated at 8 MiB") != std::string::npos);
+    CHECK(help.out.find("with --locked: upstream moved") != std::string::npos);
+    CHECK(help.out.find("free space per filesystem") != std::string::npos);
 }
 
 TEST_CASE("cli output: the log file gets a header per run and is rotated past its size, keeping three old logs") {
