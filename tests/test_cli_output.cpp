@@ -108,6 +108,28 @@ TEST_CASE("cli output: on a terminal the live view redraws in place") {
     CHECK(plain.out.find("total: ") != std::string::npos);
 }
 
+TEST_CASE("cli output: on a terminal, entries still queued count in the total line and its ETA") {
+    if (!std::filesystem::exists("/usr/bin/script")) {
+        MESSAGE("skipped: script(1) is not installed, so no pseudo-terminal can be made");
+        return;
+    }
+    auto server = slow_model_server(provision_test::test_bytes(2 << 20, 9));
+    TempDir dir;
+    auto config = dir.write("q.toml", "[models.checkpoints]\na = \"https://models.example/slow.safetensors\"\n"
+                                      "[models.lora]\nb = \"https://models.example/slow.safetensors\"\n"
+                                      "[models.vae]\nc = \"https://models.example/slow.safetensors\"\n");
+    std::string command;
+    for (const auto& arg : base_args(*server, config, dir / "ws")) command += "'" + arg + "' ";
+    auto result = run_process({"/usr/bin/script", "-qfec", command + "--jobs 1 2>&1", "/dev/null"}, {{"TERM", "xterm"}});
+    INFO(result.out);
+    CHECK(result.exit_code == 0);
+    // One file at a time: while the first is running, the other two wait,
+    // and the total covers all three from the start.
+    CHECK(result.out.find("1 active, 2 queued") != std::string::npos);
+    CHECK(result.out.find(" / 6.0 MiB") != std::string::npos);
+    CHECK(result.out.find("1 done, 1 active, 1 queued") != std::string::npos);
+}
+
 TEST_CASE("cli output: --json is one JSON object per line, ending with the report; --report writes it to a file") {
     auto server = slow_model_server(provision_test::test_bytes(1 << 20, 8));
     TempDir dir;
@@ -280,6 +302,27 @@ TEST_CASE("cli output: --dry-run prints a table of every entry from metadata alo
     CHECK(services.hub.hub().count("/org/open/resolve/") >= 1);  // it did ask the Hub (metadata)
     CHECK_FALSE(std::filesystem::exists(dir / "ws/sdnext/models/Stable-diffusion"));
     CHECK_FALSE(std::filesystem::exists(dir / "ws/provision.lock"));
+
+    // The same facts for a script: --json's report object.
+    args.push_back("--json");
+    auto as_json = run_process(args, {{"CIVITAI_TOKEN", CivitaiEmulator::token}});
+    CHECK(as_json.exit_code == 3);
+    std::string last_line = as_json.out.substr(as_json.out.rfind('\n', as_json.out.size() - 2) + 1);
+    auto report = nlohmann::json::parse(last_line);
+    CHECK(report.at("event") == "report");
+    CHECK(report.at("dry_run") == true);
+    REQUIRE(report.at("entries").size() == 5);
+    const auto& open_json = report.at("entries")[0];
+    CHECK(open_json.at("expected_size") == 60000);
+    CHECK(open_json.at("digest_known") == true);
+    CHECK(open_json.at("credential") == nlohmann::json{{"name", "HF_TOKEN"}, {"needed", false}, {"present", false}});
+    const auto& gated_json = report.at("entries")[1];
+    CHECK(gated_json.at("status") == "failed");
+    CHECK(gated_json.at("credential").at("needed") == true);
+    CHECK(gated_json.at("error").at("kind") == "auth");
+    CHECK(report.at("entries")[3].at("expected_size").is_null());
+    CHECK(report.at("entries")[4].at("status") == "present");
+    CHECK(services.model_bytes_served() == 0);
 
     // A disk that cannot hold what would be fetched: a warning, and the real run's exit code 7.
     auto huge = dir.write("huge.toml", "[models.checkpoints.huge]\nversion_id = \"77\"\n");
