@@ -400,3 +400,29 @@ TEST_CASE("lockfile: an entry with several files pins each one, and --locked nam
     CHECK(contains(messages, "org/pack no longer lists b.safetensors, which the lock pins"));
     CHECK_FALSE(std::filesystem::exists(two.path() / "sdnext/models/text_encoder/a.safetensors"));
 }
+
+TEST_CASE("lockfile: --locked with --dry-run says what moved without fetching a model byte") {
+    World world;
+    TempDir first;
+    auto lock = provision_and_lock(world, first);
+    world.hub.commit("org/base", {{"base.safetensors", HubFile{test_bytes(70000, 91)}}});
+    std::uint64_t served_before = world.hub.cdn().bytes_sent() + world.civitai.storage().bytes_sent() + world.files->bytes_sent();
+
+    TempDir second;
+    auto options = world.options(second.path());
+    options.locked = lock;
+    options.dry_run = true;
+    ProvisioningSystem system{options};
+    auto report = system.provision_from_text(full_config, "fleet.toml");
+    CHECK(report.exit_code() == 8);
+    const auto& hf = outcome_of(report, "models.checkpoints.base");
+    CHECK(hf.error.code == errc::integrity);
+    CHECK(contains(hf.error.message, "upstream moved"));
+    const auto& civitai = outcome_of(report, "models.lora.tweak");
+    CHECK(civitai.status == EntryOutcome::Status::planned);
+    REQUIRE(civitai.expected_size);
+    CHECK(*civitai.expected_size == world.tweak.size());  // the pinned size
+    CHECK(civitai.digest_known);
+    CHECK(world.hub.cdn().bytes_sent() + world.civitai.storage().bytes_sent() + world.files->bytes_sent() == served_before);
+    CHECK_FALSE(std::filesystem::exists(second.path() / "sdnext"));
+}
