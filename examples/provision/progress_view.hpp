@@ -80,12 +80,13 @@ class ProgressView {
         auto now = std::chrono::steady_clock::now();
         switch (event.kind) {
         case EventKind::plan:
-            if (event.bytes_total) planned_bytes_[event.key_path] = *event.bytes_total;
+            planned_bytes_[event.key_path] = event.bytes_total.value_or(0);  // 0: size unknown until it starts
             if (options_.verbose)
                 print_line(event.key_path + ": will fetch " + (event.bytes_total ? human_bytes(*event.bytes_total) + " " : "") +
                            "from " + event.message);
             break;
         case EventKind::start: {
+            planned_bytes_.erase(event.key_path);  // no longer queued
             Transfer& transfer = active_[event.key_path];
             transfer.order = next_order_++;
             transfer.path = event.path;
@@ -121,6 +122,7 @@ class ProgressView {
             if (!options_.quiet) print_line(paint("retry", yellow) + " " + event.key_path + ": " + event.message);
             break;
         case EventKind::done: {
+            planned_bytes_.erase(event.key_path);
             auto found = active_.find(event.key_path);
             double seconds = found == active_.end()
                                  ? 0
@@ -140,6 +142,7 @@ class ProgressView {
             break;
         }
         case EventKind::failed:
+            planned_bytes_.erase(event.key_path);
             active_.erase(event.key_path);
             ++failed_;
             print_line(paint("FAILED", red) + " " + event.message);
@@ -237,6 +240,8 @@ class ProgressView {
             bytes_total += transfer.total.value_or(transfer.done);
             rate += transfer.rate;
         }
+        // Resolved but not started yet: part of the total and of the ETA.
+        for (const auto& [key, size] : planned_bytes_) bytes_total += size;
         for (std::size_t i = 0; i < order.size() && i < options_.max_rows; ++i) {
             const Transfer& transfer = active_.at(*order[i].second);
             block += fit(*order[i].second + "  " + describe(transfer, now), width) + "\n";
@@ -248,7 +253,9 @@ class ProgressView {
         }
         std::string total = "total: " + std::to_string(finished_) + " done";
         if (failed_) total += ", " + std::to_string(failed_) + " failed";
-        total += ", " + std::to_string(active_.size()) + " active, " + human_bytes(bytes_done) + " / " + human_bytes(bytes_total);
+        total += ", " + std::to_string(active_.size()) + " active";
+        if (!planned_bytes_.empty()) total += ", " + std::to_string(planned_bytes_.size()) + " queued";
+        total += ", " + human_bytes(bytes_done) + " / " + human_bytes(bytes_total);
         if (rate > 0) {
             total += ", " + human_rate(rate);
             if (bytes_total > bytes_done) total += ", ETA " + human_duration((bytes_total - bytes_done) / rate);
