@@ -10297,10 +10297,10 @@ inline EntryOutcome ProvisioningSystem::prepare_entry(const Entry& entry, const 
         outcome.digest_known = !plan->sha256.empty() || !plan->git_sha1.empty();
         describe_credentials(entry, outcome);
         if (!plan->file_name.empty()) outcome.path = folder / plan->file_name;
-        if (options_.dry_run) {
-            outcome.bytes = plan->size.value_or(0);
-            emit(Event{EventKind::plan, entry.key_path, outcome.path.string(), 0, plan->size, plan->url.redacted()});
-        }
+        // Every resolved entry is announced, so a live view can count what is
+        // still queued before its transfer starts.
+        if (options_.dry_run) outcome.bytes = plan->size.value_or(0);
+        emit(Event{EventKind::plan, entry.key_path, outcome.path.string(), 0, plan->size, plan->url.redacted()});
         // No request: the install record (or, without one, the file's digest)
         // says whether it is already in place.
         Downloader downloader(http_, download_options());
