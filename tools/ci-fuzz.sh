@@ -5,6 +5,7 @@
 # crash (the "fuzz" test suite), then fuzzes each target for a bounded time.
 #
 # Usage: tools/ci-fuzz.sh [SECONDS_PER_TARGET]   (default 25; 0 only replays)
+# NINJA_JOBS caps parallel compiles.
 #
 # New inputs go to $FUZZ_BUILD_DIR/fuzz-work/<target>/ (never into the seed
 # folders); a crash is saved as $FUZZ_BUILD_DIR/fuzz-artifacts/<target>-crash-*
@@ -48,7 +49,7 @@ for target in json.load(sys.stdin):
         print(target["name"])')
 ninja_targets=()
 for target in "${targets[@]}"; do ninja_targets+=("tests/fuzz/$target"); done
-if (( ${#targets[@]} == 0 )) || ! ninja -C "$build" "${ninja_targets[@]}"; then
+if (( ${#targets[@]} == 0 )) || ! ninja -C "$build" ${NINJA_JOBS:+-j "$NINJA_JOBS"} "${ninja_targets[@]}"; then
   echo "the fuzz targets did not build"
   echo "0 passed, 1 failed"
   exit 1

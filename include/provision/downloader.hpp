@@ -81,6 +81,10 @@ struct DownloadOptions {
     std::uint64_t min_segment_size = 8u << 20;  ///< files under twice this use one connection; no piece is split below it
     std::uint64_t max_segment_size = 64u << 20; ///< largest piece handed to a connection at once
     std::chrono::milliseconds stall_timeout{30000};  ///< a connection silent this long is dropped and retried
+    /// A connection must deliver at least this much per stall_timeout, or it
+    /// counts as stalled: a server dripping a few bytes a second would
+    /// otherwise never time out (about 550 bytes/s with the defaults).
+    std::uint64_t stall_min_bytes = 16 * 1024;
     RetryPolicy retry;
     std::chrono::milliseconds checkpoint_interval{1000};  ///< how often resume state is flushed
     std::size_t write_batch = 1u << 20;         ///< bytes a connection collects per write (also its buffer)
@@ -763,6 +767,15 @@ inline bool Transfer::check_piece_response(const HttpResponse& response, std::si
         if (changed) {
             attempt.kind = Attempt::Kind::restart;
             restart_fresh_ = true;
+            if (range && range->total == total_ && range->first != begin && (etag_.empty() || etag.empty() || etag == etag_)) {
+                // Same file, wrong bytes: the server's Range support is broken,
+                // and asking again would splice garbage or loop. One piece.
+                restart_without_range_ = true;
+                queue_event_locked(EventKind::message, who_ + ": " + response.url.redacted() + " answered bytes " +
+                                                           std::to_string(range->first) + "- when asked for " +
+                                                           std::to_string(begin) + "-; downloading it in one piece");
+                return false;
+            }
             queue_event_locked(EventKind::message, who_ + ": " + file_label() +
                                                        " changed on the server during the download; starting it again");
             return false;
@@ -836,6 +849,7 @@ inline Transfer::Attempt Transfer::fetch(std::size_t slot, bool establishing, st
     bool accepted = false;
     bool piece_done = false;
     bool sniffed = false;
+    std::uint64_t unseen = 0;  // bytes since last_activity was moved on (see stall_min_bytes)
     auto on_response = [&](const HttpResponse& response) {
         if (establishing) {
             if (!establish(response, begin, attempt)) return false;
@@ -852,7 +866,19 @@ inline Transfer::Attempt Transfer::fetch(std::size_t slot, bool establishing, st
     };
     auto on_body = [&](const char* data, std::size_t size) {
         if (stopping_) return false;
-        worker.last_activity.store(now_ns(), std::memory_order_relaxed);
+        unseen += size;
+        if (unseen >= options_.stall_min_bytes) {
+            unseen = 0;
+            worker.last_activity.store(now_ns(), std::memory_order_relaxed);
+        }
+        if (limit == SegmentScheduler::unbounded && plan_.size && position + size > *plan_.size) {
+            // No length from the server, but the source said how big the file
+            // is: more than that is not this file, and must not fill the disk.
+            attempt.kind = Attempt::Kind::fatal;
+            attempt.error = make_error(errc::integrity, who_ + ": " + plan_.url.redacted() + " sent more than the " +
+                                                            std::to_string(*plan_.size) + " bytes the source announced");
+            return false;
+        }
         if (!sniffed) {
             sniffed = true;
             if (position == 0 && model_expected_ && looks_like_html(std::string_view(data, size))) {
@@ -979,7 +1005,14 @@ inline void Transfer::worker_main(std::size_t slot) {
             }
         }
         Attempt attempt = fetch(slot, establishing, begin, end, buffer);
-        if (attempt.received > 0) failures = 0;
+        {
+            // Only bytes that are kept are progress, and a stalled attempt
+            // (a drip) is none. Without Range a retry starts from byte 0 again,
+            // so a server that always breaks off mid-way, or drips, would
+            // otherwise be retried forever.
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (attempt.received > 0 && !worker.stalled && established_ && ranged_) failures = 0;
+        }
         switch (attempt.kind) {
         case Attempt::Kind::ok: continue;
         case Attempt::Kind::stop: break;

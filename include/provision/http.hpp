@@ -26,6 +26,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -33,6 +34,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace provision {
@@ -58,7 +60,12 @@ struct HttpOptions {
     std::vector<std::string> ca_files;    ///< extra trusted CAs (PEM), on top of the system store
     std::vector<ConnectTo> connect_to;    ///< first matching rule wins
     std::chrono::milliseconds connect_timeout{15000};
-    std::chrono::milliseconds idle_timeout{60000};  ///< per read; there is no total cap
+    std::chrono::milliseconds idle_timeout{60000};  ///< per read
+    /// Total time for a request made without an abort handle (configs, API
+    /// answers, pages: small bodies). The idle timeout alone never fires on a
+    /// server that sends headers forever or drips a byte at a time. Downloads
+    /// pass their own abort handle and are watched by the engine instead.
+    std::chrono::milliseconds request_deadline{std::chrono::minutes(3)};
     int max_redirects = 10;
     std::string user_agent = provision::user_agent;
     ProxySettings proxy;  ///< from HTTPS_PROXY / HTTP_PROXY / NO_PROXY; --connect-to does not apply through a proxy
@@ -463,6 +470,39 @@ inline std::string HttpClient::describe_failure(httplib::Error failure, const Ur
 }
 
 inline Result<HttpResponse> HttpClient::stream(const HttpRequest& request, const ResponseCheck& check, const BodySink& sink) {
+    if (!request.abort && options_.request_deadline.count() > 0) {
+        // Nobody watches this request: a watchdog of our own stops it at the deadline.
+        RequestAbort watchdog_abort;
+        HttpRequest watched = request;
+        watched.abort = &watchdog_abort;
+        std::mutex mutex;
+        std::condition_variable finished_changed;
+        bool finished = false;
+        bool expired = false;
+        auto deadline = std::chrono::steady_clock::now() + options_.request_deadline;
+        std::thread watchdog([&] {
+            std::unique_lock<std::mutex> lock(mutex);
+            if (!finished_changed.wait_until(lock, deadline, [&] { return finished; })) {
+                expired = true;
+                lock.unlock();
+                watchdog_abort.abort();
+            }
+        });
+        auto result = stream(watched, check, sink);
+        {
+            std::lock_guard<std::mutex> lock(mutex);
+            finished = true;
+        }
+        finished_changed.notify_all();
+        watchdog.join();
+        if (expired && !result) {
+            auto seconds = std::chrono::duration_cast<std::chrono::seconds>(options_.request_deadline).count();
+            return make_error(errc::network, "the request to " + request.url.authority() + " took longer than " +
+                                                 std::to_string(seconds) +
+                                                 " s; the server keeps the answer coming too slowly or never finishes it");
+        }
+        return result;
+    }
     Url url = request.url;
     std::vector<Url> chain;
     bool scoped_allowed = true;

@@ -25,6 +25,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -34,6 +35,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -361,6 +363,111 @@ class LoopbackServer {
     };
     std::atomic<std::size_t> active_{0};
     std::atomic<std::size_t> peak_active_{0};
+};
+
+/// A bare TCP server on 127.0.0.1 for answers no HTTP library would send:
+/// headers that never end, a body longer than its Content-Length, a reset in
+/// the middle of the status line. Each connection's request head (up to the
+/// blank line) is read first, then `respond` gets the socket and the head and
+/// writes whatever it likes; send() with MSG_NOSIGNAL fails once the client
+/// has gone, which is how endless responders notice. Plain HTTP only.
+class RawLoopbackServer {
+  public:
+    using Responder = std::function<void(int fd, const std::string& head)>;
+
+    explicit RawLoopbackServer(Responder respond) : respond_(std::move(respond)) {
+        listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (listener_ < 0) throw std::runtime_error("raw loopback server: no socket");
+        int yes = 1;
+        ::setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t length = sizeof address;
+        if (::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || ::listen(listener_, 16) != 0 ||
+            ::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+            ::close(listener_);
+            throw std::runtime_error("raw loopback server: cannot listen on 127.0.0.1");
+        }
+        port_ = ntohs(address.sin_port);
+        acceptor_ = std::thread([this] { accept_loop(); });
+    }
+
+    ~RawLoopbackServer() {
+        stopping_ = true;
+        ::shutdown(listener_, SHUT_RDWR);  // wakes accept()
+        if (acceptor_.joinable()) acceptor_.join();
+        ::close(listener_);
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            for (int fd : open_) ::shutdown(fd, SHUT_RDWR);  // wakes responders blocked in send/recv
+        }
+        for (auto& thread : connections_)
+            if (thread.joinable()) thread.join();
+    }
+
+    RawLoopbackServer(const RawLoopbackServer&) = delete;
+    RawLoopbackServer& operator=(const RawLoopbackServer&) = delete;
+
+    int port() const { return port_; }
+    std::string url(const std::string& path = "/") const {
+        return "http://127.0.0.1:" + std::to_string(port_) + (!path.empty() && path.front() == '/' ? "" : "/") + path;
+    }
+    /// Connections accepted so far.
+    std::size_t connections() const { return accepted_.load(); }
+    /// True once the server is being torn down: endless responders stop.
+    bool stopping() const { return stopping_.load(); }
+
+    /// Writes all of `data`; false when the client is gone.
+    static bool send_all(int fd, std::string_view data) {
+        while (!data.empty()) {
+            ssize_t sent = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+            if (sent < 0 && errno == EINTR) continue;
+            if (sent <= 0) return false;
+            data.remove_prefix(static_cast<std::size_t>(sent));
+        }
+        return true;
+    }
+
+  private:
+    void accept_loop() {
+        while (!stopping_) {
+            int fd = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+            if (fd < 0) {
+                if (errno == EINTR || errno == ECONNABORTED) continue;
+                return;
+            }
+            ++accepted_;
+            std::lock_guard<std::mutex> lock(mutex_);
+            open_.push_back(fd);
+            connections_.emplace_back([this, fd] { serve(fd); });
+        }
+    }
+
+    void serve(int fd) {
+        std::string head;
+        char buffer[4096];
+        while (head.find("\r\n\r\n") == std::string::npos && head.size() < 65536) {
+            ssize_t got = ::recv(fd, buffer, sizeof buffer, 0);
+            if (got < 0 && errno == EINTR) continue;
+            if (got <= 0) break;
+            head.append(buffer, static_cast<std::size_t>(got));
+        }
+        if (head.find("\r\n\r\n") != std::string::npos) respond_(fd, head);
+        std::lock_guard<std::mutex> lock(mutex_);
+        open_.erase(std::remove(open_.begin(), open_.end(), fd), open_.end());
+        ::close(fd);
+    }
+
+    Responder respond_;
+    int listener_ = -1;
+    int port_ = 0;
+    std::atomic<bool> stopping_{false};
+    std::atomic<std::size_t> accepted_{0};
+    std::thread acceptor_;
+    std::mutex mutex_;
+    std::vector<int> open_;
+    std::vector<std::thread> connections_;
 };
 
 }  // namespace provision_test
