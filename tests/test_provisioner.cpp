@@ -157,8 +157,42 @@ TEST_CASE("provisioner: dry run fetches no model bytes") {
     REQUIRE(report.ok());
     REQUIRE(report.entries.size() == 1);
     CHECK(report.entries[0].status == EntryOutcome::Status::planned);
-    CHECK(server->requests().empty());
+    // One request, for the first byte only: the link works and says its size.
+    auto requests = server->requests();
+    REQUIRE(requests.size() == 1);
+    CHECK(requests[0].header("Range") == "bytes=0-0");
+    CHECK(server->bytes_sent() <= 1);
     CHECK_FALSE(std::filesystem::exists(workspace.path() / "sdnext/models/VAE"));
+}
+
+TEST_CASE("provisioner: a dry run fails a dead or refused plain URL with the download's explanation") {
+    auto server = LoopbackServer::https();
+    server->server().Get("/login.safetensors", [](const httplib::Request&, httplib::Response& res) {
+        res.set_content("<!DOCTYPE html><html><body>Sign in</body></html>", "text/html");
+    });
+    server->server().Get("/private.safetensors", [](const httplib::Request&, httplib::Response& res) { res.status = 403; });
+    server->server().Get("/ok.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
+        server->serve_bytes(res, req, std::string(70000, 'm'));
+    });
+    TempDir workspace;
+    auto options = options_for(workspace);
+    options.dry_run = true;
+    ProvisioningSystem system{options};
+    auto report = system.provision_from_text("[models.lora]\nmissing = \"" + server->url("/missing.safetensors") + "\"\n" +
+                                                 "login = \"" + server->url("/login.safetensors") + "\"\n" +
+                                                 "private = \"" + server->url("/private.safetensors") + "\"\n" +
+                                                 "ok = \"" + server->url("/ok.safetensors") + "\"\n",
+                                             "dry.toml");
+    REQUIRE(report.entries.size() == 4);
+    CHECK(report.entries[0].error.code == provision::errc::not_found);
+    CHECK(report.entries[0].error.message.find("models.lora.missing") != std::string::npos);
+    CHECK(report.entries[1].error.code == provision::errc::integrity);
+    CHECK(report.entries[1].error.message.find("web page") != std::string::npos);
+    CHECK(report.entries[2].error.code == provision::errc::auth);
+    CHECK(report.entries[3].status == EntryOutcome::Status::planned);
+    CHECK(report.entries[3].bytes == 70000);
+    CHECK(report.exit_code() == 4);
+    CHECK(server->bytes_sent() <= 1);
 }
 
 TEST_CASE("provisioner: a config from a URL, synchronously and through a future") {

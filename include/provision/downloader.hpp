@@ -403,6 +403,10 @@ class Transfer {
     Clock::time_point not_before_{};
     std::size_t allowed_;
     std::size_t running_ = 0;
+    /// Connections that decided to end but have not yet left running_: every
+    /// "the others carry on" decision counts only the ones that stay, or two
+    /// connections giving way at the same moment would leave the file orphaned.
+    std::size_t leaving_ = 0;
     std::uint64_t fetched_ = 0;  ///< bytes written by this run
     RangeSet saved_;             ///< ranges in the last state written
     std::vector<std::unique_ptr<Worker>> workers_;
@@ -972,6 +976,11 @@ inline void Transfer::worker_main(std::size_t slot) {
     std::vector<char> buffer;
     buffer.reserve(batch_);
     int failures = 0;  // in a row, without a byte received
+    bool leaving = false;  // counted in leaving_
+    auto leave = [&] {  // with mutex_ held
+        leaving = true;
+        ++leaving_;
+    };
     while (!stopping_) {
         bool establishing = false;
         std::uint64_t begin = 0;
@@ -995,11 +1004,17 @@ inline void Transfer::worker_main(std::size_t slot) {
                     end = std::min(*plan_.size, piece_size_for(*plan_.size));
                 }
             } else {
-                bool yield = running_ > 1 &&
-                             (running_ > allowed_ || (budget_ && budget_->has_waiters()));
-                if (yield) break;
+                std::size_t staying = running_ - leaving_;
+                bool yield = staying > 1 && (staying > allowed_ || (budget_ && budget_->has_waiters()));
+                if (yield) {
+                    leave();
+                    break;
+                }
                 auto piece = scheduler_->take(slot);
-                if (!piece) break;
+                if (!piece) {
+                    leave();
+                    break;
+                }
                 begin = piece->begin;
                 end = piece->end;
             }
@@ -1043,11 +1058,13 @@ inline void Transfer::worker_main(std::size_t slot) {
                 resume_from_ = 0;
             }
             if (failures > options_.retry.max_attempts) {
-                if (running_ <= 1) {
+                std::size_t staying = running_ - leaving_;
+                if (staying <= 1) {
                     attempt.error.message += " (gave up after " + std::to_string(failures) + " attempts)";
                     fail(attempt.error);
                 } else {
-                    allowed_ = std::max<std::size_t>(1, std::min(allowed_, running_ - 1));  // the others carry on
+                    allowed_ = std::max<std::size_t>(1, std::min(allowed_, staying - 1));  // the others carry on
+                    leave();
                 }
                 break;
             }
@@ -1073,6 +1090,7 @@ inline void Transfer::worker_main(std::size_t slot) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (scheduler_) scheduler_->give_back(slot);
     --running_;
+    if (leaving) --leaving_;
     worker.running = false;
     if (worker.holds_budget && budget_) budget_->release();
     worker.holds_budget = false;

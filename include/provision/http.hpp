@@ -169,7 +169,7 @@ class HttpClient {
     std::string describe_failure(httplib::Error error, const Url& url, const Connection& connection) const;
 
     HttpOptions options_;
-    X509_STORE* trust_ = nullptr;
+    std::vector<X509*> extra_cas_;  ///< the user's CA certificates (--cacert), parsed once
     std::mutex pool_mutex_;
     std::multimap<std::string, std::unique_ptr<Connection>> idle_;
 };
@@ -342,13 +342,23 @@ inline void RequestAbort::abort() {
 }
 
 inline HttpClient::HttpClient(HttpOptions options) : options_(std::move(options)) {
-    // One trust store for every connection: the system's (which honours
-    // SSL_CERT_FILE / SSL_CERT_DIR) plus the user's extra CA files.
-    trust_ = X509_STORE_new();
-    X509_STORE_set_default_paths(trust_);
+    // The user's extra CA files are read here, once, so a bad one is reported
+    // before any request; every connection's trust store gets their certificates.
     for (const auto& file : options_.ca_files) {
-        if (X509_STORE_load_file(trust_, file.c_str()) != 1) {
-            X509_STORE_free(trust_);
+        X509_STORE* scratch = X509_STORE_new();
+        bool loaded = scratch && X509_STORE_load_file(scratch, file.c_str()) == 1;
+        if (loaded) {
+            STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(scratch);
+            for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i) {
+                if (X509* cert = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objects, i))) {
+                    X509_up_ref(cert);
+                    extra_cas_.push_back(cert);
+                }
+            }
+        }
+        X509_STORE_free(scratch);
+        if (!loaded) {
+            for (X509* cert : extra_cas_) X509_free(cert);
             throw error(errc::usage, "cannot read CA certificates from \"" + file + "\": it must be a readable PEM file");
         }
     }
@@ -356,7 +366,7 @@ inline HttpClient::HttpClient(HttpOptions options) : options_(std::move(options)
 
 inline HttpClient::~HttpClient() {
     idle_.clear();
-    X509_STORE_free(trust_);
+    for (X509* cert : extra_cas_) X509_free(cert);
 }
 
 inline std::unique_ptr<HttpClient::Connection> HttpClient::checkout(const Url& url, Error& failure) {
@@ -394,8 +404,19 @@ inline std::unique_ptr<HttpClient::Connection> HttpClient::checkout(const Url& u
             failure = make_error(errc::network, "cannot create a TLS context for " + url.host);
             return nullptr;
         }
-        X509_STORE_up_ref(trust_);
-        tls->set_ca_cert_store(trust_);
+        // A trust store of its own for each connection: cpp-httplib adds the
+        // system's default paths (which honour SSL_CERT_FILE / SSL_CERT_DIR)
+        // to the store of every new TLS client during its first handshake,
+        // and OpenSSL 3.0's certificate lookups are not safe to grow from
+        // several threads at once. One shared store corrupted the heap when
+        // several files started downloading together.
+        X509_STORE* trust = X509_STORE_new();
+        if (!trust) {
+            failure = make_error(errc::network, "cannot create a certificate store for " + url.host);
+            return nullptr;
+        }
+        for (X509* cert : extra_cas_) X509_STORE_add_cert(trust, cert);
+        tls->set_ca_cert_store(trust);  // owned by the client's TLS context from here
         tls->enable_server_certificate_verification(true);
         connection->tls = tls.get();
         connection->client = std::move(tls);

@@ -502,6 +502,16 @@ inline EntryOutcome ProvisioningSystem::prepare_entry(const Entry& entry, const 
             describe_credentials(entry, outcome);
             return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
         }
+        if (options_.dry_run && entry.source == SourceKind::url && detail::starts_with(plan->identity, "url:")) {
+            // Other sources asked their service already; a plain URL is asked
+            // for its first byte, so a dead or refused link fails the dry run.
+            auto reachable = sources::probe_url_plan(http_, plan.value());
+            if (!reachable) {
+                outcome.error = reachable.error();
+                describe_credentials(entry, outcome);
+                return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
+            }
+        }
         plan->folder = folder;
         outcome.identity = plan->identity;
         outcome.pin = lock_record_for(entry, plan.value());

@@ -2500,7 +2500,7 @@ class HttpClient {
     std::string describe_failure(httplib::Error error, const Url& url, const Connection& connection) const;
 
     HttpOptions options_;
-    X509_STORE* trust_ = nullptr;
+    std::vector<X509*> extra_cas_;  ///< the user's CA certificates (--cacert), parsed once
     std::mutex pool_mutex_;
     std::multimap<std::string, std::unique_ptr<Connection>> idle_;
 };
@@ -2673,13 +2673,23 @@ inline void RequestAbort::abort() {
 }
 
 inline HttpClient::HttpClient(HttpOptions options) : options_(std::move(options)) {
-    // One trust store for every connection: the system's (which honours
-    // SSL_CERT_FILE / SSL_CERT_DIR) plus the user's extra CA files.
-    trust_ = X509_STORE_new();
-    X509_STORE_set_default_paths(trust_);
+    // The user's extra CA files are read here, once, so a bad one is reported
+    // before any request; every connection's trust store gets their certificates.
     for (const auto& file : options_.ca_files) {
-        if (X509_STORE_load_file(trust_, file.c_str()) != 1) {
-            X509_STORE_free(trust_);
+        X509_STORE* scratch = X509_STORE_new();
+        bool loaded = scratch && X509_STORE_load_file(scratch, file.c_str()) == 1;
+        if (loaded) {
+            STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(scratch);
+            for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i) {
+                if (X509* cert = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objects, i))) {
+                    X509_up_ref(cert);
+                    extra_cas_.push_back(cert);
+                }
+            }
+        }
+        X509_STORE_free(scratch);
+        if (!loaded) {
+            for (X509* cert : extra_cas_) X509_free(cert);
             throw error(errc::usage, "cannot read CA certificates from \"" + file + "\": it must be a readable PEM file");
         }
     }
@@ -2687,7 +2697,7 @@ inline HttpClient::HttpClient(HttpOptions options) : options_(std::move(options)
 
 inline HttpClient::~HttpClient() {
     idle_.clear();
-    X509_STORE_free(trust_);
+    for (X509* cert : extra_cas_) X509_free(cert);
 }
 
 inline std::unique_ptr<HttpClient::Connection> HttpClient::checkout(const Url& url, Error& failure) {
@@ -2725,8 +2735,19 @@ inline std::unique_ptr<HttpClient::Connection> HttpClient::checkout(const Url& u
             failure = make_error(errc::network, "cannot create a TLS context for " + url.host);
             return nullptr;
         }
-        X509_STORE_up_ref(trust_);
-        tls->set_ca_cert_store(trust_);
+        // A trust store of its own for each connection: cpp-httplib adds the
+        // system's default paths (which honour SSL_CERT_FILE / SSL_CERT_DIR)
+        // to the store of every new TLS client during its first handshake,
+        // and OpenSSL 3.0's certificate lookups are not safe to grow from
+        // several threads at once. One shared store corrupted the heap when
+        // several files started downloading together.
+        X509_STORE* trust = X509_STORE_new();
+        if (!trust) {
+            failure = make_error(errc::network, "cannot create a certificate store for " + url.host);
+            return nullptr;
+        }
+        for (X509* cert : extra_cas_) X509_STORE_add_cert(trust, cert);
+        tls->set_ca_cert_store(trust);  // owned by the client's TLS context from here
         tls->enable_server_certificate_verification(true);
         connection->tls = tls.get();
         connection->client = std::move(tls);
@@ -5885,7 +5906,10 @@ inline std::vector<ExpandedEntry> expand_huggingface_entry(const Entry& entry, s
 #define PROVISION_SOURCES_URL_SOURCE_HPP
 
 // #include "../config.hpp": include/provision/config.hpp already inlined above
+// #include "../detail/file_name.hpp": include/provision/detail/file_name.hpp already inlined above
+// #include "../detail/probe.hpp": include/provision/detail/probe.hpp already inlined above
 // #include "../gdrive.hpp": include/provision/gdrive.hpp already inlined above
+// #include "../http.hpp": include/provision/http.hpp already inlined above
 // #include "../plan.hpp": include/provision/plan.hpp already inlined above
 // ---- begin include/provision/sources/gdrive_source.hpp ----
 // provision: url entries that are Google Drive links -> download plans.
@@ -5981,6 +6005,49 @@ inline Result<DownloadPlan> resolve_url(const Entry& entry, ResolveContext& cont
     std::string key_path = entry.key_path;
     plan.explain = [key_path](const HttpResponse& response) { return explain_url_failure(key_path, response); };
     return plan;
+}
+
+/// What a dry run learns about a plain URL without its body: the answer to a
+/// GET for the first byte. (Not HEAD: links presigned for GET, as S3 and R2
+/// issue them, refuse HEAD.) Fills in the size and, when the server names
+/// the file, its name; a refusal is explained as the download would be.
+inline Result<void> probe_url_plan(HttpClient& http, DownloadPlan& plan) {
+    HttpRequest request;
+    request.url = plan.url;
+    request.scoped_headers = plan.scoped_headers;
+    request.headers = plan.headers;
+    request.headers.emplace_back("Range", "bytes=0-0");
+    auto is_success = [](const HttpResponse& response) { return response.status >= 200 && response.status < 300; };
+    auto probed = detail::probe(http, request, is_success, 64 * 1024);
+    if (!probed) return make_error(probed.error().code, plan.key_path + ": " + probed.error().message);
+    const HttpResponse& response = probed->response;
+    if (!probed->payload) {
+        if (plan.explain) return plan.explain(response);
+        return make_error(errc::network, plan.key_path + ": " + response.url.redacted() + " answered HTTP " +
+                                             std::to_string(response.status));
+    }
+    std::string type = detail::to_lower(response.header("Content-Type").value_or(""));
+    std::string name = plan.file_name;
+    auto disposition = response.header("Content-Disposition");
+    std::optional<std::string> proposed = disposition ? detail::content_disposition_filename(*disposition) : std::nullopt;
+    if (name.empty() && proposed) name = detail::sanitize_file_name(*proposed);
+    if (type.find("text/html") != std::string::npos && (name.empty() || detail::is_model_file_name(name) ||
+                                                         detail::is_model_file_name(response.url.path)))
+        return make_error(errc::integrity, plan.key_path + ": " + response.url.redacted() +
+                                               " answers with a web page, not a model file; the link may need a login "
+                                               "or point to the page about the file rather than the file");
+    if (response.status == 206) {
+        std::string range = response.header("Content-Range").value_or("");
+        std::string total = range.substr(range.find('/') == std::string::npos ? range.size() : range.find('/') + 1);
+        if (!total.empty() && total.size() < 20 && total.find_first_not_of("0123456789") == std::string::npos)
+            plan.size = std::stoull(total);
+    } else if (auto length = response.header("Content-Length")) {
+        std::string digits(detail::trim(*length));
+        if (!digits.empty() && digits.size() < 20 && digits.find_first_not_of("0123456789") == std::string::npos)
+            plan.size = std::stoull(digits);
+    }
+    if (plan.file_name.empty() && !name.empty()) plan.file_name = name;
+    return {};
 }
 
 }  // namespace sources
@@ -8029,6 +8096,10 @@ class Transfer {
     Clock::time_point not_before_{};
     std::size_t allowed_;
     std::size_t running_ = 0;
+    /// Connections that decided to end but have not yet left running_: every
+    /// "the others carry on" decision counts only the ones that stay, or two
+    /// connections giving way at the same moment would leave the file orphaned.
+    std::size_t leaving_ = 0;
     std::uint64_t fetched_ = 0;  ///< bytes written by this run
     RangeSet saved_;             ///< ranges in the last state written
     std::vector<std::unique_ptr<Worker>> workers_;
@@ -8598,6 +8669,11 @@ inline void Transfer::worker_main(std::size_t slot) {
     std::vector<char> buffer;
     buffer.reserve(batch_);
     int failures = 0;  // in a row, without a byte received
+    bool leaving = false;  // counted in leaving_
+    auto leave = [&] {  // with mutex_ held
+        leaving = true;
+        ++leaving_;
+    };
     while (!stopping_) {
         bool establishing = false;
         std::uint64_t begin = 0;
@@ -8621,11 +8697,17 @@ inline void Transfer::worker_main(std::size_t slot) {
                     end = std::min(*plan_.size, piece_size_for(*plan_.size));
                 }
             } else {
-                bool yield = running_ > 1 &&
-                             (running_ > allowed_ || (budget_ && budget_->has_waiters()));
-                if (yield) break;
+                std::size_t staying = running_ - leaving_;
+                bool yield = staying > 1 && (staying > allowed_ || (budget_ && budget_->has_waiters()));
+                if (yield) {
+                    leave();
+                    break;
+                }
                 auto piece = scheduler_->take(slot);
-                if (!piece) break;
+                if (!piece) {
+                    leave();
+                    break;
+                }
                 begin = piece->begin;
                 end = piece->end;
             }
@@ -8669,11 +8751,13 @@ inline void Transfer::worker_main(std::size_t slot) {
                 resume_from_ = 0;
             }
             if (failures > options_.retry.max_attempts) {
-                if (running_ <= 1) {
+                std::size_t staying = running_ - leaving_;
+                if (staying <= 1) {
                     attempt.error.message += " (gave up after " + std::to_string(failures) + " attempts)";
                     fail(attempt.error);
                 } else {
-                    allowed_ = std::max<std::size_t>(1, std::min(allowed_, running_ - 1));  // the others carry on
+                    allowed_ = std::max<std::size_t>(1, std::min(allowed_, staying - 1));  // the others carry on
+                    leave();
                 }
                 break;
             }
@@ -8699,6 +8783,7 @@ inline void Transfer::worker_main(std::size_t slot) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (scheduler_) scheduler_->give_back(slot);
     --running_;
+    if (leaving) --leaving_;
     worker.running = false;
     if (worker.holds_budget && budget_) budget_->release();
     worker.holds_budget = false;
@@ -10362,6 +10447,16 @@ inline EntryOutcome ProvisioningSystem::prepare_entry(const Entry& entry, const 
             outcome.error = plan.error();
             describe_credentials(entry, outcome);
             return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
+        }
+        if (options_.dry_run && entry.source == SourceKind::url && detail::starts_with(plan->identity, "url:")) {
+            // Other sources asked their service already; a plain URL is asked
+            // for its first byte, so a dead or refused link fails the dry run.
+            auto reachable = sources::probe_url_plan(http_, plan.value());
+            if (!reachable) {
+                outcome.error = reachable.error();
+                describe_credentials(entry, outcome);
+                return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
+            }
         }
         plan->folder = folder;
         outcome.identity = plan->identity;

@@ -4,7 +4,10 @@
 #define PROVISION_SOURCES_URL_SOURCE_HPP
 
 #include "../config.hpp"
+#include "../detail/file_name.hpp"
+#include "../detail/probe.hpp"
 #include "../gdrive.hpp"
+#include "../http.hpp"
 #include "../plan.hpp"
 #include "gdrive_source.hpp"
 
@@ -48,6 +51,49 @@ inline Result<DownloadPlan> resolve_url(const Entry& entry, ResolveContext& cont
     std::string key_path = entry.key_path;
     plan.explain = [key_path](const HttpResponse& response) { return explain_url_failure(key_path, response); };
     return plan;
+}
+
+/// What a dry run learns about a plain URL without its body: the answer to a
+/// GET for the first byte. (Not HEAD: links presigned for GET, as S3 and R2
+/// issue them, refuse HEAD.) Fills in the size and, when the server names
+/// the file, its name; a refusal is explained as the download would be.
+inline Result<void> probe_url_plan(HttpClient& http, DownloadPlan& plan) {
+    HttpRequest request;
+    request.url = plan.url;
+    request.scoped_headers = plan.scoped_headers;
+    request.headers = plan.headers;
+    request.headers.emplace_back("Range", "bytes=0-0");
+    auto is_success = [](const HttpResponse& response) { return response.status >= 200 && response.status < 300; };
+    auto probed = detail::probe(http, request, is_success, 64 * 1024);
+    if (!probed) return make_error(probed.error().code, plan.key_path + ": " + probed.error().message);
+    const HttpResponse& response = probed->response;
+    if (!probed->payload) {
+        if (plan.explain) return plan.explain(response);
+        return make_error(errc::network, plan.key_path + ": " + response.url.redacted() + " answered HTTP " +
+                                             std::to_string(response.status));
+    }
+    std::string type = detail::to_lower(response.header("Content-Type").value_or(""));
+    std::string name = plan.file_name;
+    auto disposition = response.header("Content-Disposition");
+    std::optional<std::string> proposed = disposition ? detail::content_disposition_filename(*disposition) : std::nullopt;
+    if (name.empty() && proposed) name = detail::sanitize_file_name(*proposed);
+    if (type.find("text/html") != std::string::npos && (name.empty() || detail::is_model_file_name(name) ||
+                                                         detail::is_model_file_name(response.url.path)))
+        return make_error(errc::integrity, plan.key_path + ": " + response.url.redacted() +
+                                               " answers with a web page, not a model file; the link may need a login "
+                                               "or point to the page about the file rather than the file");
+    if (response.status == 206) {
+        std::string range = response.header("Content-Range").value_or("");
+        std::string total = range.substr(range.find('/') == std::string::npos ? range.size() : range.find('/') + 1);
+        if (!total.empty() && total.size() < 20 && total.find_first_not_of("0123456789") == std::string::npos)
+            plan.size = std::stoull(total);
+    } else if (auto length = response.header("Content-Length")) {
+        std::string digits(detail::trim(*length));
+        if (!digits.empty() && digits.size() < 20 && digits.find_first_not_of("0123456789") == std::string::npos)
+            plan.size = std::stoull(digits);
+    }
+    if (plan.file_name.empty() && !name.empty()) plan.file_name = name;
+    return {};
 }
 
 }  // namespace sources
