@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
                  "resolve every entry (metadata requests only, no model bytes) and print a table: target, size, digest, "
                  "credentials, already in place; totals and free space per filesystem; non-zero exit if any entry would fail");
     app.add_option("--workspace", workspace, "target directory (default: $WORKSPACE or /workspace)");
-    app.add_option("-j,--jobs", jobs, "entries downloaded at once")->check(CLI::Range(1, 64));
+    app.add_option("-j,--jobs", jobs, "entries downloaded at once (default 5)")->check(CLI::Range(1, 64));
     app.add_option("--connections", connections,
                    "connections per file when the server supports Range (default 8; at most 16 open over all files, or N if larger)")
         ->check(CLI::Range(1, 64));
