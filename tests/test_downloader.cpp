@@ -120,7 +120,9 @@ TEST_CASE("downloader: text/plain decides by the body: a binary model installs, 
     auto server = LoopbackServer::https();
     std::string model = std::string("\x18\x00\x00\x00\x00\x00\x00\x00", 8) + R"({"__metadata__":{}}     )" + test_bytes(5000, 41);
     server->server().Get("/plain/model.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
-        server->serve_bytes(res, req, model, provision_test::ServeOptions{"text/plain"});
+        provision_test::ServeOptions as_text;
+        as_text.content_type = "text/plain";
+        server->serve_bytes(res, req, model, as_text);
     });
     server->server().Get("/denied/model.safetensors", [](const httplib::Request&, httplib::Response& res) {
         res.set_content("Access denied: this bucket requires a signed request\n", "text/plain; charset=utf-8");
