@@ -22,6 +22,7 @@
 #define PROVISION_DOWNLOADER_HPP
 
 #include "detail/connection_budget.hpp"
+#include "detail/content_range.hpp"
 #include "detail/digest.hpp"
 #include "detail/disk_space.hpp"
 #include "detail/file_lock.hpp"
@@ -199,42 +200,6 @@ inline Result<std::string> sha256_file(const std::filesystem::path& path) {
     }
     ::close(fd);
     return hasher.hex_digest();
-}
-
-/// A parsed Content-Range: "bytes FIRST-LAST/TOTAL" (TOTAL may be "*").
-struct ContentRange {
-    std::uint64_t first = 0;
-    std::uint64_t last = 0;
-    std::optional<std::uint64_t> total;
-};
-
-inline std::optional<ContentRange> parse_content_range(std::string_view value) {
-    value = trim(value);
-    if (!starts_with(to_lower(value.substr(0, 6)), "bytes ")) return std::nullopt;
-    value = trim(value.substr(6));
-    auto dash = value.find('-');
-    auto slash = value.find('/');
-    if (dash == std::string_view::npos || slash == std::string_view::npos || dash > slash) return std::nullopt;
-    auto number = [](std::string_view text) -> std::optional<std::uint64_t> {
-        text = trim(text);
-        if (text.empty() || text.size() > 19) return std::nullopt;
-        std::uint64_t out = 0;
-        for (char c : text) {
-            if (c < '0' || c > '9') return std::nullopt;
-            out = out * 10 + static_cast<std::uint64_t>(c - '0');
-        }
-        return out;
-    };
-    auto first = number(value.substr(0, dash));
-    auto last = number(value.substr(dash + 1, slash - dash - 1));
-    if (!first || !last || *last < *first) return std::nullopt;
-    ContentRange range{*first, *last, std::nullopt};
-    std::string_view total = trim(value.substr(slash + 1));
-    if (total != "*") {
-        range.total = number(total);
-        if (!range.total || *range.total <= *last) return std::nullopt;
-    }
-    return range;
 }
 
 /// The identity a plan's bytes are recorded under.

@@ -19,6 +19,7 @@
 #define PROVISION_GDRIVE_HPP
 
 #include "config.hpp"
+#include "detail/content_range.hpp"
 #include "detail/drive_page.hpp"
 #include "detail/file_name.hpp"
 #include "detail/probe.hpp"
@@ -230,9 +231,7 @@ inline Result<DriveFile> drive_file_from(ProbeResult& probed, const DriveCookies
         if (auto proposed = content_disposition_filename(*disposition)) file.file_name = sanitize_file_name(*proposed);
     if (response.status == 206) {
         // "bytes 0-0/TOTAL": the size is the total, not the one byte sent.
-        std::string range = response.header("Content-Range").value_or("");
-        std::string total = range.substr(range.find('/') == std::string::npos ? range.size() : range.find('/') + 1);
-        if (all_digits(total) && !total.empty() && total.size() < 20) file.size = std::stoull(total);
+        if (auto range = parse_content_range(response.header("Content-Range").value_or(""))) file.size = range->total;
     } else if (auto length = response.header("Content-Length"); length && all_digits(trim(*length)) && trim(*length).size() < 20) {
         file.size = std::stoull(std::string(trim(*length)));
     }

@@ -3108,6 +3108,63 @@ using EventHandler = std::function<void(const Event&)>;
 #define PROVISION_GDRIVE_HPP
 
 // #include "config.hpp": include/provision/config.hpp already inlined above
+// ---- begin include/provision/detail/content_range.hpp ----
+// provision: the Content-Range header, read strictly. Shared by the download
+// engine (is this 206 the piece asked for?) and by the probes that ask a
+// server for one byte to learn a file's size (Drive, plain URLs).
+#ifndef PROVISION_DETAIL_CONTENT_RANGE_HPP
+#define PROVISION_DETAIL_CONTENT_RANGE_HPP
+
+// #include "../url.hpp": include/provision/url.hpp already inlined above
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace provision {
+namespace detail {
+
+/// A parsed Content-Range: "bytes FIRST-LAST/TOTAL" (TOTAL may be "*").
+struct ContentRange {
+    std::uint64_t first = 0;
+    std::uint64_t last = 0;
+    std::optional<std::uint64_t> total;
+};
+
+inline std::optional<ContentRange> parse_content_range(std::string_view value) {
+    value = trim(value);
+    if (!starts_with(to_lower(value.substr(0, 6)), "bytes ")) return std::nullopt;
+    value = trim(value.substr(6));
+    auto dash = value.find('-');
+    auto slash = value.find('/');
+    if (dash == std::string_view::npos || slash == std::string_view::npos || dash > slash) return std::nullopt;
+    auto number = [](std::string_view text) -> std::optional<std::uint64_t> {
+        text = trim(text);
+        if (text.empty() || text.size() > 19) return std::nullopt;
+        std::uint64_t out = 0;
+        for (char c : text) {
+            if (c < '0' || c > '9') return std::nullopt;
+            out = out * 10 + static_cast<std::uint64_t>(c - '0');
+        }
+        return out;
+    };
+    auto first = number(value.substr(0, dash));
+    auto last = number(value.substr(dash + 1, slash - dash - 1));
+    if (!first || !last || *last < *first) return std::nullopt;
+    ContentRange range{*first, *last, std::nullopt};
+    std::string_view total = trim(value.substr(slash + 1));
+    if (total != "*") {
+        range.total = number(total);
+        if (!range.total || *range.total <= *last) return std::nullopt;
+    }
+    return range;
+}
+
+}  // namespace detail
+}  // namespace provision
+
+#endif
+// ---- end include/provision/detail/content_range.hpp ----
 // ---- begin include/provision/detail/drive_page.hpp ----
 // provision: reading the HTML pages Google Drive answers with instead of a file.
 //
@@ -3959,9 +4016,7 @@ inline Result<DriveFile> drive_file_from(ProbeResult& probed, const DriveCookies
         if (auto proposed = content_disposition_filename(*disposition)) file.file_name = sanitize_file_name(*proposed);
     if (response.status == 206) {
         // "bytes 0-0/TOTAL": the size is the total, not the one byte sent.
-        std::string range = response.header("Content-Range").value_or("");
-        std::string total = range.substr(range.find('/') == std::string::npos ? range.size() : range.find('/') + 1);
-        if (all_digits(total) && !total.empty() && total.size() < 20) file.size = std::stoull(total);
+        if (auto range = parse_content_range(response.header("Content-Range").value_or(""))) file.size = range->total;
     } else if (auto length = response.header("Content-Length"); length && all_digits(trim(*length)) && trim(*length).size() < 20) {
         file.size = std::stoull(std::string(trim(*length)));
     }
@@ -5906,6 +5961,7 @@ inline std::vector<ExpandedEntry> expand_huggingface_entry(const Entry& entry, s
 #define PROVISION_SOURCES_URL_SOURCE_HPP
 
 // #include "../config.hpp": include/provision/config.hpp already inlined above
+// #include "../detail/content_range.hpp": include/provision/detail/content_range.hpp already inlined above
 // #include "../detail/file_name.hpp": include/provision/detail/file_name.hpp already inlined above
 // #include "../detail/probe.hpp": include/provision/detail/probe.hpp already inlined above
 // #include "../gdrive.hpp": include/provision/gdrive.hpp already inlined above
@@ -6037,10 +6093,7 @@ inline Result<void> probe_url_plan(HttpClient& http, DownloadPlan& plan) {
                                                " answers with a web page, not a model file; the link may need a login "
                                                "or point to the page about the file rather than the file");
     if (response.status == 206) {
-        std::string range = response.header("Content-Range").value_or("");
-        std::string total = range.substr(range.find('/') == std::string::npos ? range.size() : range.find('/') + 1);
-        if (!total.empty() && total.size() < 20 && total.find_first_not_of("0123456789") == std::string::npos)
-            plan.size = std::stoull(total);
+        if (auto range = detail::parse_content_range(response.header("Content-Range").value_or(""))) plan.size = range->total;
     } else if (auto length = response.header("Content-Length")) {
         std::string digits(detail::trim(*length));
         if (!digits.empty() && digits.size() < 20 && digits.find_first_not_of("0123456789") == std::string::npos)
@@ -6198,6 +6251,7 @@ class ConnectionBudget {
 
 #endif
 // ---- end include/provision/detail/connection_budget.hpp ----
+// #include "detail/content_range.hpp": include/provision/detail/content_range.hpp already inlined above
 // ---- begin include/provision/detail/digest.hpp ----
 // provision: streaming SHA-256 and git blob SHA-1 over OpenSSL's EVP interface.
 #ifndef PROVISION_DETAIL_DIGEST_HPP
@@ -7892,42 +7946,6 @@ inline Result<std::string> sha256_file(const std::filesystem::path& path) {
     }
     ::close(fd);
     return hasher.hex_digest();
-}
-
-/// A parsed Content-Range: "bytes FIRST-LAST/TOTAL" (TOTAL may be "*").
-struct ContentRange {
-    std::uint64_t first = 0;
-    std::uint64_t last = 0;
-    std::optional<std::uint64_t> total;
-};
-
-inline std::optional<ContentRange> parse_content_range(std::string_view value) {
-    value = trim(value);
-    if (!starts_with(to_lower(value.substr(0, 6)), "bytes ")) return std::nullopt;
-    value = trim(value.substr(6));
-    auto dash = value.find('-');
-    auto slash = value.find('/');
-    if (dash == std::string_view::npos || slash == std::string_view::npos || dash > slash) return std::nullopt;
-    auto number = [](std::string_view text) -> std::optional<std::uint64_t> {
-        text = trim(text);
-        if (text.empty() || text.size() > 19) return std::nullopt;
-        std::uint64_t out = 0;
-        for (char c : text) {
-            if (c < '0' || c > '9') return std::nullopt;
-            out = out * 10 + static_cast<std::uint64_t>(c - '0');
-        }
-        return out;
-    };
-    auto first = number(value.substr(0, dash));
-    auto last = number(value.substr(dash + 1, slash - dash - 1));
-    if (!first || !last || *last < *first) return std::nullopt;
-    ContentRange range{*first, *last, std::nullopt};
-    std::string_view total = trim(value.substr(slash + 1));
-    if (total != "*") {
-        range.total = number(total);
-        if (!range.total || *range.total <= *last) return std::nullopt;
-    }
-    return range;
 }
 
 /// The identity a plan's bytes are recorded under.

@@ -4,6 +4,7 @@
 #define PROVISION_SOURCES_URL_SOURCE_HPP
 
 #include "../config.hpp"
+#include "../detail/content_range.hpp"
 #include "../detail/file_name.hpp"
 #include "../detail/probe.hpp"
 #include "../gdrive.hpp"
@@ -83,10 +84,7 @@ inline Result<void> probe_url_plan(HttpClient& http, DownloadPlan& plan) {
                                                " answers with a web page, not a model file; the link may need a login "
                                                "or point to the page about the file rather than the file");
     if (response.status == 206) {
-        std::string range = response.header("Content-Range").value_or("");
-        std::string total = range.substr(range.find('/') == std::string::npos ? range.size() : range.find('/') + 1);
-        if (!total.empty() && total.size() < 20 && total.find_first_not_of("0123456789") == std::string::npos)
-            plan.size = std::stoull(total);
+        if (auto range = detail::parse_content_range(response.header("Content-Range").value_or(""))) plan.size = range->total;
     } else if (auto length = response.header("Content-Length")) {
         std::string digits(detail::trim(*length));
         if (!digits.empty() && digits.size() < 20 && digits.find_first_not_of("0123456789") == std::string::npos)
