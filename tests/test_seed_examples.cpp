@@ -9,8 +9,6 @@
 #include "support/run_process.hpp"
 #include "support/seed_world.hpp"
 
-#include <openssl/evp.h>
-
 #include <filesystem>
 #include <map>
 #include <string>
@@ -25,19 +23,6 @@ using provision_test::seed_hf_token;
 using provision_test::TempDir;
 
 namespace {
-
-std::string sha256_hex(const std::string& bytes) {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int size = 0;
-    EVP_Digest(bytes.data(), bytes.size(), digest, &size, EVP_sha256(), nullptr);
-    static const char* hex = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < size; ++i) {
-        out += hex[digest[i] >> 4];
-        out += hex[digest[i] & 15];
-    }
-    return out;
-}
 
 std::string read_config(const std::string& name) {
     return provision_test::read_whole_file(std::filesystem::path(PROVISION_SOURCE_DIR) / "tests/data/configs" / name);
@@ -143,7 +128,7 @@ TEST_CASE("seed examples: every source and form in one config; a wrong digest is
     // The config's sha256 for the SDXL VAE is a made-up one: that entry fails
     // as an integrity error naming both digests; everything else installs.
     CHECK(first.exit_code == 8);
-    std::string vae_sha = sha256_hex(world.bytes["stabilityai/sdxl-vae/vae/diffusion_pytorch_model.safetensors"]);
+    std::string vae_sha = provision::detail::sha256_hex(world.bytes["stabilityai/sdxl-vae/vae/diffusion_pytorch_model.safetensors"]);
     CHECK(contains(first.err, "models.vae.sdxl-vae"));
     CHECK(contains(first.err, "63aeecb90ff7a1c1b1d7a1e7b1d6a9e1c4d1f2a3b4c5d6e7f8091a2b3c4d5e6f"));
     CHECK(contains(first.err, vae_sha));
