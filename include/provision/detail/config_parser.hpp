@@ -280,6 +280,9 @@ struct ParserTrap {
 /// TOML, so it is refused here; inside a multi-line basic string the same
 /// happens to the first character after a line-ending backslash, and a
 /// non-ASCII one there is refused too (the one valid text refused for it).
+/// The same table is reached when a backslash in a multi-line basic string is
+/// followed by a non-ASCII character ("""\§"""), which is an invalid escape in
+/// any case; it is refused here, in one-line basic strings too.
 /// Until every supported toml++ has the fixes we look for these spots ourselves
 /// and never hand such text to toml++. The small lexer below knows strings,
 /// comments and multi-line arrays, so "[{" inside an array or "[=" inside a
@@ -336,6 +339,17 @@ inline std::optional<ParserTrap> find_toml_parser_trap(std::string_view text) {
         return pos;
     };
     std::optional<ParserTrap> string_trap;  // set by skip_string
+    // A backslash before a non-ASCII character sends toml++ 3.3 into the same
+    // table, so that invalid escape is refused here with the valid ones listed.
+    // Other invalid escapes are left to toml++, which reports them where they are
+    // (a refusal here would hide an earlier error it finds first).
+    auto bad_escape = [&](std::size_t backslash, bool multi_line) {
+        if (backslash + 1 >= n || static_cast<unsigned char>(text[backslash + 1]) < 0x80 || string_trap) return;
+        string_trap = trap(backslash, "Error while parsing string: a backslash must start an escape sequence (\\b \\t \\n "
+                                      "\\f \\r \\\" \\\\ \\uXXXX or \\UXXXXXXXX)" +
+                                          std::string(multi_line ? " or, in a multi-line string, end its line" : "") +
+                                          ", saw a non-ASCII character after it; write \\\\ for a backslash");
+    };
     auto skip_string = [&](std::size_t pos) {  // pos at the opening quote; returns the position after the string
         const char quote = text[pos];
         const bool basic = quote == '"';
@@ -356,6 +370,7 @@ inline std::optional<ParserTrap> find_toml_parser_trap(std::string_view text) {
                                                 "backslash is misread by toml++ 3.3; put an ASCII character first or "
                                                 "drop the backslash");
                 } else if (basic && text[pos] == '\\' && pos + 1 < n) {
+                    bad_escape(pos, true);
                     if (text[pos + 1] == '\n') new_line(pos + 1);
                     pos += 2;
                 } else if (text[pos] == '\n') {
@@ -373,6 +388,7 @@ inline std::optional<ParserTrap> find_toml_parser_trap(std::string_view text) {
         ++pos;
         while (pos < n && text[pos] != '\n') {
             if (text[pos] == quote) return pos + 1;
+            if (basic && text[pos] == '\\') bad_escape(pos, false);
             pos += basic && text[pos] == '\\' && pos + 1 < n && text[pos + 1] != '\n' ? 2 : 1;
         }
         return pos;
