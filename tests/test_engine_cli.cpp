@@ -31,22 +31,21 @@ class Child {
     Child(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env) {
         out_ = dir_.path() / "out";
         err_ = dir_.path() / "err";
+        program_ = argv.empty() ? std::string() : argv[0];
+        std::vector<std::string> env_text = provision_test::child_environment(env);  // PATH and sanitizer settings too
+        std::vector<char*> env_pointers;
+        for (auto& item : env_text) env_pointers.push_back(item.data());
+        env_pointers.push_back(nullptr);
+        std::vector<std::string> args = argv;
+        std::vector<char*> arg_pointers;
+        for (auto& item : args) arg_pointers.push_back(item.data());
+        arg_pointers.push_back(nullptr);
         pid_ = fork();
         if (pid_ == 0) {
             int out = ::open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
             int err = ::open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
             ::dup2(out, 1);
             ::dup2(err, 2);
-            std::vector<std::string> env_text;
-            if (const char* path = std::getenv("PATH")) env_text.push_back(std::string("PATH=") + path);
-            for (const auto& [key, value] : env) env_text.push_back(key + "=" + value);
-            std::vector<char*> env_pointers;
-            for (auto& item : env_text) env_pointers.push_back(item.data());
-            env_pointers.push_back(nullptr);
-            std::vector<std::string> args = argv;
-            std::vector<char*> arg_pointers;
-            for (auto& item : args) arg_pointers.push_back(item.data());
-            arg_pointers.push_back(nullptr);
             ::execve(arg_pointers[0], arg_pointers.data(), env_pointers.data());
             ::_exit(127);
         }
@@ -66,6 +65,7 @@ class Child {
             ::waitpid(pid_, &status, 0);
             reaped_ = true;
             code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            provision_test::check_no_sanitizer_report(program_, err());
         }
         return code_;
     }
@@ -76,6 +76,7 @@ class Child {
     TempDir dir_;
     std::filesystem::path out_;
     std::filesystem::path err_;
+    std::string program_;
     pid_t pid_ = -1;
     bool reaped_ = false;
     int code_ = -1;

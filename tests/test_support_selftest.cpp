@@ -3,10 +3,12 @@
 // cpp-httplib client, so a failure elsewhere can be trusted to be ours.
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <map>
 #include <string>
 
 #include "support/loopback_server.hpp"
+#include "support/run_process.hpp"
 #include "support/test_ca.hpp"
 
 using provision_test::LoopbackServer;
@@ -195,4 +197,27 @@ TEST_CASE("support: many servers in one process, each with its own log") {
     REQUIRE(client.Get("/a"));
     CHECK(a->count() == 1);
     CHECK(b->count() == 0);
+}
+
+// The CLI-driven suites trust run_process to notice a sanitizer report in the
+// child: ASan's exit status (1) is one a test may expect from provision. The
+// first case must fail (should_fail turns that into a pass); the second shows
+// the environment the check relies on reaches the child.
+TEST_CASE("support: run_process fails the test when the child reports a sanitizer error" * doctest::should_fail()) {
+    auto result = provision_test::run_process(
+        {"/bin/sh", "-c", "echo 'SUMMARY: AddressSanitizer: heap-use-after-free x.cpp:1 in f' >&2; exit 1"});
+    CHECK(result.exit_code == 1);  // what a test of a failing run would accept
+}
+
+TEST_CASE("support: run_process passes the sanitizer settings on to the child") {
+    // The runtime read its options at start-up: changing them here affects children only.
+    const char* before = std::getenv("TSAN_OPTIONS");
+    const std::string saved = before ? before : "";
+    ::setenv("TSAN_OPTIONS", "selftest=1", 1);
+    auto result = provision_test::run_process({"/bin/sh", "-c", "printf %s \"$TSAN_OPTIONS\""});
+    auto overridden = provision_test::run_process({"/bin/sh", "-c", "printf %s \"$TSAN_OPTIONS\""}, {{"TSAN_OPTIONS", "mine"}});
+    if (before) ::setenv("TSAN_OPTIONS", saved.c_str(), 1);
+    else ::unsetenv("TSAN_OPTIONS");
+    CHECK(result.out == "selftest=1");
+    CHECK(overridden.out == "mine");
 }

@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <doctest/doctest.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -30,28 +32,54 @@ inline std::string read_whole_file(const std::filesystem::path& path) {
     return text.str();
 }
 
-/// Runs `argv` with exactly `env` as its environment (plus PATH), waits for it.
+/// The environment a child gets: PATH, the sanitizer settings of this test
+/// program, then `env` (which may override them). Under a sanitizer build the
+/// CLI is instrumented too; without the parent's ASAN_OPTIONS etc. it would
+/// check less than the parent does (no strict checks, no TSan suppressions, so
+/// reports inside uninstrumented OpenSSL would fail it for nothing).
+inline std::vector<std::string> child_environment(const std::map<std::string, std::string>& env) {
+    std::vector<std::string> env_text;
+    for (const char* name : {"PATH", "ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS", "LSAN_OPTIONS"})
+        if (const char* value = std::getenv(name); value && env.count(name) == 0) env_text.push_back(std::string(name) + "=" + value);
+    for (const auto& [key, value] : env) env_text.push_back(key + "=" + value);
+    return env_text;
+}
+
+/// Fails the current test when a child's standard error holds a sanitizer
+/// report. The exit status alone cannot tell: ASan and UBSan exit 1, which is
+/// also provision's "something failed" code, and a test that expects a failing
+/// run would accept it; every sanitizer ends its report with a SUMMARY line.
+inline void check_no_sanitizer_report(const std::string& program, const std::string& err) {
+    for (const char* marker : {"SUMMARY: AddressSanitizer", "SUMMARY: LeakSanitizer", "SUMMARY: ThreadSanitizer",
+                               "SUMMARY: UndefinedBehaviorSanitizer", "ThreadSanitizer: reported"}) {
+        if (err.find(marker) != std::string::npos) {
+            FAIL_CHECK("the child process " << program << " reported a sanitizer error:\n" << err);
+            return;
+        }
+    }
+}
+
+/// Runs `argv` with `env` plus PATH and the sanitizer settings as its
+/// environment (child_environment), waits for it.
 inline ProcessResult run_process(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {}) {
     char out_template[] = "/tmp/provision-test-out-XXXXXX";
     char err_template[] = "/tmp/provision-test-err-XXXXXX";
     int out_fd = mkstemp(out_template);
     int err_fd = mkstemp(err_template);
+    std::vector<std::string> env_text = child_environment(env);  // before fork: no allocation in the child
+    std::vector<char*> env_pointers;
+    for (auto& item : env_text) env_pointers.push_back(item.data());
+    env_pointers.push_back(nullptr);
+    std::vector<std::string> args = argv;
+    std::vector<char*> arg_pointers;
+    for (auto& item : args) arg_pointers.push_back(item.data());
+    arg_pointers.push_back(nullptr);
     pid_t pid = fork();
     if (pid == 0) {
         dup2(out_fd, 1);
         dup2(err_fd, 2);
         int null_fd = open("/dev/null", O_RDONLY);
         dup2(null_fd, 0);
-        std::vector<std::string> env_text;
-        if (const char* path = std::getenv("PATH")) env_text.push_back(std::string("PATH=") + path);
-        for (const auto& [key, value] : env) env_text.push_back(key + "=" + value);
-        std::vector<char*> env_pointers;
-        for (auto& item : env_text) env_pointers.push_back(item.data());
-        env_pointers.push_back(nullptr);
-        std::vector<char*> arg_pointers;
-        std::vector<std::string> args = argv;
-        for (auto& item : args) arg_pointers.push_back(item.data());
-        arg_pointers.push_back(nullptr);
         execve(arg_pointers[0], arg_pointers.data(), env_pointers.data());
         _exit(127);
     }
@@ -65,6 +93,7 @@ inline ProcessResult run_process(const std::vector<std::string>& argv, const std
     result.err = read_whole_file(err_template);
     std::filesystem::remove(out_template);
     std::filesystem::remove(err_template);
+    check_no_sanitizer_report(argv.empty() ? std::string() : argv[0], result.err);
     return result;
 }
 
