@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -313,11 +314,27 @@ std::size_t requests_for(const LoopbackServer& server, const std::string& path) 
 }  // namespace
 
 TEST_CASE("engine: a file comes over several connections, byte-exact, and nothing but it is left") {
+    // The first response waits after its first chunk until a second request has
+    // arrived, so the connections overlap however slow the machine is (a rate
+    // limit alone was not enough under TSan). An engine that never opens a
+    // second connection leaves it waiting the full 30 s and peak_active at 1.
+    std::mutex arrivals_mutex;
+    std::condition_variable arrived;
+    int requests_seen = 0;
     auto server = LoopbackServer::https();
     auto body = std::make_shared<const std::string>(test_bytes(6 << 20, 17));
     server->server().Get("/big.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
+        {
+            std::lock_guard<std::mutex> lock(arrivals_mutex);
+            ++requests_seen;
+        }
+        arrived.notify_all();
         provision_test::ServeOptions options;
         options.bytes_per_second = 24 << 20;  // slow enough that the connections overlap
+        options.after_first_chunk = [&] {
+            std::unique_lock<std::mutex> lock(arrivals_mutex);
+            arrived.wait_for(lock, std::chrono::seconds(30), [&] { return requests_seen >= 2; });
+        };
         server->serve_bytes(res, req, body, options);
     });
     TempDir dir;

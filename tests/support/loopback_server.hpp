@@ -49,6 +49,7 @@ struct RecordedRequest {
     std::string target;  ///< path including the query string, as sent
     std::string path;    ///< path without the query string, percent-decoded
     httplib::Headers headers;
+    int remote_port = 0;  ///< the client's port: requests with the same one came over one connection
 
     std::string header(const std::string& name) const {
         auto found = headers.find(name);
@@ -73,6 +74,10 @@ struct ServeOptions {
     /// Answer every request with the whole body and 200, as a server without
     /// Range support does.
     bool ignore_range = false;
+    /// Called once per response right after its first chunk went out (headers
+    /// and some body are with the client, the response still counts as
+    /// active): a test holds it there until something else has happened.
+    std::function<void()> after_first_chunk;
 };
 
 /// The byte range a request asks of a body of `size` bytes.
@@ -255,9 +260,10 @@ class LoopbackServer {
         std::optional<std::uint64_t> stall_at = options.stall_at;
         std::chrono::milliseconds stall_for = options.stall_for;
         auto stalled = std::make_shared<bool>(false);
+        auto after_first_chunk = options.after_first_chunk;
         res.set_content_provider(
             static_cast<std::size_t>(length), options.content_type,
-            [body, first, limit, counter, in_flight, started, rate, stall_at, stall_for, stalled](
+            [body, first, limit, counter, in_flight, started, rate, stall_at, stall_for, stalled, after_first_chunk](
                 std::size_t offset, std::size_t want, httplib::DataSink& sink) {
                 if (offset >= limit) return false;  // cut the connection here
                 std::size_t chunk = std::min<std::size_t>(want, rate ? 16 * 1024 : 64 * 1024);
@@ -279,6 +285,7 @@ class LoopbackServer {
                     counter->fetch_sub(chunk);
                     return false;
                 }
+                if (offset == 0 && after_first_chunk) after_first_chunk();
                 return true;
             });
     }
@@ -298,7 +305,7 @@ class LoopbackServer {
             httplib::Server::HandlerWithResponse hook;
             {
                 std::lock_guard<std::mutex> lock(mutex_);
-                requests_.push_back(RecordedRequest{req.method, req.target, req.path, req.headers});
+                requests_.push_back(RecordedRequest{req.method, req.target, req.path, req.headers, req.remote_port});
                 hook = pre_routing_;
             }
             return hook ? hook(req, res) : httplib::Server::HandlerResponse::Unhandled;
