@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "common.hpp"
 #include "support/loopback_server.hpp"
+#include "support/run_process.hpp"  // test_bytes
 
 #include <thread>
 
@@ -23,45 +24,56 @@ ConnectTo route(const std::string& host, const LoopbackServer& server) {
     return ConnectTo{host, std::nullopt, "127.0.0.1", static_cast<std::uint16_t>(server.port())};
 }
 
+// Each behaviour is checked on both transports: cpp-httplib, and the
+// connection of our own that carries model bodies (HttpRequest::bulk).
+struct ViaHttplib {
+    static constexpr bool bulk = false;
+};
+struct ViaOwnReader {
+    static constexpr bool bulk = true;
+};
+
+template <class Transport = ViaHttplib>
 HttpRequest get(const std::string& url) {
     HttpRequest request;
     request.url = provision::parse_url(url).value();
+    request.bulk = Transport::bulk;
     return request;
 }
 
 }  // namespace
 
-TEST_CASE("http: TLS verification is on: fails without the CA, passes with --cacert") {
+TEST_CASE_TEMPLATE("http: TLS verification is on: fails without the CA, passes with --cacert", Transport, ViaHttplib, ViaOwnReader) {
     auto server = LoopbackServer::https();
     server->server().Get("/ok", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok", "text/plain"); });
 
     HttpClient untrusting{HttpOptions{}};
-    auto refused = untrusting.fetch(get(server->url("/ok")));
+    auto refused = untrusting.fetch(get<Transport>(server->url("/ok")));
     REQUIRE_FALSE(refused);
     CHECK(refused.error().code == provision::errc::unsafe);  // refused, not retried
     CHECK(refused.error().message.find("not trusted") != std::string::npos);
     CHECK(refused.error().message.find("--cacert") != std::string::npos);
 
     HttpClient trusting{trusting_options()};
-    auto accepted = trusting.fetch(get(server->url("/ok")));
+    auto accepted = trusting.fetch(get<Transport>(server->url("/ok")));
     REQUIRE(accepted);
     CHECK(accepted->status == 200);
     CHECK(accepted->body == "ok");
 }
 
-TEST_CASE("http: a certificate for another host is refused even with the right CA") {
+TEST_CASE_TEMPLATE("http: a certificate for another host is refused even with the right CA", Transport, ViaHttplib, ViaOwnReader) {
     auto server = LoopbackServer::https({"other.test"});
     server->server().Get("/x", [](const httplib::Request&, httplib::Response& res) { res.set_content("x", "text/plain"); });
     auto options = trusting_options();
     options.connect_to.push_back(route("hub.test", *server));
     HttpClient client{options};
-    auto result = client.fetch(get(server->url_for("hub.test", "/x")));
+    auto result = client.fetch(get<Transport>(server->url_for("hub.test", "/x")));
     REQUIRE_FALSE(result);
     CHECK(result.error().code == provision::errc::unsafe);
     CHECK(result.error().message.find("is for another host name, not hub.test") != std::string::npos);
 }
 
-TEST_CASE("http: --connect-to keeps the original host for TLS names and the Host header") {
+TEST_CASE_TEMPLATE("http: --connect-to keeps the original host for TLS names and the Host header", Transport, ViaHttplib, ViaOwnReader) {
     auto server = LoopbackServer::https({"hub.test"});
     server->server().Get("/x", [](const httplib::Request& req, httplib::Response& res) {
         res.set_content(req.get_header_value("Host") + "|" + req.get_header_value("User-Agent"), "text/plain");
@@ -69,7 +81,7 @@ TEST_CASE("http: --connect-to keeps the original host for TLS names and the Host
     auto options = trusting_options();
     options.connect_to.push_back(route("hub.test", *server));
     HttpClient client{options};
-    auto result = client.fetch(get(server->url_for("hub.test", "/x")));
+    auto result = client.fetch(get<Transport>(server->url_for("hub.test", "/x")));
     REQUIRE(result);
     CHECK(result->body == "hub.test:" + std::to_string(server->port()) + "|provision/" PROVISION_VERSION_STRING);
 }
@@ -93,7 +105,7 @@ TEST_CASE("http: --connect-to rules follow curl's semantics") {
     }
 }
 
-TEST_CASE("http: relative redirects are resolved against the request URL") {
+TEST_CASE_TEMPLATE("http: relative redirects are resolved against the request URL", Transport, ViaHttplib, ViaOwnReader) {
     auto server = LoopbackServer::https();
     server->server().Get("/dir/start", [](const httplib::Request&, httplib::Response& res) {
         res.status = 302;
@@ -103,7 +115,7 @@ TEST_CASE("http: relative redirects are resolved against the request URL") {
         res.set_content("reached " + req.get_param_value("x"), "text/plain");
     });
     HttpClient client{trusting_options()};
-    auto result = client.fetch(get(server->url("/dir/start")));
+    auto result = client.fetch(get<Transport>(server->url("/dir/start")));
     REQUIRE(result);
     CHECK(result->status == 200);
     CHECK(result->body == "reached 1");
@@ -111,7 +123,7 @@ TEST_CASE("http: relative redirects are resolved against the request URL") {
     CHECK(result->url.path == "/dir/next");
 }
 
-TEST_CASE("http: credentials and user headers never follow a redirect to another host") {
+TEST_CASE_TEMPLATE("http: credentials and user headers never follow a redirect to another host", Transport, ViaHttplib, ViaOwnReader) {
     auto cdn = LoopbackServer::https({"cdn.test"});
     auto hub = LoopbackServer::https({"hub.test"});
     std::string cdn_url = cdn->url_for("cdn.test", "/blob");
@@ -129,7 +141,7 @@ TEST_CASE("http: credentials and user headers never follow a redirect to another
     auto options = trusting_options();
     options.connect_to = {route("hub.test", *hub), route("cdn.test", *cdn)};
     HttpClient client{options};
-    auto request = get(hub->url_for("hub.test", "/file"));
+    auto request = get<Transport>(hub->url_for("hub.test", "/file"));
     request.scoped_headers = {{"Authorization", "Bearer hf_secret"}, {"X-User", "mine"}};
     request.headers = {{"Range", "bytes=0-"}};
     auto result = client.fetch(request);
@@ -149,7 +161,7 @@ TEST_CASE("http: credentials and user headers never follow a redirect to another
     CHECK(hub_requests[1].header("Authorization").empty());
 }
 
-TEST_CASE("http: a redirect from https to http is refused") {
+TEST_CASE_TEMPLATE("http: a redirect from https to http is refused", Transport, ViaHttplib, ViaOwnReader) {
     auto plain = LoopbackServer::http();
     plain->server().Get("/x", [](const httplib::Request&, httplib::Response& res) { res.set_content("x", "text/plain"); });
     auto secure = LoopbackServer::https();
@@ -159,21 +171,21 @@ TEST_CASE("http: a redirect from https to http is refused") {
         res.set_header("Location", target);
     });
     HttpClient client{trusting_options()};
-    auto result = client.fetch(get(secure->url("/start")));
+    auto result = client.fetch(get<Transport>(secure->url("/start")));
     REQUIRE_FALSE(result);
     CHECK(result.error().code == provision::errc::unsafe);
     CHECK(result.error().message.find("https to http") != std::string::npos);
     CHECK(plain->requests().empty());
 }
 
-TEST_CASE("http: at most 10 redirects are followed") {
+TEST_CASE_TEMPLATE("http: at most 10 redirects are followed", Transport, ViaHttplib, ViaOwnReader) {
     auto server = LoopbackServer::https();
     server->server().Get(R"(/hop/(\d+))", [](const httplib::Request& req, httplib::Response& res) {
         res.status = 302;
         res.set_header("Location", "/hop/" + std::to_string(std::stoi(req.matches[1]) + 1));
     });
     HttpClient client{trusting_options()};
-    auto result = client.fetch(get(server->url("/hop/0")));
+    auto result = client.fetch(get<Transport>(server->url("/hop/0")));
     REQUIRE_FALSE(result);
     CHECK(result.error().message.find("too many redirects (more than 10)") != std::string::npos);
     CHECK(server->requests().size() == 11);
@@ -182,7 +194,7 @@ TEST_CASE("http: at most 10 redirects are followed") {
         res.status = 308;
         res.set_header("Location", "/loop");
     });
-    auto loop = client.fetch(get(server->url("/loop")));
+    auto loop = client.fetch(get<Transport>(server->url("/loop")));
     REQUIRE_FALSE(loop);
     CHECK(loop.error().message.find("too many redirects") != std::string::npos);
 }
@@ -208,7 +220,7 @@ TEST_CASE("http: relative_only stops at an absolute redirect and returns it") {
     CHECK(result->header("location") == "https://cdn.example/signed?X-Amz-Signature=abc");
 }
 
-TEST_CASE("http: a server that goes quiet hits the idle timeout, not a hang") {
+TEST_CASE_TEMPLATE("http: a server that goes quiet hits the idle timeout, not a hang", Transport, ViaHttplib, ViaOwnReader) {
     auto server = LoopbackServer::https();
     server->server().Get("/slow", [](const httplib::Request&, httplib::Response& res) {
         std::this_thread::sleep_for(std::chrono::milliseconds(1500));
@@ -218,25 +230,25 @@ TEST_CASE("http: a server that goes quiet hits the idle timeout, not a hang") {
     options.idle_timeout = std::chrono::milliseconds(300);
     HttpClient client{options};
     auto started = std::chrono::steady_clock::now();
-    auto result = client.fetch(get(server->url("/slow")));
+    auto result = client.fetch(get<Transport>(server->url("/slow")));
     REQUIRE_FALSE(result);
     CHECK(result.error().message.find("no data for") != std::string::npos);
     CHECK(std::chrono::steady_clock::now() - started < std::chrono::milliseconds(1400));
 }
 
-TEST_CASE("http: connection refused is explained") {
+TEST_CASE_TEMPLATE("http: connection refused is explained", Transport, ViaHttplib, ViaOwnReader) {
     std::uint16_t closed_port = 0;
     {
         auto server = LoopbackServer::http();
         closed_port = static_cast<std::uint16_t>(server->port());
     }
     HttpClient client{HttpOptions{}};
-    auto result = client.fetch(get("http://127.0.0.1:" + std::to_string(closed_port) + "/x"));
+    auto result = client.fetch(get<Transport>("http://127.0.0.1:" + std::to_string(closed_port) + "/x"));
     REQUIRE_FALSE(result);
     CHECK(result.error().message.find("could not connect to 127.0.0.1:" + std::to_string(closed_port)) != std::string::npos);
 }
 
-TEST_CASE("http: a signed storage link in Location reaches the storage host with its escapes intact") {
+TEST_CASE_TEMPLATE("http: a signed storage link in Location reaches the storage host with its escapes intact", Transport, ViaHttplib, ViaOwnReader) {
     // cpp-httplib 0.11 percent-decodes header values; the client re-encodes
     // Location so the signature the storage host checks still matches. These
     // are the escapes real presigned R2/S3/B2 links carry.
@@ -258,10 +270,96 @@ TEST_CASE("http: a signed storage link in Location reaches the storage host with
     auto options = trusting_options();
     options.connect_to = {route("api.test", *api), route("storage.test", *storage)};
     HttpClient client{options};
-    auto result = client.fetch(get(api->url_for("api.test", "/download")));
+    auto result = client.fetch(get<Transport>(api->url_for("api.test", "/download")));
     REQUIRE(result);
     CHECK(result->body == "model bytes");
     auto seen = storage->requests();
     REQUIRE(seen.size() == 1);
     CHECK(seen[0].target == target);
+}
+
+TEST_CASE("http: the own reader keeps a connection alive and replaces one the server has closed") {
+    auto server = LoopbackServer::https();
+    const std::string body = provision_test::test_bytes(300 * 1024, 7);
+    server->server().Get("/blob", [&](const httplib::Request&, httplib::Response& res) {
+        res.set_content(body, "application/octet-stream");
+    });
+    HttpClient client{trusting_options()};
+    for (int i = 0; i < 3; ++i) {
+        auto result = client.fetch(get<ViaOwnReader>(server->url("/blob")));
+        REQUIRE(result);
+        CHECK(result->body == body);
+    }
+    auto seen = server->requests();
+    REQUIRE(seen.size() == 3);
+    CHECK(seen[1].remote_port == seen[0].remote_port);
+    CHECK(seen[2].remote_port == seen[0].remote_port);
+
+    // The test server drops connections idle for a second; the pooled one is
+    // then dead, and the request goes out again on a new connection.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    auto after_idle = client.fetch(get<ViaOwnReader>(server->url("/blob")));
+    REQUIRE_MESSAGE(after_idle, (after_idle ? std::string() : after_idle.error().message));
+    CHECK(after_idle->body == body);
+    seen = server->requests();
+    REQUIRE(seen.size() == 4);
+    CHECK(seen[3].remote_port != seen[0].remote_port);
+}
+
+TEST_CASE("http: the own reader understands every way HTTP/1.1 frames a body") {
+    using provision_test::RawLoopbackServer;
+    RawLoopbackServer server([](int fd, const std::string& head) {
+        std::string target = head.substr(4, head.find(' ', 4) - 4);
+        std::string answer;
+        if (target == "/chunked") {
+            answer = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                     "5;name=value\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nX-Trailer: yes\r\n\r\n";
+        } else if (target == "/until-close") {
+            answer = "HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n\r\nbytes until the end";
+        } else if (target == "/interim") {
+            answer = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nfinal";
+        } else if (target == "/folded") {
+            answer = "HTTP/1.1 200 OK\r\nX-Long: first\r\n  second\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+        } else if (target == "/not-http") {
+            answer = "SSH-2.0-OpenSSH_9.2\r\n\r\n";
+        } else if (target == "/two-lengths") {
+            answer = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!";
+        } else if (target == "/short") {
+            answer = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this";
+        } else if (target == "/chunk-cut") {
+            answer = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nonly";
+        }
+        RawLoopbackServer::send_all(fd, answer);
+    });
+    HttpClient client{HttpOptions{}};
+    auto fetch = [&](const std::string& path) { return client.fetch(get<ViaOwnReader>(server.url(path))); };
+
+    auto chunked = fetch("/chunked");
+    REQUIRE(chunked);
+    CHECK(chunked->body == "hello world");
+    auto until_close = fetch("/until-close");
+    REQUIRE(until_close);
+    CHECK(until_close->body == "bytes until the end");
+    auto interim = fetch("/interim");
+    REQUIRE(interim);
+    CHECK(interim->status == 200);
+    CHECK(interim->body == "final");
+    auto folded = fetch("/folded");
+    REQUIRE(folded);
+    CHECK(folded->header("x-long") == "first second");
+    CHECK(folded->body == "ok");
+
+    for (const char* path : {"/not-http", "/two-lengths"}) {
+        CAPTURE(path);
+        auto refused = fetch(path);
+        REQUIRE_FALSE(refused);
+        CHECK(refused.error().message.find("is not valid HTTP/1.1") != std::string::npos);
+    }
+    for (const char* path : {"/short", "/chunk-cut"}) {
+        CAPTURE(path);
+        auto cut = fetch(path);
+        REQUIRE_FALSE(cut);
+        CHECK(cut.error().code == provision::errc::network);
+        CHECK(cut.error().message.find("broke while reading") != std::string::npos);
+    }
 }

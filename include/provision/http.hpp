@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: MIT
 // provision: the only component that talks to cpp-httplib.
 //
+// Model bodies fetched by the download engine (HttpRequest::bulk) go over a
+// connection of our own instead (detail/raw_http.hpp: cpp-httplib 0.11 reads
+// 4 KiB per system call); every hop still goes through the policy below.
+//
 // Why we do not let the library follow redirects: credentials must be dropped
 // the moment a redirect leaves the origin they belong to, https->http must be
 // refused, and Hugging Face's metadata request must stop at absolute redirects.
@@ -10,6 +14,7 @@
 #define PROVISION_HTTP_HPP
 
 #include "config.hpp"
+#include "detail/raw_http.hpp"
 #include "error.hpp"
 #include "proxy.hpp"
 #include "url.hpp"
@@ -104,13 +109,21 @@ class RequestAbort {
         client_ = client;
         return true;
     }
+    bool attach(detail::RawConnection* raw) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (aborted_) return false;
+        raw_ = raw;
+        return true;
+    }
     void detach() {
         std::lock_guard<std::mutex> lock(mutex_);
         client_ = nullptr;
+        raw_ = nullptr;
     }
 
     mutable std::mutex mutex_;
     httplib::ClientImpl* client_ = nullptr;
+    detail::RawConnection* raw_ = nullptr;
     bool aborted_ = false;
 };
 
@@ -121,6 +134,9 @@ struct HttpRequest {
     std::vector<Header> scoped_headers;  ///< credentials and user headers: only to url's origin, dropped for good once a redirect leaves it
     RedirectPolicy redirects = RedirectPolicy::follow;
     RequestAbort* abort = nullptr;       ///< optional: lets another thread stop this request
+    /// A large body (a model file): read over a connection of our own in
+    /// 256 KiB pieces rather than cpp-httplib's 4 KiB (GET, direct connections only).
+    bool bulk = false;
 };
 
 struct HttpResponse {
@@ -164,14 +180,35 @@ class HttpClient {
 
   private:
     struct Connection;
+    /// Where a request for a URL connects, and the pool key of such connections.
+    struct Route {
+        std::string connect_host;
+        std::uint16_t connect_port = 0;
+        std::optional<Url> proxy;
+        std::string key;  ///< origin + connect target (+ proxy): connections are only reused for the same
+    };
+    /// What one hop of a request produced (either transport).
+    struct HopOutcome {
+        bool completed = false;      ///< a response was read (its body as far as wanted)
+        bool stopped_by_us = false;  ///< the check or the sink said stop
+        Error failure;               ///< when !completed and !stopped_by_us
+    };
+    using HeadHandler = std::function<bool(int status, std::vector<Header> headers)>;
+
+    Route route(const Url& url) const;
     std::unique_ptr<Connection> checkout(const Url& url, Error& failure);
     void checkin(std::unique_ptr<Connection> connection);
-    std::string describe_failure(httplib::Error error, const Url& url, const Connection& connection) const;
+    HopOutcome exchange_with_httplib(const Url& url, const std::string& method, const std::vector<Header>& headers,
+                                     RequestAbort* abort, const HeadHandler& on_head, const BodySink& on_body);
+    HopOutcome exchange_raw(const Url& url, const std::string& method, const std::vector<Header>& headers,
+                            RequestAbort* abort, const HeadHandler& on_head, const BodySink& on_body);
+    std::string describe_failure(const detail::TransportError& failure, const Url& url, const Route& route) const;
 
     HttpOptions options_;
     std::vector<X509*> extra_cas_;  ///< the user's CA certificates (--cacert), parsed once
     std::mutex pool_mutex_;
     std::multimap<std::string, std::unique_ptr<Connection>> idle_;
+    std::multimap<std::string, std::unique_ptr<detail::RawConnection>> idle_raw_;
 };
 
 // ----------------------------------------------------------------------------
@@ -323,12 +360,9 @@ inline Result<ConnectTo> ConnectTo::parse(std::string_view text) {
 }
 
 struct HttpClient::Connection {
-    std::string key;  ///< origin + connect target: connections are only reused for the same pair
+    Route route;
     std::unique_ptr<httplib::ClientImpl> client;
     httplib::SSLClient* tls = nullptr;  ///< same object as client when https
-    std::string connect_host;
-    std::uint16_t connect_port = 0;
-    std::string proxy;  ///< "host:port" of the proxy in use, empty for direct connections
 };
 
 inline void RequestAbort::abort() {
@@ -339,6 +373,7 @@ inline void RequestAbort::abort() {
     std::lock_guard<std::mutex> lock(mutex_);
     aborted_ = true;
     if (client_) client_->stop();
+    if (raw_) raw_->interrupt();
 }
 
 inline HttpClient::HttpClient(HttpOptions options) : options_(std::move(options)) {
@@ -366,28 +401,35 @@ inline HttpClient::HttpClient(HttpOptions options) : options_(std::move(options)
 
 inline HttpClient::~HttpClient() {
     idle_.clear();
+    idle_raw_.clear();
     for (X509* cert : extra_cas_) X509_free(cert);
 }
 
-inline std::unique_ptr<HttpClient::Connection> HttpClient::checkout(const Url& url, Error& failure) {
-    std::string connect_host = url.host;
-    std::uint16_t connect_port = url.port;
+inline HttpClient::Route HttpClient::route(const Url& url) const {
+    Route route;
+    route.connect_host = url.host;
+    route.connect_port = url.port;
     for (const auto& rule : options_.connect_to) {
         if (!rule.matches(url)) continue;
-        if (!rule.to_host.empty()) connect_host = rule.to_host;
-        if (rule.to_port) connect_port = *rule.to_port;
+        if (!rule.to_host.empty()) route.connect_host = rule.to_host;
+        if (rule.to_port) route.connect_port = *rule.to_port;
         break;
     }
-    auto proxy = options_.proxy.for_url(url);
-    if (proxy) {
-        connect_host = url.host;  // the proxy resolves and connects; --connect-to rules are not applied
-        connect_port = url.port;
+    route.proxy = options_.proxy.for_url(url);
+    if (route.proxy) {
+        route.connect_host = url.host;  // the proxy resolves and connects; --connect-to rules are not applied
+        route.connect_port = url.port;
     }
-    std::string key = url.origin() + "|" + connect_host + ":" + std::to_string(connect_port) + "|" +
-                      (proxy ? proxy->str() : std::string());
+    route.key = url.origin() + "|" + route.connect_host + ":" + std::to_string(route.connect_port) + "|" +
+                (route.proxy ? route.proxy->str() : std::string());
+    return route;
+}
+
+inline std::unique_ptr<HttpClient::Connection> HttpClient::checkout(const Url& url, Error& failure) {
+    Route where = route(url);
     {
         std::lock_guard<std::mutex> lock(pool_mutex_);
-        auto found = idle_.find(key);
+        auto found = idle_.find(where.key);
         if (found != idle_.end()) {
             auto connection = std::move(found->second);
             idle_.erase(found);
@@ -395,9 +437,10 @@ inline std::unique_ptr<HttpClient::Connection> HttpClient::checkout(const Url& u
         }
     }
     auto connection = std::make_unique<Connection>();
-    connection->key = key;
-    connection->connect_host = connect_host;
-    connection->connect_port = connect_port;
+    connection->route = where;
+    const std::string& connect_host = where.connect_host;
+    std::uint16_t connect_port = where.connect_port;
+    const auto& proxy = where.proxy;
     if (url.is_https()) {
         auto tls = std::make_unique<httplib::SSLClient>(url.host, connect_port);
         if (!tls->is_valid()) {
@@ -432,7 +475,6 @@ inline std::unique_ptr<HttpClient::Connection> HttpClient::checkout(const Url& u
             std::size_t colon = userinfo.find(':');
             client.set_proxy_basic_auth(userinfo.substr(0, colon), colon == std::string::npos ? "" : userinfo.substr(colon + 1));
         }
-        connection->proxy = proxy->authority();
     }
     auto connect_us = std::chrono::duration_cast<std::chrono::microseconds>(options_.connect_timeout).count();
     auto idle_us = std::chrono::duration_cast<std::chrono::microseconds>(options_.idle_timeout).count();
@@ -448,34 +490,64 @@ inline std::unique_ptr<HttpClient::Connection> HttpClient::checkout(const Url& u
 inline void HttpClient::checkin(std::unique_ptr<Connection> connection) {
     std::lock_guard<std::mutex> lock(pool_mutex_);
     if (idle_.size() >= 64) idle_.erase(idle_.begin());
-    std::string key = connection->key;
+    std::string key = connection->route.key;
     idle_.emplace(std::move(key), std::move(connection));
 }
 
-inline std::string HttpClient::describe_failure(httplib::Error failure, const Url& url, const Connection& connection) const {
-    std::string where = url.authority();
-    if (!connection.proxy.empty())
-        where += " (through the proxy " + connection.proxy + ")";
-    else if (connection.connect_host != url.host || connection.connect_port != url.port)
-        where += " (via " + connection.connect_host + ":" + std::to_string(connection.connect_port) + ")";
-    auto idle_s = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(options_.idle_timeout).count());
+namespace detail {
+
+/// cpp-httplib's failure, in the terms HttpClient::describe_failure uses.
+inline TransportError transport_error(httplib::Error failure, httplib::SSLClient* tls) {
+    TransportError out;
     switch (failure) {
-    case httplib::Error::Connection:
+    case httplib::Error::Connection: out.kind = TransportFailure::connect; break;
+    case httplib::Error::ConnectionTimeout: out.kind = TransportFailure::connect_timeout; break;
+    case httplib::Error::Read: out.kind = TransportFailure::read; break;
+    case httplib::Error::Write: out.kind = TransportFailure::write; break;
+    case httplib::Error::SSLConnection: out.kind = TransportFailure::tls_handshake; break;
+    case httplib::Error::SSLLoadingCerts: out.kind = TransportFailure::tls_setup; break;
+    case httplib::Error::SSLServerVerification:
+        out.kind = TransportFailure::tls_verify;
+        out.verify_code = tls ? tls->get_openssl_verify_result() : X509_V_OK;
+        // The chain verified: it was cpp-httplib's own host name check that failed.
+        if (out.verify_code == X509_V_OK) out.verify_code = X509_V_ERR_HOSTNAME_MISMATCH;
+        break;
+    case httplib::Error::Canceled: out.kind = TransportFailure::canceled; break;
+    default:
+        out.kind = TransportFailure::protocol;
+        out.detail = httplib::to_string(failure);
+        break;
+    }
+    return out;
+}
+
+}  // namespace detail
+
+inline std::string HttpClient::describe_failure(const detail::TransportError& failure, const Url& url, const Route& route) const {
+    using detail::TransportFailure;
+    std::string where = url.authority();
+    if (route.proxy)
+        where += " (through the proxy " + route.proxy->authority() + ")";
+    else if (route.connect_host != url.host || route.connect_port != url.port)
+        where += " (via " + route.connect_host + ":" + std::to_string(route.connect_port) + ")";
+    auto idle_s = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(options_.idle_timeout).count());
+    switch (failure.kind) {
+    case TransportFailure::connect:
         return "could not connect to " + where + ": connection refused or host unreachable";
-    case httplib::Error::ConnectionTimeout:
+    case TransportFailure::connect_timeout:
         return "connecting to " + where + " timed out";
-    case httplib::Error::Read:
+    case TransportFailure::read:
         return "the connection to " + where + " broke while reading (reset by the server, or no data for " + idle_s + " s)";
-    case httplib::Error::Write:
+    case TransportFailure::write:
         return "the connection to " + where + " broke while sending the request";
-    case httplib::Error::SSLConnection:
+    case TransportFailure::tls_handshake:
         return "the TLS handshake with " + where + " failed (is it really an https server?)";
-    case httplib::Error::SSLLoadingCerts:
+    case TransportFailure::tls_setup:
         return "could not load the trusted CA certificates";
-    case httplib::Error::SSLServerVerification: {
+    case TransportFailure::tls_verify: {
         // Each cause has its own remedy; none of them goes away by retrying.
-        long code = connection.tls ? connection.tls->get_openssl_verify_result() : X509_V_OK;
-        if (connection.tls && code == X509_V_OK)  // the chain is fine: cpp-httplib's host name check failed
+        long code = failure.verify_code;
+        if (code == X509_V_ERR_HOSTNAME_MISMATCH || code == X509_V_ERR_IP_ADDRESS_MISMATCH)
             return "the TLS certificate of " + where + " is for another host name, not " + url.host +
                    ": the link may point at the wrong server, or something on the way intercepts TLS";
         std::string reason = code != X509_V_OK ? X509_verify_cert_error_string(code) : "certificate verification failed";
@@ -485,9 +557,154 @@ inline std::string HttpClient::describe_failure(httplib::Error failure, const Ur
         return "the TLS certificate of " + where + " is not trusted: " + reason +
                "; if the server uses a private CA, pass --cacert FILE or set SSL_CERT_FILE";
     }
-    case httplib::Error::Canceled: return "the transfer from " + where + " was stopped";
-    default: return "request to " + where + " failed: " + httplib::to_string(failure);
+    case TransportFailure::canceled: return "the transfer from " + where + " was stopped";
+    case TransportFailure::protocol:
+        return "the answer from " + where + " is not valid HTTP/1.1: " + failure.detail;
+    case TransportFailure::none: break;
     }
+    return "request to " + where + " failed";
+}
+
+namespace detail {
+/// Verification failures are refused, never retried: retrying cannot fix a certificate.
+inline errc transport_errc(const TransportError& failure) {
+    return failure.kind == TransportFailure::tls_verify || failure.kind == TransportFailure::tls_setup ? errc::unsafe
+                                                                                                       : errc::network;
+}
+}  // namespace detail
+
+inline HttpClient::HopOutcome HttpClient::exchange_with_httplib(const Url& url, const std::string& method,
+                                                                const std::vector<Header>& headers, RequestAbort* abort,
+                                                                const HeadHandler& on_head, const BodySink& on_body) {
+    HopOutcome outcome;
+    auto connection = checkout(url, outcome.failure);
+    if (!connection) return outcome;
+    httplib::Headers raw_headers(headers.begin(), headers.end());
+    if (url.is_https() && connection->route.proxy) {
+        // cpp-httplib 0.11 adds the proxy's credentials to every request,
+        // including those inside the CONNECT tunnel, which the origin server
+        // reads. A header of that name (empty) stops it; CONNECT itself,
+        // built inside the library, still carries the credentials.
+        raw_headers.emplace("Proxy-Authorization", "");
+    }
+    auto handle_head = [&](const httplib::Response& raw) {
+        std::vector<Header> got(raw.headers.begin(), raw.headers.end());
+        for (auto& [name, value] : got)
+            if (detail::iequals(name, "Location")) value = detail::reencode_decoded_location(value);
+        bool wanted = on_head(raw.status, std::move(got));
+        if (!wanted) outcome.stopped_by_us = true;
+        return wanted;
+    };
+    auto handle_body = [&](const char* data, std::size_t size) {
+        if (on_body(data, size)) return true;
+        outcome.stopped_by_us = true;
+        return false;
+    };
+    if (abort && !abort->attach(connection->client.get())) {
+        outcome.failure = make_error(errc::network, "the request to " + url.authority() + " was stopped");
+        return outcome;
+    }
+    httplib::Result raw = method == "HEAD" ? connection->client->Head(url.target(), raw_headers)
+                                           : connection->client->Get(url.target(), raw_headers, handle_head, handle_body);
+    bool aborted = false;
+    if (abort) {
+        abort->detach();
+        aborted = abort->aborted();
+    }
+    if (method == "HEAD" && raw) handle_head(raw.value());
+    if (aborted) {
+        outcome.stopped_by_us = false;
+        outcome.failure = make_error(errc::network, "the request to " + url.authority() + " was stopped");
+        return outcome;
+    }
+    if (!raw) {
+        if (outcome.stopped_by_us) return outcome;  // the caller decided; the connection is not reusable
+        auto failure = detail::transport_error(raw.error(), connection->tls);
+        outcome.failure = make_error(detail::transport_errc(failure), describe_failure(failure, url, connection->route));
+        return outcome;
+    }
+    outcome.stopped_by_us = false;
+    outcome.completed = true;
+    checkin(std::move(connection));
+    return outcome;
+}
+
+inline HttpClient::HopOutcome HttpClient::exchange_raw(const Url& url, const std::string& method,
+                                                       const std::vector<Header>& headers, RequestAbort* abort,
+                                                       const HeadHandler& on_head, const BodySink& on_body) {
+    HopOutcome outcome;
+    Route where = route(url);
+    std::string request = method + " " + url.target() + " HTTP/1.1\r\n";
+    for (const auto& [name, value] : headers) {
+        if (name.find_first_of("\r\n:") != std::string::npos || value.find_first_of("\r\n") != std::string::npos) {
+            outcome.failure = make_error(errc::usage, "the header \"" + name + "\" cannot be sent: it contains a line break");
+            return outcome;
+        }
+        request += name + ": " + value + "\r\n";
+    }
+    request += "\r\n";
+    auto stopped = [&] {
+        outcome.failure = make_error(errc::network, "the request to " + url.authority() + " was stopped");
+        return outcome;
+    };
+    // A kept-alive connection may have been closed by the server while it
+    // sat in the pool; a request that got nothing back on one is sent once
+    // more on a new connection.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        std::unique_ptr<detail::RawConnection> connection;
+        if (attempt == 0) {
+            std::lock_guard<std::mutex> lock(pool_mutex_);
+            auto found = idle_raw_.find(where.key);
+            if (found != idle_raw_.end()) {
+                connection = std::move(found->second);
+                idle_raw_.erase(found);
+            }
+        }
+        bool pooled = connection != nullptr;
+        if (!connection) connection = std::make_unique<detail::RawConnection>();
+        if (abort && !abort->attach(connection.get())) return stopped();
+        struct Detach {
+            RequestAbort* abort;
+            ~Detach() {
+                if (abort) abort->detach();
+            }
+        } detach{abort};
+        auto fail = [&] {
+            if (abort && abort->aborted()) return stopped();
+            const auto& failure = connection->failure();
+            outcome.failure = make_error(detail::transport_errc(failure), describe_failure(failure, url, where));
+            return outcome;
+        };
+        if (!pooled && !connection->connect(url.host, where.connect_host, where.connect_port, url.is_https(), extra_cas_,
+                                            options_.connect_timeout, options_.idle_timeout))
+            return fail();
+        detail::RawResponseHead head;
+        if (!connection->send_all(request) || !connection->read_head(head)) {
+            if (pooled && connection->nothing_received() && !(abort && abort->aborted())) continue;
+            return fail();
+        }
+        if (!on_head(head.status, head.headers)) {
+            outcome.stopped_by_us = true;
+            return outcome;
+        }
+        bool stopped_by_sink = false;
+        if (!connection->read_body(head, method == "HEAD", on_body, stopped_by_sink)) return fail();
+        if (abort && abort->aborted()) return stopped();
+        if (stopped_by_sink) {
+            outcome.stopped_by_us = true;
+            return outcome;
+        }
+        outcome.completed = true;
+        if (connection->reusable()) {
+            if (abort) abort->detach();
+            detach.abort = nullptr;
+            std::lock_guard<std::mutex> lock(pool_mutex_);
+            if (idle_raw_.size() >= 64) idle_raw_.erase(idle_raw_.begin());
+            idle_raw_.emplace(where.key, std::move(connection));
+        }
+        return outcome;
+    }
+    return outcome;  // not reached: the second attempt always returns
 }
 
 inline Result<HttpResponse> HttpClient::stream(const HttpRequest& request, const ResponseCheck& check, const BodySink& sink) {
@@ -531,77 +748,39 @@ inline Result<HttpResponse> HttpClient::stream(const HttpRequest& request, const
     std::string method = request.method;
     for (int hop = 0;; ++hop) {
         if (url.origin() != scoped_origin) scoped_allowed = false;  // never re-sent, even if a later hop comes back
-        httplib::Headers headers;
-        headers.emplace("Host", url.authority());
-        headers.emplace("User-Agent", options_.user_agent);
-        headers.emplace("Accept-Encoding", "identity");
-        for (const auto& [name, value] : request.headers) headers.emplace(name, value);
-        if (url.is_https() && options_.proxy.for_url(url)) {
-            // cpp-httplib 0.11 adds the proxy's credentials to every request,
-            // including those inside the CONNECT tunnel, which the origin server
-            // reads. A header of that name (empty) stops it; CONNECT itself,
-            // built inside the library, still carries the credentials.
-            headers.emplace("Proxy-Authorization", "");
-        }
+        std::vector<Header> headers;
+        headers.emplace_back("Host", url.authority());
+        headers.emplace_back("User-Agent", options_.user_agent);
+        headers.emplace_back("Accept-Encoding", "identity");
+        for (const auto& header : request.headers) headers.push_back(header);
         if (scoped_allowed)
-            for (const auto& [name, value] : request.scoped_headers) headers.emplace(name, value);
+            for (const auto& header : request.scoped_headers) headers.push_back(header);
         if (!url.userinfo.empty() && scoped_allowed) {
             // user:pass@host in a config URL becomes Basic auth for that host only.
-            headers.emplace("Authorization", "Basic " + detail::base64_encode(percent_decode(url.userinfo)));
+            headers.emplace_back("Authorization", "Basic " + detail::base64_encode(percent_decode(url.userinfo)));
         }
-
-        Error failure;
-        auto connection = checkout(url, failure);
-        if (!connection) return failure;
 
         HttpResponse response;
         response.url = url;
         response.redirects = chain;
         bool follow = false;
-        bool body_wanted = true;
-        bool stopped_by_us = false;
-        auto on_headers = [&](const httplib::Response& raw) {
-            response.status = raw.status;
-            response.headers.assign(raw.headers.begin(), raw.headers.end());
-            for (auto& [name, value] : response.headers)
-                if (detail::iequals(name, "Location")) value = detail::reencode_decoded_location(value);
+        auto on_head = [&](int status, std::vector<Header> got) {
+            response.status = status;
+            response.headers = std::move(got);
             if (response.is_redirect() && response.header("Location") && request.redirects != RedirectPolicy::none) {
                 std::string location = *response.header("Location");
                 bool relative = location.find("://") == std::string::npos && !detail::starts_with(location, "//");
                 follow = request.redirects == RedirectPolicy::follow || relative;
             }
             if (follow) return true;  // read and discard the redirect's body so the connection stays usable
-            body_wanted = !check || check(response);
-            if (!body_wanted) stopped_by_us = true;
-            return body_wanted;
+            return !check || check(response);
         };
-        auto on_body = [&](const char* data, std::size_t size) {
-            if (follow) return true;
-            if (!sink) return true;
-            if (!sink(data, size)) {
-                stopped_by_us = true;
-                return false;
-            }
-            return true;
-        };
-        if (request.abort && !request.abort->attach(connection->client.get()))
-            return make_error(errc::network, "the request to " + url.authority() + " was stopped");
-        httplib::Result raw = method == "HEAD" ? connection->client->Head(url.target(), headers)
-                                               : connection->client->Get(url.target(), headers, on_headers, on_body);
-        bool aborted = false;
-        if (request.abort) {
-            request.abort->detach();
-            aborted = request.abort->aborted();
-        }
-        if (method == "HEAD" && raw) on_headers(raw.value());
-        if (aborted) return make_error(errc::network, "the request to " + url.authority() + " was stopped");
-        if (!raw) {
-            if (stopped_by_us) return response;  // the caller decided; the connection is not reusable
-            // A certificate that fails verification is refused, not retried.
-            bool refused = raw.error() == httplib::Error::SSLServerVerification || raw.error() == httplib::Error::SSLLoadingCerts;
-            return make_error(refused ? errc::unsafe : errc::network, describe_failure(raw.error(), url, *connection));
-        }
-        checkin(std::move(connection));
+        auto on_body = [&](const char* data, std::size_t size) { return follow || !sink || sink(data, size); };
+        bool raw_transport = request.bulk && method == "GET" && !options_.proxy.for_url(url);
+        HopOutcome outcome = raw_transport ? exchange_raw(url, method, headers, request.abort, on_head, on_body)
+                                           : exchange_with_httplib(url, method, headers, request.abort, on_head, on_body);
+        if (outcome.stopped_by_us) return response;  // the caller decided
+        if (!outcome.completed) return outcome.failure;
         if (!follow) return response;
 
         if (hop + 1 > options_.max_redirects)

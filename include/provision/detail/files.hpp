@@ -66,10 +66,21 @@ inline void sync_folder(const std::filesystem::path& folder) {
     }
 }
 
-/// Writes all of `size` bytes at `offset`, retrying short writes.
+/// The most one pwrite() hands the kernel, cut at multiples of itself in the
+/// file. The page cache sizes its folios by the write: 1 MiB writes get 1 MiB
+/// folios, which come from the large free blocks that a virtual machine with
+/// free page reporting has given back to its host, so every one of them is
+/// faulted in again by the host. Measured on the 2-core VM this project is
+/// built on (1 GiB into a fresh file, 5 s after the last one was deleted):
+/// 1 MiB writes cost 2.1 s of CPU, 512 KiB 0.8 s, 256 KiB 0.2 s, 16 KiB 0.5 s.
+inline constexpr std::size_t page_cache_write_piece = 256 * 1024;
+
+/// Writes all of `size` bytes at `offset`, retrying short writes, in pieces
+/// of at most page_cache_write_piece aligned to it.
 inline Result<void> write_all_at(int fd, const char* data, std::size_t size, std::uint64_t offset, const std::string& path) {
     while (size > 0) {
-        ssize_t written = ::pwrite(fd, data, size, static_cast<off_t>(offset));
+        std::size_t to_boundary = page_cache_write_piece - static_cast<std::size_t>(offset % page_cache_write_piece);
+        ssize_t written = ::pwrite(fd, data, std::min(size, to_boundary), static_cast<off_t>(offset));
         if (written < 0) {
             if (errno == EINTR) continue;
             return errno_error("cannot write " + path, errno);

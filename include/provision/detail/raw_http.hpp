@@ -1,0 +1,568 @@
+// SPDX-License-Identifier: MIT
+// provision: HTTP/1.1 over a socket of our own, for the bodies of model files.
+//
+// Why not cpp-httplib for these: Debian's build of it (0.11) reads a body
+// 4 KiB at a time with a poll() before every recv(), about 520,000 system
+// calls per GiB; on the 2-core machines this runs on, that overhead was a
+// quarter of the CPU time of a loopback download, and the download could not
+// keep up with `curl -o`. This connection asks the kernel for up to 256 KiB
+// per call and hands those bytes on from its own buffer. It carries only the
+// download engine's GETs, over direct connections (plain or TLS, verified);
+// metadata, pages and anything through a proxy stay on cpp-httplib. The
+// redirect, credential and error policy is HttpClient's, for both.
+#ifndef PROVISION_DETAIL_RAW_HTTP_HPP
+#define PROVISION_DETAIL_RAW_HTTP_HPP
+
+#include "../url.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace provision {
+namespace detail {
+
+/// Why an exchange failed below HTTP. HttpClient turns these into sentences
+/// (the same ones for this connection and for cpp-httplib's).
+enum class TransportFailure {
+    none,
+    connect,          ///< refused or unreachable
+    connect_timeout,
+    write,            ///< the request could not be sent
+    read,             ///< reset, closed early, or idle past the read timeout
+    tls_handshake,    ///< not TLS, or no common protocol
+    tls_verify,       ///< the certificate chain or name did not verify (see verify_code)
+    tls_setup,        ///< no TLS context could be made
+    protocol,         ///< the answer is not HTTP/1.x as we can read it (see detail)
+    canceled,         ///< interrupted by another thread
+};
+
+struct TransportError {
+    TransportFailure kind = TransportFailure::none;
+    long verify_code = 0;  ///< OpenSSL's verification result, for tls_verify
+    std::string detail;    ///< for protocol
+};
+
+/// Status line and headers of one response.
+struct RawResponseHead {
+    int status = 0;
+    int minor_version = 1;  ///< HTTP/1.minor
+    std::vector<std::pair<std::string, std::string>> headers;
+};
+
+/// One client connection. Used by one thread at a time, except interrupt(),
+/// which any thread may call to stop a blocked connect or read.
+class RawConnection {
+  public:
+    /// Largest single read: also the buffer size (allocated once per connection).
+    static constexpr std::size_t read_size = 256 * 1024;
+    /// A response head larger than this is refused (a server sending headers forever).
+    static constexpr std::size_t max_head_size = 64 * 1024;
+
+    RawConnection() = default;
+    ~RawConnection() { close(); }
+    RawConnection(const RawConnection&) = delete;
+    RawConnection& operator=(const RawConnection&) = delete;
+
+    /// Connects to connect_host:connect_port; with `tls`, verifies the
+    /// certificate against `url_host` (the name the user asked for, not the
+    /// --connect-to target) with the system's trust store plus `extra_cas`.
+    bool connect(const std::string& url_host, const std::string& connect_host, std::uint16_t connect_port, bool tls,
+                 const std::vector<X509*>& extra_cas, std::chrono::milliseconds connect_timeout,
+                 std::chrono::milliseconds idle_timeout);
+
+    bool send_all(std::string_view data);
+    /// Reads the next response head, skipping 1xx interim responses.
+    bool read_head(RawResponseHead& head);
+    /// Reads the body framed by `head` (nothing for HEAD, 1xx, 204, 304),
+    /// passing each piece to `sink`. A sink that returns false stops the read
+    /// (`stopped` is set, and the connection cannot be reused).
+    bool read_body(const RawResponseHead& head, bool head_request,
+                   const std::function<bool(const char*, std::size_t)>& sink, bool& stopped);
+
+    /// True after a response was read to its end on a connection that stays open.
+    bool reusable() const { return reusable_; }
+    /// True when nothing of a response has arrived yet on this use of the
+    /// connection: a kept-alive connection the server has closed in between
+    /// fails that way, and the request may be sent again on a new one.
+    bool nothing_received() const { return !received_any_; }
+    const TransportError& failure() const { return failure_; }
+    /// Stops a connect or read in progress; the connection is dead afterwards.
+    void interrupt();
+
+  private:
+    bool fail(TransportFailure kind, std::string detail = {});
+    bool connect_tcp(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout);
+    bool handshake(const std::string& url_host, const std::vector<X509*>& extra_cas);
+    /// Reads up to `size` bytes: > 0 bytes read, 0 the peer closed, < 0 failure_ is set.
+    long receive(char* into, std::size_t size);
+    /// Appends what the socket has to the buffer; false on close or failure
+    /// (failure_ set for failures only).
+    bool fill();
+    bool read_line(std::string& line, std::size_t limit);
+    bool deliver(std::uint64_t count, const std::function<bool(const char*, std::size_t)>& sink, bool& stopped);
+    void close();
+
+    std::mutex mutex_;  ///< guards fd_ and interrupted_ against interrupt()
+    int fd_ = -1;
+    bool interrupted_ = false;
+    SSL_CTX* context_ = nullptr;
+    SSL* ssl_ = nullptr;
+    std::vector<char> buffer_;
+    std::size_t begin_ = 0;  ///< unread bytes are buffer_[begin_, end_)
+    std::size_t end_ = 0;
+    bool reusable_ = false;
+    bool received_any_ = false;
+    TransportError failure_;
+};
+
+// ----------------------------------------------------------------------------
+// implementation
+
+inline bool is_ip_literal(const std::string& host) {
+    unsigned char address[sizeof(in6_addr)];
+    return ::inet_pton(AF_INET, host.c_str(), address) == 1 || ::inet_pton(AF_INET6, host.c_str(), address) == 1;
+}
+
+/// Case-insensitive search for a token in a comma-separated header value.
+inline bool header_has_token(std::string_view value, std::string_view token) {
+    std::size_t start = 0;
+    while (start <= value.size()) {
+        std::size_t comma = value.find(',', start);
+        std::string_view item = value.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+        while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+        while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+        if (item.size() == token.size() &&
+            std::equal(item.begin(), item.end(), token.begin(), [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b)); }))
+            return true;
+        if (comma == std::string_view::npos) break;
+        start = comma + 1;
+    }
+    return false;
+}
+
+inline bool RawConnection::fail(TransportFailure kind, std::string detail) {
+    if (failure_.kind == TransportFailure::none) {
+        bool interrupted;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            interrupted = interrupted_;
+        }
+        failure_.kind = interrupted ? TransportFailure::canceled : kind;
+        failure_.detail = std::move(detail);
+    }
+    reusable_ = false;
+    return false;
+}
+
+inline void RawConnection::interrupt() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    interrupted_ = true;
+    if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);  // wakes a blocked read; the descriptor stays ours until close()
+}
+
+inline void RawConnection::close() {
+    if (ssl_) SSL_free(ssl_);  // no close_notify: the peer learns from the closed socket
+    if (context_) SSL_CTX_free(context_);
+    ssl_ = nullptr;
+    context_ = nullptr;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+}
+
+inline bool RawConnection::connect(const std::string& url_host, const std::string& connect_host, std::uint16_t connect_port,
+                                   bool tls, const std::vector<X509*>& extra_cas, std::chrono::milliseconds connect_timeout,
+                                   std::chrono::milliseconds idle_timeout) {
+    if (!connect_tcp(connect_host, connect_port, connect_timeout)) return false;
+    // Blocking reads and writes with a timeout: a read that waits longer than
+    // idle_timeout fails as a broken connection, as with cpp-httplib.
+    timeval idle{};
+    idle.tv_sec = static_cast<time_t>(idle_timeout.count() / 1000);
+    idle.tv_usec = static_cast<suseconds_t>((idle_timeout.count() % 1000) * 1000);
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &idle, sizeof idle);
+    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &idle, sizeof idle);
+    int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    buffer_.resize(read_size);
+    if (tls && !handshake(url_host, extra_cas)) return false;
+    return true;
+}
+
+inline bool RawConnection::connect_tcp(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0 || !found)
+        return fail(TransportFailure::connect);
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    bool timed_out = false;
+    bool connected = false;
+    for (addrinfo* address = found; address && !connected; address = address->ai_next) {
+        int fd = ::socket(address->ai_family, address->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, address->ai_protocol);
+        if (fd < 0) continue;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (interrupted_) {
+                ::close(fd);
+                break;
+            }
+            fd_ = fd;
+        }
+        int started = ::connect(fd, address->ai_addr, address->ai_addrlen);
+        if (started == 0) {
+            connected = true;
+        } else if (errno == EINPROGRESS) {
+            // Waits in short slices so that interrupt() is noticed while connecting.
+            while (true) {
+                auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+                if (left.count() <= 0) {
+                    timed_out = true;
+                    break;
+                }
+                pollfd watch{fd, POLLOUT, 0};
+                int ready = ::poll(&watch, 1, static_cast<int>(std::min<long long>(left.count(), 100)));
+                {
+                    std::lock_guard<std::mutex> lock(mutex_);
+                    if (interrupted_) break;
+                }
+                if (ready < 0 && errno == EINTR) continue;
+                if (ready == 0) continue;
+                int error = 0;
+                socklen_t length = sizeof error;
+                ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length);
+                connected = ready > 0 && error == 0;
+                break;
+            }
+        }
+        if (!connected) {
+            std::lock_guard<std::mutex> lock(mutex_);
+            ::close(fd);
+            fd_ = -1;
+            if (interrupted_ || timed_out) break;
+        }
+    }
+    ::freeaddrinfo(found);
+    if (!connected) return fail(timed_out ? TransportFailure::connect_timeout : TransportFailure::connect);
+    int flags = ::fcntl(fd_, F_GETFL);
+    ::fcntl(fd_, F_SETFL, flags & ~O_NONBLOCK);
+    return true;
+}
+
+inline bool RawConnection::handshake(const std::string& url_host, const std::vector<X509*>& extra_cas) {
+    // A context per connection: OpenSSL 3.0's lazily filled certificate
+    // lookups are not safe to share between handshakes on several threads.
+    context_ = SSL_CTX_new(TLS_client_method());
+    if (!context_) return fail(TransportFailure::tls_setup);
+    SSL_CTX_set_min_proto_version(context_, TLS1_2_VERSION);
+    SSL_CTX_set_default_verify_paths(context_);  // the system store; honours SSL_CERT_FILE and SSL_CERT_DIR
+    X509_STORE* store = SSL_CTX_get_cert_store(context_);
+    for (X509* cert : extra_cas) X509_STORE_add_cert(store, cert);
+    SSL_CTX_set_verify(context_, SSL_VERIFY_PEER, nullptr);
+    ssl_ = SSL_new(context_);
+    if (!ssl_ || SSL_set_fd(ssl_, fd_) != 1) return fail(TransportFailure::tls_setup);
+    if (is_ip_literal(url_host)) {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), url_host.c_str());
+    } else {
+        SSL_set_tlsext_host_name(ssl_, url_host.c_str());
+        SSL_set1_host(ssl_, url_host.c_str());
+    }
+    ERR_clear_error();
+    if (SSL_connect(ssl_) != 1) {
+        long verify = SSL_get_verify_result(ssl_);
+        ERR_clear_error();
+        if (verify != X509_V_OK) {
+            fail(TransportFailure::tls_verify);
+            failure_.verify_code = verify;
+            return false;
+        }
+        return fail(TransportFailure::tls_handshake);
+    }
+    return true;
+}
+
+inline bool RawConnection::send_all(std::string_view data) {
+    received_any_ = false;
+    reusable_ = false;
+    if (!ssl_) {
+        while (!data.empty()) {
+            ssize_t sent = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+            if (sent < 0 && errno == EINTR) continue;
+            if (sent <= 0) return fail(TransportFailure::write);
+            data.remove_prefix(static_cast<std::size_t>(sent));
+        }
+        return true;
+    }
+    // OpenSSL writes with write(), which raises SIGPIPE on a closed socket
+    // and would kill the program: SIGPIPE is held back on this thread, and one
+    // raised here is taken off the queue before it is let through again.
+    sigset_t pipe_only, previous;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_only, &previous);
+    sigset_t pending;
+    sigpending(&pending);
+    bool was_pending = sigismember(&pending, SIGPIPE) == 1;
+    bool ok = true;
+    while (!data.empty()) {
+        ERR_clear_error();
+        int size = static_cast<int>(std::min<std::size_t>(data.size(), 1 << 20));
+        int sent = SSL_write(ssl_, data.data(), size);
+        if (sent <= 0) {
+            ok = false;
+            break;
+        }
+        data.remove_prefix(static_cast<std::size_t>(sent));
+    }
+    if (!ok && !was_pending) {
+        timespec zero{};
+        while (sigtimedwait(&pipe_only, nullptr, &zero) == SIGPIPE) {
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    return ok || fail(TransportFailure::write);
+}
+
+inline long RawConnection::receive(char* into, std::size_t size) {
+    while (true) {
+        if (ssl_) {
+            ERR_clear_error();
+            int got = SSL_read(ssl_, into, static_cast<int>(std::min<std::size_t>(size, 1 << 30)));
+            if (got > 0) return got;
+            int why = SSL_get_error(ssl_, got);
+            if (why == SSL_ERROR_ZERO_RETURN) return 0;
+            if (why == SSL_ERROR_SYSCALL && errno == EINTR) continue;
+            // A peer that closes without close_notify ends the stream, as it
+            // does for plain TCP; a short body is caught by its framing.
+            if (why == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 && errno == 0) return 0;
+            ERR_clear_error();
+            fail(TransportFailure::read);
+            return -1;
+        }
+        ssize_t got = ::recv(fd_, into, size, 0);
+        if (got >= 0) return static_cast<long>(got);
+        if (errno == EINTR) continue;
+        fail(TransportFailure::read);
+        return -1;
+    }
+}
+
+inline bool RawConnection::fill() {
+    if (begin_ == end_) begin_ = end_ = 0;
+    if (end_ == buffer_.size()) {
+        std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+        end_ -= begin_;
+        begin_ = 0;
+        if (end_ == buffer_.size()) return fail(TransportFailure::protocol, "a line longer than the read buffer");
+    }
+    long got = receive(buffer_.data() + end_, buffer_.size() - end_);
+    if (got <= 0) {
+        if (got == 0) {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (interrupted_) failure_.kind = TransportFailure::canceled;
+        }
+        return false;
+    }
+    end_ += static_cast<std::size_t>(got);
+    received_any_ = true;
+    return true;
+}
+
+inline bool RawConnection::read_line(std::string& line, std::size_t limit) {
+    while (true) {
+        const char* start = buffer_.data() + begin_;
+        const void* newline = std::memchr(start, '\n', end_ - begin_);
+        if (newline) {
+            std::size_t length = static_cast<std::size_t>(static_cast<const char*>(newline) - start);
+            line.assign(start, length);
+            if (!line.empty() && line.back() == '\r') line.pop_back();
+            begin_ += length + 1;
+            return true;
+        }
+        if (end_ - begin_ > limit) return fail(TransportFailure::protocol, "a line of more than " + std::to_string(limit) + " bytes");
+        if (!fill()) {
+            if (failure_.kind == TransportFailure::none) fail(TransportFailure::read);  // closed mid-line
+            return false;
+        }
+    }
+}
+
+inline bool RawConnection::read_head(RawResponseHead& head) {
+    while (true) {
+        head = RawResponseHead{};
+        std::size_t head_bytes = 0;
+        std::string line;
+        // Status line, e.g. "HTTP/1.1 206 Partial Content".
+        if (!read_line(line, max_head_size)) return false;
+        head_bytes += line.size();
+        if (line.size() < 12 || line.compare(0, 7, "HTTP/1.") != 0 || !std::isdigit(static_cast<unsigned char>(line[7])) ||
+            line[8] != ' ' || !std::isdigit(static_cast<unsigned char>(line[9])) ||
+            !std::isdigit(static_cast<unsigned char>(line[10])) || !std::isdigit(static_cast<unsigned char>(line[11])) ||
+            (line.size() > 12 && line[12] != ' '))
+            return fail(TransportFailure::protocol, "the status line is not HTTP/1.x");
+        head.minor_version = line[7] - '0';
+        head.status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+        if (head.status < 100) return fail(TransportFailure::protocol, "the status line is not HTTP/1.x");
+        while (true) {
+            if (!read_line(line, max_head_size)) return false;
+            head_bytes += line.size() + 2;
+            if (head_bytes > max_head_size)
+                return fail(TransportFailure::protocol, "more than " + std::to_string(max_head_size / 1024) +
+                                                            " KiB of response headers");
+            if (line.empty()) break;
+            if ((line.front() == ' ' || line.front() == '\t') && !head.headers.empty()) {
+                // An obsolete folded line continues the previous value.
+                head.headers.back().second += ' ';
+                head.headers.back().second += line.substr(line.find_first_not_of(" \t"));
+                continue;
+            }
+            std::size_t colon = line.find(':');
+            if (colon == 0 || colon == std::string::npos || line.find_first_of(" \t") < colon)
+                return fail(TransportFailure::protocol, "a header line without a name");
+            std::size_t value_start = line.find_first_not_of(" \t", colon + 1);
+            std::size_t value_end = line.find_last_not_of(" \t");
+            std::string value = value_start == std::string::npos || value_end < value_start
+                                    ? std::string()
+                                    : line.substr(value_start, value_end - value_start + 1);
+            head.headers.emplace_back(line.substr(0, colon), std::move(value));
+        }
+        if (head.status >= 200 || head.status == 101) return true;
+        // 100 Continue, 103 Early Hints: the real answer follows.
+    }
+}
+
+inline bool RawConnection::deliver(std::uint64_t count, const std::function<bool(const char*, std::size_t)>& sink, bool& stopped) {
+    while (count > 0) {
+        if (begin_ == end_) {
+            // Nothing buffered: read straight into the buffer, no more than
+            // this body needs (the next response must stay in the socket).
+            begin_ = end_ = 0;
+            long got = receive(buffer_.data(), static_cast<std::size_t>(std::min<std::uint64_t>(buffer_.size(), count)));
+            if (got < 0) return false;
+            if (got == 0) return fail(TransportFailure::read);
+            end_ = static_cast<std::size_t>(got);
+            received_any_ = true;
+        }
+        std::size_t piece = static_cast<std::size_t>(std::min<std::uint64_t>(end_ - begin_, count));
+        const char* data = buffer_.data() + begin_;
+        begin_ += piece;
+        count -= piece;
+        if (!sink(data, piece)) {
+            stopped = true;
+            reusable_ = false;
+            return true;
+        }
+    }
+    return true;
+}
+
+inline bool RawConnection::read_body(const RawResponseHead& head, bool head_request,
+                                     const std::function<bool(const char*, std::size_t)>& sink, bool& stopped) {
+    stopped = false;
+    bool keep_alive = head.minor_version >= 1;
+    bool chunked = false;
+    bool has_coding = false;
+    std::optional<std::uint64_t> length;
+    for (const auto& [name, value] : head.headers) {
+        std::string lower = name;
+        for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (lower == "connection") {
+            if (header_has_token(value, "close")) keep_alive = false;
+            if (header_has_token(value, "keep-alive")) keep_alive = true;
+        } else if (lower == "transfer-encoding") {
+            has_coding = true;
+            std::string_view last = value;
+            std::size_t comma = last.rfind(',');
+            if (comma != std::string_view::npos) last.remove_prefix(comma + 1);
+            chunked = header_has_token(last, "chunked");
+        } else if (lower == "content-length") {
+            if (value.empty() || value.size() > 19 || value.find_first_not_of("0123456789") != std::string::npos)
+                return fail(TransportFailure::protocol, "a Content-Length that is not a number");
+            std::uint64_t parsed = std::stoull(value);
+            if (length && *length != parsed) return fail(TransportFailure::protocol, "two different Content-Length values");
+            length = parsed;
+        }
+    }
+    if (head_request || head.status < 200 || head.status == 204 || head.status == 304) {
+        reusable_ = keep_alive;
+        return true;
+    }
+    if (has_coding && !chunked) {
+        keep_alive = false;  // the body runs to the end of the connection
+    } else if (chunked) {
+        std::string line;
+        while (true) {
+            if (!read_line(line, 4096)) return false;
+            std::size_t digits = 0;
+            std::uint64_t size = 0;
+            while (digits < line.size() && std::isxdigit(static_cast<unsigned char>(line[digits]))) {
+                if (digits == 15) return fail(TransportFailure::protocol, "a chunk size too large");
+                char c = static_cast<char>(std::tolower(static_cast<unsigned char>(line[digits])));
+                size = size * 16 + static_cast<std::uint64_t>(c <= '9' ? c - '0' : c - 'a' + 10);
+                ++digits;
+            }
+            if (digits == 0) return fail(TransportFailure::protocol, "a chunk without a size");
+            if (size == 0) break;
+            if (!deliver(size, sink, stopped)) return false;
+            if (stopped) return true;
+            if (!read_line(line, 4096)) return false;
+            if (!line.empty()) return fail(TransportFailure::protocol, "a chunk longer than its size");
+        }
+        do {  // trailer fields, up to the empty line
+            if (!read_line(line, max_head_size)) return false;
+        } while (!line.empty());
+        reusable_ = keep_alive && begin_ == end_;
+        return true;
+    } else if (length) {
+        if (!deliver(*length, sink, stopped)) return false;
+        // Bytes beyond the announced length are not the start of another answer.
+        reusable_ = keep_alive && !stopped && begin_ == end_;
+        return true;
+    }
+    // No length: the body ends when the server closes the connection.
+    while (true) {
+        if (begin_ < end_) {
+            std::size_t piece = end_ - begin_;
+            const char* data = buffer_.data() + begin_;
+            begin_ = end_;
+            if (!sink(data, piece)) {
+                stopped = true;
+                return true;
+            }
+        }
+        if (!fill()) return failure_.kind == TransportFailure::none;
+    }
+}
+
+}  // namespace detail
+}  // namespace provision
+
+#endif
