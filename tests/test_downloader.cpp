@@ -7,7 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -171,6 +173,9 @@ TEST_CASE("downloader: the file name comes from filename, then Content-Dispositi
     server->server().Get("/cd/abs", disposition("attachment; filename=\"/etc/cron.d/x.bin\""));
     server->server().Get("/cd/dots", disposition("attachment; filename=\"..\""));
     server->server().Get("/cd/control", disposition(std::string("attachment; filename=\"a\x01" "b.bin\"")));
+    // A name with a literal percent sign: decoded once, as sent (cpp-httplib
+    // 0.11 decodes header values itself, and would have made this "aA").
+    server->server().Get("/cd/percent", disposition("attachment; filename*=UTF-8''a%2541.safetensors"));
     server->server().Get("/plain/from-url.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
         server->serve_bytes(res, req, body);
     });
@@ -190,6 +195,7 @@ TEST_CASE("downloader: the file name comes from filename, then Content-Dispositi
     CHECK(name_of("/cd/abs") == "_etc_cron.d_x.bin");
     CHECK(name_of("/cd/dots") == "dots");  // nothing usable: the URL's last segment
     CHECK(name_of("/cd/control") == "a_b.bin");
+    CHECK(name_of("/cd/percent") == "a%41.safetensors");
     CHECK(name_of("/plain/from-url.safetensors") == "from-url.safetensors");
     CHECK(name_of("/cd/plain", "chosen.safetensors") == "chosen.safetensors");
     CHECK_FALSE(std::filesystem::exists(dir / "escape.safetensors"));
@@ -719,16 +725,26 @@ TEST_CASE("engine: cancelling stops promptly during a backoff and during a stall
         options.stall_timeout = std::chrono::seconds(60);  // only the cancel can end this
         options.cancel = &cancel;
         Downloader downloader{http, options};
+        // The stalled download is cancelled once its first bytes are on disk
+        // with a resume state (a fixed 300 ms was too short under TSan on a
+        // busy machine); promptness is measured from the cancel.
+        const bool wait_for_state = std::string(path) == "/silent.safetensors";
+        std::atomic<std::int64_t> cancelled_at{0};
         std::thread canceller([&] {
             std::this_thread::sleep_for(std::chrono::milliseconds(300));
+            auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+            while (wait_for_state && !std::filesystem::exists(dir / "VAE/silent.safetensors.part.state") &&
+                   std::chrono::steady_clock::now() < deadline)
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            cancelled_at = std::chrono::steady_clock::now().time_since_epoch().count();
             cancel = true;
         });
-        auto started = std::chrono::steady_clock::now();
         auto result = downloader.download(plan_for(server->url(path), dir / "VAE"));
-        auto took = std::chrono::steady_clock::now() - started;
+        auto ended = std::chrono::steady_clock::now();
         canceller.join();
         REQUIRE_FALSE(result);
         CHECK(result.error().code == provision::errc::cancelled);
+        auto took = ended - std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(cancelled_at.load()));
         CHECK(took < std::chrono::seconds(5));  // not the 60 s Retry-After or stall timeout
     }
     // The stalled download had bytes: its .part and state stay for the next run.
