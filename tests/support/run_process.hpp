@@ -9,6 +9,8 @@
 
 #include <doctest/doctest.h>
 
+#include "test_bytes.hpp"
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -123,17 +125,6 @@ class TempDir {
   private:
     std::filesystem::path path_;
 };
-
-/// Deterministic pseudo-random bytes (so a failure is reproducible).
-inline std::string test_bytes(std::size_t size, unsigned seed = 1) {
-    std::string out(size, '\0');
-    unsigned state = seed * 2654435761u + 1;
-    for (auto& c : out) {
-        state = state * 1664525u + 1013904223u;
-        c = static_cast<char>(state >> 24);
-    }
-    return out;
-}
 
 }  // namespace provision_test
 

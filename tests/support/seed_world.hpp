@@ -12,7 +12,7 @@
 #include "gdrive_emulator.hpp"
 #include "hf_emulator.hpp"
 #include "loopback_server.hpp"
-#include "run_process.hpp"  // test_bytes
+#include "test_bytes.hpp"
 
 #include <cstdint>
 #include <map>
