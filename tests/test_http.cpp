@@ -24,64 +24,65 @@ ConnectTo route(const std::string& host, const LoopbackServer& server) {
     return ConnectTo{host, std::nullopt, "127.0.0.1", static_cast<std::uint16_t>(server.port())};
 }
 
-// Each behaviour is checked on both transports: cpp-httplib, and the
-// connection of our own that carries model bodies (HttpRequest::bulk).
-struct ViaHttplib {
-    static constexpr bool bulk = false;
-};
-struct ViaOwnReader {
-    static constexpr bool bulk = true;
-};
-
-template <class Transport = ViaHttplib>
 HttpRequest get(const std::string& url) {
     HttpRequest request;
     request.url = provision::parse_url(url).value();
-    request.bulk = Transport::bulk;
     return request;
 }
 
+// Each behaviour is checked on both transports: the connections of our own
+// (the default) and cpp-httplib's client.
+struct ViaOwnConnection {
+    static HttpOptions options(HttpOptions base = {}) { return base; }
+};
+struct ViaHttplib {
+    static HttpOptions options(HttpOptions base = {}) {
+        base.transport = HttpOptions::Transport::httplib;
+        return base;
+    }
+};
+
 }  // namespace
 
-TEST_CASE_TEMPLATE("http: TLS verification is on: fails without the CA, passes with --cacert", Transport, ViaHttplib, ViaOwnReader) {
+TEST_CASE_TEMPLATE("http: TLS verification is on: fails without the CA, passes with --cacert", Transport, ViaOwnConnection, ViaHttplib) {
     auto server = LoopbackServer::https();
     server->server().Get("/ok", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok", "text/plain"); });
 
-    HttpClient untrusting{HttpOptions{}};
-    auto refused = untrusting.fetch(get<Transport>(server->url("/ok")));
+    HttpClient untrusting{Transport::options()};
+    auto refused = untrusting.fetch(get(server->url("/ok")));
     REQUIRE_FALSE(refused);
     CHECK(refused.error().code == provision::errc::unsafe);  // refused, not retried
     CHECK(refused.error().message.find("not trusted") != std::string::npos);
     CHECK(refused.error().message.find("--cacert") != std::string::npos);
 
-    HttpClient trusting{trusting_options()};
-    auto accepted = trusting.fetch(get<Transport>(server->url("/ok")));
+    HttpClient trusting{Transport::options(trusting_options())};
+    auto accepted = trusting.fetch(get(server->url("/ok")));
     REQUIRE(accepted);
     CHECK(accepted->status == 200);
     CHECK(accepted->body == "ok");
 }
 
-TEST_CASE_TEMPLATE("http: a certificate for another host is refused even with the right CA", Transport, ViaHttplib, ViaOwnReader) {
+TEST_CASE_TEMPLATE("http: a certificate for another host is refused even with the right CA", Transport, ViaOwnConnection, ViaHttplib) {
     auto server = LoopbackServer::https({"other.test"});
     server->server().Get("/x", [](const httplib::Request&, httplib::Response& res) { res.set_content("x", "text/plain"); });
     auto options = trusting_options();
     options.connect_to.push_back(route("hub.test", *server));
-    HttpClient client{options};
-    auto result = client.fetch(get<Transport>(server->url_for("hub.test", "/x")));
+    HttpClient client{Transport::options(options)};
+    auto result = client.fetch(get(server->url_for("hub.test", "/x")));
     REQUIRE_FALSE(result);
     CHECK(result.error().code == provision::errc::unsafe);
     CHECK(result.error().message.find("is for another host name, not hub.test") != std::string::npos);
 }
 
-TEST_CASE_TEMPLATE("http: --connect-to keeps the original host for TLS names and the Host header", Transport, ViaHttplib, ViaOwnReader) {
+TEST_CASE_TEMPLATE("http: --connect-to keeps the original host for TLS names and the Host header", Transport, ViaOwnConnection, ViaHttplib) {
     auto server = LoopbackServer::https({"hub.test"});
     server->server().Get("/x", [](const httplib::Request& req, httplib::Response& res) {
         res.set_content(req.get_header_value("Host") + "|" + req.get_header_value("User-Agent"), "text/plain");
     });
     auto options = trusting_options();
     options.connect_to.push_back(route("hub.test", *server));
-    HttpClient client{options};
-    auto result = client.fetch(get<Transport>(server->url_for("hub.test", "/x")));
+    HttpClient client{Transport::options(options)};
+    auto result = client.fetch(get(server->url_for("hub.test", "/x")));
     REQUIRE(result);
     CHECK(result->body == "hub.test:" + std::to_string(server->port()) + "|provision/" PROVISION_VERSION_STRING);
 }
@@ -105,7 +106,7 @@ TEST_CASE("http: --connect-to rules follow curl's semantics") {
     }
 }
 
-TEST_CASE_TEMPLATE("http: relative redirects are resolved against the request URL", Transport, ViaHttplib, ViaOwnReader) {
+TEST_CASE_TEMPLATE("http: relative redirects are resolved against the request URL", Transport, ViaOwnConnection, ViaHttplib) {
     auto server = LoopbackServer::https();
     server->server().Get("/dir/start", [](const httplib::Request&, httplib::Response& res) {
         res.status = 302;
@@ -114,8 +115,8 @@ TEST_CASE_TEMPLATE("http: relative redirects are resolved against the request UR
     server->server().Get("/dir/next", [](const httplib::Request& req, httplib::Response& res) {
         res.set_content("reached " + req.get_param_value("x"), "text/plain");
     });
-    HttpClient client{trusting_options()};
-    auto result = client.fetch(get<Transport>(server->url("/dir/start")));
+    HttpClient client{Transport::options(trusting_options())};
+    auto result = client.fetch(get(server->url("/dir/start")));
     REQUIRE(result);
     CHECK(result->status == 200);
     CHECK(result->body == "reached 1");
@@ -123,7 +124,7 @@ TEST_CASE_TEMPLATE("http: relative redirects are resolved against the request UR
     CHECK(result->url.path == "/dir/next");
 }
 
-TEST_CASE_TEMPLATE("http: credentials and user headers never follow a redirect to another host", Transport, ViaHttplib, ViaOwnReader) {
+TEST_CASE_TEMPLATE("http: credentials and user headers never follow a redirect to another host", Transport, ViaOwnConnection, ViaHttplib) {
     auto cdn = LoopbackServer::https({"cdn.test"});
     auto hub = LoopbackServer::https({"hub.test"});
     std::string cdn_url = cdn->url_for("cdn.test", "/blob");
@@ -140,8 +141,8 @@ TEST_CASE_TEMPLATE("http: credentials and user headers never follow a redirect t
 
     auto options = trusting_options();
     options.connect_to = {route("hub.test", *hub), route("cdn.test", *cdn)};
-    HttpClient client{options};
-    auto request = get<Transport>(hub->url_for("hub.test", "/file"));
+    HttpClient client{Transport::options(options)};
+    auto request = get(hub->url_for("hub.test", "/file"));
     request.scoped_headers = {{"Authorization", "Bearer hf_secret"}, {"X-User", "mine"}};
     request.headers = {{"Range", "bytes=0-"}};
     auto result = client.fetch(request);
@@ -161,7 +162,7 @@ TEST_CASE_TEMPLATE("http: credentials and user headers never follow a redirect t
     CHECK(hub_requests[1].header("Authorization").empty());
 }
 
-TEST_CASE_TEMPLATE("http: a redirect from https to http is refused", Transport, ViaHttplib, ViaOwnReader) {
+TEST_CASE_TEMPLATE("http: a redirect from https to http is refused", Transport, ViaOwnConnection, ViaHttplib) {
     auto plain = LoopbackServer::http();
     plain->server().Get("/x", [](const httplib::Request&, httplib::Response& res) { res.set_content("x", "text/plain"); });
     auto secure = LoopbackServer::https();
@@ -170,22 +171,22 @@ TEST_CASE_TEMPLATE("http: a redirect from https to http is refused", Transport, 
         res.status = 301;
         res.set_header("Location", target);
     });
-    HttpClient client{trusting_options()};
-    auto result = client.fetch(get<Transport>(secure->url("/start")));
+    HttpClient client{Transport::options(trusting_options())};
+    auto result = client.fetch(get(secure->url("/start")));
     REQUIRE_FALSE(result);
     CHECK(result.error().code == provision::errc::unsafe);
     CHECK(result.error().message.find("https to http") != std::string::npos);
     CHECK(plain->requests().empty());
 }
 
-TEST_CASE_TEMPLATE("http: at most 10 redirects are followed", Transport, ViaHttplib, ViaOwnReader) {
+TEST_CASE_TEMPLATE("http: at most 10 redirects are followed", Transport, ViaOwnConnection, ViaHttplib) {
     auto server = LoopbackServer::https();
     server->server().Get(R"(/hop/(\d+))", [](const httplib::Request& req, httplib::Response& res) {
         res.status = 302;
         res.set_header("Location", "/hop/" + std::to_string(std::stoi(req.matches[1]) + 1));
     });
-    HttpClient client{trusting_options()};
-    auto result = client.fetch(get<Transport>(server->url("/hop/0")));
+    HttpClient client{Transport::options(trusting_options())};
+    auto result = client.fetch(get(server->url("/hop/0")));
     REQUIRE_FALSE(result);
     CHECK(result.error().message.find("too many redirects (more than 10)") != std::string::npos);
     CHECK(server->requests().size() == 11);
@@ -194,12 +195,12 @@ TEST_CASE_TEMPLATE("http: at most 10 redirects are followed", Transport, ViaHttp
         res.status = 308;
         res.set_header("Location", "/loop");
     });
-    auto loop = client.fetch(get<Transport>(server->url("/loop")));
+    auto loop = client.fetch(get(server->url("/loop")));
     REQUIRE_FALSE(loop);
     CHECK(loop.error().message.find("too many redirects") != std::string::npos);
 }
 
-TEST_CASE("http: relative_only stops at an absolute redirect and returns it") {
+TEST_CASE_TEMPLATE("http: relative_only stops at an absolute redirect and returns it", Transport, ViaOwnConnection, ViaHttplib) {
     auto server = LoopbackServer::https();
     server->server().Get("/old", [](const httplib::Request&, httplib::Response& res) {
         res.status = 307;
@@ -209,7 +210,7 @@ TEST_CASE("http: relative_only stops at an absolute redirect and returns it") {
         res.status = 302;
         res.set_header("Location", "https://cdn.example/signed?X-Amz-Signature=abc");
     });
-    HttpClient client{trusting_options()};
+    HttpClient client{Transport::options(trusting_options())};
     auto request = get(server->url("/old"));
     request.method = "HEAD";
     request.redirects = provision::RedirectPolicy::relative_only;
@@ -220,7 +221,7 @@ TEST_CASE("http: relative_only stops at an absolute redirect and returns it") {
     CHECK(result->header("location") == "https://cdn.example/signed?X-Amz-Signature=abc");
 }
 
-TEST_CASE_TEMPLATE("http: a server that goes quiet hits the idle timeout, not a hang", Transport, ViaHttplib, ViaOwnReader) {
+TEST_CASE_TEMPLATE("http: a server that goes quiet hits the idle timeout, not a hang", Transport, ViaOwnConnection, ViaHttplib) {
     auto server = LoopbackServer::https();
     server->server().Get("/slow", [](const httplib::Request&, httplib::Response& res) {
         std::this_thread::sleep_for(std::chrono::milliseconds(1500));
@@ -228,27 +229,27 @@ TEST_CASE_TEMPLATE("http: a server that goes quiet hits the idle timeout, not a 
     });
     auto options = trusting_options();
     options.idle_timeout = std::chrono::milliseconds(300);
-    HttpClient client{options};
+    HttpClient client{Transport::options(options)};
     auto started = std::chrono::steady_clock::now();
-    auto result = client.fetch(get<Transport>(server->url("/slow")));
+    auto result = client.fetch(get(server->url("/slow")));
     REQUIRE_FALSE(result);
     CHECK(result.error().message.find("no data for") != std::string::npos);
     CHECK(std::chrono::steady_clock::now() - started < std::chrono::milliseconds(1400));
 }
 
-TEST_CASE_TEMPLATE("http: connection refused is explained", Transport, ViaHttplib, ViaOwnReader) {
+TEST_CASE_TEMPLATE("http: connection refused is explained", Transport, ViaOwnConnection, ViaHttplib) {
     std::uint16_t closed_port = 0;
     {
         auto server = LoopbackServer::http();
         closed_port = static_cast<std::uint16_t>(server->port());
     }
-    HttpClient client{HttpOptions{}};
-    auto result = client.fetch(get<Transport>("http://127.0.0.1:" + std::to_string(closed_port) + "/x"));
+    HttpClient client{Transport::options()};
+    auto result = client.fetch(get("http://127.0.0.1:" + std::to_string(closed_port) + "/x"));
     REQUIRE_FALSE(result);
     CHECK(result.error().message.find("could not connect to 127.0.0.1:" + std::to_string(closed_port)) != std::string::npos);
 }
 
-TEST_CASE_TEMPLATE("http: a signed storage link in Location reaches the storage host with its escapes intact", Transport, ViaHttplib, ViaOwnReader) {
+TEST_CASE_TEMPLATE("http: a signed storage link in Location reaches the storage host with its escapes intact", Transport, ViaOwnConnection, ViaHttplib) {
     // cpp-httplib 0.11 percent-decodes header values; the client re-encodes
     // Location so the signature the storage host checks still matches. These
     // are the escapes real presigned R2/S3/B2 links carry.
@@ -269,8 +270,8 @@ TEST_CASE_TEMPLATE("http: a signed storage link in Location reaches the storage 
     });
     auto options = trusting_options();
     options.connect_to = {route("api.test", *api), route("storage.test", *storage)};
-    HttpClient client{options};
-    auto result = client.fetch(get<Transport>(api->url_for("api.test", "/download")));
+    HttpClient client{Transport::options(options)};
+    auto result = client.fetch(get(api->url_for("api.test", "/download")));
     REQUIRE(result);
     CHECK(result->body == "model bytes");
     auto seen = storage->requests();
@@ -286,7 +287,7 @@ TEST_CASE("http: the own reader keeps a connection alive and replaces one the se
     });
     HttpClient client{trusting_options()};
     for (int i = 0; i < 3; ++i) {
-        auto result = client.fetch(get<ViaOwnReader>(server->url("/blob")));
+        auto result = client.fetch(get(server->url("/blob")));
         REQUIRE(result);
         CHECK(result->body == body);
     }
@@ -298,7 +299,7 @@ TEST_CASE("http: the own reader keeps a connection alive and replaces one the se
     // The test server drops connections idle for a second; the pooled one is
     // then dead, and the request goes out again on a new connection.
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-    auto after_idle = client.fetch(get<ViaOwnReader>(server->url("/blob")));
+    auto after_idle = client.fetch(get(server->url("/blob")));
     REQUIRE_MESSAGE(after_idle, (after_idle ? std::string() : after_idle.error().message));
     CHECK(after_idle->body == body);
     seen = server->requests();
@@ -332,7 +333,7 @@ TEST_CASE("http: the own reader understands every way HTTP/1.1 frames a body") {
         RawLoopbackServer::send_all(fd, answer);
     });
     HttpClient client{HttpOptions{}};
-    auto fetch = [&](const std::string& path) { return client.fetch(get<ViaOwnReader>(server.url(path))); };
+    auto fetch = [&](const std::string& path) { return client.fetch(get(server.url(path))); };
 
     auto chunked = fetch("/chunked");
     REQUIRE(chunked);

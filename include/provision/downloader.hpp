@@ -445,7 +445,6 @@ inline HttpRequest Transfer::make_request(std::uint64_t begin, std::uint64_t end
         request.headers.emplace_back("Range", range);
     }
     request.abort = &workers_[slot]->abort;
-    request.bulk = true;
     workers_[slot]->link_generation = link_generation_;
     return request;
 }

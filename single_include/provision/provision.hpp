@@ -2251,9 +2251,10 @@ class Layout {
 // ---- begin include/provision/http.hpp ----
 // provision: the only component that talks to cpp-httplib.
 //
-// Model bodies fetched by the download engine (HttpRequest::bulk) go over a
-// connection of our own instead (detail/raw_http.hpp: cpp-httplib 0.11 reads
-// 4 KiB per system call); every hop still goes through the policy below.
+// Direct requests go over connections of our own (detail/raw_http.hpp):
+// cpp-httplib 0.11 reads 4 KiB per system call and percent-decodes every
+// response header value. It still carries requests through proxies (its
+// CONNECT tunnels), and the policy below applies to every hop of both.
 //
 // Why we do not let the library follow redirects: credentials must be dropped
 // the moment a redirect leaves the origin they belong to, https->http must be
@@ -2989,6 +2990,12 @@ struct HttpOptions {
     int max_redirects = 10;
     std::string user_agent = provision::user_agent;
     ProxySettings proxy;  ///< from HTTPS_PROXY / HTTP_PROXY / NO_PROXY; --connect-to does not apply through a proxy
+    /// Which code speaks HTTP on direct connections. Requests through a proxy
+    /// always use cpp-httplib.
+    enum class Transport {
+        own,      ///< detail::RawConnection: 256 KiB reads, header values as sent
+        httplib,  ///< cpp-httplib's client
+    } transport = Transport::own;
 };
 
 /// Which redirects a request follows.
@@ -3049,9 +3056,6 @@ struct HttpRequest {
     std::vector<Header> scoped_headers;  ///< credentials and user headers: only to url's origin, dropped for good once a redirect leaves it
     RedirectPolicy redirects = RedirectPolicy::follow;
     RequestAbort* abort = nullptr;       ///< optional: lets another thread stop this request
-    /// A large body (a model file): read over a connection of our own in
-    /// 256 KiB pieces rather than cpp-httplib's 4 KiB (GET, direct connections only).
-    bool bulk = false;
 };
 
 struct HttpResponse {
@@ -3691,7 +3695,7 @@ inline Result<HttpResponse> HttpClient::stream(const HttpRequest& request, const
             return !check || check(response);
         };
         auto on_body = [&](const char* data, std::size_t size) { return follow || !sink || sink(data, size); };
-        bool raw_transport = request.bulk && method == "GET" && !options_.proxy.for_url(url);
+        bool raw_transport = options_.transport == HttpOptions::Transport::own && !options_.proxy.for_url(url);
         HopOutcome outcome = raw_transport ? exchange_raw(url, method, headers, request.abort, on_head, on_body)
                                            : exchange_with_httplib(url, method, headers, request.abort, on_head, on_body);
         if (outcome.stopped_by_us) return response;  // the caller decided
@@ -8965,7 +8969,6 @@ inline HttpRequest Transfer::make_request(std::uint64_t begin, std::uint64_t end
         request.headers.emplace_back("Range", range);
     }
     request.abort = &workers_[slot]->abort;
-    request.bulk = true;
     workers_[slot]->link_generation = link_generation_;
     return request;
 }
