@@ -121,42 +121,53 @@ for f in "$root"/many/*.safetensors; do echo "$base/many/$(basename "$f")"; done
 for i in $(seq -w 1 100); do echo "$base/inplace/z$i.safetensors"; done > "$work/d.list"
 
 # ---------------------------------------------------------------------------
-# Measurement: run a command REPEAT times with a fresh output folder each time
-# (unless told to keep it), record wall, user+sys CPU and peak RSS.
+# Measurement: run a command TIMES times with a fresh output folder each time
+# (unless told to keep it), record wall, user+sys CPU and peak RSS. The cases
+# call it once per tool and round, the tools taking turns, so that a change in
+# the machine's load falls on all of them alike. Each run starts after `sync`:
+# the previous run's unwritten gigabyte must not be flushed on the next one's
+# time (provision syncs its files before installing them; the others do not).
 out="$work/out"
 measure() {  # measure CASE TOOL TIMES KEEP_OUTPUT -- command...
   local case_name=$1 tool=$2 times=$3 keep=$4
   shift 5
   for run in $(seq "$times"); do
     if [[ "$keep" != keep ]]; then rm -rf "$out"; mkdir -p "$out"; fi
+    sync
     /usr/bin/time -f "%e %U %S %M" -o "$work/results/time" "$@" >"$work/results/stdout" 2>"$work/results/stderr" || {
       echo "bench: $tool failed in case $case_name:" >&2; tail -5 "$work/results/stderr" >&2; exit 1; }
     echo "$case_name|$tool|$(tail -1 "$work/results/time")" >> "$work/results/all"
   done
-  printf '  %-3s %-38s done\n' "$case_name" "$tool"
+  printf '  %-3s %-38s done (%s s)\n' "$case_name" "$tool" "$(cut -d' ' -f1 "$work/results/time" | tail -1)"
 }
 
 for c in $CASES; do
   case "$c" in
   a)
-    measure a "provision (8 connections, SHA-256)" "$REPEAT" fresh -- "$PROVISION" "$work/a.toml" --workspace "$out/ws" -q
-    measure a "curl -o" "$REPEAT" fresh -- curl -s -o "$out/big.safetensors" "$base/big.safetensors"
-    measure a "curl -o, then sha256sum" "$REPEAT" fresh -- sh -c "curl -s -o '$out/big.safetensors' '$base/big.safetensors' && sha256sum '$out/big.safetensors' >/dev/null"
-    measure a "wget -O" "$REPEAT" fresh -- wget -q -O "$out/big.safetensors" "$base/big.safetensors"
-    measure a "aria2c -x16 -s16" "$REPEAT" fresh -- aria2c -q -x16 -s16 --file-allocation=none -d "$out" -o big.safetensors "$base/big.safetensors"
+    for _ in $(seq "$REPEAT"); do
+      measure a "provision (8 connections, SHA-256)" 1 fresh -- "$PROVISION" "$work/a.toml" --workspace "$out/ws" -q
+      measure a "curl -o" 1 fresh -- curl -s -o "$out/big.safetensors" "$base/big.safetensors"
+      measure a "curl -o, then sha256sum" 1 fresh -- sh -c "curl -s -o '$out/big.safetensors' '$base/big.safetensors' && sha256sum '$out/big.safetensors' >/dev/null"
+      measure a "wget -O" 1 fresh -- wget -q -O "$out/big.safetensors" "$base/big.safetensors"
+      measure a "aria2c -x16 -s16" 1 fresh -- aria2c -q -x16 -s16 --file-allocation=none -d "$out" -o big.safetensors "$base/big.safetensors"
+    done
     ;;
   b)
-    measure b "provision --connections 16" "$REPEAT" fresh -- "$PROVISION" "$work/b.toml" --workspace "$out/ws" -q --connections 16
-    measure b "provision (default: 8 connections)" "$REPEAT" fresh -- "$PROVISION" "$work/b.toml" --workspace "$out/ws" -q
-    measure b "aria2c -x16 -s16" "$REPEAT" fresh -- aria2c -q -x16 -s16 --file-allocation=none -d "$out" -o big.safetensors "$base/slow/big.safetensors"
+    for _ in $(seq "$REPEAT"); do
+      measure b "provision --connections 16" 1 fresh -- "$PROVISION" "$work/b.toml" --workspace "$out/ws" -q --connections 16
+      measure b "provision (default: 8 connections)" 1 fresh -- "$PROVISION" "$work/b.toml" --workspace "$out/ws" -q
+      measure b "aria2c -x16 -s16" 1 fresh -- aria2c -q -x16 -s16 --file-allocation=none -d "$out" -o big.safetensors "$base/slow/big.safetensors"
+    done
     measure b "curl -o" "$REPEAT_SLOW" fresh -- curl -s -o "$out/big.safetensors" "$base/slow/big.safetensors"
     measure b "wget -O" "$REPEAT_SLOW" fresh -- wget -q -O "$out/big.safetensors" "$base/slow/big.safetensors"
     ;;
   c)
-    measure c "provision (--jobs 5, SHA-256)" "$REPEAT" fresh -- "$PROVISION" "$work/c.toml" --workspace "$out/ws" -q
-    measure c "aria2c -j5" "$REPEAT" fresh -- aria2c -q -j5 --file-allocation=none -d "$out" -i "$work/c.list"
-    measure c "curl -Z (5 parallel)" "$REPEAT" fresh -- sh -c "cd '$out' && curl -s -Z --parallel-max 5 --remote-name-all \$(cat '$work/c.list')"
-    measure c "wget -i" "$REPEAT" fresh -- wget -q -P "$out" -i "$work/c.list"
+    for _ in $(seq "$REPEAT"); do
+      measure c "provision (--jobs 5, SHA-256)" 1 fresh -- "$PROVISION" "$work/c.toml" --workspace "$out/ws" -q
+      measure c "aria2c -j5" 1 fresh -- aria2c -q -j5 --file-allocation=none -d "$out" -i "$work/c.list"
+      measure c "curl -Z (5 parallel)" 1 fresh -- sh -c "cd '$out' && curl -s -Z --parallel-max 5 --remote-name-all \$(cat '$work/c.list')"
+      measure c "wget -i" 1 fresh -- wget -q -P "$out" -i "$work/c.list"
+    done
     ;;
   d)
     # In place: sparse copies of the hundred files. provision's first run hashes

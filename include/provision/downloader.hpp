@@ -339,6 +339,8 @@ class Transfer {
     /// Pieces of at least this size arriving with the batch empty are written
     /// straight from the reader's buffer (copying a GiB costs a tenth of a second).
     static constexpr std::size_t direct_write_min = 64 * 1024;
+    /// New bytes after which the coordinator asks the kernel to start writing them out.
+    static constexpr std::uint64_t writeback_step = 32u << 20;
 
     std::filesystem::path part_;
     std::filesystem::path state_path_;
@@ -379,6 +381,7 @@ class Transfer {
     /// connections giving way at the same moment would leave the file orphaned.
     std::size_t leaving_ = 0;
     std::uint64_t fetched_ = 0;  ///< bytes written by this run
+    std::uint64_t writeback_started_at_ = 0;  ///< fetched_ when writeback was last started
     RangeSet saved_;             ///< ranges in the last state written
     std::vector<std::unique_ptr<Worker>> workers_;
     std::shared_ptr<ConnectionBudget> budget_ = options_.connection_budget;
@@ -1190,6 +1193,15 @@ inline void Transfer::coordinate() {
                 if (budget_ && !budget_->try_acquire_extra()) break;
                 if (!spawn_worker(slot, budget_ != nullptr)) break;
             }
+        }
+        if (fd_ >= 0 && fetched_ - writeback_started_at_ >= writeback_step) {
+            // The disk starts on what has arrived while the rest arrives,
+            // instead of all of it at the checkpoint's fdatasync or the final
+            // fsync before the rename (which then finds little left to write).
+            writeback_started_at_ = fetched_;
+            lock.unlock();
+            detail::start_writeback(fd_);
+            lock.lock();
         }
         if (now - last_checkpoint >= options_.checkpoint_interval) {
             last_checkpoint = now;

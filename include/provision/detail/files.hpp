@@ -57,6 +57,16 @@ inline Error errno_error(const std::string& what, int code) {
     return make_error(kind, message);
 }
 
+/// Asks the kernel to start writing the file's dirty pages to disk, without
+/// waiting for it (Linux; elsewhere a no-op, and the later fsync does it all).
+inline void start_writeback(int fd) {
+#if defined(__linux__)
+    ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#else
+    (void)fd;
+#endif
+}
+
 /// Makes a rename durable by syncing the folder that holds the entry.
 inline void sync_folder(const std::filesystem::path& folder) {
     int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
