@@ -28,8 +28,10 @@ std::unique_ptr<LoopbackServer> slow_model_server(const std::string& body) {
                                  [body](std::size_t offset, std::size_t, httplib::DataSink& sink) {
                                      std::size_t piece = std::min<std::size_t>(body.size() - offset, body.size() / 10);
                                      std::this_thread::sleep_for(std::chrono::milliseconds(120));
-                                     sink.write(body.data() + offset, piece);
-                                     return true;
+                                     // A client that gave up ends the response: otherwise the
+                                     // server thread retries the same piece forever, and a slow
+                                     // (TSan) run used up the server's 8 threads that way.
+                                     return sink.write(body.data() + offset, piece);
                                  });
     });
     server->server().Get("/fast.safetensors", [](const httplib::Request&, httplib::Response& res) {

@@ -51,6 +51,8 @@ inline std::vector<std::string> child_environment(const std::map<std::string, st
 /// report. The exit status alone cannot tell: ASan and UBSan exit 1, which is
 /// also provision's "something failed" code, and a test that expects a failing
 /// run would accept it; every sanitizer ends its report with a SUMMARY line.
+/// `err` is whatever holds the child's standard error (its stdout too when a
+/// test merges them, as the script(1) runs do).
 inline void check_no_sanitizer_report(const std::string& program, const std::string& err) {
     for (const char* marker : {"SUMMARY: AddressSanitizer", "SUMMARY: LeakSanitizer", "SUMMARY: ThreadSanitizer",
                                "SUMMARY: UndefinedBehaviorSanitizer", "ThreadSanitizer: reported"}) {
@@ -95,7 +97,7 @@ inline ProcessResult run_process(const std::vector<std::string>& argv, const std
     result.err = read_whole_file(err_template);
     std::filesystem::remove(out_template);
     std::filesystem::remove(err_template);
-    check_no_sanitizer_report(argv.empty() ? std::string() : argv[0], result.err);
+    check_no_sanitizer_report(argv.empty() ? std::string() : argv[0], result.out + result.err);
     return result;
 }
 
