@@ -145,7 +145,7 @@ for c in $CASES; do
   case "$c" in
   a)
     for _ in $(seq "$REPEAT"); do
-      measure a "provision (8 connections, SHA-256)" 1 fresh -- "$PROVISION" "$work/a.toml" --workspace "$out/ws" -q
+      measure a "provision (default 16 connections, SHA-256)" 1 fresh -- "$PROVISION" "$work/a.toml" --workspace "$out/ws" -q
       measure a "curl -o" 1 fresh -- curl -s -o "$out/big.safetensors" "$base/big.safetensors"
       measure a "curl -o, then sha256sum" 1 fresh -- sh -c "curl -s -o '$out/big.safetensors' '$base/big.safetensors' && sha256sum '$out/big.safetensors' >/dev/null"
       measure a "wget -O" 1 fresh -- wget -q -O "$out/big.safetensors" "$base/big.safetensors"
@@ -154,8 +154,8 @@ for c in $CASES; do
     ;;
   b)
     for _ in $(seq "$REPEAT"); do
-      measure b "provision --connections 16" 1 fresh -- "$PROVISION" "$work/b.toml" --workspace "$out/ws" -q --connections 16
-      measure b "provision (default: 8 connections)" 1 fresh -- "$PROVISION" "$work/b.toml" --workspace "$out/ws" -q
+      measure b "provision (default 16 connections)" 1 fresh -- "$PROVISION" "$work/b.toml" --workspace "$out/ws" -q
+      measure b "provision --connections 8" 1 fresh -- "$PROVISION" "$work/b.toml" --workspace "$out/ws" -q --connections 8
       measure b "aria2c -x16 -s16" 1 fresh -- aria2c -q -x16 -s16 --file-allocation=none -d "$out" -o big.safetensors "$base/slow/big.safetensors"
     done
     measure b "curl -o" "$REPEAT_SLOW" fresh -- curl -s -o "$out/big.safetensors" "$base/slow/big.safetensors"

@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
     app.add_option("--workspace", workspace, "target directory (default: $WORKSPACE or /workspace)");
     app.add_option("-j,--jobs", jobs, "entries downloaded at once (default 5)")->check(CLI::Range(1, 64));
     app.add_option("--connections", connections,
-                   "connections per file when the server supports Range (default 8; at most 16 open over all files, or N if larger)")
+                   "connections per file when the server supports Range (default 16; at most 16 open over all files, shared by the files downloading at once, or N if larger)")
         ->check(CLI::Range(1, 64));
     app.add_flag("--verify", verify, "re-hash files already in place instead of trusting the install record");
     app.add_option("--cacert", ca_files, "extra trusted CA certificates (PEM file); may repeat")->check(CLI::ExistingFile)->allow_extra_args(false);

@@ -8611,7 +8611,11 @@ struct DownloadOptions {
     EventHandler on_event;                      ///< reports; called on the thread that runs download()
     std::chrono::milliseconds progress_interval{250};
 
-    std::size_t connections_per_file = 8;       ///< connections one file may use at once
+    /// Connections one file may use at once. CDNs cap each connection (20 MB/s
+    /// and less is common), so one large file alone may take the whole run's
+    /// budget (ProvisionOptions::max_connections, 16); files downloading at the
+    /// same time share it, as connections give way to waiting files.
+    std::size_t connections_per_file = 16;
     std::shared_ptr<ConnectionBudget> connection_budget;  ///< cap over all files; null: only the per-file cap
     std::uint64_t min_segment_size = 8u << 20;  ///< files under twice this use one connection; no piece is split below it
     std::uint64_t max_segment_size = 64u << 20; ///< largest piece handed to a connection at once
