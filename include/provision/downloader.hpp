@@ -1198,7 +1198,7 @@ inline void Transfer::coordinate() {
                 if (!spawn_worker(slot, budget_ != nullptr)) break;
             }
         }
-        if (fd_ >= 0 && fetched_ - writeback_started_at_ >= writeback_step) {
+        if (established_ && fd_ >= 0 && fetched_ - writeback_started_at_ >= writeback_step) {
             // The disk starts on what has arrived while the rest arrives,
             // instead of all of it at the checkpoint's fdatasync or the final
             // fsync before the rename (which then finds little left to write).
