@@ -183,8 +183,12 @@ TEST_CASE("seed examples: every source and form in one config; a wrong digest is
     CHECK(second.exit_code == 0);
     CHECK(provision_test::read_whole_file(models / "VAE/sdxl_vae.safetensors") ==
           world.bytes["stabilityai/sdxl-vae/vae/diffusion_pytorch_model.safetensors"]);
-    // The VAE, plus one byte per Drive entry: Drive names a file only in the
-    // answer that carries it, so its resolver asks for the first byte alone.
-    CHECK(world.model_bytes_served() - model_bytes_before ==
-          world.bytes["stabilityai/sdxl-vae/vae/diffusion_pytorch_model.safetensors"].size() + 2);
+    // The VAE, plus at most one byte per Drive entry: Drive names a file only
+    // in the answer that carries it, so its resolver asks for the first byte
+    // alone, and hangs up once it has the headers. Whether that byte was
+    // already out when the connection closed is the server's race, not ours.
+    auto vae_size = world.bytes["stabilityai/sdxl-vae/vae/diffusion_pytorch_model.safetensors"].size();
+    auto served = world.model_bytes_served() - model_bytes_before;
+    CHECK(served >= vae_size);
+    CHECK(served <= vae_size + 2);
 }
