@@ -555,11 +555,8 @@ inline bool Transfer::establish(const HttpResponse& response, std::uint64_t requ
         ranged = true;
     } else if (response.status == 200 || (response.status == 206 && without_range_)) {
         auto encoding = to_lower(response.header("Content-Encoding").value_or("identity"));
-        if (auto length = response.header("Content-Length"); length && (encoding == "identity" || encoding.empty())) {
-            std::string text(trim(*length));
-            if (!text.empty() && text.size() < 20 && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
-                total = std::stoull(text);
-        }
+        if (auto length = response.header("Content-Length"); length && (encoding == "identity" || encoding.empty()))
+            if (auto size = decimal_value(trim(*length))) total = size;
         if (requested_from > 0) {
             // We asked to resume and got the whole file: the server ignores
             // Range. This answer starts at byte 0, so it is used from scratch.

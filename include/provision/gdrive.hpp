@@ -232,8 +232,8 @@ inline Result<DriveFile> drive_file_from(ProbeResult& probed, const DriveCookies
     if (response.status == 206) {
         // "bytes 0-0/TOTAL": the size is the total, not the one byte sent.
         if (auto range = parse_content_range(response.header("Content-Range").value_or(""))) file.size = range->total;
-    } else if (auto length = response.header("Content-Length"); length && all_digits(trim(*length)) && trim(*length).size() < 20) {
-        file.size = std::stoull(std::string(trim(*length)));
+    } else if (auto length = response.header("Content-Length")) {
+        if (auto size = decimal_value(trim(*length))) file.size = size;
     }
     if (auto etag = response.header("ETag")) file.validator = *etag;
     else if (auto modified = response.header("Last-Modified")) file.validator = *modified;

@@ -200,11 +200,12 @@ class HttpClient {
     using HeadHandler = std::function<bool(int status, std::vector<Header> headers)>;
 
     Route route(const Url& url) const;
-    std::unique_ptr<Connection> checkout(const Url& url, Error& failure);
+    std::unique_ptr<Connection> checkout(const Url& url, const Route& where, Error& failure);
     void checkin(std::unique_ptr<Connection> connection);
-    HopOutcome exchange_with_httplib(const Url& url, const std::string& method, const std::vector<Header>& headers,
-                                     RequestAbort* abort, const HeadHandler& on_head, const BodySink& on_body);
-    HopOutcome exchange_raw(const Url& url, const std::string& method, const std::vector<Header>& headers,
+    HopOutcome exchange_with_httplib(const Url& url, const Route& where, const std::string& method,
+                                     const std::vector<Header>& headers, RequestAbort* abort, const HeadHandler& on_head,
+                                     const BodySink& on_body);
+    HopOutcome exchange_raw(const Url& url, const Route& where, const std::string& method, const std::vector<Header>& headers,
                             RequestAbort* abort, const HeadHandler& on_head, const BodySink& on_body);
     std::string describe_failure(const detail::TransportError& failure, const Url& url, const Route& route) const;
 
@@ -429,8 +430,7 @@ inline HttpClient::Route HttpClient::route(const Url& url) const {
     return route;
 }
 
-inline std::unique_ptr<HttpClient::Connection> HttpClient::checkout(const Url& url, Error& failure) {
-    Route where = route(url);
+inline std::unique_ptr<HttpClient::Connection> HttpClient::checkout(const Url& url, const Route& where, Error& failure) {
     {
         std::lock_guard<std::mutex> lock(pool_mutex_);
         auto found = idle_.find(where.key);
@@ -570,6 +570,11 @@ inline std::string HttpClient::describe_failure(const detail::TransportError& fa
 }
 
 namespace detail {
+/// A request another thread stopped through its RequestAbort (either transport).
+inline Error request_stopped(const Url& url) {
+    return make_error(errc::network, "the request to " + url.authority() + " was stopped");
+}
+
 /// Verification failures are refused, never retried: retrying cannot fix a certificate.
 inline errc transport_errc(const TransportError& failure) {
     return failure.kind == TransportFailure::tls_verify || failure.kind == TransportFailure::tls_setup ? errc::unsafe
@@ -577,11 +582,11 @@ inline errc transport_errc(const TransportError& failure) {
 }
 }  // namespace detail
 
-inline HttpClient::HopOutcome HttpClient::exchange_with_httplib(const Url& url, const std::string& method,
+inline HttpClient::HopOutcome HttpClient::exchange_with_httplib(const Url& url, const Route& where, const std::string& method,
                                                                 const std::vector<Header>& headers, RequestAbort* abort,
                                                                 const HeadHandler& on_head, const BodySink& on_body) {
     HopOutcome outcome;
-    auto connection = checkout(url, outcome.failure);
+    auto connection = checkout(url, where, outcome.failure);
     if (!connection) return outcome;
     httplib::Headers raw_headers(headers.begin(), headers.end());
     if (url.is_https() && connection->route.proxy) {
@@ -605,7 +610,7 @@ inline HttpClient::HopOutcome HttpClient::exchange_with_httplib(const Url& url, 
         return false;
     };
     if (abort && !abort->attach(connection->client.get())) {
-        outcome.failure = make_error(errc::network, "the request to " + url.authority() + " was stopped");
+        outcome.failure = detail::request_stopped(url);
         return outcome;
     }
     httplib::Result raw = method == "HEAD" ? connection->client->Head(url.target(), raw_headers)
@@ -618,7 +623,7 @@ inline HttpClient::HopOutcome HttpClient::exchange_with_httplib(const Url& url, 
     if (method == "HEAD" && raw) handle_head(raw.value());
     if (aborted) {
         outcome.stopped_by_us = false;
-        outcome.failure = make_error(errc::network, "the request to " + url.authority() + " was stopped");
+        outcome.failure = detail::request_stopped(url);
         return outcome;
     }
     if (!raw) {
@@ -633,11 +638,10 @@ inline HttpClient::HopOutcome HttpClient::exchange_with_httplib(const Url& url, 
     return outcome;
 }
 
-inline HttpClient::HopOutcome HttpClient::exchange_raw(const Url& url, const std::string& method,
+inline HttpClient::HopOutcome HttpClient::exchange_raw(const Url& url, const Route& where, const std::string& method,
                                                        const std::vector<Header>& headers, RequestAbort* abort,
                                                        const HeadHandler& on_head, const BodySink& on_body) {
     HopOutcome outcome;
-    Route where = route(url);
     std::string request = method + " " + url.target() + " HTTP/1.1\r\n";
     for (const auto& [name, value] : headers) {
         if (name.find_first_of("\r\n:") != std::string::npos || value.find_first_of("\r\n") != std::string::npos) {
@@ -648,7 +652,7 @@ inline HttpClient::HopOutcome HttpClient::exchange_raw(const Url& url, const std
     }
     request += "\r\n";
     auto stopped = [&] {
-        outcome.failure = make_error(errc::network, "the request to " + url.authority() + " was stopped");
+        outcome.failure = detail::request_stopped(url);
         return outcome;
     };
     // A kept-alive connection may have been closed by the server while it
@@ -780,9 +784,10 @@ inline Result<HttpResponse> HttpClient::stream(const HttpRequest& request, const
             return !check || check(response);
         };
         auto on_body = [&](const char* data, std::size_t size) { return follow || !sink || sink(data, size); };
-        bool raw_transport = options_.transport == HttpOptions::Transport::own && !options_.proxy.for_url(url);
-        HopOutcome outcome = raw_transport ? exchange_raw(url, method, headers, request.abort, on_head, on_body)
-                                           : exchange_with_httplib(url, method, headers, request.abort, on_head, on_body);
+        Route where = route(url);
+        bool raw_transport = options_.transport == HttpOptions::Transport::own && !where.proxy;
+        HopOutcome outcome = raw_transport ? exchange_raw(url, where, method, headers, request.abort, on_head, on_body)
+                                           : exchange_with_httplib(url, where, method, headers, request.abort, on_head, on_body);
         if (outcome.stopped_by_us) return response;  // the caller decided
         if (!outcome.completed) return outcome.failure;
         if (!follow) return response;

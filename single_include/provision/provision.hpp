@@ -2281,6 +2281,68 @@ class Layout {
 #define PROVISION_DETAIL_RAW_HTTP_HPP
 
 // #include "../url.hpp": include/provision/url.hpp already inlined above
+// ---- begin include/provision/detail/content_range.hpp ----
+// provision: the numbers in HTTP headers (Content-Range, Content-Length,
+// Retry-After), read strictly. Shared by the HTTP connection, the download
+// engine (is this 206 the piece asked for?), the probes that ask a server for
+// one byte to learn a file's size (Drive, plain URLs) and Hugging Face's
+// rate-limit headers.
+#ifndef PROVISION_DETAIL_CONTENT_RANGE_HPP
+#define PROVISION_DETAIL_CONTENT_RANGE_HPP
+
+// #include "../url.hpp": include/provision/url.hpp already inlined above
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace provision {
+namespace detail {
+
+/// A decimal number of 1 to 19 digits (19 always fit in 64 bits), nothing
+/// else: no sign, no spaces (callers trim where a header may carry them).
+inline std::optional<std::uint64_t> decimal_value(std::string_view text) {
+    if (text.empty() || text.size() > 19) return std::nullopt;
+    std::uint64_t value = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9') return std::nullopt;
+        value = value * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    return value;
+}
+
+/// A parsed Content-Range: "bytes FIRST-LAST/TOTAL" (TOTAL may be "*").
+struct ContentRange {
+    std::uint64_t first = 0;
+    std::uint64_t last = 0;
+    std::optional<std::uint64_t> total;
+};
+
+inline std::optional<ContentRange> parse_content_range(std::string_view value) {
+    value = trim(value);
+    if (!starts_with(to_lower(value.substr(0, 6)), "bytes ")) return std::nullopt;
+    value = trim(value.substr(6));
+    auto dash = value.find('-');
+    auto slash = value.find('/');
+    if (dash == std::string_view::npos || slash == std::string_view::npos || dash > slash) return std::nullopt;
+    auto number = [](std::string_view text) { return decimal_value(trim(text)); };
+    auto first = number(value.substr(0, dash));
+    auto last = number(value.substr(dash + 1, slash - dash - 1));
+    if (!first || !last || *last < *first) return std::nullopt;
+    ContentRange range{*first, *last, std::nullopt};
+    std::string_view total = trim(value.substr(slash + 1));
+    if (total != "*") {
+        range.total = number(total);
+        if (!range.total || *range.total <= *last) return std::nullopt;
+    }
+    return range;
+}
+
+}  // namespace detail
+}  // namespace provision
+
+#endif
+// ---- end include/provision/detail/content_range.hpp ----
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -2424,11 +2486,7 @@ inline bool header_has_token(std::string_view value, std::string_view token) {
     while (start <= value.size()) {
         std::size_t comma = value.find(',', start);
         std::string_view item = value.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
-        while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-        while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-        if (item.size() == token.size() &&
-            std::equal(item.begin(), item.end(), token.begin(), [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b)); }))
-            return true;
+        if (iequals(trim(item), token)) return true;
         if (comma == std::string_view::npos) break;
         start = comma + 1;
     }
@@ -2759,22 +2817,19 @@ inline bool RawConnection::read_body(const RawResponseHead& head, bool head_requ
     bool has_coding = false;
     std::optional<std::uint64_t> length;
     for (const auto& [name, value] : head.headers) {
-        std::string lower = name;
-        for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        if (lower == "connection") {
+        if (iequals(name, "connection")) {
             if (header_has_token(value, "close")) keep_alive = false;
             if (header_has_token(value, "keep-alive")) keep_alive = true;
-        } else if (lower == "transfer-encoding") {
+        } else if (iequals(name, "transfer-encoding")) {
             has_coding = true;
             std::string_view last = value;
             std::size_t comma = last.rfind(',');
             if (comma != std::string_view::npos) last.remove_prefix(comma + 1);
             chunked = header_has_token(last, "chunked");
-        } else if (lower == "content-length") {
-            if (value.empty() || value.size() > 19 || value.find_first_not_of("0123456789") != std::string::npos)
-                return fail(TransportFailure::protocol, "a Content-Length that is not a number");
-            std::uint64_t parsed = std::stoull(value);
-            if (length && *length != parsed) return fail(TransportFailure::protocol, "two different Content-Length values");
+        } else if (iequals(name, "content-length")) {
+            auto parsed = decimal_value(value);
+            if (!parsed) return fail(TransportFailure::protocol, "a Content-Length that is not a number");
+            if (length && *length != *parsed) return fail(TransportFailure::protocol, "two different Content-Length values");
             length = parsed;
         }
     }
@@ -3115,11 +3170,12 @@ class HttpClient {
     using HeadHandler = std::function<bool(int status, std::vector<Header> headers)>;
 
     Route route(const Url& url) const;
-    std::unique_ptr<Connection> checkout(const Url& url, Error& failure);
+    std::unique_ptr<Connection> checkout(const Url& url, const Route& where, Error& failure);
     void checkin(std::unique_ptr<Connection> connection);
-    HopOutcome exchange_with_httplib(const Url& url, const std::string& method, const std::vector<Header>& headers,
-                                     RequestAbort* abort, const HeadHandler& on_head, const BodySink& on_body);
-    HopOutcome exchange_raw(const Url& url, const std::string& method, const std::vector<Header>& headers,
+    HopOutcome exchange_with_httplib(const Url& url, const Route& where, const std::string& method,
+                                     const std::vector<Header>& headers, RequestAbort* abort, const HeadHandler& on_head,
+                                     const BodySink& on_body);
+    HopOutcome exchange_raw(const Url& url, const Route& where, const std::string& method, const std::vector<Header>& headers,
                             RequestAbort* abort, const HeadHandler& on_head, const BodySink& on_body);
     std::string describe_failure(const detail::TransportError& failure, const Url& url, const Route& route) const;
 
@@ -3344,8 +3400,7 @@ inline HttpClient::Route HttpClient::route(const Url& url) const {
     return route;
 }
 
-inline std::unique_ptr<HttpClient::Connection> HttpClient::checkout(const Url& url, Error& failure) {
-    Route where = route(url);
+inline std::unique_ptr<HttpClient::Connection> HttpClient::checkout(const Url& url, const Route& where, Error& failure) {
     {
         std::lock_guard<std::mutex> lock(pool_mutex_);
         auto found = idle_.find(where.key);
@@ -3485,6 +3540,11 @@ inline std::string HttpClient::describe_failure(const detail::TransportError& fa
 }
 
 namespace detail {
+/// A request another thread stopped through its RequestAbort (either transport).
+inline Error request_stopped(const Url& url) {
+    return make_error(errc::network, "the request to " + url.authority() + " was stopped");
+}
+
 /// Verification failures are refused, never retried: retrying cannot fix a certificate.
 inline errc transport_errc(const TransportError& failure) {
     return failure.kind == TransportFailure::tls_verify || failure.kind == TransportFailure::tls_setup ? errc::unsafe
@@ -3492,11 +3552,11 @@ inline errc transport_errc(const TransportError& failure) {
 }
 }  // namespace detail
 
-inline HttpClient::HopOutcome HttpClient::exchange_with_httplib(const Url& url, const std::string& method,
+inline HttpClient::HopOutcome HttpClient::exchange_with_httplib(const Url& url, const Route& where, const std::string& method,
                                                                 const std::vector<Header>& headers, RequestAbort* abort,
                                                                 const HeadHandler& on_head, const BodySink& on_body) {
     HopOutcome outcome;
-    auto connection = checkout(url, outcome.failure);
+    auto connection = checkout(url, where, outcome.failure);
     if (!connection) return outcome;
     httplib::Headers raw_headers(headers.begin(), headers.end());
     if (url.is_https() && connection->route.proxy) {
@@ -3520,7 +3580,7 @@ inline HttpClient::HopOutcome HttpClient::exchange_with_httplib(const Url& url, 
         return false;
     };
     if (abort && !abort->attach(connection->client.get())) {
-        outcome.failure = make_error(errc::network, "the request to " + url.authority() + " was stopped");
+        outcome.failure = detail::request_stopped(url);
         return outcome;
     }
     httplib::Result raw = method == "HEAD" ? connection->client->Head(url.target(), raw_headers)
@@ -3533,7 +3593,7 @@ inline HttpClient::HopOutcome HttpClient::exchange_with_httplib(const Url& url, 
     if (method == "HEAD" && raw) handle_head(raw.value());
     if (aborted) {
         outcome.stopped_by_us = false;
-        outcome.failure = make_error(errc::network, "the request to " + url.authority() + " was stopped");
+        outcome.failure = detail::request_stopped(url);
         return outcome;
     }
     if (!raw) {
@@ -3548,11 +3608,10 @@ inline HttpClient::HopOutcome HttpClient::exchange_with_httplib(const Url& url, 
     return outcome;
 }
 
-inline HttpClient::HopOutcome HttpClient::exchange_raw(const Url& url, const std::string& method,
+inline HttpClient::HopOutcome HttpClient::exchange_raw(const Url& url, const Route& where, const std::string& method,
                                                        const std::vector<Header>& headers, RequestAbort* abort,
                                                        const HeadHandler& on_head, const BodySink& on_body) {
     HopOutcome outcome;
-    Route where = route(url);
     std::string request = method + " " + url.target() + " HTTP/1.1\r\n";
     for (const auto& [name, value] : headers) {
         if (name.find_first_of("\r\n:") != std::string::npos || value.find_first_of("\r\n") != std::string::npos) {
@@ -3563,7 +3622,7 @@ inline HttpClient::HopOutcome HttpClient::exchange_raw(const Url& url, const std
     }
     request += "\r\n";
     auto stopped = [&] {
-        outcome.failure = make_error(errc::network, "the request to " + url.authority() + " was stopped");
+        outcome.failure = detail::request_stopped(url);
         return outcome;
     };
     // A kept-alive connection may have been closed by the server while it
@@ -3695,9 +3754,10 @@ inline Result<HttpResponse> HttpClient::stream(const HttpRequest& request, const
             return !check || check(response);
         };
         auto on_body = [&](const char* data, std::size_t size) { return follow || !sink || sink(data, size); };
-        bool raw_transport = options_.transport == HttpOptions::Transport::own && !options_.proxy.for_url(url);
-        HopOutcome outcome = raw_transport ? exchange_raw(url, method, headers, request.abort, on_head, on_body)
-                                           : exchange_with_httplib(url, method, headers, request.abort, on_head, on_body);
+        Route where = route(url);
+        bool raw_transport = options_.transport == HttpOptions::Transport::own && !where.proxy;
+        HopOutcome outcome = raw_transport ? exchange_raw(url, where, method, headers, request.abort, on_head, on_body)
+                                           : exchange_with_httplib(url, where, method, headers, request.abort, on_head, on_body);
         if (outcome.stopped_by_us) return response;  // the caller decided
         if (!outcome.completed) return outcome.failure;
         if (!follow) return response;
@@ -3875,63 +3935,7 @@ using EventHandler = std::function<void(const Event&)>;
 #define PROVISION_GDRIVE_HPP
 
 // #include "config.hpp": include/provision/config.hpp already inlined above
-// ---- begin include/provision/detail/content_range.hpp ----
-// provision: the Content-Range header, read strictly. Shared by the download
-// engine (is this 206 the piece asked for?) and by the probes that ask a
-// server for one byte to learn a file's size (Drive, plain URLs).
-#ifndef PROVISION_DETAIL_CONTENT_RANGE_HPP
-#define PROVISION_DETAIL_CONTENT_RANGE_HPP
-
-// #include "../url.hpp": include/provision/url.hpp already inlined above
-
-#include <cstdint>
-#include <optional>
-#include <string_view>
-
-namespace provision {
-namespace detail {
-
-/// A parsed Content-Range: "bytes FIRST-LAST/TOTAL" (TOTAL may be "*").
-struct ContentRange {
-    std::uint64_t first = 0;
-    std::uint64_t last = 0;
-    std::optional<std::uint64_t> total;
-};
-
-inline std::optional<ContentRange> parse_content_range(std::string_view value) {
-    value = trim(value);
-    if (!starts_with(to_lower(value.substr(0, 6)), "bytes ")) return std::nullopt;
-    value = trim(value.substr(6));
-    auto dash = value.find('-');
-    auto slash = value.find('/');
-    if (dash == std::string_view::npos || slash == std::string_view::npos || dash > slash) return std::nullopt;
-    auto number = [](std::string_view text) -> std::optional<std::uint64_t> {
-        text = trim(text);
-        if (text.empty() || text.size() > 19) return std::nullopt;
-        std::uint64_t out = 0;
-        for (char c : text) {
-            if (c < '0' || c > '9') return std::nullopt;
-            out = out * 10 + static_cast<std::uint64_t>(c - '0');
-        }
-        return out;
-    };
-    auto first = number(value.substr(0, dash));
-    auto last = number(value.substr(dash + 1, slash - dash - 1));
-    if (!first || !last || *last < *first) return std::nullopt;
-    ContentRange range{*first, *last, std::nullopt};
-    std::string_view total = trim(value.substr(slash + 1));
-    if (total != "*") {
-        range.total = number(total);
-        if (!range.total || *range.total <= *last) return std::nullopt;
-    }
-    return range;
-}
-
-}  // namespace detail
-}  // namespace provision
-
-#endif
-// ---- end include/provision/detail/content_range.hpp ----
+// #include "detail/content_range.hpp": include/provision/detail/content_range.hpp already inlined above
 // ---- begin include/provision/detail/drive_page.hpp ----
 // provision: reading the HTML pages Google Drive answers with instead of a file.
 //
@@ -4784,8 +4788,8 @@ inline Result<DriveFile> drive_file_from(ProbeResult& probed, const DriveCookies
     if (response.status == 206) {
         // "bytes 0-0/TOTAL": the size is the total, not the one byte sent.
         if (auto range = parse_content_range(response.header("Content-Range").value_or(""))) file.size = range->total;
-    } else if (auto length = response.header("Content-Length"); length && all_digits(trim(*length)) && trim(*length).size() < 20) {
-        file.size = std::stoull(std::string(trim(*length)));
+    } else if (auto length = response.header("Content-Length")) {
+        if (auto size = decimal_value(trim(*length))) file.size = size;
     }
     if (auto etag = response.header("ETag")) file.validator = *etag;
     else if (auto modified = response.header("Last-Modified")) file.validator = *modified;
@@ -5827,14 +5831,7 @@ struct RateLimitInfo {
 
 /// A decimal number (a size, a count, seconds), if the whole text is one.
 inline std::optional<std::uint64_t> parse_decimal(std::string_view text) {
-    text = provision::detail::trim(text);
-    if (text.empty() || text.size() > 19) return std::nullopt;  // 19 digits always fit in 64 bits
-    std::uint64_t value = 0;
-    for (char c : text) {
-        if (c < '0' || c > '9') return std::nullopt;
-        value = value * 10 + static_cast<std::uint64_t>(c - '0');
-    }
-    return value;
+    return provision::detail::decimal_value(provision::detail::trim(text));
 }
 
 /// Splits `"name";k=v;k=v` into its items, unquoting the quoted ones.
@@ -6862,9 +6859,7 @@ inline Result<void> probe_url_plan(HttpClient& http, DownloadPlan& plan) {
     if (response.status == 206) {
         if (auto range = detail::parse_content_range(response.header("Content-Range").value_or(""))) plan.size = range->total;
     } else if (auto length = response.header("Content-Length")) {
-        std::string digits(detail::trim(*length));
-        if (!digits.empty() && digits.size() < 20 && digits.find_first_not_of("0123456789") == std::string::npos)
-            plan.size = std::stoull(digits);
+        if (auto size = detail::decimal_value(detail::trim(*length))) plan.size = size;
     }
     if (plan.file_name.empty() && !name.empty()) plan.file_name = name;
     return {};
@@ -9089,11 +9084,8 @@ inline bool Transfer::establish(const HttpResponse& response, std::uint64_t requ
         ranged = true;
     } else if (response.status == 200 || (response.status == 206 && without_range_)) {
         auto encoding = to_lower(response.header("Content-Encoding").value_or("identity"));
-        if (auto length = response.header("Content-Length"); length && (encoding == "identity" || encoding.empty())) {
-            std::string text(trim(*length));
-            if (!text.empty() && text.size() < 20 && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
-                total = std::stoull(text);
-        }
+        if (auto length = response.header("Content-Length"); length && (encoding == "identity" || encoding.empty()))
+            if (auto size = decimal_value(trim(*length))) total = size;
         if (requested_from > 0) {
             // We asked to resume and got the whole file: the server ignores
             // Range. This answer starts at byte 0, so it is used from scratch.

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
-// provision: the Content-Range header, read strictly. Shared by the download
-// engine (is this 206 the piece asked for?) and by the probes that ask a
-// server for one byte to learn a file's size (Drive, plain URLs).
+// provision: the numbers in HTTP headers (Content-Range, Content-Length,
+// Retry-After), read strictly. Shared by the HTTP connection, the download
+// engine (is this 206 the piece asked for?), the probes that ask a server for
+// one byte to learn a file's size (Drive, plain URLs) and Hugging Face's
+// rate-limit headers.
 #ifndef PROVISION_DETAIL_CONTENT_RANGE_HPP
 #define PROVISION_DETAIL_CONTENT_RANGE_HPP
 
@@ -13,6 +15,18 @@
 
 namespace provision {
 namespace detail {
+
+/// A decimal number of 1 to 19 digits (19 always fit in 64 bits), nothing
+/// else: no sign, no spaces (callers trim where a header may carry them).
+inline std::optional<std::uint64_t> decimal_value(std::string_view text) {
+    if (text.empty() || text.size() > 19) return std::nullopt;
+    std::uint64_t value = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9') return std::nullopt;
+        value = value * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    return value;
+}
 
 /// A parsed Content-Range: "bytes FIRST-LAST/TOTAL" (TOTAL may be "*").
 struct ContentRange {
@@ -28,16 +42,7 @@ inline std::optional<ContentRange> parse_content_range(std::string_view value) {
     auto dash = value.find('-');
     auto slash = value.find('/');
     if (dash == std::string_view::npos || slash == std::string_view::npos || dash > slash) return std::nullopt;
-    auto number = [](std::string_view text) -> std::optional<std::uint64_t> {
-        text = trim(text);
-        if (text.empty() || text.size() > 19) return std::nullopt;
-        std::uint64_t out = 0;
-        for (char c : text) {
-            if (c < '0' || c > '9') return std::nullopt;
-            out = out * 10 + static_cast<std::uint64_t>(c - '0');
-        }
-        return out;
-    };
+    auto number = [](std::string_view text) { return decimal_value(trim(text)); };
     auto first = number(value.substr(0, dash));
     auto last = number(value.substr(dash + 1, slash - dash - 1));
     if (!first || !last || *last < *first) return std::nullopt;

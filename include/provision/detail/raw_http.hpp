@@ -14,6 +14,7 @@
 #define PROVISION_DETAIL_RAW_HTTP_HPP
 
 #include "../url.hpp"
+#include "content_range.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -157,11 +158,7 @@ inline bool header_has_token(std::string_view value, std::string_view token) {
     while (start <= value.size()) {
         std::size_t comma = value.find(',', start);
         std::string_view item = value.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
-        while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-        while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-        if (item.size() == token.size() &&
-            std::equal(item.begin(), item.end(), token.begin(), [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b)); }))
-            return true;
+        if (iequals(trim(item), token)) return true;
         if (comma == std::string_view::npos) break;
         start = comma + 1;
     }
@@ -492,22 +489,19 @@ inline bool RawConnection::read_body(const RawResponseHead& head, bool head_requ
     bool has_coding = false;
     std::optional<std::uint64_t> length;
     for (const auto& [name, value] : head.headers) {
-        std::string lower = name;
-        for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        if (lower == "connection") {
+        if (iequals(name, "connection")) {
             if (header_has_token(value, "close")) keep_alive = false;
             if (header_has_token(value, "keep-alive")) keep_alive = true;
-        } else if (lower == "transfer-encoding") {
+        } else if (iequals(name, "transfer-encoding")) {
             has_coding = true;
             std::string_view last = value;
             std::size_t comma = last.rfind(',');
             if (comma != std::string_view::npos) last.remove_prefix(comma + 1);
             chunked = header_has_token(last, "chunked");
-        } else if (lower == "content-length") {
-            if (value.empty() || value.size() > 19 || value.find_first_not_of("0123456789") != std::string::npos)
-                return fail(TransportFailure::protocol, "a Content-Length that is not a number");
-            std::uint64_t parsed = std::stoull(value);
-            if (length && *length != parsed) return fail(TransportFailure::protocol, "two different Content-Length values");
+        } else if (iequals(name, "content-length")) {
+            auto parsed = decimal_value(value);
+            if (!parsed) return fail(TransportFailure::protocol, "a Content-Length that is not a number");
+            if (length && *length != *parsed) return fail(TransportFailure::protocol, "two different Content-Length values");
             length = parsed;
         }
     }

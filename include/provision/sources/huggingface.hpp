@@ -119,14 +119,7 @@ struct RateLimitInfo {
 
 /// A decimal number (a size, a count, seconds), if the whole text is one.
 inline std::optional<std::uint64_t> parse_decimal(std::string_view text) {
-    text = provision::detail::trim(text);
-    if (text.empty() || text.size() > 19) return std::nullopt;  // 19 digits always fit in 64 bits
-    std::uint64_t value = 0;
-    for (char c : text) {
-        if (c < '0' || c > '9') return std::nullopt;
-        value = value * 10 + static_cast<std::uint64_t>(c - '0');
-    }
-    return value;
+    return provision::detail::decimal_value(provision::detail::trim(text));
 }
 
 /// Splits `"name";k=v;k=v` into its items, unquoting the quoted ones.

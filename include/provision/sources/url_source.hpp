@@ -86,9 +86,7 @@ inline Result<void> probe_url_plan(HttpClient& http, DownloadPlan& plan) {
     if (response.status == 206) {
         if (auto range = detail::parse_content_range(response.header("Content-Range").value_or(""))) plan.size = range->total;
     } else if (auto length = response.header("Content-Length")) {
-        std::string digits(detail::trim(*length));
-        if (!digits.empty() && digits.size() < 20 && digits.find_first_not_of("0123456789") == std::string::npos)
-            plan.size = std::stoull(digits);
+        if (auto size = detail::decimal_value(detail::trim(*length))) plan.size = size;
     }
     if (plan.file_name.empty() && !name.empty()) plan.file_name = name;
     return {};
