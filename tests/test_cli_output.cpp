@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <memory>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -21,17 +22,22 @@ namespace {
 const std::string cli = PROVISION_CLI_PATH;
 
 /// A server whose model trickles out over about a second, so progress has something to show.
-std::unique_ptr<LoopbackServer> slow_model_server(const std::string& body) {
+std::unique_ptr<LoopbackServer> slow_model_server(std::string bytes) {
     auto server = LoopbackServer::https({"models.example"});
+    // Shared, never copied per request: under TSan, copying megabytes that the
+    // main thread wrote (the handoff runs through a socket, which TSan cannot
+    // see) raises one suppressed report per word, and each costs a search of
+    // all the earlier ones. An 8 MiB copy stalled the server for minutes.
+    auto body = std::make_shared<const std::string>(std::move(bytes));
     server->server().Get("/slow.safetensors", [body](const httplib::Request&, httplib::Response& res) {
-        res.set_content_provider(body.size(), "application/octet-stream",
+        res.set_content_provider(body->size(), "application/octet-stream",
                                  [body](std::size_t offset, std::size_t, httplib::DataSink& sink) {
-                                     std::size_t piece = std::min<std::size_t>(body.size() - offset, body.size() / 10);
+                                     std::size_t piece = std::min<std::size_t>(body->size() - offset, body->size() / 10);
                                      std::this_thread::sleep_for(std::chrono::milliseconds(120));
                                      // A client that gave up ends the response: otherwise the
                                      // server thread retries the same piece forever, and a slow
                                      // (TSan) run used up the server's 8 threads that way.
-                                     return sink.write(body.data() + offset, piece);
+                                     return sink.write(body->data() + offset, piece);
                                  });
     });
     server->server().Get("/fast.safetensors", [](const httplib::Request&, httplib::Response& res) {

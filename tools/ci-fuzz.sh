@@ -5,6 +5,14 @@
 # crash (the "fuzz" test suite), then fuzzes each target for a bounded time.
 #
 # Usage: tools/ci-fuzz.sh [SECONDS_PER_TARGET]   (default 25; 0 only replays)
+#        tools/ci-fuzz.sh --runs N [--seed S]    N inputs per target from random
+#                                                seed S (default 1): what CI runs
+# A time bound fuzzes whatever the machine's speed allows, so two runs try
+# different inputs. A run count with a fixed seed starts from the same seeds and
+# the same random choices each time, so CI tries (nearly: libFuzzer follows the
+# coverage it sees, and timing-dependent paths can differ) the same inputs on
+# every run: a finding there comes from the change under test, not from luck.
+# --runs is also capped at 120 s per target, so a slow machine still ends.
 # NINJA_JOBS caps parallel compiles.
 #
 # New inputs go to $FUZZ_BUILD_DIR/fuzz-work/<target>/ (never into the seed
@@ -17,7 +25,17 @@
 # "N passed, N failed", and the exit status is non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-seconds=${1:-25}
+seconds=25
+runs=0
+seed=1
+case "${1:-}" in
+  --runs)
+    runs=${2:?--runs needs a count}
+    [[ ${3:-} == --seed ]] && seed=${4:?--seed needs a number}
+    seconds=120 ;;
+  '') ;;
+  *) seconds=$1 ;;
+esac
 build=${FUZZ_BUILD_DIR:-build-fuzz}
 
 # libFuzzer and clang's sanitizer runtimes (the rest comes from tools/install-deps.sh).
@@ -76,6 +94,9 @@ if (( seconds > 0 )); then
   for target in "${targets[@]}"; do
     name=${target#fuzz_}
     work="$build/fuzz-work/$name"
+    # A counted run starts from the checked-in seeds alone; a timed run keeps
+    # building on what earlier runs found.
+    (( runs > 0 )) && rm -rf "$work"
     mkdir -p "$work"
     seeds=(tests/fuzz/corpus/"$name")
     [[ -d tests/fuzz/regressions/$name ]] && seeds+=(tests/fuzz/regressions/"$name")
@@ -83,14 +104,20 @@ if (( seconds > 0 )); then
     log="$build/fuzz-work/$name.log"
     # -max_len keeps the big corpus files (a 120 KB config) from slowing every run;
     # -timeout: one input taking over 10 s is a hang worth a report.
-    "$build/tests/fuzz/$target" -max_total_time="$seconds" -max_len=16384 -timeout=10 -rss_limit_mb=2048 \
+    bound=(-max_total_time="$seconds")
+    (( runs > 0 )) && bound+=(-runs="$runs" -seed="$seed")
+    "$build/tests/fuzz/$target" "${bound[@]}" -max_len=16384 -timeout=10 -rss_limit_mb=2048 \
       -dict="tests/fuzz/dictionaries/$name.dict" -artifact_prefix="$build/fuzz-artifacts/$name-" \
       -print_final_stats=1 "$work" "${seeds[@]}" >"$log" 2>&1
     rc=$?
     stats=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1 |
       sed -E 's/^#([0-9]+)[[:space:]]+DONE[[:space:]]+cov: ([0-9]+) ft: ([0-9]+) corp: ([0-9]+).*/\1 execs, coverage \2 edges, \3 features, corpus \4/')
     if (( rc == 0 )); then
-      echo "fuzz $name: ok (${stats:-no statistics}) in ${seconds} s"
+      if (( runs > 0 )); then
+        echo "fuzz $name: ok (${stats:-no statistics}) from seed $seed"
+      else
+        echo "fuzz $name: ok (${stats:-no statistics}) in ${seconds} s"
+      fi
       passed=$((passed + 1))
     else
       echo "fuzz $name: FAILED (exit $rc); the log follows and the input is in $build/fuzz-artifacts/"
