@@ -4,7 +4,9 @@
 # fault class, runs, survived, bytes lost, and the command that reproduces it.
 #
 #   tests   each test case of tests/test_faults.cpp, --repeat times; the seeded
-#           reset/cut/503 case once per seed (1..--seeds, PROVISION_FAULT_SEED)
+#           reset/cut/503 case once per seed (1..--seeds, PROVISION_FAULT_SEED);
+#           then the fault cases of the HTTP, engine and resume suites
+#           (other_cases below), --repeat times each
 #   kill9   the provision CLI killed with SIGKILL at random points (1-3 times
 #           per run) while it downloads from examples/file_server, then run to
 #           the end; every file must be byte-exact, no .part left behind
@@ -39,7 +41,8 @@ done
 wants() { [[ ",$only," == *",$1,"* ]]; }
 
 [[ -f "$build/build.ninja" ]] || meson setup "$build" >/dev/null || exit 1
-ninja -C "$build" tests/test_faults_include examples/provision examples/file_server >/dev/null || { echo "build failed"; exit 1; }
+ninja -C "$build" tests/test_faults_include tests/test_http_include tests/test_downloader_include tests/test_resume_include \
+  examples/provision examples/file_server >/dev/null || { echo "build failed"; exit 1; }
 faults="$build/tests/test_faults_include"
 cli="$build/examples/provision"
 
@@ -90,6 +93,41 @@ if wants tests; then
     lost=0
     (( survived == repeat )) || lost="?"
     row "${name#faults: }" "$repeat" "$survived" "$lost" "$faults -tc=\"$prefix*\""
+  done
+fi
+
+# Fault classes of issue 6 that the HTTP, engine and resume suites test (the
+# cases live next to the code they exercise; these rows run them as often as
+# the fault suite's). "suite|case name prefix|class".
+other_cases=(
+  "http|http: at most 10 redirects are followed|a redirect chain over the limit ends with a message (both transports)"
+  "http|http: a redirect from https to http is refused|a redirect from https to http is refused (both transports)"
+  "http|http: credentials and user headers never follow a redirect to another host|a redirect to another host never carries our Authorization or user headers (both transports)"
+  "http|http: a server that goes quiet hits the idle timeout|a server that goes quiet hits the idle timeout (both transports)"
+  "http|http: a certificate for another host is refused even with the right CA|a certificate for another host is refused even with the right CA (both transports)"
+  "downloader|engine: a server without Range support gets one stream|a server that ignores Range gets one stream, byte-exact"
+  "downloader|engine: 429 waits as long as Retry-After or RateLimit says|429 with Retry-After or RateLimit waits as long as told"
+  "downloader|engine: 5xx and 408 are retried|5xx and 408 are retried, other 4xx are not, a server that never recovers fails the file"
+  "downloader|engine: a stalled connection is dropped and its bytes fetched again|a stalled connection is dropped and its bytes fetched again"
+  "downloader|downloader: an HTML page where a model was expected|an HTML page with a 200 where a model was expected installs nothing"
+  "resume|resume: a changed ETag|ETag changing mid-resume, or Range support lost, restarts the file cleanly"
+  "resume|disk full: preallocation fails at the start|disk full in-process, with and without preallocation: the .part is kept for a resume"
+)
+if wants tests; then
+  for spec in "${other_cases[@]}"; do
+    IFS='|' read -r suite prefix class <<<"$spec"
+    program="$build/tests/test_${suite}_include"
+    # Each prefix stops before any character doctest's filter treats specially
+    # (a comma); the "*" takes in both transports of the templated HTTP cases.
+    [[ -n $("$program" --list-test-cases --no-version -tc="$prefix*" 2>/dev/null | grep -F "$prefix") ]] ||
+      { echo "no test case in $suite starts with: $prefix" >&2; status=1; continue; }
+    survived=0
+    for _ in $(seq 1 "$repeat"); do
+      "$program" -tc="$prefix*" >"$work/test.log" 2>&1 && survived=$((survived + 1)) || tail -n 20 "$work/test.log" >&2
+    done
+    lost=0
+    (( survived == repeat )) || lost="?"
+    row "$class" "$repeat" "$survived" "$lost" "$program -tc=\"$prefix*\""
   done
 fi
 
