@@ -883,7 +883,9 @@ model_id = 88
             INFO(entry.error.message);
             CHECK(entry.status == EntryOutcome::Status::installed);
         }
-        for (const auto& [file, folder] : expected.paths) {
+        for (const auto& item : expected.paths) {
+            const auto& file = item.first;  // named, not bound: clang (C++17) cannot capture a binding in INFO/CAPTURE
+            const auto& folder = item.second;
             CAPTURE(file);
             CHECK(std::filesystem::exists(workspace.path() / folder / file));
         }
@@ -969,7 +971,9 @@ TEST_CASE("civitai: examples/configs/comfyui.toml, run by the CLI, fills ComfyUI
         auto run = provision_test::run_process(argv, {{"CIVITAI_TOKEN", CivitaiEmulator::token}});
         INFO(run.out << run.err);
         CHECK(run.exit_code == 0);
-        for (const auto& [path, bytes] : placement.files) {
+        for (const auto& item : placement.files) {
+            const auto& path = item.first;  // named, not bound: clang (C++17) cannot capture a binding in INFO/CAPTURE
+            const auto& bytes = item.second;
             CAPTURE(path);
             CHECK(provision_test::read_whole_file(dir / "ws" / path) == bytes);
         }

@@ -266,7 +266,9 @@ TEST_CASE("config corpus: every case reports exactly its expected problems, in o
 }
 
 TEST_CASE("config corpus: the provisioner reports the parser's problems first, then the layout's") {
-    for (const auto& [name, run] : corpus_runs()) {
+    for (const auto& item : corpus_runs()) {
+        const auto& name = item.first;  // named, not bound: clang (C++17) cannot capture a binding in INFO/CAPTURE
+        const auto& run = item.second;
         INFO("case " << name);
         std::vector<Diagnostic> combined = run.manifest.diagnostics;
         combined.insert(combined.end(), run.layout_diagnostics.begin(), run.layout_diagnostics.end());
@@ -281,12 +283,16 @@ TEST_CASE("config corpus: the provisioner reports the parser's problems first, t
 }
 
 TEST_CASE("config corpus: no message repeats a secret or carries a control character") {
-    for (const auto& [name, run] : corpus_runs()) {
+    for (const auto& item : corpus_runs()) {
+        const auto& name = item.first;  // named, not bound: clang (C++17) cannot capture a binding in INFO/CAPTURE
+        const auto& run = item.second;
         INFO("case " << name);
         for (const auto& d : run.reported) {
             const std::string line = d.str();
             INFO("diagnostic: " << line.substr(0, 300));
-            for (const auto& [variable, value] : corpus_variables()) {
+            for (const auto& item : corpus_variables()) {
+                const auto& variable = item.first;  // named, not bound: clang (C++17) cannot capture a binding in INFO/CAPTURE
+                const auto& value = item.second;
                 if (value.empty()) continue;
                 std::istringstream pieces(value);
                 for (std::string piece; std::getline(pieces, piece);)

@@ -1220,7 +1220,9 @@ TEST_CASE("huggingface: examples/configs/flux.toml, run by the CLI, lands where 
         auto run = provision_test::run_process(argv, {{"HF_TOKEN", token}});
         INFO(run.out << run.err);
         CHECK(run.exit_code == 0);
-        for (const auto& [path, bytes] : placement.files) {
+        for (const auto& item : placement.files) {
+            const auto& path = item.first;  // named, not bound: clang (C++17) cannot capture a binding in INFO/CAPTURE
+            const auto& bytes = item.second;
             CAPTURE(path);
             CHECK(provision_test::read_whole_file(dir / "ws" / path) == bytes);
         }

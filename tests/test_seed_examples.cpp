@@ -147,7 +147,9 @@ TEST_CASE("seed examples: every source and form in one config; a wrong digest is
         {"text_encoder/clip_l.safetensors", world.bytes["comfyanonymous/flux_text_encoders/clip_l.safetensors"]},
         {"ControlNet/canny.safetensors", world.bytes["example/canny"]},
     };
-    for (const auto& [path, content] : expected) {
+    for (const auto& item : expected) {
+        const auto& path = item.first;  // named, not bound: clang (C++17) cannot capture a binding in INFO/CAPTURE
+        const auto& content = item.second;
         CAPTURE(path);
         if (content.empty()) {
             CHECK_FALSE(std::filesystem::exists(models / path));
