@@ -506,6 +506,32 @@ TEST_CASE("faults: a JSON error page with a 200 and a binary Content-Type is not
     CHECK(files_under(dir.path()).empty());
 }
 
+TEST_CASE("faults: a body compressed although it was asked for as stored is not installed") {
+    // A misconfigured server gzips everything, whatever Accept-Encoding says.
+    // Without a digest nothing else would notice: the gzip stream would be
+    // installed under the model's name.
+    const std::string body = test_bytes(64 * 1024, 71);
+    std::atomic<int> requests{0};
+    RawLoopbackServer server([&](int fd, const std::string& request) {
+        ++requests;
+        CHECK(contains(request, "Accept-Encoding: identity"));
+        std::string head = raw_head("200 OK", {"Content-Type: application/octet-stream", "Content-Encoding: gzip",
+                                               "Content-Length: " + std::to_string(body.size())});
+        if (RawLoopbackServer::send_all(fd, head)) RawLoopbackServer::send_all(fd, body);
+    });
+    TempDir dir;
+    HttpClient http{trusting_options()};
+    auto plan = plan_for(server.url("/model.safetensors"), dir / "Lora");
+    auto result = Downloader{http, fast_options()}.download(plan);
+    REQUIRE_FALSE(result);
+    CHECK(result.error().code == provision::errc::integrity);
+    CHECK(contains(result.error().message, "models.lora.hostile"));
+    CHECK(contains(result.error().message, "Content-Encoding: gzip"));
+    CHECK(contains(result.error().message, "without compression"));
+    CHECK(files_under(dir.path()).empty());
+    CHECK(requests == 1);  // not a passing fault: asking again would get the same answer
+}
+
 TEST_CASE("faults: a body larger than the source announced is refused, whatever the framing") {
     auto server = LoopbackServer::https();
     const std::string body = test_bytes(300 * 1024, 68);

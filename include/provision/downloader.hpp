@@ -641,6 +641,18 @@ inline bool Transfer::establish(const HttpResponse& response, std::uint64_t requ
                                                         "); the link may need a login or point to a web page, not a file");
         return false;
     }
+    // Requests ask for the bytes as stored (Accept-Encoding: identity). A
+    // server that compresses anyway would have its gzip stream installed
+    // under the model's name, and no digest may be there to notice.
+    if (std::string encoding{trim(to_lower(response.header("Content-Encoding").value_or("")))};
+        !encoding.empty() && encoding != "identity") {
+        attempt.kind = Attempt::Kind::fatal;
+        attempt.error = make_error(errc::integrity, who_ + ": " + response.url.redacted() + " sent " + target_->filename().string() +
+                                                        " compressed (Content-Encoding: " + encoding +
+                                                        ") although provision asked for it as stored, so the bytes are not the file; "
+                                                        "the server must serve it without compression");
+        return false;
+    }
     if (plan_.size && total && *plan_.size != *total) {
         attempt.kind = Attempt::Kind::fatal;
         attempt.error = make_error(errc::integrity, who_ + ": the source says " + target_->filename().string() + " has " +
