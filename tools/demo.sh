@@ -55,8 +55,15 @@ echo "== resulting tree under $demo/workspace"
 (cd "$demo/workspace" && find . -type f -printf '%p  %s bytes\n' | sort)
 echo
 echo "== byte-exact check"
-cmp "$served/models/sdxl-base.safetensors" "$demo/workspace/sdnext/models/Stable-diffusion/sdxl-base.safetensors" && echo "Stable-diffusion/sdxl-base.safetensors identical"
-cmp "$served/models/flux-ae.safetensors" "$demo/workspace/sdnext/models/VAE/ae.safetensors" && echo "VAE/ae.safetensors identical"
+# served file : where the config puts it (ae.safetensors is the flux-vae entry's filename)
+for pair in sdxl-base:Stable-diffusion/sdxl-base detail-tweaker:Lora/detail-tweaker \
+            flux-ae:VAE/ae clip_l:text_encoder/clip_l; do
+  if cmp -s "$served/models/${pair%%:*}.safetensors" "$demo/workspace/sdnext/models/${pair##*:}.safetensors"; then
+    echo "${pair##*:}.safetensors identical to the served ${pair%%:*}.safetensors"
+  else
+    echo "${pair##*:}.safetensors DIFFERS from the served ${pair%%:*}.safetensors (or is missing)"
+  fi
+done
 echo "provision exited with $status"
 
 # Part two: the seed's own example configs, with their real URLs
