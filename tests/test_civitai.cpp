@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "common.hpp"
+#include "support/engine_fixtures.hpp"
 #include "support/civitai_emulator.hpp"
 #include "support/hf_emulator.hpp"
 #include "support/loopback_server.hpp"
@@ -19,6 +20,7 @@ using provision::errc;
 using provision_test::CivitaiEmulator;
 using provision_test::CivitaiFileSpec;
 using provision_test::CivitaiVersionSpec;
+using provision_test::files_under;
 using provision_test::RecordedRequest;
 using provision_test::TempDir;
 using provision_test::test_bytes;
@@ -84,14 +86,6 @@ bool mentions(const RecordedRequest& request, const std::string& secret) {
     for (const auto& header : request.headers)
         if (contains(header.second, secret)) return true;
     return false;
-}
-
-std::vector<std::string> files_under(const std::filesystem::path& folder) {
-    std::vector<std::string> names;
-    if (!std::filesystem::exists(folder)) return names;
-    for (const auto& item : std::filesystem::recursive_directory_iterator(folder))
-        if (item.is_regular_file()) names.push_back(std::filesystem::relative(item.path(), folder).string());
-    return names;
 }
 
 }  // namespace

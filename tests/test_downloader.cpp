@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "common.hpp"
+#include "support/engine_fixtures.hpp"
 #include "support/loopback_server.hpp"
 #include "support/run_process.hpp"
 
@@ -17,52 +18,16 @@
 using provision::DownloadPlan;
 using provision::Downloader;
 using provision::HttpClient;
+using provision_test::fast_options;
+using provision_test::files_under;
 using provision_test::LoopbackServer;
+using provision_test::plan_for;
 using provision_test::TempDir;
 using provision_test::test_bytes;
+using provision_test::trusting_options;
 
 namespace {
 
-provision::HttpOptions trusting_options() {
-    provision::HttpOptions options;
-    options.ca_files = {provision_test::test_ca().ca_cert_path};
-    return options;
-}
-
-DownloadPlan plan_for(const std::string& url, const std::filesystem::path& folder, const std::string& name = "") {
-    DownloadPlan plan;
-    plan.key_path = "models.lora.test";
-    plan.url = provision::parse_url(url).value();
-    plan.folder = folder;
-    plan.file_name = name;
-    return plan;
-}
-
-/// Engine settings for tests: small pieces so small files still split,
-/// quick retries and stall detection so failure paths take milliseconds.
-provision::DownloadOptions fast_options(std::size_t connections = 4) {
-    provision::DownloadOptions options;
-    options.connections_per_file = connections;
-    options.min_segment_size = 64 * 1024;
-    options.max_segment_size = 256 * 1024;
-    options.write_batch = 64 * 1024;
-    options.retry.max_attempts = 3;
-    options.retry.base_delay = std::chrono::milliseconds(1);
-    options.retry.max_delay = std::chrono::milliseconds(5);
-    options.stall_timeout = std::chrono::seconds(2);  // tests that stall set their own; a loaded machine is not a stall
-    options.checkpoint_interval = std::chrono::milliseconds(20);
-    return options;
-}
-
-/// Every regular file under a folder, relative names sorted.
-std::vector<std::string> files_under(const std::filesystem::path& folder) {
-    std::vector<std::string> names;
-    if (!std::filesystem::exists(folder)) return names;
-    for (const auto& item : std::filesystem::recursive_directory_iterator(folder))
-        if (item.is_regular_file()) names.push_back(std::filesystem::relative(item.path(), folder).string());
-    std::sort(names.begin(), names.end());
-    return names;
-}
 
 }  // namespace
 

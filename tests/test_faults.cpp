@@ -12,6 +12,7 @@
 // Seeded runs: PROVISION_FAULT_SEEDS=N runs N seeds (default 8),
 // PROVISION_FAULT_SEED=S runs only seed S. A failure names its seed.
 #include "common.hpp"
+#include "support/engine_fixtures.hpp"
 #include "support/loopback_server.hpp"
 #include "support/run_process.hpp"
 
@@ -29,55 +30,26 @@
 using provision::DownloadPlan;
 using provision::Downloader;
 using provision::HttpClient;
+using provision_test::files_under;
 using provision_test::LoopbackServer;
 using provision_test::RawLoopbackServer;
 using provision_test::TempDir;
 using provision_test::test_bytes;
+using provision_test::trusting_options;
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-provision::HttpOptions trusting_options() {
-    provision::HttpOptions options;
-    options.ca_files = {provision_test::test_ca().ca_cert_path};
-    return options;
-}
-
+/// Every download here is the entry models.lora.hostile, so each message can
+/// be checked for naming its entry.
 DownloadPlan plan_for(const std::string& url, const std::filesystem::path& folder, const std::string& name = "") {
-    DownloadPlan plan;
-    plan.key_path = "models.lora.hostile";
-    plan.url = provision::parse_url(url).value();
-    plan.folder = folder;
-    plan.file_name = name;
-    return plan;
+    return provision_test::plan_for(url, folder, name, "models.lora.hostile");
 }
 
-/// Small pieces so small files still split over several connections; quick
-/// retries and stall detection so every failure path takes milliseconds.
-provision::DownloadOptions fast_options(std::size_t connections = 4) {
-    provision::DownloadOptions options;
-    options.connections_per_file = connections;
-    options.min_segment_size = 64 * 1024;
-    options.max_segment_size = 256 * 1024;
-    options.write_batch = 64 * 1024;
-    options.retry.max_attempts = 4;
-    options.retry.base_delay = std::chrono::milliseconds(1);
-    options.retry.max_delay = std::chrono::milliseconds(5);
-    options.stall_timeout = std::chrono::seconds(2);
-    options.checkpoint_interval = std::chrono::milliseconds(20);
-    return options;
-}
-
-/// Every regular file under a folder, relative names sorted.
-std::vector<std::string> files_under(const std::filesystem::path& folder) {
-    std::vector<std::string> names;
-    if (!std::filesystem::exists(folder)) return names;
-    for (const auto& item : std::filesystem::recursive_directory_iterator(folder))
-        if (item.is_regular_file()) names.push_back(std::filesystem::relative(item.path(), folder).string());
-    std::sort(names.begin(), names.end());
-    return names;
-}
+/// Four attempts where the engine suites allow three: the storms and seeded
+/// faults here fail several requests in a row by design.
+provision::DownloadOptions fast_options(std::size_t connections = 4) { return provision_test::fast_options(connections, 4); }
 
 bool contains(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "common.hpp"
+#include "support/engine_fixtures.hpp"
 #include "support/gdrive_emulator.hpp"
 #include "support/loopback_server.hpp"
 #include "support/run_process.hpp"
@@ -14,6 +15,7 @@ using provision::ProvisionOptions;
 using provision::errc;
 using provision_test::DriveEmulator;
 using provision_test::DriveItemSpec;
+using provision_test::files_under;
 using provision_test::DriveServing;
 using provision_test::RecordedRequest;
 using provision_test::TempDir;
@@ -65,14 +67,6 @@ std::optional<provision::DriveLink> link_of(const std::string& url) {
 }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
-std::vector<std::string> files_under(const std::filesystem::path& folder) {
-    std::vector<std::string> names;
-    if (!std::filesystem::exists(folder)) return names;
-    for (const auto& entry : std::filesystem::recursive_directory_iterator(folder))
-        if (entry.is_regular_file()) names.push_back(std::filesystem::relative(entry.path(), folder).string());
-    return names;
-}
 
 /// The query of a recorded request as decoded pairs.
 provision::detail::QueryParameters query_of(const RecordedRequest& request) {

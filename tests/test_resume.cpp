@@ -2,6 +2,7 @@
 // The engine's parts (scheduler, retry rules, resume state, install record,
 // locks, disk space) and resuming across runs, at library level.
 #include "common.hpp"
+#include "support/engine_fixtures.hpp"
 #include "support/hf_emulator.hpp"
 #include "support/loopback_server.hpp"
 #include "support/run_process.hpp"
@@ -23,36 +24,21 @@ using provision::detail::SegmentScheduler;
 using provision_test::LoopbackServer;
 using provision_test::TempDir;
 using provision_test::test_bytes;
+using provision_test::trusting_options;
 
 namespace {
 
-provision::HttpOptions trusting_options() {
-    provision::HttpOptions options;
-    options.ca_files = {provision_test::test_ca().ca_cert_path};
-    return options;
-}
-
+/// The entry is a checkpoint with an identity, as the url source gives one:
+/// the resume state and the install record are keyed by it.
 DownloadPlan plan_for(const std::string& url, const std::filesystem::path& folder, const std::string& name) {
-    DownloadPlan plan;
-    plan.key_path = "models.checkpoints.test";
-    plan.url = provision::parse_url(url).value();
-    plan.folder = folder;
-    plan.file_name = name;
+    auto plan = provision_test::plan_for(url, folder, name, "models.checkpoints.test");
     plan.identity = "url:" + plan.url.redacted();
     return plan;
 }
 
+/// Progress every 5 ms: download_until stops a download at a byte count.
 provision::DownloadOptions fast_options(std::size_t connections) {
-    provision::DownloadOptions options;
-    options.connections_per_file = connections;
-    options.min_segment_size = 64 * 1024;
-    options.max_segment_size = 256 * 1024;
-    options.write_batch = 64 * 1024;
-    options.retry.max_attempts = 3;
-    options.retry.base_delay = std::chrono::milliseconds(1);
-    options.retry.max_delay = std::chrono::milliseconds(5);
-    options.stall_timeout = std::chrono::seconds(2);
-    options.checkpoint_interval = std::chrono::milliseconds(20);
+    auto options = provision_test::fast_options(connections);
     options.progress_interval = std::chrono::milliseconds(5);
     return options;
 }
