@@ -32,23 +32,11 @@ class Child {
         out_ = dir_.path() / "out";
         err_ = dir_.path() / "err";
         program_ = argv.empty() ? std::string() : argv[0];
-        std::vector<std::string> env_text = provision_test::child_environment(env);  // PATH and sanitizer settings too
-        std::vector<char*> env_pointers;
-        for (auto& item : env_text) env_pointers.push_back(item.data());
-        env_pointers.push_back(nullptr);
-        std::vector<std::string> args = argv;
-        std::vector<char*> arg_pointers;
-        for (auto& item : args) arg_pointers.push_back(item.data());
-        arg_pointers.push_back(nullptr);
-        pid_ = fork();
-        if (pid_ == 0) {
-            int out = ::open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            int err = ::open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            ::dup2(out, 1);
-            ::dup2(err, 2);
-            ::execve(arg_pointers[0], arg_pointers.data(), env_pointers.data());
-            ::_exit(127);
-        }
+        int out = ::open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        int err = ::open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        pid_ = provision_test::spawn_process(argv, env, out, err);  // PATH and sanitizer settings too
+        ::close(out);
+        ::close(err);
     }
     ~Child() {
         if (!reaped_) {
@@ -64,7 +52,7 @@ class Child {
             int status = 0;
             ::waitpid(pid_, &status, 0);
             reaped_ = true;
-            code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            code_ = provision_test::exit_code_of(status);
             provision_test::check_no_sanitizer_report(program_, err());
         }
         return code_;

@@ -63,14 +63,14 @@ inline void check_no_sanitizer_report(const std::string& program, const std::str
     }
 }
 
-/// Runs `argv` with `env` plus PATH and the sanitizer settings as its
-/// environment (child_environment), waits for it.
-inline ProcessResult run_process(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {}) {
-    char out_template[] = "/tmp/provision-test-out-XXXXXX";
-    char err_template[] = "/tmp/provision-test-err-XXXXXX";
-    int out_fd = mkstemp(out_template);
-    int err_fd = mkstemp(err_template);
-    std::vector<std::string> env_text = child_environment(env);  // before fork: no allocation in the child
+/// Starts `argv` (argv[0] is a path; no PATH search) with child_environment(env),
+/// standard input from /dev/null and standard output and error to the given
+/// descriptors, which the caller keeps and closes. Returns the child's pid.
+inline pid_t spawn_process(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env, int out_fd,
+                           int err_fd) {
+    // Everything the child needs is built before fork: a forked child of a
+    // threaded program may not allocate.
+    std::vector<std::string> env_text = child_environment(env);
     std::vector<char*> env_pointers;
     for (auto& item : env_text) env_pointers.push_back(item.data());
     env_pointers.push_back(nullptr);
@@ -87,12 +87,26 @@ inline ProcessResult run_process(const std::vector<std::string>& argv, const std
         execve(arg_pointers[0], arg_pointers.data(), env_pointers.data());
         _exit(127);
     }
+    return pid;
+}
+
+/// A wait status as a shell reports it: the exit code, or 128 + the signal.
+inline int exit_code_of(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+
+/// Runs `argv` with `env` plus PATH and the sanitizer settings as its
+/// environment (child_environment), waits for it.
+inline ProcessResult run_process(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {}) {
+    char out_template[] = "/tmp/provision-test-out-XXXXXX";
+    char err_template[] = "/tmp/provision-test-err-XXXXXX";
+    int out_fd = mkstemp(out_template);
+    int err_fd = mkstemp(err_template);
+    pid_t pid = spawn_process(argv, env, out_fd, err_fd);
     int status = 0;
     waitpid(pid, &status, 0);
     close(out_fd);
     close(err_fd);
     ProcessResult result;
-    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    result.exit_code = exit_code_of(status);
     result.out = read_whole_file(out_template);
     result.err = read_whole_file(err_template);
     std::filesystem::remove(out_template);
