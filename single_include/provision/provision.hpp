@@ -9065,6 +9065,21 @@ inline void Transfer::establish_from_state() {
 }
 
 inline bool Transfer::establish(const HttpResponse& response, std::uint64_t requested_from, Attempt& attempt) {
+    // Requests ask for the bytes as stored (Accept-Encoding: identity). A
+    // server that compresses anyway would have its gzip stream installed
+    // under the model's name, and no digest may be there to notice. Refused
+    // before anything (a resume state, the target's name) is acted on.
+    if (response.status == 200 || response.status == 206) {
+        std::string encoding = to_lower(std::string(trim(response.header("Content-Encoding").value_or(""))));
+        if (!encoding.empty() && encoding != "identity") {
+            attempt.kind = Attempt::Kind::fatal;
+            attempt.error = make_error(errc::integrity, who_ + ": " + response.url.redacted() + " sent " + file_label() +
+                                                            " compressed (Content-Encoding: " + encoding +
+                                                            ") although provision asked for it as stored, so the bytes are not the file; "
+                                                            "the server must serve it without compression");
+            return false;
+        }
+    }
     std::optional<std::uint64_t> total;
     bool ranged = false;
     if (response.status == 206 && !without_range_) {
@@ -9083,8 +9098,8 @@ inline bool Transfer::establish(const HttpResponse& response, std::uint64_t requ
         total = range->total;
         ranged = true;
     } else if (response.status == 200 || (response.status == 206 && without_range_)) {
-        auto encoding = to_lower(response.header("Content-Encoding").value_or("identity"));
-        if (auto length = response.header("Content-Length"); length && (encoding == "identity" || encoding.empty()))
+        // The body is as stored (checked above), so Content-Length is the file's size.
+        if (auto length = response.header("Content-Length"))
             if (auto size = decimal_value(trim(*length))) total = size;
         if (requested_from > 0) {
             // We asked to resume and got the whole file: the server ignores
@@ -9168,18 +9183,6 @@ inline bool Transfer::establish(const HttpResponse& response, std::uint64_t requ
                                                         response.url.redacted() + " sent a document (" +
                                                         response.header("Content-Type").value_or("") +
                                                         "); the link may need a login or point to a web page, not a file");
-        return false;
-    }
-    // Requests ask for the bytes as stored (Accept-Encoding: identity). A
-    // server that compresses anyway would have its gzip stream installed
-    // under the model's name, and no digest may be there to notice.
-    if (std::string encoding{trim(to_lower(response.header("Content-Encoding").value_or("")))};
-        !encoding.empty() && encoding != "identity") {
-        attempt.kind = Attempt::Kind::fatal;
-        attempt.error = make_error(errc::integrity, who_ + ": " + response.url.redacted() + " sent " + target_->filename().string() +
-                                                        " compressed (Content-Encoding: " + encoding +
-                                                        ") although provision asked for it as stored, so the bytes are not the file; "
-                                                        "the server must serve it without compression");
         return false;
     }
     if (plan_.size && total && *plan_.size != *total) {
