@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "common.hpp"
+#include "support/engine_fixtures.hpp"
 #include "support/loopback_server.hpp"
 #include "support/run_process.hpp"  // test_bytes
 
@@ -11,14 +12,9 @@ using provision::HttpOptions;
 using provision::HttpRequest;
 using provision_test::LoopbackServer;
 using provision_test::test_ca;
+using provision_test::trusting_options;
 
 namespace {
-
-HttpOptions trusting_options() {
-    HttpOptions options;
-    options.ca_files = {test_ca().ca_cert_path};
-    return options;
-}
 
 ConnectTo route(const std::string& host, const LoopbackServer& server) {
     return ConnectTo{host, std::nullopt, "127.0.0.1", static_cast<std::uint16_t>(server.port())};
