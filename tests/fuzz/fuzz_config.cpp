@@ -61,8 +61,9 @@ void check_entry(const provision::Entry& entry, const provision::Layout& layout)
         PROVISION_FUZZ_CHECK(entry.repo_type == "model" || entry.repo_type == "dataset" || entry.repo_type == "space");
         break;
     case provision::SourceKind::civitai:
-        PROVISION_FUZZ_CHECK(!entry.version_id.empty());
-        for (unsigned char c : entry.version_id + entry.file_id) PROVISION_FUZZ_CHECK(std::isdigit(c));
+        // A model id alone is allowed: it stands for the model's default version.
+        PROVISION_FUZZ_CHECK(!entry.version_id.empty() || !entry.model_id.empty());
+        for (unsigned char c : entry.version_id + entry.model_id + entry.file_id) PROVISION_FUZZ_CHECK(std::isdigit(c));
         break;
     }
     // Header values go on the wire: one line each.
