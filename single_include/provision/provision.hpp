@@ -1186,7 +1186,10 @@ struct ParserTrap {
 /// non-ASCII one there is refused too (the one valid text refused for it).
 /// The same table is reached when a backslash in a multi-line basic string is
 /// followed by a non-ASCII character ("""\§"""), which is an invalid escape in
-/// any case; it is refused here, in one-line basic strings too.
+/// any case; it is refused here, in one-line basic strings too. So is a
+/// backslash followed by spaces or tabs and then, on the same line, a non-ASCII
+/// character ("""\ §"""): toml++ takes the blanks for the start of a
+/// line-ending backslash and looks the character up in that table.
 /// Until every supported toml++ has the fixes we look for these spots ourselves
 /// and never hand such text to toml++. The small lexer below knows strings,
 /// comments and multi-line arrays, so "[{" inside an array or "[=" inside a
@@ -1262,6 +1265,13 @@ inline std::optional<ParserTrap> find_toml_parser_trap(std::string_view text) {
             pos += 3;
             while (pos < n) {
                 std::size_t line_end = basic && text[pos] == '\\' ? skip_blanks(pos + 1) : n;
+                // After a backslash and blanks toml++ expects the line to end, and
+                // classifies what it meets there with the same table: a non-ASCII
+                // character that follows on the same line (invalid anyway) is refused.
+                if (line_end < n && line_end > pos + 1 && static_cast<unsigned char>(text[line_end]) >= 0x80 && !string_trap)
+                    string_trap = trap(line_end, "Error while parsing string: a backslash followed by spaces or tabs must be "
+                                                 "the last character on its line (a line-ending backslash), saw a non-ASCII "
+                                                 "character after them; write \\\\ for a backslash");
                 if (line_end < n && (text[line_end] == '\n' || text[line_end] == '\r')) {
                     // A line-ending backslash: white space up to the next other character is dropped.
                     pos = line_end;
