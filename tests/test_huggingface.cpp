@@ -197,6 +197,19 @@ TEST_CASE("huggingface: pinning a resolve URL to the commit replaces only the re
     CHECK_FALSE(hf::pin_to_commit(provision::parse_url("https://huggingface.co/x/y.bin").value(), "y.bin", "c"));
 }
 
+TEST_CASE("huggingface: a commit header that is not a commit hash is never pinned into the URL") {
+    // Found by fuzz_huggingface: "X-Repo-Commit: ." made /resolve/./vae/x, which
+    // a server reads as /resolve/vae/x: another file than the one asked for.
+    auto url = provision::parse_url("https://huggingface.co/o/n/resolve/main/vae/x.safetensors").value();
+    for (std::string commit : {".", "..", "", "main", std::string(39, 'a'), std::string(40, 'g'), std::string(40, 'a') + "/.."}) {
+        CAPTURE(commit);
+        CHECK_FALSE(hf::pin_to_commit(url, "vae/x.safetensors", commit));
+    }
+    auto pinned = hf::pin_to_commit(url, "vae/x.safetensors", std::string(40, 'A'));
+    REQUIRE(pinned);
+    CHECK(pinned->path == "/o/n/resolve/" + std::string(40, 'A') + "/vae/x.safetensors");
+}
+
 // ---------------------------------------------------------------------------
 // resolving against the emulated Hub
 

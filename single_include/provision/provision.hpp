@@ -5740,6 +5740,7 @@ inline Result<DownloadPlan> resolve_civitai(const Entry& given, ResolveContext& 
 // #include "../plan.hpp": include/provision/plan.hpp already inlined above
 // #include "../url.hpp": include/provision/url.hpp already inlined above
 
+#include <cctype>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -6071,12 +6072,22 @@ inline Result<FileMetadata> read_file_metadata(const FileRef& ref, const HttpRes
     return metadata;
 }
 
+inline bool is_hex_of_length(std::string_view text, std::size_t length) {
+    if (text.size() != length) return false;
+    for (unsigned char c : text)
+        if (!std::isxdigit(c)) return false;
+    return true;
+}
+
 /// The resolve URL the metadata answer came from, with its revision replaced by
 /// the commit, so the download gets exactly the file the metadata described even
 /// if the branch moves meanwhile. The answer's URL may differ from the one we
 /// built (a renamed repo), so the revision is found as the segment before the
 /// file's path; nullopt when the URL does not have that shape.
 inline std::optional<Url> pin_to_commit(const Url& resolved, std::string_view file, std::string_view commit) {
+    // The commit comes from a header. Anything but a hash ("." or "..", say) would
+    // become a dot segment and make the pinned URL name another file.
+    if (!is_hex_of_length(commit, 40)) return std::nullopt;
     const std::string tail = "/" + percent_encode_path(file);
     if (!provision::detail::ends_with(resolved.path, tail)) return std::nullopt;
     std::string head = resolved.path.substr(0, resolved.path.size() - tail.size());
@@ -6484,13 +6495,6 @@ struct RepoFile {
     std::string git_sha1;  ///< `oid`: the git blob SHA-1 (of the pointer, for LFS files)
     std::string sha256;    ///< `lfs.oid`: the content's SHA-256 (LFS / Xet files), or ""
 };
-
-inline bool is_hex_of_length(std::string_view text, std::size_t length) {
-    if (text.size() != length) return false;
-    for (unsigned char c : text)
-        if (!std::isxdigit(c)) return false;
-    return true;
-}
 
 /// The files of one tree page (folders are skipped). Messages say what is odd.
 inline Result<std::vector<RepoFile>> parse_tree_page(std::string_view body) {

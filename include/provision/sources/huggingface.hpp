@@ -18,6 +18,7 @@
 #include "../plan.hpp"
 #include "../url.hpp"
 
+#include <cctype>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -349,12 +350,22 @@ inline Result<FileMetadata> read_file_metadata(const FileRef& ref, const HttpRes
     return metadata;
 }
 
+inline bool is_hex_of_length(std::string_view text, std::size_t length) {
+    if (text.size() != length) return false;
+    for (unsigned char c : text)
+        if (!std::isxdigit(c)) return false;
+    return true;
+}
+
 /// The resolve URL the metadata answer came from, with its revision replaced by
 /// the commit, so the download gets exactly the file the metadata described even
 /// if the branch moves meanwhile. The answer's URL may differ from the one we
 /// built (a renamed repo), so the revision is found as the segment before the
 /// file's path; nullopt when the URL does not have that shape.
 inline std::optional<Url> pin_to_commit(const Url& resolved, std::string_view file, std::string_view commit) {
+    // The commit comes from a header. Anything but a hash ("." or "..", say) would
+    // become a dot segment and make the pinned URL name another file.
+    if (!is_hex_of_length(commit, 40)) return std::nullopt;
     const std::string tail = "/" + percent_encode_path(file);
     if (!provision::detail::ends_with(resolved.path, tail)) return std::nullopt;
     std::string head = resolved.path.substr(0, resolved.path.size() - tail.size());

@@ -148,13 +148,6 @@ struct RepoFile {
     std::string sha256;    ///< `lfs.oid`: the content's SHA-256 (LFS / Xet files), or ""
 };
 
-inline bool is_hex_of_length(std::string_view text, std::size_t length) {
-    if (text.size() != length) return false;
-    for (unsigned char c : text)
-        if (!std::isxdigit(c)) return false;
-    return true;
-}
-
 /// The files of one tree page (folders are skipped). Messages say what is odd.
 inline Result<std::vector<RepoFile>> parse_tree_page(std::string_view body) {
     auto document = nlohmann::json::parse(body.begin(), body.end(), nullptr, false);
