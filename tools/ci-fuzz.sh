@@ -7,6 +7,9 @@
 # Usage: tools/ci-fuzz.sh [SECONDS_PER_TARGET]   (default 25; 0 only replays)
 #        tools/ci-fuzz.sh --runs N [--seed S]    N inputs per target from random
 #                                                seed S (default 1): what CI runs
+#        tools/ci-fuzz.sh --runs N --seeds A-B   the same once per seed A..B: a
+#                                                wider search (RELIABILITY.md)
+#        FUZZ_TARGETS="config url" limits any of these to some targets.
 # A time bound fuzzes whatever the machine's speed allows, so two runs try
 # different inputs. A run count with a fixed seed starts from the same seeds and
 # the same random choices each time, so CI tries (nearly: libFuzzer follows the
@@ -27,11 +30,17 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 seconds=25
 runs=0
-seed=1
+first_seed=1
+last_seed=1
 case "${1:-}" in
   --runs)
     runs=${2:?--runs needs a count}
-    [[ ${3:-} == --seed ]] && seed=${4:?--seed needs a number}
+    case "${3:-}" in
+      --seed) first_seed=${4:?--seed needs a number}; last_seed=$first_seed ;;
+      --seeds)
+        range=${4:?--seeds needs a range A-B}
+        first_seed=${range%-*} last_seed=${range#*-} ;;
+    esac
     seconds=120 ;;
   '') ;;
   *) seconds=$1 ;;
@@ -60,11 +69,13 @@ started=$SECONDS
 if [[ ! -f "$build/build.ninja" ]]; then
   CXX=${FUZZ_CXX:-clang++} meson setup "$build" -Dfuzzing=true >/dev/null || { echo "meson setup failed"; echo "0 passed, 1 failed"; exit 1; }
 fi
-mapfile -t targets < <(meson introspect --targets "$build" | python3 -c '
-import json, sys
+mapfile -t targets < <(meson introspect --targets "$build" | FUZZ_TARGETS=${FUZZ_TARGETS:-} python3 -c '
+import json, os, sys
+wanted = os.environ["FUZZ_TARGETS"].split()
 for target in json.load(sys.stdin):
-    if target["name"].startswith("fuzz_"):
-        print(target["name"])')
+    name = target["name"]
+    if name.startswith("fuzz_") and (not wanted or name[5:] in wanted):
+        print(name)')
 ninja_targets=()
 for target in "${targets[@]}"; do ninja_targets+=("tests/fuzz/$target"); done
 if (( ${#targets[@]} == 0 )) || ! ninja -C "$build" ${NINJA_JOBS:+-j "$NINJA_JOBS"} "${ninja_targets[@]}"; then
@@ -89,42 +100,50 @@ extra_seeds() {
   esac
 }
 
+# One fuzzing run of one target; counts it as passed or failed.
+fuzz_one() {
+  local target=$1 seed=$2
+  local name=${target#fuzz_}
+  local work="$build/fuzz-work/$name"
+  # A counted run starts from the checked-in seeds alone; a timed run keeps
+  # building on what earlier runs found.
+  (( runs > 0 )) && rm -rf "$work"
+  mkdir -p "$work"
+  local seeds=(tests/fuzz/corpus/"$name")
+  [[ -d tests/fuzz/regressions/$name ]] && seeds+=(tests/fuzz/regressions/"$name")
+  for dir in $(extra_seeds "$name"); do seeds+=("$dir"); done
+  local log="$build/fuzz-work/$name.log"
+  # -max_len keeps the big corpus files (a 120 KB config) from slowing every run;
+  # -timeout: one input taking over 10 s is a hang worth a report.
+  local bound=(-max_total_time="$seconds")
+  (( runs > 0 )) && bound+=(-runs="$runs" -seed="$seed")
+  "$build/tests/fuzz/$target" "${bound[@]}" -max_len=16384 -timeout=10 -rss_limit_mb=2048 \
+    -dict="tests/fuzz/dictionaries/$name.dict" -artifact_prefix="$build/fuzz-artifacts/$name-" \
+    -print_final_stats=1 "$work" "${seeds[@]}" >"$log" 2>&1
+  local rc=$?
+  local stats
+  stats=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1 |
+    sed -E 's/^#([0-9]+)[[:space:]]+DONE[[:space:]]+cov: ([0-9]+) ft: ([0-9]+) corp: ([0-9]+).*/\1 execs, coverage \2 edges, \3 features, corpus \4/')
+  if (( rc == 0 )); then
+    if (( runs > 0 )); then
+      echo "fuzz $name: ok (${stats:-no statistics}) from seed $seed"
+    else
+      echo "fuzz $name: ok (${stats:-no statistics}) in ${seconds} s"
+    fi
+    passed=$((passed + 1))
+  else
+    echo "fuzz $name: FAILED (exit $rc) from seed $seed; the log follows and the input is in $build/fuzz-artifacts/"
+    grep -E 'invariant failed|ERROR|SUMMARY|runtime error|Test unit written|Assertion' "$log" | head -n 20
+    cp "$log" "$build/fuzz-artifacts/$name-seed-$seed.log"
+    failed=$((failed + 1))
+    status=1
+  fi
+}
+
 if (( seconds > 0 )); then
   mkdir -p "$build/fuzz-artifacts"
-  for target in "${targets[@]}"; do
-    name=${target#fuzz_}
-    work="$build/fuzz-work/$name"
-    # A counted run starts from the checked-in seeds alone; a timed run keeps
-    # building on what earlier runs found.
-    (( runs > 0 )) && rm -rf "$work"
-    mkdir -p "$work"
-    seeds=(tests/fuzz/corpus/"$name")
-    [[ -d tests/fuzz/regressions/$name ]] && seeds+=(tests/fuzz/regressions/"$name")
-    for dir in $(extra_seeds "$name"); do seeds+=("$dir"); done
-    log="$build/fuzz-work/$name.log"
-    # -max_len keeps the big corpus files (a 120 KB config) from slowing every run;
-    # -timeout: one input taking over 10 s is a hang worth a report.
-    bound=(-max_total_time="$seconds")
-    (( runs > 0 )) && bound+=(-runs="$runs" -seed="$seed")
-    "$build/tests/fuzz/$target" "${bound[@]}" -max_len=16384 -timeout=10 -rss_limit_mb=2048 \
-      -dict="tests/fuzz/dictionaries/$name.dict" -artifact_prefix="$build/fuzz-artifacts/$name-" \
-      -print_final_stats=1 "$work" "${seeds[@]}" >"$log" 2>&1
-    rc=$?
-    stats=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1 |
-      sed -E 's/^#([0-9]+)[[:space:]]+DONE[[:space:]]+cov: ([0-9]+) ft: ([0-9]+) corp: ([0-9]+).*/\1 execs, coverage \2 edges, \3 features, corpus \4/')
-    if (( rc == 0 )); then
-      if (( runs > 0 )); then
-        echo "fuzz $name: ok (${stats:-no statistics}) from seed $seed"
-      else
-        echo "fuzz $name: ok (${stats:-no statistics}) in ${seconds} s"
-      fi
-      passed=$((passed + 1))
-    else
-      echo "fuzz $name: FAILED (exit $rc); the log follows and the input is in $build/fuzz-artifacts/"
-      grep -E 'invariant failed|ERROR|SUMMARY|runtime error|Test unit written|Assertion' "$log" | head -n 20
-      failed=$((failed + 1))
-      status=1
-    fi
+  for (( seed = first_seed; seed <= last_seed; ++seed )); do
+    for target in "${targets[@]}"; do fuzz_one "$target" "$seed"; done
   done
 fi
 echo "fuzz: $((SECONDS - started)) s in all"
