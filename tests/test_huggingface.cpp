@@ -8,6 +8,7 @@
 #include <set>
 #include <chrono>
 #include <thread>
+#include <vector>
 
 using provision::DownloadPlan;
 using provision::Entry;
@@ -201,7 +202,7 @@ TEST_CASE("huggingface: a commit header that is not a commit hash is never pinne
     // Found by fuzz_huggingface: "X-Repo-Commit: ." made /resolve/./vae/x, which
     // a server reads as /resolve/vae/x: another file than the one asked for.
     auto url = provision::parse_url("https://huggingface.co/o/n/resolve/main/vae/x.safetensors").value();
-    for (std::string commit : {".", "..", "", "main", std::string(39, 'a'), std::string(40, 'g'), std::string(40, 'a') + "/.."}) {
+    for (const std::string& commit : std::vector<std::string>{".", "..", "", "main", std::string(39, 'a'), std::string(40, 'g'), std::string(40, 'a') + "/.."}) {
         CAPTURE(commit);
         CHECK_FALSE(hf::pin_to_commit(url, "vae/x.safetensors", commit));
     }
