@@ -11263,7 +11263,8 @@ inline void ProvisioningSystem::write_lock(const Report& report) {
     std::filesystem::path path = options_.lock_file.empty() ? options_.workspace / "provision.lock" : options_.lock_file;
     auto written = write_lockfile(path, lock);
     emit(Event{EventKind::message, "", written ? path.string() : "", 0, std::nullopt,
-               written ? "wrote " + path.string() + " (" + std::to_string(lock.files.size()) + " files pinned)"
+               written ? "wrote " + path.string() + " (" + std::to_string(lock.files.size()) +
+                                   (lock.files.size() == 1 ? " file pinned)" : " files pinned)")
                        : "warning: " + written.error().message});
 }
 
