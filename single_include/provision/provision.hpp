@@ -8728,6 +8728,20 @@ inline bool looks_like_html(std::string_view head) {
            starts_with(start, "<!--");
 }
 
+/// True when the first bytes are a JSON object or array: the shape of an
+/// API's error answer. No model file starts that way (safetensors opens with a
+/// binary length, the other formats with binary magic numbers), so this holds
+/// whatever Content-Type the server claimed.
+inline bool looks_like_json(std::string_view head) {
+    std::size_t i = starts_with(head, "\xEF\xBB\xBF") ? 3 : 0;
+    while (i < head.size() && std::isspace(static_cast<unsigned char>(head[i]))) ++i;
+    return i < head.size() && (head[i] == '{' || head[i] == '[') && looks_like_text(head);
+}
+
+/// How many first bytes of a model file are gathered before they are judged
+/// (a first read can be a handful of bytes; looks_like_text reads this many).
+constexpr std::size_t model_head_bytes = 512;
+
 /// Hash a whole file (for files found in place).
 inline Result<std::string> sha256_file(const std::filesystem::path& path) {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -9390,7 +9404,28 @@ inline Transfer::Attempt Transfer::fetch(std::size_t slot, bool establishing, st
     std::uint64_t limit = end;           // the response delivers up to here
     bool accepted = false;
     bool piece_done = false;
-    bool sniffed = false;
+    // The first bytes of the file are judged (a page? an error document?)
+    // before any of them reach the disk. They are gathered first: one read can
+    // hold a handful of bytes, too few to tell text from a binary header.
+    std::string head;
+    bool judged = false;
+    auto judge_head = [&] {
+        judged = true;
+        std::string what;
+        if (looks_like_html(head))
+            what = "received an HTML page from " + plan_.url.redacted();
+        else if (looks_like_json(head))
+            what = plan_.url.redacted() + " sent a JSON document (\"" + detail::excerpt(head, 80) +
+                   "\"); the link may need a token, or it names an API answer, not a file";
+        else if (text_claimed_ && looks_like_text(head))
+            what = plan_.url.redacted() + " sent text (\"" + detail::excerpt(head, 80) +
+                   "\"); the link may need a login or point to a web page, not a file";
+        else
+            return true;
+        attempt.kind = Attempt::Kind::fatal;
+        attempt.error = make_error(errc::integrity, who_ + ": expected the model file " + target_->filename().string() + " but " + what);
+        return false;
+    };
     std::uint64_t unseen = 0;  // bytes since last_activity was moved on (see stall_min_bytes)
     auto on_response = [&](const HttpResponse& response) {
         if (establishing) {
@@ -9421,27 +9456,19 @@ inline Transfer::Attempt Transfer::fetch(std::size_t slot, bool establishing, st
                                                             std::to_string(*plan_.size) + " bytes the source announced");
             return false;
         }
-        if (!sniffed) {
-            sniffed = true;
-            if (position == 0 && model_expected_ && looks_like_html(std::string_view(data, size))) {
-                attempt.kind = Attempt::Kind::fatal;
-                attempt.error = make_error(errc::integrity, who_ + ": expected the model file " + target_->filename().string() +
-                                                                " but received an HTML page from " + plan_.url.redacted());
-                return false;
-            }
-            if (position == 0 && model_expected_ && text_claimed_ && looks_like_text(std::string_view(data, size))) {
-                attempt.kind = Attempt::Kind::fatal;
-                attempt.error = make_error(errc::integrity, who_ + ": expected the model file " + target_->filename().string() +
-                                                                " but " + plan_.url.redacted() + " sent text (\"" +
-                                                                detail::excerpt(std::string_view(data, size), 80) +
-                                                                "\"); the link may need a login or point to a web page, not a file");
-                return false;
+        if (!judged) {
+            if (!model_expected_ || (head.empty() && position != 0)) {
+                judged = true;  // not a model file, or not its first bytes
+            } else {
+                head.append(data, std::min(size, model_head_bytes - head.size()));
+                if (head.size() >= model_head_bytes && !judge_head()) return false;
             }
         }
         attempt.received += size;
         while (size > 0) {
             std::uint64_t piece_end = scheduler_->end_of(slot);
             if (position >= piece_end) {
+                if (!judged && !judge_head()) return false;
                 if (!flush(slot, buffer, buffer_start, attempt)) return false;
                 bool extended = false;
                 {
@@ -9460,6 +9487,7 @@ inline Transfer::Attempt Transfer::fetch(std::size_t slot, bool establishing, st
             if (buffer.empty() && take >= direct_write_min) {
                 // A large piece (our own reader delivers up to 256 KiB) goes
                 // to disk from where it is, without a copy into the batch.
+                if (!judged && !judge_head()) return false;
                 if (!write_piece(slot, data, take, buffer_start, attempt)) return false;
                 data += take;
                 size -= take;
@@ -9470,7 +9498,8 @@ inline Transfer::Attempt Transfer::fetch(std::size_t slot, bool establishing, st
             data += take;
             size -= take;
             position += take;
-            if (buffer.size() >= batch_ && !flush(slot, buffer, buffer_start, attempt)) return false;
+            if (buffer.size() >= batch_ && ((!judged && !judge_head()) || !flush(slot, buffer, buffer_start, attempt)))
+                return false;
         }
         return true;
     };
@@ -9478,6 +9507,16 @@ inline Transfer::Attempt Transfer::fetch(std::size_t slot, bool establishing, st
     worker.in_request = true;
     auto response = http_.stream(request, on_response, on_body);
     worker.in_request = false;
+    if (accepted && attempt.kind != Attempt::Kind::fatal && !judged && !head.empty()) {
+        // The body ended within the first bytes: a small file is judged on all
+        // of it; a cut connection's few bytes are dropped, fetched again and
+        // judged whole (judged on their own, two bytes of a binary header can
+        // pass for text).
+        if (response)
+            judge_head();
+        else
+            buffer.clear();
+    }
     if (accepted && attempt.kind != Attempt::Kind::fatal) {
         Attempt flushed;
         if (!flush(slot, buffer, buffer_start, flushed)) return flushed;
