@@ -68,6 +68,15 @@ inline int hex_value(char c) {
     return -1;
 }
 
+/// True when `text` is exactly `length` hexadecimal digits (either case): a
+/// commit hash, a digest.
+inline bool is_hex_of_length(std::string_view text, std::size_t length) {
+    if (text.size() != length) return false;
+    for (unsigned char c : text)
+        if (!std::isxdigit(c)) return false;
+    return true;
+}
+
 inline std::string to_lower(std::string_view text) {
     std::string out(text);
     for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));

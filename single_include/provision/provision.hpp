@@ -254,6 +254,15 @@ inline int hex_value(char c) {
     return -1;
 }
 
+/// True when `text` is exactly `length` hexadecimal digits (either case): a
+/// commit hash, a digest.
+inline bool is_hex_of_length(std::string_view text, std::size_t length) {
+    if (text.size() != length) return false;
+    for (unsigned char c : text)
+        if (!std::isxdigit(c)) return false;
+    return true;
+}
+
 inline std::string to_lower(std::string_view text) {
     std::string out(text);
     for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -1964,9 +1973,7 @@ class Checker {
             entry.filename = text;
         } else if (key == "sha256") {
             std::string digest = to_lower(text);
-            bool hex = digest.size() == 64;
-            for (unsigned char c : digest) hex = hex && std::isxdigit(c);
-            if (!hex)
+            if (!is_hex_of_length(digest, 64))
                 fail("expected a SHA-256 digest: 64 hexadecimal characters, got " + std::to_string(text.size()) +
                      (digest.size() == 64 ? " characters that are not all hexadecimal" : " characters"));
             entry.sha256 = digest;
@@ -5189,9 +5196,7 @@ inline Result<CivitaiVersion> parse_civitai_version(std::string_view text) {
                 for (auto hash = hashes->begin(); hash != hashes->end(); ++hash) {
                     if (!iequals(hash.key(), "SHA256") || hash->is_null()) continue;
                     std::string digest = hash->is_string() ? std::string(trim(hash->get<std::string>())) : std::string();
-                    bool hex = digest.size() == 64;
-                    for (unsigned char c : digest) hex = hex && std::isxdigit(c);
-                    if (!hex) return make_error(errc::network, where + " has a malformed hashes.SHA256 (expected 64 hexadecimal digits)");
+                    if (!is_hex_of_length(digest, 64)) return make_error(errc::network, where + " has a malformed hashes.SHA256 (expected 64 hexadecimal digits)");
                     file.sha256 = to_lower(digest);  // CivitAI writes upper case; we compare lower case
                 }
             }
@@ -5810,10 +5815,8 @@ enum class EtagKind {
 };
 
 inline EtagKind classify_etag(std::string_view etag) {
-    bool hex = true;
-    for (unsigned char c : etag) hex = hex && std::isxdigit(c);
-    if (hex && etag.size() == 64) return EtagKind::sha256;
-    if (hex && etag.size() == 40) return EtagKind::git_sha1;
+    if (provision::detail::is_hex_of_length(etag, 64)) return EtagKind::sha256;
+    if (provision::detail::is_hex_of_length(etag, 40)) return EtagKind::git_sha1;
     return EtagKind::opaque;
 }
 
@@ -6072,13 +6075,6 @@ inline Result<FileMetadata> read_file_metadata(const FileRef& ref, const HttpRes
     return metadata;
 }
 
-inline bool is_hex_of_length(std::string_view text, std::size_t length) {
-    if (text.size() != length) return false;
-    for (unsigned char c : text)
-        if (!std::isxdigit(c)) return false;
-    return true;
-}
-
 /// The resolve URL the metadata answer came from, with its revision replaced by
 /// the commit, so the download gets exactly the file the metadata described even
 /// if the branch moves meanwhile. The answer's URL may differ from the one we
@@ -6087,7 +6083,7 @@ inline bool is_hex_of_length(std::string_view text, std::size_t length) {
 inline std::optional<Url> pin_to_commit(const Url& resolved, std::string_view file, std::string_view commit) {
     // The commit comes from a header. Anything but a hash ("." or "..", say) would
     // become a dot segment and make the pinned URL name another file.
-    if (!is_hex_of_length(commit, 40)) return std::nullopt;
+    if (!provision::detail::is_hex_of_length(commit, 40)) return std::nullopt;
     const std::string tail = "/" + percent_encode_path(file);
     if (!provision::detail::ends_with(resolved.path, tail)) return std::nullopt;
     std::string head = resolved.path.substr(0, resolved.path.size() - tail.size());
@@ -6516,7 +6512,7 @@ inline Result<std::vector<RepoFile>> parse_tree_page(std::string_view body) {
         if (auto lfs = item.find("lfs"); lfs != item.end() && lfs->is_object()) {
             if (auto oid = lfs->find("oid"); oid != lfs->end() && oid->is_string()) {
                 file.sha256 = detail::to_lower(oid->get<std::string>());
-                if (!is_hex_of_length(file.sha256, 64))
+                if (!provision::detail::is_hex_of_length(file.sha256, 64))
                     return make_error(errc::network, "the listing gives \"" + file.path + "\" an LFS oid that is not a SHA-256");
             }
             // The top-level size of an LFS file may be the pointer's; lfs.size is the content's.
@@ -6578,7 +6574,7 @@ inline Result<RepoListing> list_repo(const Entry& entry, ResolveContext& context
     auto what_of = [&](const std::string& stage) { return stage + " of " + entry.repo + " (revision \"" + entry.revision + "\")"; };
 
     RepoListing listing;
-    if (is_hex_of_length(entry.revision, 40)) {
+    if (provision::detail::is_hex_of_length(entry.revision, 40)) {
         listing.commit = detail::to_lower(entry.revision);  // already one commit: nothing to resolve
     } else {
         auto url = parse_url(revision_api_url(endpoint, entry.repo_type, entry.repo, entry.revision));
@@ -6590,7 +6586,7 @@ inline Result<RepoListing> list_repo(const Entry& entry, ResolveContext& context
         if (answer->status != 200) return explain_hub_answer(ref, answer.value());
         auto document = nlohmann::json::parse(answer->body, nullptr, false);
         auto sha = document.is_object() ? document.find("sha") : document.end();
-        if (!document.is_object() || sha == document.end() || !sha->is_string() || !is_hex_of_length(sha->get<std::string>(), 40))
+        if (!document.is_object() || sha == document.end() || !sha->is_string() || !provision::detail::is_hex_of_length(sha->get<std::string>(), 40))
             return make_error(errc::network, who + "Hugging Face's answer for " + what_of("the commit") + " (" + answer->url.redacted() +
                                                  request_id_suffix(answer.value()) + ") does not name a commit (no 40-hex \"sha\"); try again later");
         listing.commit = detail::to_lower(sha->get<std::string>());

@@ -121,9 +121,7 @@ inline Result<CivitaiVersion> parse_civitai_version(std::string_view text) {
                 for (auto hash = hashes->begin(); hash != hashes->end(); ++hash) {
                     if (!iequals(hash.key(), "SHA256") || hash->is_null()) continue;
                     std::string digest = hash->is_string() ? std::string(trim(hash->get<std::string>())) : std::string();
-                    bool hex = digest.size() == 64;
-                    for (unsigned char c : digest) hex = hex && std::isxdigit(c);
-                    if (!hex) return make_error(errc::network, where + " has a malformed hashes.SHA256 (expected 64 hexadecimal digits)");
+                    if (!is_hex_of_length(digest, 64)) return make_error(errc::network, where + " has a malformed hashes.SHA256 (expected 64 hexadecimal digits)");
                     file.sha256 = to_lower(digest);  // CivitAI writes upper case; we compare lower case
                 }
             }

@@ -1060,9 +1060,7 @@ class Checker {
             entry.filename = text;
         } else if (key == "sha256") {
             std::string digest = to_lower(text);
-            bool hex = digest.size() == 64;
-            for (unsigned char c : digest) hex = hex && std::isxdigit(c);
-            if (!hex)
+            if (!is_hex_of_length(digest, 64))
                 fail("expected a SHA-256 digest: 64 hexadecimal characters, got " + std::to_string(text.size()) +
                      (digest.size() == 64 ? " characters that are not all hexadecimal" : " characters"));
             entry.sha256 = digest;

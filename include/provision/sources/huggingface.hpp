@@ -88,10 +88,8 @@ enum class EtagKind {
 };
 
 inline EtagKind classify_etag(std::string_view etag) {
-    bool hex = true;
-    for (unsigned char c : etag) hex = hex && std::isxdigit(c);
-    if (hex && etag.size() == 64) return EtagKind::sha256;
-    if (hex && etag.size() == 40) return EtagKind::git_sha1;
+    if (provision::detail::is_hex_of_length(etag, 64)) return EtagKind::sha256;
+    if (provision::detail::is_hex_of_length(etag, 40)) return EtagKind::git_sha1;
     return EtagKind::opaque;
 }
 
@@ -350,13 +348,6 @@ inline Result<FileMetadata> read_file_metadata(const FileRef& ref, const HttpRes
     return metadata;
 }
 
-inline bool is_hex_of_length(std::string_view text, std::size_t length) {
-    if (text.size() != length) return false;
-    for (unsigned char c : text)
-        if (!std::isxdigit(c)) return false;
-    return true;
-}
-
 /// The resolve URL the metadata answer came from, with its revision replaced by
 /// the commit, so the download gets exactly the file the metadata described even
 /// if the branch moves meanwhile. The answer's URL may differ from the one we
@@ -365,7 +356,7 @@ inline bool is_hex_of_length(std::string_view text, std::size_t length) {
 inline std::optional<Url> pin_to_commit(const Url& resolved, std::string_view file, std::string_view commit) {
     // The commit comes from a header. Anything but a hash ("." or "..", say) would
     // become a dot segment and make the pinned URL name another file.
-    if (!is_hex_of_length(commit, 40)) return std::nullopt;
+    if (!provision::detail::is_hex_of_length(commit, 40)) return std::nullopt;
     const std::string tail = "/" + percent_encode_path(file);
     if (!provision::detail::ends_with(resolved.path, tail)) return std::nullopt;
     std::string head = resolved.path.substr(0, resolved.path.size() - tail.size());

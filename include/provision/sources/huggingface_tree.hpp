@@ -168,7 +168,7 @@ inline Result<std::vector<RepoFile>> parse_tree_page(std::string_view body) {
         if (auto lfs = item.find("lfs"); lfs != item.end() && lfs->is_object()) {
             if (auto oid = lfs->find("oid"); oid != lfs->end() && oid->is_string()) {
                 file.sha256 = detail::to_lower(oid->get<std::string>());
-                if (!is_hex_of_length(file.sha256, 64))
+                if (!provision::detail::is_hex_of_length(file.sha256, 64))
                     return make_error(errc::network, "the listing gives \"" + file.path + "\" an LFS oid that is not a SHA-256");
             }
             // The top-level size of an LFS file may be the pointer's; lfs.size is the content's.
@@ -230,7 +230,7 @@ inline Result<RepoListing> list_repo(const Entry& entry, ResolveContext& context
     auto what_of = [&](const std::string& stage) { return stage + " of " + entry.repo + " (revision \"" + entry.revision + "\")"; };
 
     RepoListing listing;
-    if (is_hex_of_length(entry.revision, 40)) {
+    if (provision::detail::is_hex_of_length(entry.revision, 40)) {
         listing.commit = detail::to_lower(entry.revision);  // already one commit: nothing to resolve
     } else {
         auto url = parse_url(revision_api_url(endpoint, entry.repo_type, entry.repo, entry.revision));
@@ -242,7 +242,7 @@ inline Result<RepoListing> list_repo(const Entry& entry, ResolveContext& context
         if (answer->status != 200) return explain_hub_answer(ref, answer.value());
         auto document = nlohmann::json::parse(answer->body, nullptr, false);
         auto sha = document.is_object() ? document.find("sha") : document.end();
-        if (!document.is_object() || sha == document.end() || !sha->is_string() || !is_hex_of_length(sha->get<std::string>(), 40))
+        if (!document.is_object() || sha == document.end() || !sha->is_string() || !provision::detail::is_hex_of_length(sha->get<std::string>(), 40))
             return make_error(errc::network, who + "Hugging Face's answer for " + what_of("the commit") + " (" + answer->url.redacted() +
                                                  request_id_suffix(answer.value()) + ") does not name a commit (no 40-hex \"sha\"); try again later");
         listing.commit = detail::to_lower(sha->get<std::string>());
