@@ -9422,6 +9422,8 @@ inline Transfer::Attempt Transfer::fetch(std::size_t slot, bool establishing, st
         attempt.error = make_error(errc::integrity, who_ + ": expected the model file " + target_->filename().string() + " but " + what);
         return false;
     };
+    // Called before every write: bytes reach the disk only once the head is judged.
+    auto may_write = [&] { return judged || judge_head(); };
     std::uint64_t unseen = 0;  // bytes since last_activity was moved on (see stall_min_bytes)
     auto on_response = [&](const HttpResponse& response) {
         if (establishing) {
@@ -9464,8 +9466,7 @@ inline Transfer::Attempt Transfer::fetch(std::size_t slot, bool establishing, st
         while (size > 0) {
             std::uint64_t piece_end = scheduler_->end_of(slot);
             if (position >= piece_end) {
-                if (!judged && !judge_head()) return false;
-                if (!flush(slot, buffer, buffer_start, attempt)) return false;
+                if (!may_write() || !flush(slot, buffer, buffer_start, attempt)) return false;
                 bool extended = false;
                 {
                     std::lock_guard<std::mutex> lock(mutex_);
@@ -9483,8 +9484,7 @@ inline Transfer::Attempt Transfer::fetch(std::size_t slot, bool establishing, st
             if (buffer.empty() && take >= direct_write_min) {
                 // A large piece (our own reader delivers up to 256 KiB) goes
                 // to disk from where it is, without a copy into the batch.
-                if (!judged && !judge_head()) return false;
-                if (!write_piece(slot, data, take, buffer_start, attempt)) return false;
+                if (!may_write() || !write_piece(slot, data, take, buffer_start, attempt)) return false;
                 data += take;
                 size -= take;
                 position += take;
@@ -9494,8 +9494,7 @@ inline Transfer::Attempt Transfer::fetch(std::size_t slot, bool establishing, st
             data += take;
             size -= take;
             position += take;
-            if (buffer.size() >= batch_ && ((!judged && !judge_head()) || !flush(slot, buffer, buffer_start, attempt)))
-                return false;
+            if (buffer.size() >= batch_ && (!may_write() || !flush(slot, buffer, buffer_start, attempt))) return false;
         }
         return true;
     };
