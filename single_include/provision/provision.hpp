@@ -2360,6 +2360,103 @@ inline std::optional<ContentRange> parse_content_range(std::string_view value) {
 
 #endif
 // ---- end include/provision/detail/content_range.hpp ----
+// ---- begin include/provision/detail/socket_bio.hpp ----
+// provision: the one way TLS bytes reach a socket, and it cannot raise SIGPIPE.
+//
+// OpenSSL's own socket BIO writes with write(2). Every SSL_* call may write:
+// SSL_connect (the handshake), SSL_read (a key update, an alert, a TLS 1.3
+// post-handshake answer), SSL_write and SSL_shutdown. On a socket the peer or
+// our own watchdog has shut down, that write raises SIGPIPE, whose default
+// action ends the whole process, and provision runs inside programs that have
+// not ignored it. This BIO sends with MSG_NOSIGNAL and reads with recv(2), so
+// a dead peer is an EPIPE error on the one connection, on every path through
+// OpenSSL, without touching the host program's signal dispositions or masks.
+// Everything else (fd bookkeeping, BIO_eof, close flags) is the socket BIO's.
+#ifndef PROVISION_DETAIL_SOCKET_BIO_HPP
+#define PROVISION_DETAIL_SOCKET_BIO_HPP
+
+#include <openssl/bio.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <cerrno>
+
+namespace provision {
+namespace detail {
+
+inline int socket_bio_write(BIO* bio, const char* data, int size) {
+    int fd = -1;
+    BIO_get_fd(bio, &fd);
+    ssize_t sent;
+    do {
+        sent = ::send(fd, data, static_cast<std::size_t>(size), MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    BIO_clear_retry_flags(bio);
+    if (sent <= 0 && BIO_sock_should_retry(static_cast<int>(sent))) BIO_set_retry_write(bio);
+    return static_cast<int>(sent);
+}
+
+inline int socket_bio_read(BIO* bio, char* into, int size) {
+    if (!into) return 0;
+    int fd = -1;
+    BIO_get_fd(bio, &fd);
+    ssize_t got;
+    do {
+        got = ::recv(fd, into, static_cast<std::size_t>(size), 0);
+    } while (got < 0 && errno == EINTR);
+    BIO_clear_retry_flags(bio);
+    if (got <= 0) {
+        if (BIO_sock_should_retry(static_cast<int>(got))) BIO_set_retry_read(bio);
+        else if (got == 0) BIO_set_flags(bio, BIO_FLAGS_IN_EOF);  // what BIO_eof() reports, as the socket BIO does
+    }
+    return static_cast<int>(got);
+}
+
+inline int socket_bio_puts(BIO* bio, const char* text) {
+    std::size_t length = 0;
+    while (text[length]) ++length;
+    return socket_bio_write(bio, text, static_cast<int>(length));
+}
+
+/// The method, made once (thread-safe static initialisation) and never freed:
+/// connections on any thread share it. Null if OpenSSL could not allocate it.
+inline const BIO_METHOD* no_sigpipe_socket_method() {
+    static BIO_METHOD* method = [] {
+        const BIO_METHOD* socket = BIO_s_socket();
+        BIO_METHOD* made = BIO_meth_new(BIO_TYPE_SOCKET, "provision socket (MSG_NOSIGNAL)");
+        if (!made) return made;
+        bool ok = BIO_meth_set_write(made, socket_bio_write) == 1 && BIO_meth_set_read(made, socket_bio_read) == 1 &&
+                  BIO_meth_set_puts(made, socket_bio_puts) == 1 &&
+                  BIO_meth_set_ctrl(made, BIO_meth_get_ctrl(socket)) == 1 &&
+                  BIO_meth_set_create(made, BIO_meth_get_create(socket)) == 1 &&
+                  BIO_meth_set_destroy(made, BIO_meth_get_destroy(socket)) == 1;
+        if (!ok) {
+            BIO_meth_free(made);
+            return static_cast<BIO_METHOD*>(nullptr);
+        }
+        return made;
+    }();
+    return method;
+}
+
+/// A BIO over `fd` (not closed with the BIO), or null on failure.
+inline BIO* new_no_sigpipe_socket_bio(int fd) {
+    const BIO_METHOD* method = no_sigpipe_socket_method();
+    if (!method) return nullptr;
+    BIO* bio = BIO_new(method);
+    if (!bio) return nullptr;
+    if (BIO_set_fd(bio, fd, BIO_NOCLOSE) != 1) {
+        BIO_free(bio);
+        return nullptr;
+    }
+    return bio;
+}
+
+}  // namespace detail
+}  // namespace provision
+
+#endif
+// ---- end include/provision/detail/socket_bio.hpp ----
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -2371,8 +2468,6 @@ inline std::optional<ContentRange> parse_content_range(std::string_view value) {
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 #include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -2630,7 +2725,10 @@ inline bool RawConnection::handshake(const std::string& url_host, const std::vec
     for (X509* cert : extra_cas) X509_STORE_add_cert(store, cert);
     SSL_CTX_set_verify(context_, SSL_VERIFY_PEER, nullptr);
     ssl_ = SSL_new(context_);
-    if (!ssl_ || SSL_set_fd(ssl_, fd_) != 1) return fail(TransportFailure::tls_setup);
+    if (!ssl_) return fail(TransportFailure::tls_setup);
+    BIO* socket = new_no_sigpipe_socket_bio(fd_);  // every byte OpenSSL writes goes out without SIGPIPE
+    if (!socket) return fail(TransportFailure::tls_setup);
+    SSL_set_bio(ssl_, socket, socket);  // the SSL owns it from here
     if (is_ip_literal(url_host)) {
         X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), url_host.c_str());
     } else {
@@ -2663,34 +2761,17 @@ inline bool RawConnection::send_all(std::string_view data) {
         }
         return true;
     }
-    // OpenSSL writes with write(), which raises SIGPIPE on a closed socket
-    // and would kill the program: SIGPIPE is held back on this thread, and one
-    // raised here is taken off the queue before it is let through again.
-    sigset_t pipe_only, previous;
-    sigemptyset(&pipe_only);
-    sigaddset(&pipe_only, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_only, &previous);
-    sigset_t pending;
-    sigpending(&pending);
-    bool was_pending = sigismember(&pending, SIGPIPE) == 1;
-    bool ok = true;
     while (!data.empty()) {
         ERR_clear_error();
         int size = static_cast<int>(std::min<std::size_t>(data.size(), 1 << 20));
         int sent = SSL_write(ssl_, data.data(), size);
         if (sent <= 0) {
-            ok = false;
-            break;
+            ERR_clear_error();
+            return fail(TransportFailure::write);
         }
         data.remove_prefix(static_cast<std::size_t>(sent));
     }
-    if (!ok && !was_pending) {
-        timespec zero{};
-        while (sigtimedwait(&pipe_only, nullptr, &zero) == SIGPIPE) {
-        }
-    }
-    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-    return ok || fail(TransportFailure::write);
+    return true;
 }
 
 inline long RawConnection::receive(char* into, std::size_t size) {
@@ -7467,6 +7548,51 @@ inline std::filesystem::path lock_path_for(const std::filesystem::path& target) 
 #endif
 // ---- end include/provision/detail/file_lock.hpp ----
 // #include "detail/file_name.hpp": include/provision/detail/file_name.hpp already inlined above
+// ---- begin include/provision/detail/guarded.hpp ----
+// provision: the one rule for every thread the library starts.
+//
+// An exception that leaves a thread's function calls std::terminate and ends
+// the host program, every other download with it. So no thread of ours runs
+// its work bare: run_guarded() hands whatever escapes to the owner of that
+// work (the entry it was serving), which records it as that entry's failure.
+#ifndef PROVISION_DETAIL_GUARDED_HPP
+#define PROVISION_DETAIL_GUARDED_HPP
+
+#include <exception>
+#include <string>
+#include <utility>
+
+namespace provision {
+namespace detail {
+
+/// Runs `body()`. If it throws, calls `on_escape(what)` with a sentence about
+/// the exception; if that throws as well, the second exception is dropped:
+/// the thread ends quietly rather than taking the process down.
+template <class Body, class OnEscape>
+void run_guarded(Body&& body, OnEscape&& on_escape) noexcept {
+    std::string what;
+    try {
+        std::forward<Body>(body)();
+        return;
+    } catch (const std::exception& e) {
+        try {
+            what = std::string("unexpected failure: ") + e.what();
+        } catch (...) {
+        }
+    } catch (...) {
+        what = "unexpected failure (an exception that is not a std::exception)";
+    }
+    try {
+        std::forward<OnEscape>(on_escape)(what);
+    } catch (...) {
+    }
+}
+
+}  // namespace detail
+}  // namespace provision
+
+#endif
+// ---- end include/provision/detail/guarded.hpp ----
 // #include "detail/files.hpp": include/provision/detail/files.hpp already inlined above
 // ---- begin include/provision/detail/install_record.hpp ----
 // provision: the record of installed files, ${WORKSPACE}/.provision/installed.json.
@@ -8252,6 +8378,7 @@ class InstallRegistry {
 // #include "../error.hpp": include/provision/error.hpp already inlined above
 // #include "digest.hpp": include/provision/detail/digest.hpp already inlined above
 // #include "files.hpp": include/provision/detail/files.hpp already inlined above
+// #include "guarded.hpp": include/provision/detail/guarded.hpp already inlined above
 
 #include <unistd.h>
 
@@ -8283,7 +8410,14 @@ class PrefixHasher {
         : fd_(fd), path_(std::move(path)), sha256_(Hasher::sha256()), buffer_size_(buffer_size) {
         if (want_git_sha1 && size) git_.emplace(Hasher::git_blob_sha1(*size));
         git_later_ = want_git_sha1 && !size;
-        thread_ = std::thread([this] { run(); });
+        thread_ = std::thread([this] {
+            run_guarded([this] { run(); },
+                        [this](const std::string& what) {
+                            std::lock_guard<std::mutex> lock(mutex_);
+                            failure_ = make_error(errc::internal, "hashing " + path_ + ": " + what);
+                            done_.notify_all();
+                        });
+        });
     }
     ~PrefixHasher() { stop(); }
     PrefixHasher(const PrefixHasher&) = delete;
@@ -8861,6 +8995,8 @@ class Transfer {
     Result<void> prepare();
     void coordinate();
     void worker_main(std::size_t slot);
+    /// The body of worker_main: requests pieces until there are none or it is told to stop.
+    void worker_loop(std::size_t slot, bool& leaving);
     Attempt fetch(std::size_t slot, bool establishing, std::uint64_t begin, std::uint64_t end, std::vector<char>& buffer);
     bool establish(const HttpResponse& response, std::uint64_t requested_from, Attempt& attempt);
     bool check_piece_response(const HttpResponse& response, std::size_t slot, std::uint64_t begin, Attempt& attempt);
@@ -9554,10 +9690,28 @@ inline Transfer::Attempt Transfer::fetch(std::size_t slot, bool establishing, st
 
 inline void Transfer::worker_main(std::size_t slot) {
     Worker& worker = *workers_[slot];
+    bool leaving = false;  // counted in leaving_
+    // Whatever escapes the loop fails this file, not the process.
+    run_guarded([&] { worker_loop(slot, leaving); },
+                [&](const std::string& what) {
+                    std::lock_guard<std::mutex> lock(mutex_);
+                    fail(make_error(errc::internal, who_ + ": " + what));
+                });
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (scheduler_) scheduler_->give_back(slot);
+    --running_;
+    if (leaving) --leaving_;
+    worker.running = false;
+    if (worker.holds_budget && budget_) budget_->release();
+    worker.holds_budget = false;
+    changed_.notify_all();
+}
+
+inline void Transfer::worker_loop(std::size_t slot, bool& leaving) {
+    Worker& worker = *workers_[slot];
     std::vector<char> buffer;
     buffer.reserve(batch_);
     int failures = 0;  // in a row, without a byte received
-    bool leaving = false;  // counted in leaving_
     auto leave = [&] {  // with mutex_ held
         leaving = true;
         ++leaving_;
@@ -9668,14 +9822,6 @@ inline void Transfer::worker_main(std::size_t slot) {
         }
         break;
     }
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (scheduler_) scheduler_->give_back(slot);
-    --running_;
-    if (leaving) --leaving_;
-    worker.running = false;
-    if (worker.holds_budget && budget_) budget_->release();
-    worker.holds_budget = false;
-    changed_.notify_all();
 }
 
 inline bool Transfer::spawn_worker(std::size_t slot, bool holds_budget) {
@@ -10773,15 +10919,19 @@ class SecretRedactor {
 // ---- begin include/provision/detail/thread_pool.hpp ----
 // provision: a small fixed-size thread pool.
 //
-// Tasks must not throw (the downloader reports failures through results) and
-// must never wait on the pool they run in. The destructor drains the queue.
+// Each task comes with what to do if it throws anyway (fail the entry it
+// serves), so no exception reaches std::terminate. Tasks must never wait on
+// the pool they run in. The destructor drains the queue.
 #ifndef PROVISION_DETAIL_THREAD_POOL_HPP
 #define PROVISION_DETAIL_THREAD_POOL_HPP
+
+// #include "guarded.hpp": include/provision/detail/guarded.hpp already inlined above
 
 #include <condition_variable>
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -10805,10 +10955,14 @@ class ThreadPool {
     ThreadPool(const ThreadPool&) = delete;
     ThreadPool& operator=(const ThreadPool&) = delete;
 
-    void submit(std::function<void()> task) {
+    using Task = std::function<void()>;
+    /// Told, on the pool's thread, what escaped the task.
+    using OnEscape = std::function<void(const std::string& what)>;
+
+    void submit(Task task, OnEscape on_escape) {
         {
             std::lock_guard<std::mutex> lock(mutex_);
-            queue_.push_back(std::move(task));
+            queue_.push_back({std::move(task), std::move(on_escape)});
             ++pending_;
         }
         wake_.notify_one();
@@ -10823,15 +10977,15 @@ class ThreadPool {
   private:
     void run() {
         while (true) {
-            std::function<void()> task;
+            Job job;
             {
                 std::unique_lock<std::mutex> lock(mutex_);
                 wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
                 if (queue_.empty()) return;  // stopping and drained
-                task = std::move(queue_.front());
+                job = std::move(queue_.front());
                 queue_.pop_front();
             }
-            task();
+            run_guarded(job.task, job.on_escape);
             {
                 std::lock_guard<std::mutex> lock(mutex_);
                 if (--pending_ == 0) idle_.notify_all();
@@ -10842,7 +10996,11 @@ class ThreadPool {
     std::mutex mutex_;
     std::condition_variable wake_;
     std::condition_variable idle_;
-    std::deque<std::function<void()>> queue_;
+    struct Job {
+        Task task;
+        OnEscape on_escape;
+    };
+    std::deque<Job> queue_;
     std::size_t pending_ = 0;
     bool stopping_ = false;
     std::vector<std::thread> workers_;
@@ -11033,6 +11191,8 @@ class ProvisioningSystem {
     EntryOutcome finish_entry(EntryOutcome outcome, EntryOutcome::Status status, std::chrono::steady_clock::time_point started);
     EntryOutcome prepare_entry(const Entry& entry, const std::filesystem::path& folder, PendingEntry& pending);
     EntryOutcome download_entry(EntryOutcome outcome, PendingEntry& pending);
+    /// What escaped a task of the pool, as that entry's failure (the others go on).
+    EntryOutcome escaped(EntryOutcome outcome, const Entry& entry, PendingEntry& pending, const std::string& what);
     DownloadOptions download_options();
     void describe_credentials(const Entry& entry, EntryOutcome& outcome) const;
     void write_lock(const Report& report);
@@ -11223,6 +11383,8 @@ inline Report ProvisioningSystem::provision_from_text(const std::string& text, c
             if (settled[i]) continue;
             pool.submit([this, &report, &manifest, &folders, &pending, i] {
                 report.entries[i] = prepare_entry(manifest.entries[i], folders[i], pending[i]);
+            }, [this, &report, &manifest, &pending, i](const std::string& what) {
+                report.entries[i] = escaped(EntryOutcome{}, manifest.entries[i], pending[i], what);
             });
         }
         pool.wait();
@@ -11245,7 +11407,10 @@ inline Report ProvisioningSystem::provision_from_text(const std::string& text, c
         detail::ThreadPool pool(std::min(options_.jobs, manifest.entries.size()));
         for (std::size_t i = 0; i < manifest.entries.size(); ++i) {
             if (!pending[i].plan || options_.dry_run) continue;
-            pool.submit([this, &report, &pending, i] { report.entries[i] = download_entry(report.entries[i], pending[i]); });
+            pool.submit([this, &report, &pending, i] { report.entries[i] = download_entry(report.entries[i], pending[i]); },
+                        [this, &report, &manifest, &pending, i](const std::string& what) {
+                            report.entries[i] = escaped(report.entries[i], manifest.entries[i], pending[i], what);
+                        });
         }
         pool.wait();
     }
@@ -11327,6 +11492,16 @@ inline EntryOutcome ProvisioningSystem::finish_entry(EntryOutcome outcome, Entry
     return outcome;
 }
 
+inline EntryOutcome ProvisioningSystem::escaped(EntryOutcome outcome, const Entry& entry, PendingEntry& pending,
+                                                const std::string& what) {
+    pending.plan.reset();  // whatever it got to, it is not downloaded
+    outcome.key_path = entry.key_path;
+    outcome.category = entry.category;
+    outcome.source = entry.source;
+    outcome.error = make_error(errc::internal, entry.key_path + ": " + what);
+    return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
+}
+
 inline EntryOutcome ProvisioningSystem::prepare_entry(const Entry& entry, const std::filesystem::path& folder,
                                                       PendingEntry& pending) {
     pending.started = std::chrono::steady_clock::now();
@@ -11338,76 +11513,66 @@ inline EntryOutcome ProvisioningSystem::prepare_entry(const Entry& entry, const 
         outcome.error = make_error(errc::cancelled, entry.key_path + ": stopped before it started");
         return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
     }
-    try {
-        ResolveContext context{http_, options_.credentials, options_.hf_endpoint};
-        auto plan = options_.locked ? resolve_locked(entry, context, *options_.locked) : resolve_entry(entry, context);
-        if (!plan) {
-            outcome.error = plan.error();
+    ResolveContext context{http_, options_.credentials, options_.hf_endpoint};
+    auto plan = options_.locked ? resolve_locked(entry, context, *options_.locked) : resolve_entry(entry, context);
+    if (!plan) {
+        outcome.error = plan.error();
+        describe_credentials(entry, outcome);
+        return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
+    }
+    if (options_.dry_run && entry.source == SourceKind::url && detail::starts_with(plan->identity, "url:")) {
+        // Other sources asked their service already; a plain URL is asked
+        // for its first byte, so a dead or refused link fails the dry run.
+        auto reachable = sources::probe_url_plan(http_, plan.value());
+        if (!reachable) {
+            outcome.error = reachable.error();
             describe_credentials(entry, outcome);
             return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
         }
-        if (options_.dry_run && entry.source == SourceKind::url && detail::starts_with(plan->identity, "url:")) {
-            // Other sources asked their service already; a plain URL is asked
-            // for its first byte, so a dead or refused link fails the dry run.
-            auto reachable = sources::probe_url_plan(http_, plan.value());
-            if (!reachable) {
-                outcome.error = reachable.error();
-                describe_credentials(entry, outcome);
-                return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
-            }
-        }
-        plan->folder = folder;
-        outcome.identity = plan->identity;
-        outcome.pin = lock_record_for(entry, plan.value());
-        outcome.expected_size = plan->size;
-        outcome.digest_known = !plan->sha256.empty() || !plan->git_sha1.empty();
-        describe_credentials(entry, outcome);
-        if (!plan->file_name.empty()) outcome.path = folder / plan->file_name;
-        // Every resolved entry is announced, so a live view can count what is
-        // still queued before its transfer starts.
-        if (options_.dry_run) outcome.bytes = plan->size.value_or(0);
-        emit(Event{EventKind::plan, entry.key_path, outcome.path.string(), 0, plan->size, plan->url.redacted()});
-        // No request: the install record (or, without one, the file's digest)
-        // says whether it is already in place.
-        Downloader downloader(http_, download_options());
-        pending.check = downloader.check(plan.value());
-        if (options_.dry_run && !pending.check.present) {
-            pending.plan = std::move(plan).value();  // kept for the space check, never downloaded
-            return finish_entry(outcome, EntryOutcome::Status::planned, pending.started);
-        }
-        if (pending.check.present) {
-            outcome.path = pending.check.present->path;
-            outcome.bytes = pending.check.present->size;
-            outcome.sha256 = pending.check.present->sha256;
-            return finish_entry(outcome, EntryOutcome::Status::present, pending.started);
-        }
-        if (!pending.check.reason.empty()) log_.write("replacing " + outcome.path.string() + ": " + pending.check.reason);
-        pending.plan = std::move(plan).value();
-        outcome.status = EntryOutcome::Status::planned;
-        return outcome;
-    } catch (const std::exception& e) {
-        outcome.error = make_error(errc::internal, entry.key_path + ": unexpected failure: " + e.what());
-        return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
     }
+    plan->folder = folder;
+    outcome.identity = plan->identity;
+    outcome.pin = lock_record_for(entry, plan.value());
+    outcome.expected_size = plan->size;
+    outcome.digest_known = !plan->sha256.empty() || !plan->git_sha1.empty();
+    describe_credentials(entry, outcome);
+    if (!plan->file_name.empty()) outcome.path = folder / plan->file_name;
+    // Every resolved entry is announced, so a live view can count what is
+    // still queued before its transfer starts.
+    if (options_.dry_run) outcome.bytes = plan->size.value_or(0);
+    emit(Event{EventKind::plan, entry.key_path, outcome.path.string(), 0, plan->size, plan->url.redacted()});
+    // No request: the install record (or, without one, the file's digest)
+    // says whether it is already in place.
+    Downloader downloader(http_, download_options());
+    pending.check = downloader.check(plan.value());
+    if (options_.dry_run && !pending.check.present) {
+        pending.plan = std::move(plan).value();  // kept for the space check, never downloaded
+        return finish_entry(outcome, EntryOutcome::Status::planned, pending.started);
+    }
+    if (pending.check.present) {
+        outcome.path = pending.check.present->path;
+        outcome.bytes = pending.check.present->size;
+        outcome.sha256 = pending.check.present->sha256;
+        return finish_entry(outcome, EntryOutcome::Status::present, pending.started);
+    }
+    if (!pending.check.reason.empty()) log_.write("replacing " + outcome.path.string() + ": " + pending.check.reason);
+    pending.plan = std::move(plan).value();
+    outcome.status = EntryOutcome::Status::planned;
+    return outcome;
 }
 
 inline EntryOutcome ProvisioningSystem::download_entry(EntryOutcome outcome, PendingEntry& pending) {
-    try {
-        Downloader downloader(http_, download_options());
-        auto installed = downloader.download(*pending.plan, pending.check);
-        if (!installed) {
-            outcome.error = options_.locked ? explain_locked_failure(installed.error(), *options_.locked) : installed.error();
-            return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
-        }
-        outcome.path = installed->path;
-        outcome.bytes = installed->size;
-        outcome.sha256 = installed->sha256;
-        return finish_entry(outcome, installed->already_present ? EntryOutcome::Status::present : EntryOutcome::Status::installed,
-                            pending.started);
-    } catch (const std::exception& e) {
-        outcome.error = make_error(errc::internal, outcome.key_path + ": unexpected failure: " + e.what());
+    Downloader downloader(http_, download_options());
+    auto installed = downloader.download(*pending.plan, pending.check);
+    if (!installed) {
+        outcome.error = options_.locked ? explain_locked_failure(installed.error(), *options_.locked) : installed.error();
         return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
     }
+    outcome.path = installed->path;
+    outcome.bytes = installed->size;
+    outcome.sha256 = installed->sha256;
+    return finish_entry(outcome, installed->already_present ? EntryOutcome::Status::present : EntryOutcome::Status::installed,
+                        pending.started);
 }
 
 }  // namespace provision

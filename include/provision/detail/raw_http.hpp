@@ -15,6 +15,7 @@
 
 #include "../url.hpp"
 #include "content_range.hpp"
+#include "socket_bio.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -26,8 +27,6 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 #include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -285,7 +284,10 @@ inline bool RawConnection::handshake(const std::string& url_host, const std::vec
     for (X509* cert : extra_cas) X509_STORE_add_cert(store, cert);
     SSL_CTX_set_verify(context_, SSL_VERIFY_PEER, nullptr);
     ssl_ = SSL_new(context_);
-    if (!ssl_ || SSL_set_fd(ssl_, fd_) != 1) return fail(TransportFailure::tls_setup);
+    if (!ssl_) return fail(TransportFailure::tls_setup);
+    BIO* socket = new_no_sigpipe_socket_bio(fd_);  // every byte OpenSSL writes goes out without SIGPIPE
+    if (!socket) return fail(TransportFailure::tls_setup);
+    SSL_set_bio(ssl_, socket, socket);  // the SSL owns it from here
     if (is_ip_literal(url_host)) {
         X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), url_host.c_str());
     } else {
@@ -318,34 +320,17 @@ inline bool RawConnection::send_all(std::string_view data) {
         }
         return true;
     }
-    // OpenSSL writes with write(), which raises SIGPIPE on a closed socket
-    // and would kill the program: SIGPIPE is held back on this thread, and one
-    // raised here is taken off the queue before it is let through again.
-    sigset_t pipe_only, previous;
-    sigemptyset(&pipe_only);
-    sigaddset(&pipe_only, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_only, &previous);
-    sigset_t pending;
-    sigpending(&pending);
-    bool was_pending = sigismember(&pending, SIGPIPE) == 1;
-    bool ok = true;
     while (!data.empty()) {
         ERR_clear_error();
         int size = static_cast<int>(std::min<std::size_t>(data.size(), 1 << 20));
         int sent = SSL_write(ssl_, data.data(), size);
         if (sent <= 0) {
-            ok = false;
-            break;
+            ERR_clear_error();
+            return fail(TransportFailure::write);
         }
         data.remove_prefix(static_cast<std::size_t>(sent));
     }
-    if (!ok && !was_pending) {
-        timespec zero{};
-        while (sigtimedwait(&pipe_only, nullptr, &zero) == SIGPIPE) {
-        }
-    }
-    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-    return ok || fail(TransportFailure::write);
+    return true;
 }
 
 inline long RawConnection::receive(char* into, std::size_t size) {
