@@ -421,9 +421,13 @@ inline bool RawConnection::read_head(RawResponseHead& head) {
                                                             " KiB of response headers");
             if (line.empty()) break;
             if ((line.front() == ' ' || line.front() == '\t') && !head.headers.empty()) {
-                // An obsolete folded line continues the previous value.
+                // An obsolete folded line continues the previous value; one
+                // made only of blanks adds nothing.
+                std::size_t text = line.find_first_not_of(" \t");
+                if (text == std::string::npos) continue;
+                std::size_t text_end = line.find_last_not_of(" \t");
                 head.headers.back().second += ' ';
-                head.headers.back().second += line.substr(line.find_first_not_of(" \t"));
+                head.headers.back().second.append(line, text, text_end - text + 1);
                 continue;
             }
             std::size_t colon = line.find(':');
