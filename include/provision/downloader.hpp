@@ -27,6 +27,7 @@
 #include "detail/disk_space.hpp"
 #include "detail/file_lock.hpp"
 #include "detail/file_name.hpp"
+#include "detail/guarded.hpp"
 #include "detail/files.hpp"
 #include "detail/install_record.hpp"
 #include "detail/prefix_hasher.hpp"
@@ -322,6 +323,8 @@ class Transfer {
     Result<void> prepare();
     void coordinate();
     void worker_main(std::size_t slot);
+    /// The body of worker_main: requests pieces until there are none or it is told to stop.
+    void worker_loop(std::size_t slot, bool& leaving);
     Attempt fetch(std::size_t slot, bool establishing, std::uint64_t begin, std::uint64_t end, std::vector<char>& buffer);
     bool establish(const HttpResponse& response, std::uint64_t requested_from, Attempt& attempt);
     bool check_piece_response(const HttpResponse& response, std::size_t slot, std::uint64_t begin, Attempt& attempt);
@@ -1015,10 +1018,28 @@ inline Transfer::Attempt Transfer::fetch(std::size_t slot, bool establishing, st
 
 inline void Transfer::worker_main(std::size_t slot) {
     Worker& worker = *workers_[slot];
+    bool leaving = false;  // counted in leaving_
+    // Whatever escapes the loop fails this file, not the process.
+    run_guarded([&] { worker_loop(slot, leaving); },
+                [&](const std::string& what) {
+                    std::lock_guard<std::mutex> lock(mutex_);
+                    fail(make_error(errc::internal, who_ + ": " + what));
+                });
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (scheduler_) scheduler_->give_back(slot);
+    --running_;
+    if (leaving) --leaving_;
+    worker.running = false;
+    if (worker.holds_budget && budget_) budget_->release();
+    worker.holds_budget = false;
+    changed_.notify_all();
+}
+
+inline void Transfer::worker_loop(std::size_t slot, bool& leaving) {
+    Worker& worker = *workers_[slot];
     std::vector<char> buffer;
     buffer.reserve(batch_);
     int failures = 0;  // in a row, without a byte received
-    bool leaving = false;  // counted in leaving_
     auto leave = [&] {  // with mutex_ held
         leaving = true;
         ++leaving_;
@@ -1129,14 +1150,6 @@ inline void Transfer::worker_main(std::size_t slot) {
         }
         break;
     }
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (scheduler_) scheduler_->give_back(slot);
-    --running_;
-    if (leaving) --leaving_;
-    worker.running = false;
-    if (worker.holds_budget && budget_) budget_->release();
-    worker.holds_budget = false;
-    changed_.notify_all();
 }
 
 inline bool Transfer::spawn_worker(std::size_t slot, bool holds_budget) {

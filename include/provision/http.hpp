@@ -15,6 +15,7 @@
 #define PROVISION_HTTP_HPP
 
 #include "config.hpp"
+#include "detail/guarded.hpp"
 #include "detail/raw_http.hpp"
 #include "error.hpp"
 #include "proxy.hpp"
@@ -727,12 +728,18 @@ inline Result<HttpResponse> HttpClient::stream(const HttpRequest& request, const
         bool expired = false;
         auto deadline = std::chrono::steady_clock::now() + options_.request_deadline;
         std::thread watchdog([&] {
-            std::unique_lock<std::mutex> lock(mutex);
-            if (!finished_changed.wait_until(lock, deadline, [&] { return finished; })) {
-                expired = true;
-                lock.unlock();
-                watchdog_abort.abort();
-            }
+            // Nothing here is expected to throw; should it, the request keeps
+            // its own idle timeout and the process lives.
+            detail::run_guarded(
+                [&] {
+                    std::unique_lock<std::mutex> lock(mutex);
+                    if (!finished_changed.wait_until(lock, deadline, [&] { return finished; })) {
+                        expired = true;
+                        lock.unlock();
+                        watchdog_abort.abort();
+                    }
+                },
+                [](const std::string&) {});
         });
         auto result = stream(watched, check, sink);
         {

@@ -190,6 +190,8 @@ class ProvisioningSystem {
     EntryOutcome finish_entry(EntryOutcome outcome, EntryOutcome::Status status, std::chrono::steady_clock::time_point started);
     EntryOutcome prepare_entry(const Entry& entry, const std::filesystem::path& folder, PendingEntry& pending);
     EntryOutcome download_entry(EntryOutcome outcome, PendingEntry& pending);
+    /// What escaped a task of the pool, as that entry's failure (the others go on).
+    EntryOutcome escaped(EntryOutcome outcome, const Entry& entry, PendingEntry& pending, const std::string& what);
     DownloadOptions download_options();
     void describe_credentials(const Entry& entry, EntryOutcome& outcome) const;
     void write_lock(const Report& report);
@@ -380,6 +382,8 @@ inline Report ProvisioningSystem::provision_from_text(const std::string& text, c
             if (settled[i]) continue;
             pool.submit([this, &report, &manifest, &folders, &pending, i] {
                 report.entries[i] = prepare_entry(manifest.entries[i], folders[i], pending[i]);
+            }, [this, &report, &manifest, &pending, i](const std::string& what) {
+                report.entries[i] = escaped(EntryOutcome{}, manifest.entries[i], pending[i], what);
             });
         }
         pool.wait();
@@ -402,7 +406,10 @@ inline Report ProvisioningSystem::provision_from_text(const std::string& text, c
         detail::ThreadPool pool(std::min(options_.jobs, manifest.entries.size()));
         for (std::size_t i = 0; i < manifest.entries.size(); ++i) {
             if (!pending[i].plan || options_.dry_run) continue;
-            pool.submit([this, &report, &pending, i] { report.entries[i] = download_entry(report.entries[i], pending[i]); });
+            pool.submit([this, &report, &pending, i] { report.entries[i] = download_entry(report.entries[i], pending[i]); },
+                        [this, &report, &manifest, &pending, i](const std::string& what) {
+                            report.entries[i] = escaped(report.entries[i], manifest.entries[i], pending[i], what);
+                        });
         }
         pool.wait();
     }
@@ -484,6 +491,16 @@ inline EntryOutcome ProvisioningSystem::finish_entry(EntryOutcome outcome, Entry
     return outcome;
 }
 
+inline EntryOutcome ProvisioningSystem::escaped(EntryOutcome outcome, const Entry& entry, PendingEntry& pending,
+                                                const std::string& what) {
+    pending.plan.reset();  // whatever it got to, it is not downloaded
+    outcome.key_path = entry.key_path;
+    outcome.category = entry.category;
+    outcome.source = entry.source;
+    outcome.error = make_error(errc::internal, entry.key_path + ": " + what);
+    return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
+}
+
 inline EntryOutcome ProvisioningSystem::prepare_entry(const Entry& entry, const std::filesystem::path& folder,
                                                       PendingEntry& pending) {
     pending.started = std::chrono::steady_clock::now();
@@ -495,76 +512,66 @@ inline EntryOutcome ProvisioningSystem::prepare_entry(const Entry& entry, const 
         outcome.error = make_error(errc::cancelled, entry.key_path + ": stopped before it started");
         return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
     }
-    try {
-        ResolveContext context{http_, options_.credentials, options_.hf_endpoint};
-        auto plan = options_.locked ? resolve_locked(entry, context, *options_.locked) : resolve_entry(entry, context);
-        if (!plan) {
-            outcome.error = plan.error();
+    ResolveContext context{http_, options_.credentials, options_.hf_endpoint};
+    auto plan = options_.locked ? resolve_locked(entry, context, *options_.locked) : resolve_entry(entry, context);
+    if (!plan) {
+        outcome.error = plan.error();
+        describe_credentials(entry, outcome);
+        return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
+    }
+    if (options_.dry_run && entry.source == SourceKind::url && detail::starts_with(plan->identity, "url:")) {
+        // Other sources asked their service already; a plain URL is asked
+        // for its first byte, so a dead or refused link fails the dry run.
+        auto reachable = sources::probe_url_plan(http_, plan.value());
+        if (!reachable) {
+            outcome.error = reachable.error();
             describe_credentials(entry, outcome);
             return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
         }
-        if (options_.dry_run && entry.source == SourceKind::url && detail::starts_with(plan->identity, "url:")) {
-            // Other sources asked their service already; a plain URL is asked
-            // for its first byte, so a dead or refused link fails the dry run.
-            auto reachable = sources::probe_url_plan(http_, plan.value());
-            if (!reachable) {
-                outcome.error = reachable.error();
-                describe_credentials(entry, outcome);
-                return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
-            }
-        }
-        plan->folder = folder;
-        outcome.identity = plan->identity;
-        outcome.pin = lock_record_for(entry, plan.value());
-        outcome.expected_size = plan->size;
-        outcome.digest_known = !plan->sha256.empty() || !plan->git_sha1.empty();
-        describe_credentials(entry, outcome);
-        if (!plan->file_name.empty()) outcome.path = folder / plan->file_name;
-        // Every resolved entry is announced, so a live view can count what is
-        // still queued before its transfer starts.
-        if (options_.dry_run) outcome.bytes = plan->size.value_or(0);
-        emit(Event{EventKind::plan, entry.key_path, outcome.path.string(), 0, plan->size, plan->url.redacted()});
-        // No request: the install record (or, without one, the file's digest)
-        // says whether it is already in place.
-        Downloader downloader(http_, download_options());
-        pending.check = downloader.check(plan.value());
-        if (options_.dry_run && !pending.check.present) {
-            pending.plan = std::move(plan).value();  // kept for the space check, never downloaded
-            return finish_entry(outcome, EntryOutcome::Status::planned, pending.started);
-        }
-        if (pending.check.present) {
-            outcome.path = pending.check.present->path;
-            outcome.bytes = pending.check.present->size;
-            outcome.sha256 = pending.check.present->sha256;
-            return finish_entry(outcome, EntryOutcome::Status::present, pending.started);
-        }
-        if (!pending.check.reason.empty()) log_.write("replacing " + outcome.path.string() + ": " + pending.check.reason);
-        pending.plan = std::move(plan).value();
-        outcome.status = EntryOutcome::Status::planned;
-        return outcome;
-    } catch (const std::exception& e) {
-        outcome.error = make_error(errc::internal, entry.key_path + ": unexpected failure: " + e.what());
-        return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
     }
+    plan->folder = folder;
+    outcome.identity = plan->identity;
+    outcome.pin = lock_record_for(entry, plan.value());
+    outcome.expected_size = plan->size;
+    outcome.digest_known = !plan->sha256.empty() || !plan->git_sha1.empty();
+    describe_credentials(entry, outcome);
+    if (!plan->file_name.empty()) outcome.path = folder / plan->file_name;
+    // Every resolved entry is announced, so a live view can count what is
+    // still queued before its transfer starts.
+    if (options_.dry_run) outcome.bytes = plan->size.value_or(0);
+    emit(Event{EventKind::plan, entry.key_path, outcome.path.string(), 0, plan->size, plan->url.redacted()});
+    // No request: the install record (or, without one, the file's digest)
+    // says whether it is already in place.
+    Downloader downloader(http_, download_options());
+    pending.check = downloader.check(plan.value());
+    if (options_.dry_run && !pending.check.present) {
+        pending.plan = std::move(plan).value();  // kept for the space check, never downloaded
+        return finish_entry(outcome, EntryOutcome::Status::planned, pending.started);
+    }
+    if (pending.check.present) {
+        outcome.path = pending.check.present->path;
+        outcome.bytes = pending.check.present->size;
+        outcome.sha256 = pending.check.present->sha256;
+        return finish_entry(outcome, EntryOutcome::Status::present, pending.started);
+    }
+    if (!pending.check.reason.empty()) log_.write("replacing " + outcome.path.string() + ": " + pending.check.reason);
+    pending.plan = std::move(plan).value();
+    outcome.status = EntryOutcome::Status::planned;
+    return outcome;
 }
 
 inline EntryOutcome ProvisioningSystem::download_entry(EntryOutcome outcome, PendingEntry& pending) {
-    try {
-        Downloader downloader(http_, download_options());
-        auto installed = downloader.download(*pending.plan, pending.check);
-        if (!installed) {
-            outcome.error = options_.locked ? explain_locked_failure(installed.error(), *options_.locked) : installed.error();
-            return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
-        }
-        outcome.path = installed->path;
-        outcome.bytes = installed->size;
-        outcome.sha256 = installed->sha256;
-        return finish_entry(outcome, installed->already_present ? EntryOutcome::Status::present : EntryOutcome::Status::installed,
-                            pending.started);
-    } catch (const std::exception& e) {
-        outcome.error = make_error(errc::internal, outcome.key_path + ": unexpected failure: " + e.what());
+    Downloader downloader(http_, download_options());
+    auto installed = downloader.download(*pending.plan, pending.check);
+    if (!installed) {
+        outcome.error = options_.locked ? explain_locked_failure(installed.error(), *options_.locked) : installed.error();
         return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
     }
+    outcome.path = installed->path;
+    outcome.bytes = installed->size;
+    outcome.sha256 = installed->sha256;
+    return finish_entry(outcome, installed->already_present ? EntryOutcome::Status::present : EntryOutcome::Status::installed,
+                        pending.started);
 }
 
 }  // namespace provision

@@ -2282,6 +2282,51 @@ class Layout {
 #define PROVISION_HTTP_HPP
 
 // #include "config.hpp": include/provision/config.hpp already inlined above
+// ---- begin include/provision/detail/guarded.hpp ----
+// provision: the one rule for every thread the library starts.
+//
+// An exception that leaves a thread's function calls std::terminate and ends
+// the host program, every other download with it. So no thread of ours runs
+// its work bare: run_guarded() hands whatever escapes to the owner of that
+// work (the entry it was serving), which records it as that entry's failure.
+#ifndef PROVISION_DETAIL_GUARDED_HPP
+#define PROVISION_DETAIL_GUARDED_HPP
+
+#include <exception>
+#include <string>
+#include <utility>
+
+namespace provision {
+namespace detail {
+
+/// Runs `body()`. If it throws, calls `on_escape(what)` with a sentence about
+/// the exception; if that throws as well, the second exception is dropped:
+/// the thread ends quietly rather than taking the process down.
+template <class Body, class OnEscape>
+void run_guarded(Body&& body, OnEscape&& on_escape) noexcept {
+    std::string what;
+    try {
+        std::forward<Body>(body)();
+        return;
+    } catch (const std::exception& e) {
+        try {
+            what = std::string("unexpected failure: ") + e.what();
+        } catch (...) {
+        }
+    } catch (...) {
+        what = "unexpected failure (an exception that is not a std::exception)";
+    }
+    try {
+        std::forward<OnEscape>(on_escape)(what);
+    } catch (...) {
+    }
+}
+
+}  // namespace detail
+}  // namespace provision
+
+#endif
+// ---- end include/provision/detail/guarded.hpp ----
 // ---- begin include/provision/detail/raw_http.hpp ----
 // provision: HTTP/1.1 over a socket of our own, for the bodies of model files.
 //
@@ -3799,12 +3844,18 @@ inline Result<HttpResponse> HttpClient::stream(const HttpRequest& request, const
         bool expired = false;
         auto deadline = std::chrono::steady_clock::now() + options_.request_deadline;
         std::thread watchdog([&] {
-            std::unique_lock<std::mutex> lock(mutex);
-            if (!finished_changed.wait_until(lock, deadline, [&] { return finished; })) {
-                expired = true;
-                lock.unlock();
-                watchdog_abort.abort();
-            }
+            // Nothing here is expected to throw; should it, the request keeps
+            // its own idle timeout and the process lives.
+            detail::run_guarded(
+                [&] {
+                    std::unique_lock<std::mutex> lock(mutex);
+                    if (!finished_changed.wait_until(lock, deadline, [&] { return finished; })) {
+                        expired = true;
+                        lock.unlock();
+                        watchdog_abort.abort();
+                    }
+                },
+                [](const std::string&) {});
         });
         auto result = stream(watched, check, sink);
         {
@@ -7552,51 +7603,7 @@ inline std::filesystem::path lock_path_for(const std::filesystem::path& target) 
 #endif
 // ---- end include/provision/detail/file_lock.hpp ----
 // #include "detail/file_name.hpp": include/provision/detail/file_name.hpp already inlined above
-// ---- begin include/provision/detail/guarded.hpp ----
-// provision: the one rule for every thread the library starts.
-//
-// An exception that leaves a thread's function calls std::terminate and ends
-// the host program, every other download with it. So no thread of ours runs
-// its work bare: run_guarded() hands whatever escapes to the owner of that
-// work (the entry it was serving), which records it as that entry's failure.
-#ifndef PROVISION_DETAIL_GUARDED_HPP
-#define PROVISION_DETAIL_GUARDED_HPP
-
-#include <exception>
-#include <string>
-#include <utility>
-
-namespace provision {
-namespace detail {
-
-/// Runs `body()`. If it throws, calls `on_escape(what)` with a sentence about
-/// the exception; if that throws as well, the second exception is dropped:
-/// the thread ends quietly rather than taking the process down.
-template <class Body, class OnEscape>
-void run_guarded(Body&& body, OnEscape&& on_escape) noexcept {
-    std::string what;
-    try {
-        std::forward<Body>(body)();
-        return;
-    } catch (const std::exception& e) {
-        try {
-            what = std::string("unexpected failure: ") + e.what();
-        } catch (...) {
-        }
-    } catch (...) {
-        what = "unexpected failure (an exception that is not a std::exception)";
-    }
-    try {
-        std::forward<OnEscape>(on_escape)(what);
-    } catch (...) {
-    }
-}
-
-}  // namespace detail
-}  // namespace provision
-
-#endif
-// ---- end include/provision/detail/guarded.hpp ----
+// #include "detail/guarded.hpp": include/provision/detail/guarded.hpp already inlined above
 // #include "detail/files.hpp": include/provision/detail/files.hpp already inlined above
 // ---- begin include/provision/detail/install_record.hpp ----
 // provision: the record of installed files, ${WORKSPACE}/.provision/installed.json.

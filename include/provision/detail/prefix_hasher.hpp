@@ -14,6 +14,7 @@
 #include "../error.hpp"
 #include "digest.hpp"
 #include "files.hpp"
+#include "guarded.hpp"
 
 #include <unistd.h>
 
@@ -45,7 +46,14 @@ class PrefixHasher {
         : fd_(fd), path_(std::move(path)), sha256_(Hasher::sha256()), buffer_size_(buffer_size) {
         if (want_git_sha1 && size) git_.emplace(Hasher::git_blob_sha1(*size));
         git_later_ = want_git_sha1 && !size;
-        thread_ = std::thread([this] { run(); });
+        thread_ = std::thread([this] {
+            run_guarded([this] { run(); },
+                        [this](const std::string& what) {
+                            std::lock_guard<std::mutex> lock(mutex_);
+                            failure_ = make_error(errc::internal, "hashing " + path_ + ": " + what);
+                            done_.notify_all();
+                        });
+        });
     }
     ~PrefixHasher() { stop(); }
     PrefixHasher(const PrefixHasher&) = delete;

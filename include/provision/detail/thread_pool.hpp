@@ -1,15 +1,19 @@
 // SPDX-License-Identifier: MIT
 // provision: a small fixed-size thread pool.
 //
-// Tasks must not throw (the downloader reports failures through results) and
-// must never wait on the pool they run in. The destructor drains the queue.
+// Each task comes with what to do if it throws anyway (fail the entry it
+// serves), so no exception reaches std::terminate. Tasks must never wait on
+// the pool they run in. The destructor drains the queue.
 #ifndef PROVISION_DETAIL_THREAD_POOL_HPP
 #define PROVISION_DETAIL_THREAD_POOL_HPP
+
+#include "guarded.hpp"
 
 #include <condition_variable>
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -33,10 +37,14 @@ class ThreadPool {
     ThreadPool(const ThreadPool&) = delete;
     ThreadPool& operator=(const ThreadPool&) = delete;
 
-    void submit(std::function<void()> task) {
+    using Task = std::function<void()>;
+    /// Told, on the pool's thread, what escaped the task.
+    using OnEscape = std::function<void(const std::string& what)>;
+
+    void submit(Task task, OnEscape on_escape) {
         {
             std::lock_guard<std::mutex> lock(mutex_);
-            queue_.push_back(std::move(task));
+            queue_.push_back({std::move(task), std::move(on_escape)});
             ++pending_;
         }
         wake_.notify_one();
@@ -51,15 +59,15 @@ class ThreadPool {
   private:
     void run() {
         while (true) {
-            std::function<void()> task;
+            Job job;
             {
                 std::unique_lock<std::mutex> lock(mutex_);
                 wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
                 if (queue_.empty()) return;  // stopping and drained
-                task = std::move(queue_.front());
+                job = std::move(queue_.front());
                 queue_.pop_front();
             }
-            task();
+            run_guarded(job.task, job.on_escape);
             {
                 std::lock_guard<std::mutex> lock(mutex_);
                 if (--pending_ == 0) idle_.notify_all();
@@ -70,7 +78,11 @@ class ThreadPool {
     std::mutex mutex_;
     std::condition_variable wake_;
     std::condition_variable idle_;
-    std::deque<std::function<void()>> queue_;
+    struct Job {
+        Task task;
+        OnEscape on_escape;
+    };
+    std::deque<Job> queue_;
     std::size_t pending_ = 0;
     bool stopping_ = false;
     std::vector<std::thread> workers_;
