@@ -3,6 +3,12 @@
 // cpp-httplib client, so a failure elsewhere can be trusted to be ours.
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <map>
 #include <string>
@@ -220,4 +226,40 @@ TEST_CASE("support: run_process passes the sanitizer settings on to the child") 
     else ::unsetenv("TSAN_OPTIONS");
     CHECK(result.out == "selftest=1");
     CHECK(overridden.out == "mine");
+}
+
+TEST_CASE("support: a spawned child starts with default signals, so writing to a closed pipe kills it") {
+    // This test program ignores SIGPIPE (cpp-httplib's servers do that for
+    // the whole process) and blocks nothing; ignore it here explicitly and
+    // block SIGTERM too, so the test holds whatever ran before it.
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    struct sigaction before {};
+    sigaction(SIGPIPE, &ignore, &before);
+    sigset_t term, mask_before;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &term, &mask_before);
+
+    int pipe_ends[2];
+    REQUIRE(::pipe(pipe_ends) == 0);
+    ::close(pipe_ends[0]);  // nobody will ever read: the child's first write raises SIGPIPE
+    int err = ::open("/dev/null", O_WRONLY);
+    pid_t writer = provision_test::spawn_process({"/bin/echo", "hello"}, {}, pipe_ends[1], err);
+    ::close(pipe_ends[1]);
+    ::close(err);
+    int status = 0;
+    ::waitpid(writer, &status, 0);
+    CHECK(provision_test::signal_of(status) == SIGPIPE);
+
+    // And the mask is empty: a blocked SIGTERM would leave this sleeper alive.
+    int out = ::open("/dev/null", O_WRONLY);
+    pid_t sleeper = provision_test::spawn_process({"/bin/sleep", "30"}, {}, out, out);
+    ::close(out);
+    ::kill(sleeper, SIGTERM);
+    ::waitpid(sleeper, &status, 0);
+    CHECK(provision_test::signal_of(status) == SIGTERM);
+
+    pthread_sigmask(SIG_SETMASK, &mask_before, nullptr);
+    sigaction(SIGPIPE, &before, nullptr);
 }

@@ -4,6 +4,7 @@
 #define PROVISION_TESTS_RUN_PROCESS_HPP
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@ namespace provision_test {
 
 struct ProcessResult {
     int exit_code = -1;  ///< exit status, or 128 + signal
+    int signal = 0;      ///< the signal that ended the process, 0 when it exited by itself
     std::string out;
     std::string err;
 };
@@ -63,7 +65,27 @@ inline void check_no_sanitizer_report(const std::string& program, const std::str
     }
 }
 
+/// Gives the calling (just forked) process the signal state a program gets
+/// from a shell: every disposition at its default, nothing blocked. Both are
+/// inherited through fork and execve, and this test program's own state is
+/// not the default one: cpp-httplib's servers set SIGPIPE to ignored, so a
+/// child that would die of SIGPIPE in a real container would survive here and
+/// the test would pass for the wrong reason. Only async-signal-safe calls.
+inline void reset_signals_for_exec() {
+    struct sigaction defaults {};
+    defaults.sa_handler = SIG_DFL;
+    sigemptyset(&defaults.sa_mask);
+    for (int number = 1; number < NSIG; ++number) {
+        if (number == SIGKILL || number == SIGSTOP) continue;
+        sigaction(number, &defaults, nullptr);  // fails harmlessly for numbers that are not signals
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
 /// Starts `argv` (argv[0] is a path; no PATH search) with child_environment(env),
+/// default signal dispositions and an empty signal mask (reset_signals_for_exec),
 /// standard input from /dev/null and standard output and error to the given
 /// descriptors, which the caller keeps and closes. Returns the child's pid.
 inline pid_t spawn_process(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env, int out_fd,
@@ -80,6 +102,7 @@ inline pid_t spawn_process(const std::vector<std::string>& argv, const std::map<
     arg_pointers.push_back(nullptr);
     pid_t pid = fork();
     if (pid == 0) {
+        reset_signals_for_exec();
         dup2(out_fd, 1);
         dup2(err_fd, 2);
         int null_fd = open("/dev/null", O_RDONLY);
@@ -92,6 +115,8 @@ inline pid_t spawn_process(const std::vector<std::string>& argv, const std::map<
 
 /// A wait status as a shell reports it: the exit code, or 128 + the signal.
 inline int exit_code_of(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+/// The signal that ended a process, or 0 when it exited (143 from exit(143) is not SIGTERM).
+inline int signal_of(int status) { return WIFSIGNALED(status) ? WTERMSIG(status) : 0; }
 
 /// Runs `argv` with `env` plus PATH and the sanitizer settings as its
 /// environment (child_environment), waits for it.
@@ -107,6 +132,7 @@ inline ProcessResult run_process(const std::vector<std::string>& argv, const std
     close(err_fd);
     ProcessResult result;
     result.exit_code = exit_code_of(status);
+    result.signal = signal_of(status);
     result.out = read_whole_file(out_template);
     result.err = read_whole_file(err_template);
     std::filesystem::remove(out_template);
