@@ -91,7 +91,7 @@ for kind in "${kinds[@]}"; do
     # (the manuals' suggestion, for run-time speed); the tests run slower but
     # still well inside their timeouts. The normal test run covers -O2.
     # -g keeps reports readable.
-    meson setup "$build" -Db_sanitize="$sanitize" -Db_lundef=false -Doptimization=0 -Ddebug=true >/dev/null || { echo "$kind: meson setup failed"; status=1; total_failed=$((total_failed + 1)); continue; }
+    meson setup "$build" -Db_sanitize="$sanitize" -Db_lundef=false -Doptimization=0 -Ddebug=true -Dtest_debug_info=true >/dev/null || { echo "$kind: meson setup failed"; status=1; total_failed=$((total_failed + 1)); continue; }
   fi
   mapfile -t targets < <(selected_targets "$build")
   mapfile -t tests < <(selected_tests "$build")
