@@ -26,58 +26,47 @@ HttpRequest get(const std::string& url) {
     return request;
 }
 
-// Each behaviour is checked on both transports: the connections of our own
-// (the default) and cpp-httplib's client.
-struct ViaOwnConnection {
-    static HttpOptions options(HttpOptions base = {}) { return base; }
-};
-struct ViaHttplib {
-    static HttpOptions options(HttpOptions base = {}) {
-        base.transport = HttpOptions::Transport::httplib;
-        return base;
-    }
-};
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("http: TLS verification is on: fails without the CA, passes with --cacert", Transport, ViaOwnConnection, ViaHttplib) {
+TEST_CASE("http: TLS verification is on: fails without the CA, passes with --cacert") {
     auto server = LoopbackServer::https();
     server->server().Get("/ok", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok", "text/plain"); });
 
-    HttpClient untrusting{Transport::options()};
+    HttpClient untrusting{HttpOptions{}};
     auto refused = untrusting.fetch(get(server->url("/ok")));
     REQUIRE_FALSE(refused);
     CHECK(refused.error().code == provision::errc::unsafe);  // refused, not retried
     CHECK(refused.error().message.find("not trusted") != std::string::npos);
     CHECK(refused.error().message.find("--cacert") != std::string::npos);
 
-    HttpClient trusting{Transport::options(trusting_options())};
+    HttpClient trusting{trusting_options()};
     auto accepted = trusting.fetch(get(server->url("/ok")));
     REQUIRE(accepted);
     CHECK(accepted->status == 200);
     CHECK(accepted->body == "ok");
 }
 
-TEST_CASE_TEMPLATE("http: a certificate for another host is refused even with the right CA", Transport, ViaOwnConnection, ViaHttplib) {
+TEST_CASE("http: a certificate for another host is refused even with the right CA") {
     auto server = LoopbackServer::https({"other.test"});
     server->server().Get("/x", [](const httplib::Request&, httplib::Response& res) { res.set_content("x", "text/plain"); });
     auto options = trusting_options();
     options.connect_to.push_back(route("hub.test", *server));
-    HttpClient client{Transport::options(options)};
+    HttpClient client{options};
     auto result = client.fetch(get(server->url_for("hub.test", "/x")));
     REQUIRE_FALSE(result);
     CHECK(result.error().code == provision::errc::unsafe);
     CHECK(result.error().message.find("is for another host name, not hub.test") != std::string::npos);
 }
 
-TEST_CASE_TEMPLATE("http: --connect-to keeps the original host for TLS names and the Host header", Transport, ViaOwnConnection, ViaHttplib) {
+TEST_CASE("http: --connect-to keeps the original host for TLS names and the Host header") {
     auto server = LoopbackServer::https({"hub.test"});
     server->server().Get("/x", [](const httplib::Request& req, httplib::Response& res) {
         res.set_content(req.get_header_value("Host") + "|" + req.get_header_value("User-Agent"), "text/plain");
     });
     auto options = trusting_options();
     options.connect_to.push_back(route("hub.test", *server));
-    HttpClient client{Transport::options(options)};
+    HttpClient client{options};
     auto result = client.fetch(get(server->url_for("hub.test", "/x")));
     REQUIRE(result);
     CHECK(result->body == "hub.test:" + std::to_string(server->port()) + "|provision/" PROVISION_VERSION_STRING);
@@ -102,7 +91,7 @@ TEST_CASE("http: --connect-to rules follow curl's semantics") {
     }
 }
 
-TEST_CASE_TEMPLATE("http: relative redirects are resolved against the request URL", Transport, ViaOwnConnection, ViaHttplib) {
+TEST_CASE("http: relative redirects are resolved against the request URL") {
     auto server = LoopbackServer::https();
     server->server().Get("/dir/start", [](const httplib::Request&, httplib::Response& res) {
         res.status = 302;
@@ -111,7 +100,7 @@ TEST_CASE_TEMPLATE("http: relative redirects are resolved against the request UR
     server->server().Get("/dir/next", [](const httplib::Request& req, httplib::Response& res) {
         res.set_content("reached " + req.get_param_value("x"), "text/plain");
     });
-    HttpClient client{Transport::options(trusting_options())};
+    HttpClient client{trusting_options()};
     auto result = client.fetch(get(server->url("/dir/start")));
     REQUIRE(result);
     CHECK(result->status == 200);
@@ -120,7 +109,7 @@ TEST_CASE_TEMPLATE("http: relative redirects are resolved against the request UR
     CHECK(result->url.path == "/dir/next");
 }
 
-TEST_CASE_TEMPLATE("http: credentials and user headers never follow a redirect to another host", Transport, ViaOwnConnection, ViaHttplib) {
+TEST_CASE("http: credentials and user headers never follow a redirect to another host") {
     auto cdn = LoopbackServer::https({"cdn.test"});
     auto hub = LoopbackServer::https({"hub.test"});
     std::string cdn_url = cdn->url_for("cdn.test", "/blob");
@@ -137,7 +126,7 @@ TEST_CASE_TEMPLATE("http: credentials and user headers never follow a redirect t
 
     auto options = trusting_options();
     options.connect_to = {route("hub.test", *hub), route("cdn.test", *cdn)};
-    HttpClient client{Transport::options(options)};
+    HttpClient client{options};
     auto request = get(hub->url_for("hub.test", "/file"));
     request.scoped_headers = {{"Authorization", "Bearer hf_secret"}, {"X-User", "mine"}};
     request.headers = {{"Range", "bytes=0-"}};
@@ -158,7 +147,7 @@ TEST_CASE_TEMPLATE("http: credentials and user headers never follow a redirect t
     CHECK(hub_requests[1].header("Authorization").empty());
 }
 
-TEST_CASE_TEMPLATE("http: a redirect from https to http is refused", Transport, ViaOwnConnection, ViaHttplib) {
+TEST_CASE("http: a redirect from https to http is refused") {
     auto plain = LoopbackServer::http();
     plain->server().Get("/x", [](const httplib::Request&, httplib::Response& res) { res.set_content("x", "text/plain"); });
     auto secure = LoopbackServer::https();
@@ -167,7 +156,7 @@ TEST_CASE_TEMPLATE("http: a redirect from https to http is refused", Transport, 
         res.status = 301;
         res.set_header("Location", target);
     });
-    HttpClient client{Transport::options(trusting_options())};
+    HttpClient client{trusting_options()};
     auto result = client.fetch(get(secure->url("/start")));
     REQUIRE_FALSE(result);
     CHECK(result.error().code == provision::errc::unsafe);
@@ -175,13 +164,13 @@ TEST_CASE_TEMPLATE("http: a redirect from https to http is refused", Transport, 
     CHECK(plain->requests().empty());
 }
 
-TEST_CASE_TEMPLATE("http: at most 10 redirects are followed", Transport, ViaOwnConnection, ViaHttplib) {
+TEST_CASE("http: at most 10 redirects are followed") {
     auto server = LoopbackServer::https();
     server->server().Get(R"(/hop/(\d+))", [](const httplib::Request& req, httplib::Response& res) {
         res.status = 302;
         res.set_header("Location", "/hop/" + std::to_string(std::stoi(req.matches[1]) + 1));
     });
-    HttpClient client{Transport::options(trusting_options())};
+    HttpClient client{trusting_options()};
     auto result = client.fetch(get(server->url("/hop/0")));
     REQUIRE_FALSE(result);
     CHECK(result.error().message.find("too many redirects (more than 10)") != std::string::npos);
@@ -196,7 +185,7 @@ TEST_CASE_TEMPLATE("http: at most 10 redirects are followed", Transport, ViaOwnC
     CHECK(loop.error().message.find("too many redirects") != std::string::npos);
 }
 
-TEST_CASE_TEMPLATE("http: relative_only stops at an absolute redirect and returns it", Transport, ViaOwnConnection, ViaHttplib) {
+TEST_CASE("http: relative_only stops at an absolute redirect and returns it") {
     auto server = LoopbackServer::https();
     server->server().Get("/old", [](const httplib::Request&, httplib::Response& res) {
         res.status = 307;
@@ -206,7 +195,7 @@ TEST_CASE_TEMPLATE("http: relative_only stops at an absolute redirect and return
         res.status = 302;
         res.set_header("Location", "https://cdn.example/signed?X-Amz-Signature=abc");
     });
-    HttpClient client{Transport::options(trusting_options())};
+    HttpClient client{trusting_options()};
     auto request = get(server->url("/old"));
     request.method = "HEAD";
     request.redirects = provision::RedirectPolicy::relative_only;
@@ -217,7 +206,7 @@ TEST_CASE_TEMPLATE("http: relative_only stops at an absolute redirect and return
     CHECK(result->header("location") == "https://cdn.example/signed?X-Amz-Signature=abc");
 }
 
-TEST_CASE_TEMPLATE("http: a server that goes quiet hits the idle timeout, not a hang", Transport, ViaOwnConnection, ViaHttplib) {
+TEST_CASE("http: a server that goes quiet hits the idle timeout, not a hang") {
     auto server = LoopbackServer::https();
     server->server().Get("/slow", [](const httplib::Request&, httplib::Response& res) {
         std::this_thread::sleep_for(std::chrono::milliseconds(1500));
@@ -225,7 +214,7 @@ TEST_CASE_TEMPLATE("http: a server that goes quiet hits the idle timeout, not a 
     });
     auto options = trusting_options();
     options.idle_timeout = std::chrono::milliseconds(300);
-    HttpClient client{Transport::options(options)};
+    HttpClient client{options};
     auto started = std::chrono::steady_clock::now();
     auto result = client.fetch(get(server->url("/slow")));
     REQUIRE_FALSE(result);
@@ -233,19 +222,19 @@ TEST_CASE_TEMPLATE("http: a server that goes quiet hits the idle timeout, not a 
     CHECK(std::chrono::steady_clock::now() - started < std::chrono::milliseconds(1400));
 }
 
-TEST_CASE_TEMPLATE("http: connection refused is explained", Transport, ViaOwnConnection, ViaHttplib) {
+TEST_CASE("http: connection refused is explained") {
     std::uint16_t closed_port = 0;
     {
         auto server = LoopbackServer::http();
         closed_port = static_cast<std::uint16_t>(server->port());
     }
-    HttpClient client{Transport::options()};
+    HttpClient client{HttpOptions{}};
     auto result = client.fetch(get("http://127.0.0.1:" + std::to_string(closed_port) + "/x"));
     REQUIRE_FALSE(result);
     CHECK(result.error().message.find("could not connect to 127.0.0.1:" + std::to_string(closed_port)) != std::string::npos);
 }
 
-TEST_CASE_TEMPLATE("http: a signed storage link in Location reaches the storage host with its escapes intact", Transport, ViaOwnConnection, ViaHttplib) {
+TEST_CASE("http: a signed storage link in Location reaches the storage host with its escapes intact") {
     // cpp-httplib 0.11 percent-decodes header values; the client re-encodes
     // Location so the signature the storage host checks still matches. These
     // are the escapes real presigned R2/S3/B2 links carry.
@@ -266,7 +255,7 @@ TEST_CASE_TEMPLATE("http: a signed storage link in Location reaches the storage 
     });
     auto options = trusting_options();
     options.connect_to = {route("api.test", *api), route("storage.test", *storage)};
-    HttpClient client{Transport::options(options)};
+    HttpClient client{options};
     auto result = client.fetch(get(api->url_for("api.test", "/download")));
     REQUIRE(result);
     CHECK(result->body == "model bytes");

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
-// provision: the only component that talks to cpp-httplib.
+// provision: every request the toolkit makes, and the policy over each hop.
 //
-// Direct requests go over connections of our own (detail/raw_http.hpp):
-// cpp-httplib 0.11 reads 4 KiB per system call and percent-decodes every
-// response header value. It still carries requests through proxies (its
-// CONNECT tunnels), and the policy below applies to every hop of both.
+// One transport carries them all, direct or through a proxy: the connection
+// of our own in detail/raw_http.hpp (why not cpp-httplib's client is said
+// there), with one TLS set-up per client (detail/tls_context.hpp) built
+// before the first request and shared read-only by every connection.
 //
 // Why we do not let the library follow redirects: credentials must be dropped
 // the moment a redirect leaves the origin they belong to, https->http must be
@@ -17,15 +17,12 @@
 #include "config.hpp"
 #include "detail/guarded.hpp"
 #include "detail/raw_http.hpp"
+#include "detail/tls_context.hpp"
 #include "error.hpp"
 #include "proxy.hpp"
 #include "url.hpp"
 #include "version.hpp"
 
-#if !defined(CPPHTTPLIB_OPENSSL_SUPPORT)
-#error "provision needs cpp-httplib with CPPHTTPLIB_OPENSSL_SUPPORT; take it through Meson's dependency('provision') or pkg-config cpp-httplib so every translation unit sees the same macros"
-#endif
-#include <httplib.h>
 #include <netdb.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
@@ -76,12 +73,6 @@ struct HttpOptions {
     int max_redirects = 10;
     std::string user_agent = provision::user_agent;
     ProxySettings proxy;  ///< from HTTPS_PROXY / HTTP_PROXY / NO_PROXY; --connect-to does not apply through a proxy
-    /// Which code speaks HTTP on direct connections. Requests through a proxy
-    /// always use cpp-httplib.
-    enum class Transport {
-        own,      ///< detail::RawConnection: 256 KiB reads, header values as sent
-        httplib,  ///< cpp-httplib's client
-    } transport = Transport::own;
 };
 
 /// Which redirects a request follows.
@@ -111,12 +102,6 @@ class RequestAbort {
 
   private:
     friend class HttpClient;
-    bool attach(httplib::ClientImpl* client) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (aborted_) return false;
-        client_ = client;
-        return true;
-    }
     bool attach(detail::RawConnection* raw) {
         std::lock_guard<std::mutex> lock(mutex_);
         if (aborted_) return false;
@@ -125,12 +110,10 @@ class RequestAbort {
     }
     void detach() {
         std::lock_guard<std::mutex> lock(mutex_);
-        client_ = nullptr;
         raw_ = nullptr;
     }
 
     mutable std::mutex mutex_;
-    httplib::ClientImpl* client_ = nullptr;
     detail::RawConnection* raw_ = nullptr;
     bool aborted_ = false;
 };
@@ -184,15 +167,14 @@ class HttpClient {
     Result<HttpResponse> fetch(const HttpRequest& request, std::size_t max_body = 16u << 20);
 
   private:
-    struct Connection;
     /// Where a request for a URL connects, and the pool key of such connections.
     struct Route {
-        std::string connect_host;
+        std::string connect_host;  ///< the host, a --connect-to target, or the proxy
         std::uint16_t connect_port = 0;
         std::optional<Url> proxy;
         std::string key;  ///< origin + connect target (+ proxy): connections are only reused for the same
     };
-    /// What one hop of a request produced (either transport).
+    /// What one hop of a request produced.
     struct HopOutcome {
         bool completed = false;      ///< a response was read (its body as far as wanted)
         bool stopped_by_us = false;  ///< the check or the sink said stop
@@ -201,20 +183,14 @@ class HttpClient {
     using HeadHandler = std::function<bool(int status, std::vector<Header> headers)>;
 
     Route route(const Url& url) const;
-    std::unique_ptr<Connection> checkout(const Url& url, const Route& where, Error& failure);
-    void checkin(std::unique_ptr<Connection> connection);
-    HopOutcome exchange_with_httplib(const Url& url, const Route& where, const std::string& method,
-                                     const std::vector<Header>& headers, RequestAbort* abort, const HeadHandler& on_head,
-                                     const BodySink& on_body);
-    HopOutcome exchange_raw(const Url& url, const Route& where, const std::string& method, const std::vector<Header>& headers,
+    HopOutcome exchange(const Url& url, const Route& where, const std::string& method, const std::vector<Header>& headers,
                             RequestAbort* abort, const HeadHandler& on_head, const BodySink& on_body);
     std::string describe_failure(const detail::TransportError& failure, const Url& url, const Route& route) const;
 
     HttpOptions options_;
-    std::vector<X509*> extra_cas_;  ///< the user's CA certificates (--cacert), parsed once
+    std::shared_ptr<const detail::TlsClientContext> tls_;  ///< made once, before any connection; only read afterwards
     std::mutex pool_mutex_;
-    std::multimap<std::string, std::unique_ptr<Connection>> idle_;
-    std::multimap<std::string, std::unique_ptr<detail::RawConnection>> idle_raw_;
+    std::multimap<std::string, std::unique_ptr<detail::RawConnection>> idle_;  ///< by Route::key
 };
 
 // ----------------------------------------------------------------------------
@@ -285,66 +261,6 @@ inline std::string base64_encode(std::string_view input) {
     return out;
 }
 
-/// cpp-httplib before 0.12.2 percent-decodes every response header value,
-/// Location included (yhirose/cpp-httplib#1459), so a signed storage URL's
-/// "attachment%3B%20filename%3D%22x%22" arrives as "attachment; filename="x""
-/// and is no longer a URL. This re-encodes it the way signers encode: in the
-/// path, the bytes a URL cannot contain; in the query, everything but
-/// unreserved bytes, '&', the first '=' of each pair, '+' (a space in form
-/// encoding) and intact %XX escapes. Servers verify signatures on decoded
-/// values, so R2/B2/CDN links work again; an encoded '&' or '+' in a value
-/// cannot be told apart any more. A no-op on URLs encoded that way already.
-inline std::string reencode_decoded_location(std::string_view location) {
-    static const char* hex = "0123456789ABCDEF";
-    auto escape = [](std::string& out, unsigned char c) {
-        out += '%';
-        out += hex[c >> 4];
-        out += hex[c & 15];
-    };
-    std::string out;
-    bool in_query = false;
-    bool pair_has_equals = false;
-    for (std::size_t i = 0; i < location.size(); ++i) {
-        unsigned char c = static_cast<unsigned char>(location[i]);
-        bool intact_escape = c == '%' && i + 2 < location.size() && hex_value(location[i + 1]) >= 0 && hex_value(location[i + 2]) >= 0;
-        if (intact_escape) {
-            out += static_cast<char>(c);
-        } else if (!in_query) {
-            bool invalid = c <= 0x20 || c >= 0x7f || c == '"' || c == '<' || c == '>' || c == '\\' || c == '^' || c == '`' ||
-                           c == '{' || c == '|' || c == '}' || c == '%';
-            if (invalid) escape(out, c);
-            else out += static_cast<char>(c);
-            if (c == '?') in_query = true;
-        } else if (c == '&') {
-            out += '&';
-            pair_has_equals = false;
-        } else if (c == '=' && !pair_has_equals) {
-            out += '=';
-            pair_has_equals = true;
-        } else if (is_unreserved(c) || c == '+') {
-            out += static_cast<char>(c);
-        } else {
-            escape(out, c);
-        }
-    }
-    return out;
-}
-
-/// Resolves a host name to a numeric address, as cpp-httplib's address map expects.
-inline std::string numeric_address(const std::string& host) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* found = nullptr;
-    if (getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0 || !found) return host;
-    char buffer[NI_MAXHOST] = {};
-    std::string out = host;
-    if (getnameinfo(found->ai_addr, found->ai_addrlen, buffer, sizeof buffer, nullptr, 0, NI_NUMERICHOST) == 0)
-        out = buffer;
-    freeaddrinfo(found);
-    return out;
-}
-
 }  // namespace detail
 
 inline Result<ConnectTo> ConnectTo::parse(std::string_view text) {
@@ -365,51 +281,24 @@ inline Result<ConnectTo> ConnectTo::parse(std::string_view text) {
     return rule;
 }
 
-struct HttpClient::Connection {
-    Route route;
-    std::unique_ptr<httplib::ClientImpl> client;
-    httplib::SSLClient* tls = nullptr;  ///< same object as client when https
-};
-
 inline void RequestAbort::abort() {
-    // Holding our mutex while stopping keeps the client alive: the request
-    // thread detaches (under the same mutex) before its connection can go.
-    // httplib's stop() only shuts the socket down while a request is in
-    // flight, which wakes the blocked read without racing its close.
+    // Holding our mutex while stopping keeps the connection alive: the
+    // request thread detaches (under the same mutex) before it can go.
+    // interrupt() shuts the socket down, which wakes a blocked read.
     std::lock_guard<std::mutex> lock(mutex_);
     aborted_ = true;
-    if (client_) client_->stop();
     if (raw_) raw_->interrupt();
 }
 
 inline HttpClient::HttpClient(HttpOptions options) : options_(std::move(options)) {
-    // The user's extra CA files are read here, once, so a bad one is reported
-    // before any request; every connection's trust store gets their certificates.
-    for (const auto& file : options_.ca_files) {
-        X509_STORE* scratch = X509_STORE_new();
-        bool loaded = scratch && X509_STORE_load_file(scratch, file.c_str()) == 1;
-        if (loaded) {
-            STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(scratch);
-            for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i) {
-                if (X509* cert = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objects, i))) {
-                    X509_up_ref(cert);
-                    extra_cas_.push_back(cert);
-                }
-            }
-        }
-        X509_STORE_free(scratch);
-        if (!loaded) {
-            for (X509* cert : extra_cas_) X509_free(cert);
-            throw error(errc::usage, "cannot read CA certificates from \"" + file + "\": it must be a readable PEM file");
-        }
-    }
+    // The trust store and the user's CA files are read here, once, so a bad
+    // file is reported before any request and no connection reads them again.
+    auto tls = detail::TlsClientContext::create(options_.ca_files);
+    if (!tls) throw error(tls.error().code, tls.error().message);
+    tls_ = std::move(tls).value();
 }
 
-inline HttpClient::~HttpClient() {
-    idle_.clear();
-    idle_raw_.clear();
-    for (X509* cert : extra_cas_) X509_free(cert);
-}
+inline HttpClient::~HttpClient() { idle_.clear(); }
 
 inline HttpClient::Route HttpClient::route(const Url& url) const {
     Route route;
@@ -423,110 +312,13 @@ inline HttpClient::Route HttpClient::route(const Url& url) const {
     }
     route.proxy = options_.proxy.for_url(url);
     if (route.proxy) {
-        route.connect_host = url.host;  // the proxy resolves and connects; --connect-to rules are not applied
-        route.connect_port = url.port;
+        route.connect_host = route.proxy->host;  // the proxy resolves and connects; --connect-to rules are not applied
+        route.connect_port = route.proxy->port;
     }
     route.key = url.origin() + "|" + route.connect_host + ":" + std::to_string(route.connect_port) + "|" +
                 (route.proxy ? route.proxy->str() : std::string());
     return route;
 }
-
-inline std::unique_ptr<HttpClient::Connection> HttpClient::checkout(const Url& url, const Route& where, Error& failure) {
-    {
-        std::lock_guard<std::mutex> lock(pool_mutex_);
-        auto found = idle_.find(where.key);
-        if (found != idle_.end()) {
-            auto connection = std::move(found->second);
-            idle_.erase(found);
-            return connection;
-        }
-    }
-    auto connection = std::make_unique<Connection>();
-    connection->route = where;
-    const std::string& connect_host = where.connect_host;
-    std::uint16_t connect_port = where.connect_port;
-    const auto& proxy = where.proxy;
-    if (url.is_https()) {
-        auto tls = std::make_unique<httplib::SSLClient>(url.host, connect_port);
-        if (!tls->is_valid()) {
-            failure = make_error(errc::network, "cannot create a TLS context for " + url.host);
-            return nullptr;
-        }
-        // A trust store of its own for each connection: cpp-httplib adds the
-        // system's default paths (which honour SSL_CERT_FILE / SSL_CERT_DIR)
-        // to the store of every new TLS client during its first handshake,
-        // and OpenSSL 3.0's certificate lookups are not safe to grow from
-        // several threads at once. One shared store corrupted the heap when
-        // several files started downloading together.
-        X509_STORE* trust = X509_STORE_new();
-        if (!trust) {
-            failure = make_error(errc::network, "cannot create a certificate store for " + url.host);
-            return nullptr;
-        }
-        for (X509* cert : extra_cas_) X509_STORE_add_cert(trust, cert);
-        tls->set_ca_cert_store(trust);  // owned by the client's TLS context from here
-        tls->enable_server_certificate_verification(true);
-        connection->tls = tls.get();
-        connection->client = std::move(tls);
-    } else {
-        connection->client = std::make_unique<httplib::ClientImpl>(url.host, connect_port);
-    }
-    auto& client = *connection->client;
-    if (connect_host != url.host) client.set_hostname_addr_map({{url.host, detail::numeric_address(connect_host)}});
-    if (proxy) {
-        client.set_proxy(proxy->host, proxy->port);
-        if (!proxy->userinfo.empty()) {
-            std::string userinfo = percent_decode(proxy->userinfo);
-            std::size_t colon = userinfo.find(':');
-            client.set_proxy_basic_auth(userinfo.substr(0, colon), colon == std::string::npos ? "" : userinfo.substr(colon + 1));
-        }
-    }
-    auto connect_us = std::chrono::duration_cast<std::chrono::microseconds>(options_.connect_timeout).count();
-    auto idle_us = std::chrono::duration_cast<std::chrono::microseconds>(options_.idle_timeout).count();
-    client.set_connection_timeout(connect_us / 1000000, connect_us % 1000000);
-    client.set_read_timeout(idle_us / 1000000, idle_us % 1000000);
-    client.set_write_timeout(idle_us / 1000000, idle_us % 1000000);
-    client.set_keep_alive(true);
-    client.set_follow_location(false);
-    client.set_decompress(false);
-    return connection;
-}
-
-inline void HttpClient::checkin(std::unique_ptr<Connection> connection) {
-    std::lock_guard<std::mutex> lock(pool_mutex_);
-    if (idle_.size() >= 64) idle_.erase(idle_.begin());
-    std::string key = connection->route.key;
-    idle_.emplace(std::move(key), std::move(connection));
-}
-
-namespace detail {
-
-/// cpp-httplib's failure, in the terms HttpClient::describe_failure uses.
-inline TransportError transport_error(httplib::Error failure, httplib::SSLClient* tls) {
-    TransportError out;
-    switch (failure) {
-    case httplib::Error::Connection: out.kind = TransportFailure::connect; break;
-    case httplib::Error::ConnectionTimeout: out.kind = TransportFailure::connect_timeout; break;
-    case httplib::Error::Read: out.kind = TransportFailure::read; break;
-    case httplib::Error::Write: out.kind = TransportFailure::write; break;
-    case httplib::Error::SSLConnection: out.kind = TransportFailure::tls_handshake; break;
-    case httplib::Error::SSLLoadingCerts: out.kind = TransportFailure::tls_setup; break;
-    case httplib::Error::SSLServerVerification:
-        out.kind = TransportFailure::tls_verify;
-        out.verify_code = tls ? tls->get_openssl_verify_result() : X509_V_OK;
-        // The chain verified: it was cpp-httplib's own host name check that failed.
-        if (out.verify_code == X509_V_OK) out.verify_code = X509_V_ERR_HOSTNAME_MISMATCH;
-        break;
-    case httplib::Error::Canceled: out.kind = TransportFailure::canceled; break;
-    default:
-        out.kind = TransportFailure::protocol;
-        out.detail = httplib::to_string(failure);
-        break;
-    }
-    return out;
-}
-
-}  // namespace detail
 
 inline std::string HttpClient::describe_failure(const detail::TransportError& failure, const Url& url, const Route& route) const {
     using detail::TransportFailure;
@@ -548,7 +340,13 @@ inline std::string HttpClient::describe_failure(const detail::TransportError& fa
     case TransportFailure::tls_handshake:
         return "the TLS handshake with " + where + " failed (is it really an https server?)";
     case TransportFailure::tls_setup:
-        return "could not load the trusted CA certificates";
+        return "could not set up a TLS session for " + where;
+    case TransportFailure::proxy_refused:
+        if (failure.proxy_status == 407)
+            return "the proxy " + (route.proxy ? route.proxy->authority() : std::string()) + " wants credentials (407) for " +
+                   url.authority() + ": put them in the proxy URL, http://USER:PASSWORD@HOST:PORT";
+        return "the proxy " + (route.proxy ? route.proxy->authority() : std::string()) + " refused the tunnel to " +
+               url.authority() + " (it answered " + std::to_string(failure.proxy_status) + ")";
     case TransportFailure::tls_verify: {
         // Each cause has its own remedy; none of them goes away by retrying.
         long code = failure.verify_code;
@@ -571,7 +369,7 @@ inline std::string HttpClient::describe_failure(const detail::TransportError& fa
 }
 
 namespace detail {
-/// A request another thread stopped through its RequestAbort (either transport).
+/// A request another thread stopped through its RequestAbort.
 inline Error request_stopped(const Url& url) {
     return make_error(errc::network, "the request to " + url.authority() + " was stopped");
 }
@@ -583,67 +381,25 @@ inline errc transport_errc(const TransportError& failure) {
 }
 }  // namespace detail
 
-inline HttpClient::HopOutcome HttpClient::exchange_with_httplib(const Url& url, const Route& where, const std::string& method,
-                                                                const std::vector<Header>& headers, RequestAbort* abort,
-                                                                const HeadHandler& on_head, const BodySink& on_body) {
-    HopOutcome outcome;
-    auto connection = checkout(url, where, outcome.failure);
-    if (!connection) return outcome;
-    httplib::Headers raw_headers(headers.begin(), headers.end());
-    if (url.is_https() && connection->route.proxy) {
-        // cpp-httplib 0.11 adds the proxy's credentials to every request,
-        // including those inside the CONNECT tunnel, which the origin server
-        // reads. A header of that name (empty) stops it; CONNECT itself,
-        // built inside the library, still carries the credentials.
-        raw_headers.emplace("Proxy-Authorization", "");
-    }
-    auto handle_head = [&](const httplib::Response& raw) {
-        std::vector<Header> got(raw.headers.begin(), raw.headers.end());
-        for (auto& [name, value] : got)
-            if (detail::iequals(name, "Location")) value = detail::reencode_decoded_location(value);
-        bool wanted = on_head(raw.status, std::move(got));
-        if (!wanted) outcome.stopped_by_us = true;
-        return wanted;
-    };
-    auto handle_body = [&](const char* data, std::size_t size) {
-        if (on_body(data, size)) return true;
-        outcome.stopped_by_us = true;
-        return false;
-    };
-    if (abort && !abort->attach(connection->client.get())) {
-        outcome.failure = detail::request_stopped(url);
-        return outcome;
-    }
-    httplib::Result raw = method == "HEAD" ? connection->client->Head(url.target(), raw_headers)
-                                           : connection->client->Get(url.target(), raw_headers, handle_head, handle_body);
-    bool aborted = false;
-    if (abort) {
-        abort->detach();
-        aborted = abort->aborted();
-    }
-    if (method == "HEAD" && raw) handle_head(raw.value());
-    if (aborted) {
-        outcome.stopped_by_us = false;
-        outcome.failure = detail::request_stopped(url);
-        return outcome;
-    }
-    if (!raw) {
-        if (outcome.stopped_by_us) return outcome;  // the caller decided; the connection is not reusable
-        auto failure = detail::transport_error(raw.error(), connection->tls);
-        outcome.failure = make_error(detail::transport_errc(failure), describe_failure(failure, url, connection->route));
-        return outcome;
-    }
-    outcome.stopped_by_us = false;
-    outcome.completed = true;
-    checkin(std::move(connection));
-    return outcome;
+namespace detail {
+/// "Basic ..." for the user-info of a proxy URL (percent-decoded), or "".
+inline std::string proxy_authorization(const Url& proxy) {
+    return proxy.userinfo.empty() ? std::string() : "Basic " + base64_encode(percent_decode(proxy.userinfo));
 }
+}  // namespace detail
 
-inline HttpClient::HopOutcome HttpClient::exchange_raw(const Url& url, const Route& where, const std::string& method,
-                                                       const std::vector<Header>& headers, RequestAbort* abort,
-                                                       const HeadHandler& on_head, const BodySink& on_body) {
+inline HttpClient::HopOutcome HttpClient::exchange(const Url& url, const Route& where, const std::string& method,
+                                                   const std::vector<Header>& headers, RequestAbort* abort,
+                                                   const HeadHandler& on_head, const BodySink& on_body) {
     HopOutcome outcome;
-    std::string request = method + " " + url.target() + " HTTP/1.1\r\n";
+    // Through a proxy, https is tunnelled (the proxy sees only host and port)
+    // and http is asked of the proxy in absolute form, with the proxy's
+    // credentials on that request alone; directly, the origin form.
+    bool plain_via_proxy = where.proxy && !url.is_https();
+    std::string request = method + " " + (plain_via_proxy ? url.scheme + "://" + url.authority() + url.target() : url.target()) +
+                          " HTTP/1.1\r\n";
+    if (plain_via_proxy && !where.proxy->userinfo.empty())
+        request += "Proxy-Authorization: " + detail::proxy_authorization(*where.proxy) + "\r\n";
     for (const auto& [name, value] : headers) {
         if (name.find_first_of("\r\n:") != std::string::npos || value.find_first_of("\r\n") != std::string::npos) {
             outcome.failure = make_error(errc::usage, "the header \"" + name + "\" cannot be sent: it contains a line break");
@@ -663,10 +419,10 @@ inline HttpClient::HopOutcome HttpClient::exchange_raw(const Url& url, const Rou
         std::unique_ptr<detail::RawConnection> connection;
         if (attempt == 0) {
             std::lock_guard<std::mutex> lock(pool_mutex_);
-            auto found = idle_raw_.find(where.key);
-            if (found != idle_raw_.end()) {
+            auto found = idle_.find(where.key);
+            if (found != idle_.end()) {
                 connection = std::move(found->second);
-                idle_raw_.erase(found);
+                idle_.erase(found);
             }
         }
         bool pooled = connection != nullptr;
@@ -684,9 +440,18 @@ inline HttpClient::HopOutcome HttpClient::exchange_raw(const Url& url, const Rou
             outcome.failure = make_error(detail::transport_errc(failure), describe_failure(failure, url, where));
             return outcome;
         };
-        if (!pooled && !connection->connect(url.host, where.connect_host, where.connect_port, url.is_https(), extra_cas_,
-                                            options_.connect_timeout, options_.idle_timeout))
-            return fail();
+        if (!pooled) {
+            detail::ConnectTarget target;
+            target.verify_host = url.host;
+            target.connect_host = where.connect_host;
+            target.connect_port = where.connect_port;
+            target.tls = url.is_https();
+            if (where.proxy && url.is_https()) {
+                target.tunnel_to = url.authority();
+                target.proxy_authorization = detail::proxy_authorization(*where.proxy);
+            }
+            if (!connection->connect(target, tls_.get(), options_.connect_timeout, options_.idle_timeout)) return fail();
+        }
         detail::RawResponseHead head;
         if (!connection->send_all(request) || !connection->read_head(head)) {
             if (pooled && connection->nothing_received() && !(abort && abort->aborted())) continue;
@@ -708,8 +473,8 @@ inline HttpClient::HopOutcome HttpClient::exchange_raw(const Url& url, const Rou
             if (abort) abort->detach();
             detach.abort = nullptr;
             std::lock_guard<std::mutex> lock(pool_mutex_);
-            if (idle_raw_.size() >= 64) idle_raw_.erase(idle_raw_.begin());
-            idle_raw_.emplace(where.key, std::move(connection));
+            if (idle_.size() >= 64) idle_.erase(idle_.begin());
+            idle_.emplace(where.key, std::move(connection));
         }
         return outcome;
     }
@@ -792,9 +557,7 @@ inline Result<HttpResponse> HttpClient::stream(const HttpRequest& request, const
         };
         auto on_body = [&](const char* data, std::size_t size) { return follow || !sink || sink(data, size); };
         Route where = route(url);
-        bool raw_transport = options_.transport == HttpOptions::Transport::own && !where.proxy;
-        HopOutcome outcome = raw_transport ? exchange_raw(url, where, method, headers, request.abort, on_head, on_body)
-                                           : exchange_with_httplib(url, where, method, headers, request.abort, on_head, on_body);
+        HopOutcome outcome = exchange(url, where, method, headers, request.abort, on_head, on_body);
         if (outcome.stopped_by_us) return response;  // the caller decided
         if (!outcome.completed) return outcome.failure;
         if (!follow) return response;

@@ -2266,12 +2266,12 @@ class Layout {
 #endif
 // ---- end include/provision/layout.hpp ----
 // ---- begin include/provision/http.hpp ----
-// provision: the only component that talks to cpp-httplib.
+// provision: every request the toolkit makes, and the policy over each hop.
 //
-// Direct requests go over connections of our own (detail/raw_http.hpp):
-// cpp-httplib 0.11 reads 4 KiB per system call and percent-decodes every
-// response header value. It still carries requests through proxies (its
-// CONNECT tunnels), and the policy below applies to every hop of both.
+// One transport carries them all, direct or through a proxy: the connection
+// of our own in detail/raw_http.hpp (why not cpp-httplib's client is said
+// there), with one TLS set-up per client (detail/tls_context.hpp) built
+// before the first request and shared read-only by every connection.
 //
 // Why we do not let the library follow redirects: credentials must be dropped
 // the moment a redirect leaves the origin they belong to, https->http must be
@@ -2328,17 +2328,19 @@ void run_guarded(Body&& body, OnEscape&& on_escape) noexcept {
 #endif
 // ---- end include/provision/detail/guarded.hpp ----
 // ---- begin include/provision/detail/raw_http.hpp ----
-// provision: HTTP/1.1 over a socket of our own, for the bodies of model files.
+// provision: HTTP/1.1 over a socket of our own, for every request.
 //
-// Why not cpp-httplib for these: Debian's build of it (0.11) reads a body
-// 4 KiB at a time with a poll() before every recv(), about 520,000 system
-// calls per GiB; on the 2-core machines this runs on, that overhead was a
-// quarter of the CPU time of a loopback download, and the download could not
-// keep up with `curl -o`. This connection asks the kernel for up to 256 KiB
-// per call and hands those bytes on from its own buffer. It carries only the
-// download engine's GETs, over direct connections (plain or TLS, verified);
-// metadata, pages and anything through a proxy stay on cpp-httplib. The
-// redirect, credential and error policy is HttpClient's, for both.
+// Why not cpp-httplib: Debian's build of it (0.11) reads a body 4 KiB at a
+// time with a poll() before every recv() (about 520,000 system calls per GiB:
+// a quarter of the CPU time of a loopback download, and it could not keep up
+// with `curl -o`, see BENCHMARKS.md), percent-decodes every response header
+// value, accepts a certificate's subject CN even when it has SANs, grows a
+// header line without bound, and its writes can raise SIGPIPE. This
+// connection asks the kernel for up to 256 KiB per call, hands those bytes on
+// from its own buffer, and sends through the no-SIGPIPE socket BIO. It speaks
+// directly or through an http:// proxy (a CONNECT tunnel for https, the
+// absolute form for http). The redirect, credential and error policy is
+// HttpClient's; the TLS set-up is the shared TlsClientContext.
 #ifndef PROVISION_DETAIL_RAW_HTTP_HPP
 #define PROVISION_DETAIL_RAW_HTTP_HPP
 
@@ -2502,6 +2504,144 @@ inline BIO* new_no_sigpipe_socket_bio(int fd) {
 
 #endif
 // ---- end include/provision/detail/socket_bio.hpp ----
+// ---- begin include/provision/detail/tls_context.hpp ----
+// provision: the one TLS client set-up every connection of an HttpClient uses.
+//
+// Built once, before any connection exists, and never changed afterwards:
+// each connection only calls SSL_new() on it, which OpenSSL allows from any
+// number of threads. Everything that fills the trust store happens here, at
+// once: the system bundle, the certificates of SSL_CERT_DIR when it is set,
+// and the user's --cacert files. Nothing is looked up lazily during a
+// handshake (OpenSSL's hashed-directory lookup adds certificates to the store
+// as handshakes need them), so no handshake writes to what another reads,
+// and the bundle is parsed once per run instead of once per connection.
+//
+// Every set-up call is checked and a failure refuses to build the context:
+// verification is on, at least TLS 1.2, and a name check without partial
+// wildcards ("*" must be a whole left-most label) is set on every connection.
+#ifndef PROVISION_DETAIL_TLS_CONTEXT_HPP
+#define PROVISION_DETAIL_TLS_CONTEXT_HPP
+
+// #include "../error.hpp": include/provision/error.hpp already inlined above
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace provision {
+namespace detail {
+
+class TlsClientContext {
+  public:
+    /// Builds the context: the system trust store plus `extra_ca_files` (PEM).
+    /// Errors name the file or the step that failed.
+    static Result<std::shared_ptr<const TlsClientContext>> create(const std::vector<std::string>& extra_ca_files);
+
+    ~TlsClientContext() { SSL_CTX_free(context_); }
+    TlsClientContext(const TlsClientContext&) = delete;
+    TlsClientContext& operator=(const TlsClientContext&) = delete;
+
+    /// A new TLS session for one connection that will verify `host` (a DNS
+    /// name or an IP literal); null if OpenSSL refused any step.
+    SSL* new_session(const std::string& host, bool host_is_ip) const;
+
+  private:
+    explicit TlsClientContext(SSL_CTX* context) : context_(context) {}
+    SSL_CTX* context_;
+};
+
+// ----------------------------------------------------------------------------
+// implementation
+
+inline std::string openssl_reason() {
+    unsigned long code = ERR_get_error();
+    ERR_clear_error();
+    if (code == 0) return "no reason given";
+    char text[256];
+    ERR_error_string_n(code, text, sizeof text);
+    return text;
+}
+
+/// Loads every certificate of a PEM file into `store`; false if there was none.
+inline bool load_pem_file(X509_STORE* store, const std::string& path) {
+    ERR_clear_error();
+    bool loaded = X509_STORE_load_file(store, path.c_str()) == 1;
+    ERR_clear_error();
+    return loaded;
+}
+
+inline Result<std::shared_ptr<const TlsClientContext>> TlsClientContext::create(const std::vector<std::string>& extra_ca_files) {
+    ERR_clear_error();
+    SSL_CTX* context = SSL_CTX_new(TLS_client_method());
+    if (!context) return make_error(errc::unsafe, "cannot set up TLS: " + openssl_reason());
+    std::shared_ptr<const TlsClientContext> owner(new TlsClientContext(context));
+    auto failed = [&](const std::string& step) { return make_error(errc::unsafe, "cannot set up TLS (" + step + "): " + openssl_reason()); };
+    if (SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION) != 1) return failed("TLS 1.2 as the oldest version");
+    SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nullptr);
+    X509_VERIFY_PARAM_set_hostflags(SSL_CTX_get0_param(context), X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    X509_STORE* store = SSL_CTX_get_cert_store(context);
+    if (!store) return failed("the trust store");
+
+    // The system's bundle, or the one SSL_CERT_FILE names (as OpenSSL itself would choose).
+    const char* file_variable = X509_get_default_cert_file_env();
+    const char* chosen_file = std::getenv(file_variable);
+    std::string bundle = chosen_file && *chosen_file ? chosen_file : X509_get_default_cert_file();
+    std::error_code ignored;
+    bool bundle_exists = std::filesystem::is_regular_file(bundle, ignored);
+    if (chosen_file && *chosen_file && !bundle_exists)
+        return make_error(errc::usage, std::string(file_variable) + " names \"" + bundle + "\", which is not a readable file");
+    if (bundle_exists && !load_pem_file(store, bundle) && chosen_file && *chosen_file)
+        return make_error(errc::usage, std::string(file_variable) + " names \"" + bundle + "\", which holds no PEM certificate");
+
+    // A certificate directory: SSL_CERT_DIR when set, or the system's when
+    // there is no bundle. Read now, file by file, instead of looked up lazily.
+    const char* dir_variable = X509_get_default_cert_dir_env();
+    const char* chosen_dir = std::getenv(dir_variable);
+    std::string directories = chosen_dir && *chosen_dir ? chosen_dir : (bundle_exists ? "" : X509_get_default_cert_dir());
+    std::size_t start = 0;
+    while (start < directories.size()) {
+        std::size_t colon = directories.find(':', start);
+        if (colon == std::string::npos) colon = directories.size();
+        std::filesystem::path directory = directories.substr(start, colon - start);
+        start = colon + 1;
+        for (std::filesystem::directory_iterator it(directory, ignored), end; !ignored && it != end; it.increment(ignored))
+            if (it->is_regular_file(ignored)) load_pem_file(store, it->path().string());
+        ignored.clear();
+    }
+
+    for (const auto& file : extra_ca_files)
+        if (!load_pem_file(store, file))
+            return make_error(errc::usage, "cannot read CA certificates from \"" + file + "\": it must be a readable PEM file");
+    return owner;
+}
+
+inline SSL* TlsClientContext::new_session(const std::string& host, bool host_is_ip) const {
+    SSL* ssl = SSL_new(context_);
+    if (!ssl) return nullptr;
+    bool named = host_is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str()) == 1
+                            : SSL_set_tlsext_host_name(ssl, host.c_str()) == 1 && SSL_set1_host(ssl, host.c_str()) == 1;
+    if (!named) {
+        SSL_free(ssl);
+        return nullptr;
+    }
+    return ssl;
+}
+
+}  // namespace detail
+}  // namespace provision
+
+#endif
+// ---- end include/provision/detail/tls_context.hpp ----
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -2545,7 +2685,8 @@ enum class TransportFailure {
     read,             ///< reset, closed early, or idle past the read timeout
     tls_handshake,    ///< not TLS, or no common protocol
     tls_verify,       ///< the certificate chain or name did not verify (see verify_code)
-    tls_setup,        ///< no TLS context could be made
+    tls_setup,        ///< no TLS session could be made
+    proxy_refused,    ///< the proxy did not open the tunnel (see proxy_status)
     protocol,         ///< the answer is not HTTP/1.x as we can read it (see detail)
     canceled,         ///< interrupted by another thread
 };
@@ -2553,6 +2694,7 @@ enum class TransportFailure {
 struct TransportError {
     TransportFailure kind = TransportFailure::none;
     long verify_code = 0;  ///< OpenSSL's verification result, for tls_verify
+    int proxy_status = 0;  ///< the proxy's answer to CONNECT, for proxy_refused
     std::string detail;    ///< for protocol
 };
 
@@ -2561,6 +2703,16 @@ struct RawResponseHead {
     int status = 0;
     int minor_version = 1;  ///< HTTP/1.minor
     std::vector<std::pair<std::string, std::string>> headers;
+};
+
+/// Where and how one connection is made.
+struct ConnectTarget {
+    std::string verify_host;         ///< the URL's host: what the TLS certificate must name
+    std::string connect_host;        ///< where TCP goes: the host, a --connect-to target or the proxy
+    std::uint16_t connect_port = 0;
+    bool tls = false;
+    std::string tunnel_to;           ///< through a proxy: the "host:port" to CONNECT to before TLS
+    std::string proxy_authorization; ///< through a proxy: the CONNECT request's Proxy-Authorization value
 };
 
 /// One client connection. Used by one thread at a time, except interrupt(),
@@ -2577,11 +2729,9 @@ class RawConnection {
     RawConnection(const RawConnection&) = delete;
     RawConnection& operator=(const RawConnection&) = delete;
 
-    /// Connects to connect_host:connect_port; with `tls`, verifies the
-    /// certificate against `url_host` (the name the user asked for, not the
-    /// --connect-to target) with the system's trust store plus `extra_cas`.
-    bool connect(const std::string& url_host, const std::string& connect_host, std::uint16_t connect_port, bool tls,
-                 const std::vector<X509*>& extra_cas, std::chrono::milliseconds connect_timeout,
+    /// Connects as `target` says (a tunnel first, when it names one); with
+    /// TLS, verifies the certificate against target.verify_host with `tls`.
+    bool connect(const ConnectTarget& target, const TlsClientContext* tls, std::chrono::milliseconds connect_timeout,
                  std::chrono::milliseconds idle_timeout);
 
     bool send_all(std::string_view data);
@@ -2606,7 +2756,8 @@ class RawConnection {
   private:
     bool fail(TransportFailure kind, std::string detail = {});
     bool connect_tcp(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout);
-    bool handshake(const std::string& url_host, const std::vector<X509*>& extra_cas);
+    bool tunnel(const ConnectTarget& target);
+    bool handshake(const std::string& host, const TlsClientContext& tls);
     /// Reads up to `size` bytes: > 0 bytes read, 0 the peer closed, < 0 failure_ is set.
     long receive(char* into, std::size_t size);
     /// Appends what the socket has to the buffer; false on close or failure
@@ -2619,7 +2770,6 @@ class RawConnection {
     std::mutex mutex_;  ///< guards fd_ and interrupted_ against interrupt()
     int fd_ = -1;
     bool interrupted_ = false;
-    SSL_CTX* context_ = nullptr;
     SSL* ssl_ = nullptr;
     std::vector<char> buffer_;
     std::size_t begin_ = 0;  ///< unread bytes are buffer_[begin_, end_)
@@ -2672,20 +2822,17 @@ inline void RawConnection::interrupt() {
 
 inline void RawConnection::close() {
     if (ssl_) SSL_free(ssl_);  // no close_notify: the peer learns from the closed socket
-    if (context_) SSL_CTX_free(context_);
     ssl_ = nullptr;
-    context_ = nullptr;
     std::lock_guard<std::mutex> lock(mutex_);
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
 }
 
-inline bool RawConnection::connect(const std::string& url_host, const std::string& connect_host, std::uint16_t connect_port,
-                                   bool tls, const std::vector<X509*>& extra_cas, std::chrono::milliseconds connect_timeout,
-                                   std::chrono::milliseconds idle_timeout) {
-    if (!connect_tcp(connect_host, connect_port, connect_timeout)) return false;
+inline bool RawConnection::connect(const ConnectTarget& target, const TlsClientContext* tls,
+                                   std::chrono::milliseconds connect_timeout, std::chrono::milliseconds idle_timeout) {
+    if (!connect_tcp(target.connect_host, target.connect_port, connect_timeout)) return false;
     // Blocking reads and writes with a timeout: a read that waits longer than
-    // idle_timeout fails as a broken connection, as with cpp-httplib.
+    // idle_timeout fails as a broken connection.
     timeval idle{};
     idle.tv_sec = static_cast<time_t>(idle_timeout.count() / 1000);
     idle.tv_usec = static_cast<suseconds_t>((idle_timeout.count() % 1000) * 1000);
@@ -2694,7 +2841,29 @@ inline bool RawConnection::connect(const std::string& url_host, const std::strin
     int one = 1;
     ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     buffer_.resize(read_size);
-    if (tls && !handshake(url_host, extra_cas)) return false;
+    if (!target.tunnel_to.empty() && !tunnel(target)) return false;
+    if (target.tls) {
+        if (!tls) return fail(TransportFailure::tls_setup);
+        if (!handshake(target.verify_host, *tls)) return false;
+    }
+    return true;
+}
+
+inline bool RawConnection::tunnel(const ConnectTarget& target) {
+    std::string request = "CONNECT " + target.tunnel_to + " HTTP/1.1\r\nHost: " + target.tunnel_to + "\r\n";
+    if (!target.proxy_authorization.empty()) request += "Proxy-Authorization: " + target.proxy_authorization + "\r\n";
+    request += "\r\n";
+    RawResponseHead head;
+    if (!send_all(request) || !read_head(head)) return false;
+    if (head.status < 200 || head.status > 299) {
+        fail(TransportFailure::proxy_refused);
+        failure_.proxy_status = head.status;
+        return false;
+    }
+    // The tunnel is open: from here the bytes are the origin's. A proxy that
+    // sent more than its answer has put words in the origin's mouth.
+    if (begin_ != end_) return fail(TransportFailure::protocol, "the proxy sent bytes after opening the tunnel");
+    received_any_ = false;
     return true;
 }
 
@@ -2759,27 +2928,12 @@ inline bool RawConnection::connect_tcp(const std::string& host, std::uint16_t po
     return true;
 }
 
-inline bool RawConnection::handshake(const std::string& url_host, const std::vector<X509*>& extra_cas) {
-    // A context per connection: OpenSSL 3.0's lazily filled certificate
-    // lookups are not safe to share between handshakes on several threads.
-    context_ = SSL_CTX_new(TLS_client_method());
-    if (!context_) return fail(TransportFailure::tls_setup);
-    SSL_CTX_set_min_proto_version(context_, TLS1_2_VERSION);
-    SSL_CTX_set_default_verify_paths(context_);  // the system store; honours SSL_CERT_FILE and SSL_CERT_DIR
-    X509_STORE* store = SSL_CTX_get_cert_store(context_);
-    for (X509* cert : extra_cas) X509_STORE_add_cert(store, cert);
-    SSL_CTX_set_verify(context_, SSL_VERIFY_PEER, nullptr);
-    ssl_ = SSL_new(context_);
+inline bool RawConnection::handshake(const std::string& host, const TlsClientContext& tls) {
+    ssl_ = tls.new_session(host, is_ip_literal(host));
     if (!ssl_) return fail(TransportFailure::tls_setup);
     BIO* socket = new_no_sigpipe_socket_bio(fd_);  // every byte OpenSSL writes goes out without SIGPIPE
     if (!socket) return fail(TransportFailure::tls_setup);
     SSL_set_bio(ssl_, socket, socket);  // the SSL owns it from here
-    if (is_ip_literal(url_host)) {
-        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), url_host.c_str());
-    } else {
-        SSL_set_tlsext_host_name(ssl_, url_host.c_str());
-        SSL_set1_host(ssl_, url_host.c_str());
-    }
     ERR_clear_error();
     if (SSL_connect(ssl_) != 1) {
         long verify = SSL_get_verify_result(ssl_);
@@ -3036,6 +3190,7 @@ inline bool RawConnection::read_body(const RawResponseHead& head, bool head_requ
 
 #endif
 // ---- end include/provision/detail/raw_http.hpp ----
+// #include "detail/tls_context.hpp": include/provision/detail/tls_context.hpp already inlined above
 // #include "error.hpp": include/provision/error.hpp already inlined above
 // ---- begin include/provision/proxy.hpp ----
 // provision: which proxy a request goes through (HTTPS_PROXY, HTTP_PROXY, NO_PROXY).
@@ -3138,10 +3293,6 @@ struct ProxySettings {
 // #include "url.hpp": include/provision/url.hpp already inlined above
 // #include "version.hpp": include/provision/version.hpp already inlined above
 
-#if !defined(CPPHTTPLIB_OPENSSL_SUPPORT)
-#error "provision needs cpp-httplib with CPPHTTPLIB_OPENSSL_SUPPORT; take it through Meson's dependency('provision') or pkg-config cpp-httplib so every translation unit sees the same macros"
-#endif
-#include <httplib.h>
 #include <netdb.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
@@ -3192,12 +3343,6 @@ struct HttpOptions {
     int max_redirects = 10;
     std::string user_agent = provision::user_agent;
     ProxySettings proxy;  ///< from HTTPS_PROXY / HTTP_PROXY / NO_PROXY; --connect-to does not apply through a proxy
-    /// Which code speaks HTTP on direct connections. Requests through a proxy
-    /// always use cpp-httplib.
-    enum class Transport {
-        own,      ///< detail::RawConnection: 256 KiB reads, header values as sent
-        httplib,  ///< cpp-httplib's client
-    } transport = Transport::own;
 };
 
 /// Which redirects a request follows.
@@ -3227,12 +3372,6 @@ class RequestAbort {
 
   private:
     friend class HttpClient;
-    bool attach(httplib::ClientImpl* client) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (aborted_) return false;
-        client_ = client;
-        return true;
-    }
     bool attach(detail::RawConnection* raw) {
         std::lock_guard<std::mutex> lock(mutex_);
         if (aborted_) return false;
@@ -3241,12 +3380,10 @@ class RequestAbort {
     }
     void detach() {
         std::lock_guard<std::mutex> lock(mutex_);
-        client_ = nullptr;
         raw_ = nullptr;
     }
 
     mutable std::mutex mutex_;
-    httplib::ClientImpl* client_ = nullptr;
     detail::RawConnection* raw_ = nullptr;
     bool aborted_ = false;
 };
@@ -3300,15 +3437,14 @@ class HttpClient {
     Result<HttpResponse> fetch(const HttpRequest& request, std::size_t max_body = 16u << 20);
 
   private:
-    struct Connection;
     /// Where a request for a URL connects, and the pool key of such connections.
     struct Route {
-        std::string connect_host;
+        std::string connect_host;  ///< the host, a --connect-to target, or the proxy
         std::uint16_t connect_port = 0;
         std::optional<Url> proxy;
         std::string key;  ///< origin + connect target (+ proxy): connections are only reused for the same
     };
-    /// What one hop of a request produced (either transport).
+    /// What one hop of a request produced.
     struct HopOutcome {
         bool completed = false;      ///< a response was read (its body as far as wanted)
         bool stopped_by_us = false;  ///< the check or the sink said stop
@@ -3317,20 +3453,14 @@ class HttpClient {
     using HeadHandler = std::function<bool(int status, std::vector<Header> headers)>;
 
     Route route(const Url& url) const;
-    std::unique_ptr<Connection> checkout(const Url& url, const Route& where, Error& failure);
-    void checkin(std::unique_ptr<Connection> connection);
-    HopOutcome exchange_with_httplib(const Url& url, const Route& where, const std::string& method,
-                                     const std::vector<Header>& headers, RequestAbort* abort, const HeadHandler& on_head,
-                                     const BodySink& on_body);
-    HopOutcome exchange_raw(const Url& url, const Route& where, const std::string& method, const std::vector<Header>& headers,
+    HopOutcome exchange(const Url& url, const Route& where, const std::string& method, const std::vector<Header>& headers,
                             RequestAbort* abort, const HeadHandler& on_head, const BodySink& on_body);
     std::string describe_failure(const detail::TransportError& failure, const Url& url, const Route& route) const;
 
     HttpOptions options_;
-    std::vector<X509*> extra_cas_;  ///< the user's CA certificates (--cacert), parsed once
+    std::shared_ptr<const detail::TlsClientContext> tls_;  ///< made once, before any connection; only read afterwards
     std::mutex pool_mutex_;
-    std::multimap<std::string, std::unique_ptr<Connection>> idle_;
-    std::multimap<std::string, std::unique_ptr<detail::RawConnection>> idle_raw_;
+    std::multimap<std::string, std::unique_ptr<detail::RawConnection>> idle_;  ///< by Route::key
 };
 
 // ----------------------------------------------------------------------------
@@ -3401,66 +3531,6 @@ inline std::string base64_encode(std::string_view input) {
     return out;
 }
 
-/// cpp-httplib before 0.12.2 percent-decodes every response header value,
-/// Location included (yhirose/cpp-httplib#1459), so a signed storage URL's
-/// "attachment%3B%20filename%3D%22x%22" arrives as "attachment; filename="x""
-/// and is no longer a URL. This re-encodes it the way signers encode: in the
-/// path, the bytes a URL cannot contain; in the query, everything but
-/// unreserved bytes, '&', the first '=' of each pair, '+' (a space in form
-/// encoding) and intact %XX escapes. Servers verify signatures on decoded
-/// values, so R2/B2/CDN links work again; an encoded '&' or '+' in a value
-/// cannot be told apart any more. A no-op on URLs encoded that way already.
-inline std::string reencode_decoded_location(std::string_view location) {
-    static const char* hex = "0123456789ABCDEF";
-    auto escape = [](std::string& out, unsigned char c) {
-        out += '%';
-        out += hex[c >> 4];
-        out += hex[c & 15];
-    };
-    std::string out;
-    bool in_query = false;
-    bool pair_has_equals = false;
-    for (std::size_t i = 0; i < location.size(); ++i) {
-        unsigned char c = static_cast<unsigned char>(location[i]);
-        bool intact_escape = c == '%' && i + 2 < location.size() && hex_value(location[i + 1]) >= 0 && hex_value(location[i + 2]) >= 0;
-        if (intact_escape) {
-            out += static_cast<char>(c);
-        } else if (!in_query) {
-            bool invalid = c <= 0x20 || c >= 0x7f || c == '"' || c == '<' || c == '>' || c == '\\' || c == '^' || c == '`' ||
-                           c == '{' || c == '|' || c == '}' || c == '%';
-            if (invalid) escape(out, c);
-            else out += static_cast<char>(c);
-            if (c == '?') in_query = true;
-        } else if (c == '&') {
-            out += '&';
-            pair_has_equals = false;
-        } else if (c == '=' && !pair_has_equals) {
-            out += '=';
-            pair_has_equals = true;
-        } else if (is_unreserved(c) || c == '+') {
-            out += static_cast<char>(c);
-        } else {
-            escape(out, c);
-        }
-    }
-    return out;
-}
-
-/// Resolves a host name to a numeric address, as cpp-httplib's address map expects.
-inline std::string numeric_address(const std::string& host) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* found = nullptr;
-    if (getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0 || !found) return host;
-    char buffer[NI_MAXHOST] = {};
-    std::string out = host;
-    if (getnameinfo(found->ai_addr, found->ai_addrlen, buffer, sizeof buffer, nullptr, 0, NI_NUMERICHOST) == 0)
-        out = buffer;
-    freeaddrinfo(found);
-    return out;
-}
-
 }  // namespace detail
 
 inline Result<ConnectTo> ConnectTo::parse(std::string_view text) {
@@ -3481,51 +3551,24 @@ inline Result<ConnectTo> ConnectTo::parse(std::string_view text) {
     return rule;
 }
 
-struct HttpClient::Connection {
-    Route route;
-    std::unique_ptr<httplib::ClientImpl> client;
-    httplib::SSLClient* tls = nullptr;  ///< same object as client when https
-};
-
 inline void RequestAbort::abort() {
-    // Holding our mutex while stopping keeps the client alive: the request
-    // thread detaches (under the same mutex) before its connection can go.
-    // httplib's stop() only shuts the socket down while a request is in
-    // flight, which wakes the blocked read without racing its close.
+    // Holding our mutex while stopping keeps the connection alive: the
+    // request thread detaches (under the same mutex) before it can go.
+    // interrupt() shuts the socket down, which wakes a blocked read.
     std::lock_guard<std::mutex> lock(mutex_);
     aborted_ = true;
-    if (client_) client_->stop();
     if (raw_) raw_->interrupt();
 }
 
 inline HttpClient::HttpClient(HttpOptions options) : options_(std::move(options)) {
-    // The user's extra CA files are read here, once, so a bad one is reported
-    // before any request; every connection's trust store gets their certificates.
-    for (const auto& file : options_.ca_files) {
-        X509_STORE* scratch = X509_STORE_new();
-        bool loaded = scratch && X509_STORE_load_file(scratch, file.c_str()) == 1;
-        if (loaded) {
-            STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(scratch);
-            for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i) {
-                if (X509* cert = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objects, i))) {
-                    X509_up_ref(cert);
-                    extra_cas_.push_back(cert);
-                }
-            }
-        }
-        X509_STORE_free(scratch);
-        if (!loaded) {
-            for (X509* cert : extra_cas_) X509_free(cert);
-            throw error(errc::usage, "cannot read CA certificates from \"" + file + "\": it must be a readable PEM file");
-        }
-    }
+    // The trust store and the user's CA files are read here, once, so a bad
+    // file is reported before any request and no connection reads them again.
+    auto tls = detail::TlsClientContext::create(options_.ca_files);
+    if (!tls) throw error(tls.error().code, tls.error().message);
+    tls_ = std::move(tls).value();
 }
 
-inline HttpClient::~HttpClient() {
-    idle_.clear();
-    idle_raw_.clear();
-    for (X509* cert : extra_cas_) X509_free(cert);
-}
+inline HttpClient::~HttpClient() { idle_.clear(); }
 
 inline HttpClient::Route HttpClient::route(const Url& url) const {
     Route route;
@@ -3539,110 +3582,13 @@ inline HttpClient::Route HttpClient::route(const Url& url) const {
     }
     route.proxy = options_.proxy.for_url(url);
     if (route.proxy) {
-        route.connect_host = url.host;  // the proxy resolves and connects; --connect-to rules are not applied
-        route.connect_port = url.port;
+        route.connect_host = route.proxy->host;  // the proxy resolves and connects; --connect-to rules are not applied
+        route.connect_port = route.proxy->port;
     }
     route.key = url.origin() + "|" + route.connect_host + ":" + std::to_string(route.connect_port) + "|" +
                 (route.proxy ? route.proxy->str() : std::string());
     return route;
 }
-
-inline std::unique_ptr<HttpClient::Connection> HttpClient::checkout(const Url& url, const Route& where, Error& failure) {
-    {
-        std::lock_guard<std::mutex> lock(pool_mutex_);
-        auto found = idle_.find(where.key);
-        if (found != idle_.end()) {
-            auto connection = std::move(found->second);
-            idle_.erase(found);
-            return connection;
-        }
-    }
-    auto connection = std::make_unique<Connection>();
-    connection->route = where;
-    const std::string& connect_host = where.connect_host;
-    std::uint16_t connect_port = where.connect_port;
-    const auto& proxy = where.proxy;
-    if (url.is_https()) {
-        auto tls = std::make_unique<httplib::SSLClient>(url.host, connect_port);
-        if (!tls->is_valid()) {
-            failure = make_error(errc::network, "cannot create a TLS context for " + url.host);
-            return nullptr;
-        }
-        // A trust store of its own for each connection: cpp-httplib adds the
-        // system's default paths (which honour SSL_CERT_FILE / SSL_CERT_DIR)
-        // to the store of every new TLS client during its first handshake,
-        // and OpenSSL 3.0's certificate lookups are not safe to grow from
-        // several threads at once. One shared store corrupted the heap when
-        // several files started downloading together.
-        X509_STORE* trust = X509_STORE_new();
-        if (!trust) {
-            failure = make_error(errc::network, "cannot create a certificate store for " + url.host);
-            return nullptr;
-        }
-        for (X509* cert : extra_cas_) X509_STORE_add_cert(trust, cert);
-        tls->set_ca_cert_store(trust);  // owned by the client's TLS context from here
-        tls->enable_server_certificate_verification(true);
-        connection->tls = tls.get();
-        connection->client = std::move(tls);
-    } else {
-        connection->client = std::make_unique<httplib::ClientImpl>(url.host, connect_port);
-    }
-    auto& client = *connection->client;
-    if (connect_host != url.host) client.set_hostname_addr_map({{url.host, detail::numeric_address(connect_host)}});
-    if (proxy) {
-        client.set_proxy(proxy->host, proxy->port);
-        if (!proxy->userinfo.empty()) {
-            std::string userinfo = percent_decode(proxy->userinfo);
-            std::size_t colon = userinfo.find(':');
-            client.set_proxy_basic_auth(userinfo.substr(0, colon), colon == std::string::npos ? "" : userinfo.substr(colon + 1));
-        }
-    }
-    auto connect_us = std::chrono::duration_cast<std::chrono::microseconds>(options_.connect_timeout).count();
-    auto idle_us = std::chrono::duration_cast<std::chrono::microseconds>(options_.idle_timeout).count();
-    client.set_connection_timeout(connect_us / 1000000, connect_us % 1000000);
-    client.set_read_timeout(idle_us / 1000000, idle_us % 1000000);
-    client.set_write_timeout(idle_us / 1000000, idle_us % 1000000);
-    client.set_keep_alive(true);
-    client.set_follow_location(false);
-    client.set_decompress(false);
-    return connection;
-}
-
-inline void HttpClient::checkin(std::unique_ptr<Connection> connection) {
-    std::lock_guard<std::mutex> lock(pool_mutex_);
-    if (idle_.size() >= 64) idle_.erase(idle_.begin());
-    std::string key = connection->route.key;
-    idle_.emplace(std::move(key), std::move(connection));
-}
-
-namespace detail {
-
-/// cpp-httplib's failure, in the terms HttpClient::describe_failure uses.
-inline TransportError transport_error(httplib::Error failure, httplib::SSLClient* tls) {
-    TransportError out;
-    switch (failure) {
-    case httplib::Error::Connection: out.kind = TransportFailure::connect; break;
-    case httplib::Error::ConnectionTimeout: out.kind = TransportFailure::connect_timeout; break;
-    case httplib::Error::Read: out.kind = TransportFailure::read; break;
-    case httplib::Error::Write: out.kind = TransportFailure::write; break;
-    case httplib::Error::SSLConnection: out.kind = TransportFailure::tls_handshake; break;
-    case httplib::Error::SSLLoadingCerts: out.kind = TransportFailure::tls_setup; break;
-    case httplib::Error::SSLServerVerification:
-        out.kind = TransportFailure::tls_verify;
-        out.verify_code = tls ? tls->get_openssl_verify_result() : X509_V_OK;
-        // The chain verified: it was cpp-httplib's own host name check that failed.
-        if (out.verify_code == X509_V_OK) out.verify_code = X509_V_ERR_HOSTNAME_MISMATCH;
-        break;
-    case httplib::Error::Canceled: out.kind = TransportFailure::canceled; break;
-    default:
-        out.kind = TransportFailure::protocol;
-        out.detail = httplib::to_string(failure);
-        break;
-    }
-    return out;
-}
-
-}  // namespace detail
 
 inline std::string HttpClient::describe_failure(const detail::TransportError& failure, const Url& url, const Route& route) const {
     using detail::TransportFailure;
@@ -3664,7 +3610,13 @@ inline std::string HttpClient::describe_failure(const detail::TransportError& fa
     case TransportFailure::tls_handshake:
         return "the TLS handshake with " + where + " failed (is it really an https server?)";
     case TransportFailure::tls_setup:
-        return "could not load the trusted CA certificates";
+        return "could not set up a TLS session for " + where;
+    case TransportFailure::proxy_refused:
+        if (failure.proxy_status == 407)
+            return "the proxy " + (route.proxy ? route.proxy->authority() : std::string()) + " wants credentials (407) for " +
+                   url.authority() + ": put them in the proxy URL, http://USER:PASSWORD@HOST:PORT";
+        return "the proxy " + (route.proxy ? route.proxy->authority() : std::string()) + " refused the tunnel to " +
+               url.authority() + " (it answered " + std::to_string(failure.proxy_status) + ")";
     case TransportFailure::tls_verify: {
         // Each cause has its own remedy; none of them goes away by retrying.
         long code = failure.verify_code;
@@ -3687,7 +3639,7 @@ inline std::string HttpClient::describe_failure(const detail::TransportError& fa
 }
 
 namespace detail {
-/// A request another thread stopped through its RequestAbort (either transport).
+/// A request another thread stopped through its RequestAbort.
 inline Error request_stopped(const Url& url) {
     return make_error(errc::network, "the request to " + url.authority() + " was stopped");
 }
@@ -3699,67 +3651,25 @@ inline errc transport_errc(const TransportError& failure) {
 }
 }  // namespace detail
 
-inline HttpClient::HopOutcome HttpClient::exchange_with_httplib(const Url& url, const Route& where, const std::string& method,
-                                                                const std::vector<Header>& headers, RequestAbort* abort,
-                                                                const HeadHandler& on_head, const BodySink& on_body) {
-    HopOutcome outcome;
-    auto connection = checkout(url, where, outcome.failure);
-    if (!connection) return outcome;
-    httplib::Headers raw_headers(headers.begin(), headers.end());
-    if (url.is_https() && connection->route.proxy) {
-        // cpp-httplib 0.11 adds the proxy's credentials to every request,
-        // including those inside the CONNECT tunnel, which the origin server
-        // reads. A header of that name (empty) stops it; CONNECT itself,
-        // built inside the library, still carries the credentials.
-        raw_headers.emplace("Proxy-Authorization", "");
-    }
-    auto handle_head = [&](const httplib::Response& raw) {
-        std::vector<Header> got(raw.headers.begin(), raw.headers.end());
-        for (auto& [name, value] : got)
-            if (detail::iequals(name, "Location")) value = detail::reencode_decoded_location(value);
-        bool wanted = on_head(raw.status, std::move(got));
-        if (!wanted) outcome.stopped_by_us = true;
-        return wanted;
-    };
-    auto handle_body = [&](const char* data, std::size_t size) {
-        if (on_body(data, size)) return true;
-        outcome.stopped_by_us = true;
-        return false;
-    };
-    if (abort && !abort->attach(connection->client.get())) {
-        outcome.failure = detail::request_stopped(url);
-        return outcome;
-    }
-    httplib::Result raw = method == "HEAD" ? connection->client->Head(url.target(), raw_headers)
-                                           : connection->client->Get(url.target(), raw_headers, handle_head, handle_body);
-    bool aborted = false;
-    if (abort) {
-        abort->detach();
-        aborted = abort->aborted();
-    }
-    if (method == "HEAD" && raw) handle_head(raw.value());
-    if (aborted) {
-        outcome.stopped_by_us = false;
-        outcome.failure = detail::request_stopped(url);
-        return outcome;
-    }
-    if (!raw) {
-        if (outcome.stopped_by_us) return outcome;  // the caller decided; the connection is not reusable
-        auto failure = detail::transport_error(raw.error(), connection->tls);
-        outcome.failure = make_error(detail::transport_errc(failure), describe_failure(failure, url, connection->route));
-        return outcome;
-    }
-    outcome.stopped_by_us = false;
-    outcome.completed = true;
-    checkin(std::move(connection));
-    return outcome;
+namespace detail {
+/// "Basic ..." for the user-info of a proxy URL (percent-decoded), or "".
+inline std::string proxy_authorization(const Url& proxy) {
+    return proxy.userinfo.empty() ? std::string() : "Basic " + base64_encode(percent_decode(proxy.userinfo));
 }
+}  // namespace detail
 
-inline HttpClient::HopOutcome HttpClient::exchange_raw(const Url& url, const Route& where, const std::string& method,
-                                                       const std::vector<Header>& headers, RequestAbort* abort,
-                                                       const HeadHandler& on_head, const BodySink& on_body) {
+inline HttpClient::HopOutcome HttpClient::exchange(const Url& url, const Route& where, const std::string& method,
+                                                   const std::vector<Header>& headers, RequestAbort* abort,
+                                                   const HeadHandler& on_head, const BodySink& on_body) {
     HopOutcome outcome;
-    std::string request = method + " " + url.target() + " HTTP/1.1\r\n";
+    // Through a proxy, https is tunnelled (the proxy sees only host and port)
+    // and http is asked of the proxy in absolute form, with the proxy's
+    // credentials on that request alone; directly, the origin form.
+    bool plain_via_proxy = where.proxy && !url.is_https();
+    std::string request = method + " " + (plain_via_proxy ? url.scheme + "://" + url.authority() + url.target() : url.target()) +
+                          " HTTP/1.1\r\n";
+    if (plain_via_proxy && !where.proxy->userinfo.empty())
+        request += "Proxy-Authorization: " + detail::proxy_authorization(*where.proxy) + "\r\n";
     for (const auto& [name, value] : headers) {
         if (name.find_first_of("\r\n:") != std::string::npos || value.find_first_of("\r\n") != std::string::npos) {
             outcome.failure = make_error(errc::usage, "the header \"" + name + "\" cannot be sent: it contains a line break");
@@ -3779,10 +3689,10 @@ inline HttpClient::HopOutcome HttpClient::exchange_raw(const Url& url, const Rou
         std::unique_ptr<detail::RawConnection> connection;
         if (attempt == 0) {
             std::lock_guard<std::mutex> lock(pool_mutex_);
-            auto found = idle_raw_.find(where.key);
-            if (found != idle_raw_.end()) {
+            auto found = idle_.find(where.key);
+            if (found != idle_.end()) {
                 connection = std::move(found->second);
-                idle_raw_.erase(found);
+                idle_.erase(found);
             }
         }
         bool pooled = connection != nullptr;
@@ -3800,9 +3710,18 @@ inline HttpClient::HopOutcome HttpClient::exchange_raw(const Url& url, const Rou
             outcome.failure = make_error(detail::transport_errc(failure), describe_failure(failure, url, where));
             return outcome;
         };
-        if (!pooled && !connection->connect(url.host, where.connect_host, where.connect_port, url.is_https(), extra_cas_,
-                                            options_.connect_timeout, options_.idle_timeout))
-            return fail();
+        if (!pooled) {
+            detail::ConnectTarget target;
+            target.verify_host = url.host;
+            target.connect_host = where.connect_host;
+            target.connect_port = where.connect_port;
+            target.tls = url.is_https();
+            if (where.proxy && url.is_https()) {
+                target.tunnel_to = url.authority();
+                target.proxy_authorization = detail::proxy_authorization(*where.proxy);
+            }
+            if (!connection->connect(target, tls_.get(), options_.connect_timeout, options_.idle_timeout)) return fail();
+        }
         detail::RawResponseHead head;
         if (!connection->send_all(request) || !connection->read_head(head)) {
             if (pooled && connection->nothing_received() && !(abort && abort->aborted())) continue;
@@ -3824,8 +3743,8 @@ inline HttpClient::HopOutcome HttpClient::exchange_raw(const Url& url, const Rou
             if (abort) abort->detach();
             detach.abort = nullptr;
             std::lock_guard<std::mutex> lock(pool_mutex_);
-            if (idle_raw_.size() >= 64) idle_raw_.erase(idle_raw_.begin());
-            idle_raw_.emplace(where.key, std::move(connection));
+            if (idle_.size() >= 64) idle_.erase(idle_.begin());
+            idle_.emplace(where.key, std::move(connection));
         }
         return outcome;
     }
@@ -3908,9 +3827,7 @@ inline Result<HttpResponse> HttpClient::stream(const HttpRequest& request, const
         };
         auto on_body = [&](const char* data, std::size_t size) { return follow || !sink || sink(data, size); };
         Route where = route(url);
-        bool raw_transport = options_.transport == HttpOptions::Transport::own && !where.proxy;
-        HopOutcome outcome = raw_transport ? exchange_raw(url, where, method, headers, request.abort, on_head, on_body)
-                                           : exchange_with_httplib(url, where, method, headers, request.abort, on_head, on_body);
+        HopOutcome outcome = exchange(url, where, method, headers, request.abort, on_head, on_body);
         if (outcome.stopped_by_us) return response;  // the caller decided
         if (!outcome.completed) return outcome.failure;
         if (!follow) return response;

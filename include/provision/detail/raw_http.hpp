@@ -1,21 +1,24 @@
 // SPDX-License-Identifier: MIT
-// provision: HTTP/1.1 over a socket of our own, for the bodies of model files.
+// provision: HTTP/1.1 over a socket of our own, for every request.
 //
-// Why not cpp-httplib for these: Debian's build of it (0.11) reads a body
-// 4 KiB at a time with a poll() before every recv(), about 520,000 system
-// calls per GiB; on the 2-core machines this runs on, that overhead was a
-// quarter of the CPU time of a loopback download, and the download could not
-// keep up with `curl -o`. This connection asks the kernel for up to 256 KiB
-// per call and hands those bytes on from its own buffer. It carries only the
-// download engine's GETs, over direct connections (plain or TLS, verified);
-// metadata, pages and anything through a proxy stay on cpp-httplib. The
-// redirect, credential and error policy is HttpClient's, for both.
+// Why not cpp-httplib: Debian's build of it (0.11) reads a body 4 KiB at a
+// time with a poll() before every recv() (about 520,000 system calls per GiB:
+// a quarter of the CPU time of a loopback download, and it could not keep up
+// with `curl -o`, see BENCHMARKS.md), percent-decodes every response header
+// value, accepts a certificate's subject CN even when it has SANs, grows a
+// header line without bound, and its writes can raise SIGPIPE. This
+// connection asks the kernel for up to 256 KiB per call, hands those bytes on
+// from its own buffer, and sends through the no-SIGPIPE socket BIO. It speaks
+// directly or through an http:// proxy (a CONNECT tunnel for https, the
+// absolute form for http). The redirect, credential and error policy is
+// HttpClient's; the TLS set-up is the shared TlsClientContext.
 #ifndef PROVISION_DETAIL_RAW_HTTP_HPP
 #define PROVISION_DETAIL_RAW_HTTP_HPP
 
 #include "../url.hpp"
 #include "content_range.hpp"
 #include "socket_bio.hpp"
+#include "tls_context.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -59,7 +62,8 @@ enum class TransportFailure {
     read,             ///< reset, closed early, or idle past the read timeout
     tls_handshake,    ///< not TLS, or no common protocol
     tls_verify,       ///< the certificate chain or name did not verify (see verify_code)
-    tls_setup,        ///< no TLS context could be made
+    tls_setup,        ///< no TLS session could be made
+    proxy_refused,    ///< the proxy did not open the tunnel (see proxy_status)
     protocol,         ///< the answer is not HTTP/1.x as we can read it (see detail)
     canceled,         ///< interrupted by another thread
 };
@@ -67,6 +71,7 @@ enum class TransportFailure {
 struct TransportError {
     TransportFailure kind = TransportFailure::none;
     long verify_code = 0;  ///< OpenSSL's verification result, for tls_verify
+    int proxy_status = 0;  ///< the proxy's answer to CONNECT, for proxy_refused
     std::string detail;    ///< for protocol
 };
 
@@ -75,6 +80,16 @@ struct RawResponseHead {
     int status = 0;
     int minor_version = 1;  ///< HTTP/1.minor
     std::vector<std::pair<std::string, std::string>> headers;
+};
+
+/// Where and how one connection is made.
+struct ConnectTarget {
+    std::string verify_host;         ///< the URL's host: what the TLS certificate must name
+    std::string connect_host;        ///< where TCP goes: the host, a --connect-to target or the proxy
+    std::uint16_t connect_port = 0;
+    bool tls = false;
+    std::string tunnel_to;           ///< through a proxy: the "host:port" to CONNECT to before TLS
+    std::string proxy_authorization; ///< through a proxy: the CONNECT request's Proxy-Authorization value
 };
 
 /// One client connection. Used by one thread at a time, except interrupt(),
@@ -91,11 +106,9 @@ class RawConnection {
     RawConnection(const RawConnection&) = delete;
     RawConnection& operator=(const RawConnection&) = delete;
 
-    /// Connects to connect_host:connect_port; with `tls`, verifies the
-    /// certificate against `url_host` (the name the user asked for, not the
-    /// --connect-to target) with the system's trust store plus `extra_cas`.
-    bool connect(const std::string& url_host, const std::string& connect_host, std::uint16_t connect_port, bool tls,
-                 const std::vector<X509*>& extra_cas, std::chrono::milliseconds connect_timeout,
+    /// Connects as `target` says (a tunnel first, when it names one); with
+    /// TLS, verifies the certificate against target.verify_host with `tls`.
+    bool connect(const ConnectTarget& target, const TlsClientContext* tls, std::chrono::milliseconds connect_timeout,
                  std::chrono::milliseconds idle_timeout);
 
     bool send_all(std::string_view data);
@@ -120,7 +133,8 @@ class RawConnection {
   private:
     bool fail(TransportFailure kind, std::string detail = {});
     bool connect_tcp(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout);
-    bool handshake(const std::string& url_host, const std::vector<X509*>& extra_cas);
+    bool tunnel(const ConnectTarget& target);
+    bool handshake(const std::string& host, const TlsClientContext& tls);
     /// Reads up to `size` bytes: > 0 bytes read, 0 the peer closed, < 0 failure_ is set.
     long receive(char* into, std::size_t size);
     /// Appends what the socket has to the buffer; false on close or failure
@@ -133,7 +147,6 @@ class RawConnection {
     std::mutex mutex_;  ///< guards fd_ and interrupted_ against interrupt()
     int fd_ = -1;
     bool interrupted_ = false;
-    SSL_CTX* context_ = nullptr;
     SSL* ssl_ = nullptr;
     std::vector<char> buffer_;
     std::size_t begin_ = 0;  ///< unread bytes are buffer_[begin_, end_)
@@ -186,20 +199,17 @@ inline void RawConnection::interrupt() {
 
 inline void RawConnection::close() {
     if (ssl_) SSL_free(ssl_);  // no close_notify: the peer learns from the closed socket
-    if (context_) SSL_CTX_free(context_);
     ssl_ = nullptr;
-    context_ = nullptr;
     std::lock_guard<std::mutex> lock(mutex_);
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
 }
 
-inline bool RawConnection::connect(const std::string& url_host, const std::string& connect_host, std::uint16_t connect_port,
-                                   bool tls, const std::vector<X509*>& extra_cas, std::chrono::milliseconds connect_timeout,
-                                   std::chrono::milliseconds idle_timeout) {
-    if (!connect_tcp(connect_host, connect_port, connect_timeout)) return false;
+inline bool RawConnection::connect(const ConnectTarget& target, const TlsClientContext* tls,
+                                   std::chrono::milliseconds connect_timeout, std::chrono::milliseconds idle_timeout) {
+    if (!connect_tcp(target.connect_host, target.connect_port, connect_timeout)) return false;
     // Blocking reads and writes with a timeout: a read that waits longer than
-    // idle_timeout fails as a broken connection, as with cpp-httplib.
+    // idle_timeout fails as a broken connection.
     timeval idle{};
     idle.tv_sec = static_cast<time_t>(idle_timeout.count() / 1000);
     idle.tv_usec = static_cast<suseconds_t>((idle_timeout.count() % 1000) * 1000);
@@ -208,7 +218,29 @@ inline bool RawConnection::connect(const std::string& url_host, const std::strin
     int one = 1;
     ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     buffer_.resize(read_size);
-    if (tls && !handshake(url_host, extra_cas)) return false;
+    if (!target.tunnel_to.empty() && !tunnel(target)) return false;
+    if (target.tls) {
+        if (!tls) return fail(TransportFailure::tls_setup);
+        if (!handshake(target.verify_host, *tls)) return false;
+    }
+    return true;
+}
+
+inline bool RawConnection::tunnel(const ConnectTarget& target) {
+    std::string request = "CONNECT " + target.tunnel_to + " HTTP/1.1\r\nHost: " + target.tunnel_to + "\r\n";
+    if (!target.proxy_authorization.empty()) request += "Proxy-Authorization: " + target.proxy_authorization + "\r\n";
+    request += "\r\n";
+    RawResponseHead head;
+    if (!send_all(request) || !read_head(head)) return false;
+    if (head.status < 200 || head.status > 299) {
+        fail(TransportFailure::proxy_refused);
+        failure_.proxy_status = head.status;
+        return false;
+    }
+    // The tunnel is open: from here the bytes are the origin's. A proxy that
+    // sent more than its answer has put words in the origin's mouth.
+    if (begin_ != end_) return fail(TransportFailure::protocol, "the proxy sent bytes after opening the tunnel");
+    received_any_ = false;
     return true;
 }
 
@@ -273,27 +305,12 @@ inline bool RawConnection::connect_tcp(const std::string& host, std::uint16_t po
     return true;
 }
 
-inline bool RawConnection::handshake(const std::string& url_host, const std::vector<X509*>& extra_cas) {
-    // A context per connection: OpenSSL 3.0's lazily filled certificate
-    // lookups are not safe to share between handshakes on several threads.
-    context_ = SSL_CTX_new(TLS_client_method());
-    if (!context_) return fail(TransportFailure::tls_setup);
-    SSL_CTX_set_min_proto_version(context_, TLS1_2_VERSION);
-    SSL_CTX_set_default_verify_paths(context_);  // the system store; honours SSL_CERT_FILE and SSL_CERT_DIR
-    X509_STORE* store = SSL_CTX_get_cert_store(context_);
-    for (X509* cert : extra_cas) X509_STORE_add_cert(store, cert);
-    SSL_CTX_set_verify(context_, SSL_VERIFY_PEER, nullptr);
-    ssl_ = SSL_new(context_);
+inline bool RawConnection::handshake(const std::string& host, const TlsClientContext& tls) {
+    ssl_ = tls.new_session(host, is_ip_literal(host));
     if (!ssl_) return fail(TransportFailure::tls_setup);
     BIO* socket = new_no_sigpipe_socket_bio(fd_);  // every byte OpenSSL writes goes out without SIGPIPE
     if (!socket) return fail(TransportFailure::tls_setup);
     SSL_set_bio(ssl_, socket, socket);  // the SSL owns it from here
-    if (is_ip_literal(url_host)) {
-        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), url_host.c_str());
-    } else {
-        SSL_set_tlsext_host_name(ssl_, url_host.c_str());
-        SSL_set1_host(ssl_, url_host.c_str());
-    }
     ERR_clear_error();
     if (SSL_connect(ssl_) != 1) {
         long verify = SSL_get_verify_result(ssl_);
