@@ -51,10 +51,21 @@ TEST_CASE("url: relative references resolve as RFC 3986 says") {
     CHECK(resolve_reference(base, "/a/./b/../c")->path == "/a/c");
 }
 
-TEST_CASE("url: redaction hides user-info and credential query parameters") {
-    auto url = parse_url("https://user:pw@h.example/f?token=abc&keep=1&X-Amz-Signature=s&sig=9").value();
+TEST_CASE("url: redaction hides user-info and every query value whose parameter is not known to be harmless") {
+    auto url = parse_url("https://user:pw@h.example/f?token=abc&keep=1&X-Amz-Signature=s&sig=9&download").value();
     std::string shown = url.redacted();
-    CHECK(shown == "https://h.example/f?token=***&keep=1&X-Amz-Signature=***&sig=***");
+    CHECK(shown == "https://h.example/f?token=***&keep=***&X-Amz-Signature=***&sig=***&download");
+    // Names nobody listed as secret are hidden too: Google Cloud's signed URLs, common token names.
+    auto signed_url = parse_url("https://storage.googleapis.com/b/m.safetensors?X-Goog-Algorithm=GOOG4-RSA-SHA256"
+                                "&X-Goog-Credential=svc%40proj.iam&X-Goog-Signature=0a1b2c&hf_token=hf_abcdef")
+                          .value();
+    CHECK(signed_url.redacted() == "https://storage.googleapis.com/b/m.safetensors?X-Goog-Algorithm=***"
+                                   "&X-Goog-Credential=***&X-Goog-Signature=***&hf_token=***");
+    // What identifies a link stays readable: CivitAI's version, Drive's file id, formats.
+    CHECK(parse_url("https://civitai.com/api/download/models/12345?type=Model&format=SafeTensor&token=t0k3n")->redacted() ==
+          "https://civitai.com/api/download/models/12345?type=Model&format=SafeTensor&token=***");
+    CHECK(parse_url("https://drive.google.com/uc?export=download&id=1AbC&confirm=t&uuid=9f")->redacted() ==
+          "https://drive.google.com/uc?export=download&id=1AbC&confirm=***&uuid=***");
     CHECK(shown.find("pw") == std::string::npos);
     CHECK(url.str().find("user:pw@") != std::string::npos);  // the real URL keeps it
     CHECK(provision::redact_url("not a url") == "not a url");
@@ -65,4 +76,15 @@ TEST_CASE("url: percent coding round-trips and encodes path segments separately"
     CHECK(provision::percent_encode_path("sub dir/a+b.safetensors") == "sub%20dir/a%2Bb.safetensors");
     CHECK(provision::percent_decode("a%20b%2Fc%zz%") == "a b/c%zz%");
     CHECK(provision::percent_decode(provision::percent_encode("ünï cødé/x")) == "ünï cødé/x");
+}
+
+TEST_CASE("url: every URL inside free text is shown as redacted() shows it") {
+    using provision::detail::SecretRedactor;
+    CHECK(SecretRedactor::redact_patterns("GET https://cdn.example/m?X-Goog-Signature=abc123&id=7 answered 403") ==
+          "GET https://cdn.example/m?X-Goog-Signature=***&id=7 answered 403");
+    CHECK(SecretRedactor::redact_patterns("from \"http://u:p@proxy.example:3128/\" failed") ==
+          "from \"http://proxy.example:3128/\" failed");
+    // Not a URL we can parse: nothing after its '?' is kept.
+    CHECK(SecretRedactor::redact_patterns("odd https://h.example/%zz?hf_token=abcdef").find("abcdef") == std::string::npos);
+    CHECK(SecretRedactor::redact_patterns("no url here, only a://") == "no url here, only a://");
 }

@@ -48,8 +48,9 @@ struct Url {
         if (!fragment.empty()) out += "#" + fragment;
         return out;
     }
-    /// The URL safe for logs: user-info dropped, values of credential-like query
-    /// parameters (token, sig, signature, key, ...) replaced with "***".
+    /// The URL safe for anything printed or written: user-info and fragment
+    /// dropped, every query value replaced with "***" unless its parameter is
+    /// known to be harmless (detail::is_harmless_query_parameter).
     std::string redacted() const;
     /// The last path segment, percent-decoded ("" for "/").
     std::string last_segment() const;
@@ -290,10 +291,26 @@ inline Result<Url> resolve_reference(const Url& base, std::string_view reference
     return out;
 }
 
+namespace detail {
+
+/// The query parameters whose values may be shown in anything provision
+/// prints or writes. Every other value is hidden: a name nobody listed
+/// (X-Goog-Signature, X-Goog-Credential, hf_token, a CDN's own) is treated
+/// as a secret, because a list of known secret names leaks every name it
+/// forgot. These are the ones users need to recognise a link by: file
+/// and version ids (CivitAI, Drive), formats and download switches.
+inline bool is_harmless_query_parameter(const std::string& lower_name) {
+    static const char* const harmless[] = {"download", "dl",   "export", "file", "filename", "format",  "fp",     "id",
+                                           "modelversionid", "name", "raw",  "revision", "size", "type", "usp", "v",
+                                           "version"};
+    for (const char* name : harmless)
+        if (lower_name == name) return true;
+    return false;
+}
+
+}  // namespace detail
+
 inline std::string Url::redacted() const {
-    static const char* secret_names[] = {"token", "access_token", "api_key", "apikey", "key", "sig", "signature",
-                                         "x-amz-signature", "x-amz-credential", "x-amz-security-token", "auth",
-                                         "authorization", "password", "secret"};  // authorization: B2's signed URLs
     std::string out = scheme + "://" + authority() + path;
     if (!query.empty()) {
         out += '?';
@@ -305,10 +322,9 @@ inline std::string Url::redacted() const {
             std::string pair = query.substr(pos, amp - pos);
             std::size_t eq = pair.find('=');
             std::string name = detail::to_lower(percent_decode(pair.substr(0, eq)));
-            bool secret = false;
-            for (const char* candidate : secret_names) secret = secret || name == candidate;
             if (!first) out += '&';
-            out += secret && eq != std::string::npos ? pair.substr(0, eq) + "=***" : pair;
+            bool shown = eq == std::string::npos || detail::is_harmless_query_parameter(name);
+            out += shown ? pair : pair.substr(0, eq) + "=***";
             first = false;
             pos = amp + 1;
         }

@@ -234,8 +234,9 @@ struct Url {
         if (!fragment.empty()) out += "#" + fragment;
         return out;
     }
-    /// The URL safe for logs: user-info dropped, values of credential-like query
-    /// parameters (token, sig, signature, key, ...) replaced with "***".
+    /// The URL safe for anything printed or written: user-info and fragment
+    /// dropped, every query value replaced with "***" unless its parameter is
+    /// known to be harmless (detail::is_harmless_query_parameter).
     std::string redacted() const;
     /// The last path segment, percent-decoded ("" for "/").
     std::string last_segment() const;
@@ -476,10 +477,26 @@ inline Result<Url> resolve_reference(const Url& base, std::string_view reference
     return out;
 }
 
+namespace detail {
+
+/// The query parameters whose values may be shown in anything provision
+/// prints or writes. Every other value is hidden: a name nobody listed
+/// (X-Goog-Signature, X-Goog-Credential, hf_token, a CDN's own) is treated
+/// as a secret, because a list of known secret names leaks every name it
+/// forgot. These are the ones users need to recognise a link by: file
+/// and version ids (CivitAI, Drive), formats and download switches.
+inline bool is_harmless_query_parameter(const std::string& lower_name) {
+    static const char* const harmless[] = {"download", "dl",   "export", "file", "filename", "format",  "fp",     "id",
+                                           "modelversionid", "name", "raw",  "revision", "size", "type", "usp", "v",
+                                           "version"};
+    for (const char* name : harmless)
+        if (lower_name == name) return true;
+    return false;
+}
+
+}  // namespace detail
+
 inline std::string Url::redacted() const {
-    static const char* secret_names[] = {"token", "access_token", "api_key", "apikey", "key", "sig", "signature",
-                                         "x-amz-signature", "x-amz-credential", "x-amz-security-token", "auth",
-                                         "authorization", "password", "secret"};  // authorization: B2's signed URLs
     std::string out = scheme + "://" + authority() + path;
     if (!query.empty()) {
         out += '?';
@@ -491,10 +508,9 @@ inline std::string Url::redacted() const {
             std::string pair = query.substr(pos, amp - pos);
             std::size_t eq = pair.find('=');
             std::string name = detail::to_lower(percent_decode(pair.substr(0, eq)));
-            bool secret = false;
-            for (const char* candidate : secret_names) secret = secret || name == candidate;
             if (!first) out += '&';
-            out += secret && eq != std::string::npos ? pair.substr(0, eq) + "=***" : pair;
+            bool shown = eq == std::string::npos || detail::is_harmless_query_parameter(name);
+            out += shown ? pair : pair.substr(0, eq) + "=***";
             first = false;
             pos = amp + 1;
         }
@@ -10740,13 +10756,16 @@ inline std::vector<std::pair<const LockRecord*, Error>> lock_records_not_in(cons
 // provision: the last line of defence for secrets in anything we print or write.
 //
 // Sources already avoid putting tokens into messages; this pass catches what
-// slips through: known secret values (tokens, Authorization values), token-like
-// query parameters and user-info in URLs found anywhere in free text.
+// slips through: known secret values (tokens, Authorization values), and every
+// URL found anywhere in free text, rewritten as Url::redacted() shows it (user
+// info dropped, query values hidden unless known to be harmless), so the rule
+// for URLs is the same one on every path.
 #ifndef PROVISION_DETAIL_REDACT_HPP
 #define PROVISION_DETAIL_REDACT_HPP
 
 // #include "../url.hpp": include/provision/url.hpp already inlined above
 
+#include <cctype>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -10802,8 +10821,10 @@ class SecretRedactor {
         return redact_patterns(std::move(text));
     }
 
-    /// Token-like query parameters and URL user-info, whatever their value.
+    /// Every URL in `text` as Url::redacted() shows it; then, outside URLs,
+    /// token-like "name=value" pairs and user-info, whatever their value.
     static std::string redact_patterns(std::string text) {
+        text = redact_urls_in(std::move(text));
         static const char* names[] = {"token=", "access_token=", "api_key=", "apikey=", "signature=", "sig=",
                                       "x-amz-signature=", "x-amz-credential=", "x-amz-security-token=", "authorization="};
         std::string lower = to_lower(text);
@@ -10831,6 +10852,47 @@ class SecretRedactor {
                 ++end;
             if (end < text.size() && text[end] == '@' && end > start && text.compare(start, end - start, "***") != 0)
                 text.replace(start, end - start, "***");
+        }
+        return text;
+    }
+
+    /// Each "scheme://..." run of text (up to a blank or a quote) replaced
+    /// by its redacted form; a run that does not parse as a URL keeps
+    /// nothing after its '?' or its user-info.
+    static std::string redact_urls_in(std::string text) {
+        auto is_scheme_char = [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.';
+        };
+        auto ends_url = [](char c) {
+            return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '"' || c == '\'' || c == '<' || c == '>' ||
+                   c == '`' || c == '\0';
+        };
+        std::size_t search = 0;
+        while (true) {
+            std::size_t mark = text.find("://", search);
+            if (mark == std::string::npos) break;
+            std::size_t start = mark;
+            while (start > 0 && is_scheme_char(text[start - 1])) --start;
+            std::size_t end = mark + 3;
+            while (end < text.size() && !ends_url(text[end])) ++end;
+            if (start == mark) {  // "://" without a scheme: not a URL
+                search = mark + 3;
+                continue;
+            }
+            std::string run = text.substr(start, end - start);
+            std::string shown;
+            if (auto url = parse_url(run)) {
+                shown = url->redacted();
+            } else {
+                shown = run.substr(0, run.find('?'));
+                if (shown.size() < run.size()) shown += "?***";
+                std::size_t at = shown.find('@', mark - start + 3);
+                std::size_t slash = shown.find('/', mark - start + 3);
+                if (at != std::string::npos && (slash == std::string::npos || at < slash))
+                    shown = shown.substr(0, mark - start + 3) + "***" + shown.substr(at);
+            }
+            text.replace(start, end - start, shown);
+            search = start + shown.size();
         }
         return text;
     }

@@ -2,13 +2,16 @@
 // provision: the last line of defence for secrets in anything we print or write.
 //
 // Sources already avoid putting tokens into messages; this pass catches what
-// slips through: known secret values (tokens, Authorization values), token-like
-// query parameters and user-info in URLs found anywhere in free text.
+// slips through: known secret values (tokens, Authorization values), and every
+// URL found anywhere in free text, rewritten as Url::redacted() shows it (user
+// info dropped, query values hidden unless known to be harmless), so the rule
+// for URLs is the same one on every path.
 #ifndef PROVISION_DETAIL_REDACT_HPP
 #define PROVISION_DETAIL_REDACT_HPP
 
 #include "../url.hpp"
 
+#include <cctype>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -64,8 +67,10 @@ class SecretRedactor {
         return redact_patterns(std::move(text));
     }
 
-    /// Token-like query parameters and URL user-info, whatever their value.
+    /// Every URL in `text` as Url::redacted() shows it; then, outside URLs,
+    /// token-like "name=value" pairs and user-info, whatever their value.
     static std::string redact_patterns(std::string text) {
+        text = redact_urls_in(std::move(text));
         static const char* names[] = {"token=", "access_token=", "api_key=", "apikey=", "signature=", "sig=",
                                       "x-amz-signature=", "x-amz-credential=", "x-amz-security-token=", "authorization="};
         std::string lower = to_lower(text);
@@ -93,6 +98,47 @@ class SecretRedactor {
                 ++end;
             if (end < text.size() && text[end] == '@' && end > start && text.compare(start, end - start, "***") != 0)
                 text.replace(start, end - start, "***");
+        }
+        return text;
+    }
+
+    /// Each "scheme://..." run of text (up to a blank or a quote) replaced
+    /// by its redacted form; a run that does not parse as a URL keeps
+    /// nothing after its '?' or its user-info.
+    static std::string redact_urls_in(std::string text) {
+        auto is_scheme_char = [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.';
+        };
+        auto ends_url = [](char c) {
+            return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '"' || c == '\'' || c == '<' || c == '>' ||
+                   c == '`' || c == '\0';
+        };
+        std::size_t search = 0;
+        while (true) {
+            std::size_t mark = text.find("://", search);
+            if (mark == std::string::npos) break;
+            std::size_t start = mark;
+            while (start > 0 && is_scheme_char(text[start - 1])) --start;
+            std::size_t end = mark + 3;
+            while (end < text.size() && !ends_url(text[end])) ++end;
+            if (start == mark) {  // "://" without a scheme: not a URL
+                search = mark + 3;
+                continue;
+            }
+            std::string run = text.substr(start, end - start);
+            std::string shown;
+            if (auto url = parse_url(run)) {
+                shown = url->redacted();
+            } else {
+                shown = run.substr(0, run.find('?'));
+                if (shown.size() < run.size()) shown += "?***";
+                std::size_t at = shown.find('@', mark - start + 3);
+                std::size_t slash = shown.find('/', mark - start + 3);
+                if (at != std::string::npos && (slash == std::string::npos || at < slash))
+                    shown = shown.substr(0, mark - start + 3) + "***" + shown.substr(at);
+            }
+            text.replace(start, end - start, shown);
+            search = start + shown.size();
         }
         return text;
     }
