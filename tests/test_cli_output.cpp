@@ -5,6 +5,7 @@
 #include "support/hf_emulator.hpp"
 #include "support/loopback_server.hpp"
 #include "support/run_process.hpp"
+#include "support/skip.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -96,7 +97,7 @@ TEST_CASE("cli output: without a terminal, plain lines at start, every 10% and a
 
 TEST_CASE("cli output: on a terminal the live view redraws in place") {
     if (!std::filesystem::exists("/usr/bin/script")) {
-        MESSAGE("skipped: script(1) is not installed, so no pseudo-terminal can be made");
+        provision_test::skip_test("pseudo-terminal", "script(1) is not installed, so no pseudo-terminal can be made");
         return;
     }
     auto server = slow_model_server(provision_test::test_bytes(8 << 20, 6));
@@ -118,7 +119,7 @@ TEST_CASE("cli output: on a terminal the live view redraws in place") {
 
 TEST_CASE("cli output: on a terminal, entries still queued count in the total line and its ETA") {
     if (!std::filesystem::exists("/usr/bin/script")) {
-        MESSAGE("skipped: script(1) is not installed, so no pseudo-terminal can be made");
+        provision_test::skip_test("pseudo-terminal", "script(1) is not installed, so no pseudo-terminal can be made");
         return;
     }
     auto server = slow_model_server(provision_test::test_bytes(2 << 20, 9));

@@ -6,6 +6,7 @@
 #include "support/hf_emulator.hpp"
 #include "support/loopback_server.hpp"
 #include "support/run_process.hpp"
+#include "support/skip.hpp"
 
 #include <sys/mount.h>
 #include <unistd.h>
@@ -503,7 +504,7 @@ TEST_CASE("refresh: an expired signed link is followed again, then re-resolved t
 TEST_CASE("disk space: the preflight lists what is needed where") {
     SmallFilesystem small("1m");
     if (!small.mounted()) {
-        MESSAGE("skipped: cannot mount a small tmpfs here (" << small.why() << ")");
+        provision_test::skip_test("disk-full-tmpfs", "cannot mount a small tmpfs here (" + small.why() + ")");
         return;
     }
     TempDir big;
@@ -529,7 +530,7 @@ TEST_CASE("disk space: the preflight lists what is needed where") {
 TEST_CASE("disk full: preallocation fails at the start; without it, mid-way, keeping the .part for a later resume") {
     SmallFilesystem small("1m");
     if (!small.mounted()) {
-        MESSAGE("skipped: cannot mount a small tmpfs here (" << small.why() << ")");
+        provision_test::skip_test("disk-full-tmpfs", "cannot mount a small tmpfs here (" + small.why() + ")");
         return;
     }
     auto server = LoopbackServer::https();
@@ -579,7 +580,7 @@ TEST_CASE("disk full: preallocation fails at the start; without it, mid-way, kee
 TEST_CASE("provisioner: nothing is fetched when the files would not fit; the message lists what is needed where") {
     SmallFilesystem small("1m");
     if (!small.mounted()) {
-        MESSAGE("skipped: cannot mount a small tmpfs here (" << small.why() << ")");
+        provision_test::skip_test("disk-full-tmpfs", "cannot mount a small tmpfs here (" + small.why() + ")");
         return;
     }
     provision_test::HubEmulator hub;

@@ -75,6 +75,7 @@ print("\n".join(sorted(needed)))' "$build"
 
 total_passed=0
 total_failed=0
+total_skipped=0
 status=0
 for kind in "${kinds[@]}"; do
   case "$kind" in
@@ -109,10 +110,11 @@ for kind in "${kinds[@]}"; do
   line=$(echo "$summary" | tail -n 1)
   echo "$kind: built in $((built - started)) s, tested in $((SECONDS - built)) s"
   echo "$line"
-  read -r passed _ failed _ <<<"${line//,/}"
+  read -r passed _ failed _ skipped _ <<<"${line//,/}"
   total_passed=$((total_passed + passed))
+  total_skipped=$((total_skipped + ${skipped:-0}))
   total_failed=$((total_failed + failed))
 done
 (( total_failed == 0 )) || status=1
-echo "$total_passed passed, $total_failed failed"
+echo "$total_passed passed, $total_failed failed, $total_skipped skipped"
 exit $status
