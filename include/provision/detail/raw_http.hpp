@@ -17,6 +17,7 @@
 
 #include "../url.hpp"
 #include "content_range.hpp"
+#include "response_head.hpp"
 #include "socket_bio.hpp"
 #include "tls_context.hpp"
 
@@ -75,13 +76,6 @@ struct TransportError {
     std::string detail;    ///< for protocol
 };
 
-/// Status line and headers of one response.
-struct RawResponseHead {
-    int status = 0;
-    int minor_version = 1;  ///< HTTP/1.minor
-    std::vector<std::pair<std::string, std::string>> headers;
-};
-
 /// Where and how one connection is made.
 struct ConnectTarget {
     std::string verify_host;         ///< the URL's host: what the TLS certificate must name
@@ -100,6 +94,8 @@ class RawConnection {
     static constexpr std::size_t read_size = 256 * 1024;
     /// A response head larger than this is refused (a server sending headers forever).
     static constexpr std::size_t max_head_size = 64 * 1024;
+    /// Interim (1xx) answers skipped before the real one; a server sending them forever is cut off.
+    static constexpr int max_interim_responses = 8;
 
     RawConnection() = default;
     ~RawConnection() { close(); }
@@ -162,19 +158,6 @@ class RawConnection {
 inline bool is_ip_literal(const std::string& host) {
     unsigned char address[sizeof(in6_addr)];
     return ::inet_pton(AF_INET, host.c_str(), address) == 1 || ::inet_pton(AF_INET6, host.c_str(), address) == 1;
-}
-
-/// Case-insensitive search for a token in a comma-separated header value.
-inline bool header_has_token(std::string_view value, std::string_view token) {
-    std::size_t start = 0;
-    while (start <= value.size()) {
-        std::size_t comma = value.find(',', start);
-        std::string_view item = value.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
-        if (iequals(trim(item), token)) return true;
-        if (comma == std::string_view::npos) break;
-        start = comma + 1;
-    }
-    return false;
 }
 
 inline bool RawConnection::fail(TransportFailure kind, std::string detail) {
@@ -415,51 +398,24 @@ inline bool RawConnection::read_line(std::string& line, std::size_t limit) {
 }
 
 inline bool RawConnection::read_head(RawResponseHead& head) {
-    while (true) {
-        head = RawResponseHead{};
-        std::size_t head_bytes = 0;
-        std::string line;
-        // Status line, e.g. "HTTP/1.1 206 Partial Content".
-        if (!read_line(line, max_head_size)) return false;
-        head_bytes += line.size();
-        if (line.size() < 12 || line.compare(0, 7, "HTTP/1.") != 0 || !std::isdigit(static_cast<unsigned char>(line[7])) ||
-            line[8] != ' ' || !std::isdigit(static_cast<unsigned char>(line[9])) ||
-            !std::isdigit(static_cast<unsigned char>(line[10])) || !std::isdigit(static_cast<unsigned char>(line[11])) ||
-            (line.size() > 12 && line[12] != ' '))
-            return fail(TransportFailure::protocol, "the status line is not HTTP/1.x");
-        head.minor_version = line[7] - '0';
-        head.status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
-        if (head.status < 100) return fail(TransportFailure::protocol, "the status line is not HTTP/1.x");
+    for (int interim = 0; interim <= max_interim_responses; ++interim) {
+        // The bytes of the head, up to its empty line, then judged without I/O.
+        std::string block, line;
         while (true) {
             if (!read_line(line, max_head_size)) return false;
-            head_bytes += line.size() + 2;
-            if (head_bytes > max_head_size)
+            if (line.empty()) break;
+            if (block.size() + line.size() + 1 > max_head_size)
                 return fail(TransportFailure::protocol, "more than " + std::to_string(max_head_size / 1024) +
                                                             " KiB of response headers");
-            if (line.empty()) break;
-            if ((line.front() == ' ' || line.front() == '\t') && !head.headers.empty()) {
-                // An obsolete folded line continues the previous value; one
-                // made only of blanks adds nothing.
-                std::size_t text = line.find_first_not_of(" \t");
-                if (text == std::string::npos) continue;
-                std::size_t text_end = line.find_last_not_of(" \t");
-                head.headers.back().second += ' ';
-                head.headers.back().second.append(line, text, text_end - text + 1);
-                continue;
-            }
-            std::size_t colon = line.find(':');
-            if (colon == 0 || colon == std::string::npos || line.find_first_of(" \t") < colon)
-                return fail(TransportFailure::protocol, "a header line without a name");
-            std::size_t value_start = line.find_first_not_of(" \t", colon + 1);
-            std::size_t value_end = line.find_last_not_of(" \t");
-            std::string value = value_start == std::string::npos || value_end < value_start
-                                    ? std::string()
-                                    : line.substr(value_start, value_end - value_start + 1);
-            head.headers.emplace_back(line.substr(0, colon), std::move(value));
+            block += line;
+            block += '\n';
         }
+        std::string problem;
+        if (!parse_response_head(block, head, problem)) return fail(TransportFailure::protocol, problem);
         if (head.status >= 200 || head.status == 101) return true;
         // 100 Continue, 103 Early Hints: the real answer follows.
     }
+    return fail(TransportFailure::protocol, "more than " + std::to_string(max_interim_responses) + " interim (1xx) answers");
 }
 
 inline bool RawConnection::deliver(std::uint64_t count, const std::function<bool(const char*, std::size_t)>& sink, bool& stopped) {
@@ -490,34 +446,15 @@ inline bool RawConnection::deliver(std::uint64_t count, const std::function<bool
 inline bool RawConnection::read_body(const RawResponseHead& head, bool head_request,
                                      const std::function<bool(const char*, std::size_t)>& sink, bool& stopped) {
     stopped = false;
-    bool keep_alive = head.minor_version >= 1;
-    bool chunked = false;
-    bool has_coding = false;
-    std::optional<std::uint64_t> length;
-    for (const auto& [name, value] : head.headers) {
-        if (iequals(name, "connection")) {
-            if (header_has_token(value, "close")) keep_alive = false;
-            if (header_has_token(value, "keep-alive")) keep_alive = true;
-        } else if (iequals(name, "transfer-encoding")) {
-            has_coding = true;
-            std::string_view last = value;
-            std::size_t comma = last.rfind(',');
-            if (comma != std::string_view::npos) last.remove_prefix(comma + 1);
-            chunked = header_has_token(last, "chunked");
-        } else if (iequals(name, "content-length")) {
-            auto parsed = decimal_value(value);
-            if (!parsed) return fail(TransportFailure::protocol, "a Content-Length that is not a number");
-            if (length && *length != *parsed) return fail(TransportFailure::protocol, "two different Content-Length values");
-            length = parsed;
-        }
-    }
-    if (head_request || head.status < 200 || head.status == 204 || head.status == 304) {
+    BodyFraming framing;
+    std::string problem;
+    if (!body_framing(head, head_request, framing, problem)) return fail(TransportFailure::protocol, problem);
+    bool keep_alive = framing.keep_alive;
+    if (framing.kind == BodyFraming::Kind::none) {
         reusable_ = keep_alive;
         return true;
     }
-    if (has_coding && !chunked) {
-        keep_alive = false;  // the body runs to the end of the connection
-    } else if (chunked) {
+    if (framing.kind == BodyFraming::Kind::chunked) {
         std::string line;
         while (true) {
             if (!read_line(line, 4096)) return false;
@@ -536,13 +473,16 @@ inline bool RawConnection::read_body(const RawResponseHead& head, bool head_requ
             if (!read_line(line, 4096)) return false;
             if (!line.empty()) return fail(TransportFailure::protocol, "a chunk longer than its size");
         }
-        do {  // trailer fields, up to the empty line
+        std::size_t trailer_bytes = 0;
+        do {  // trailer fields, up to the empty line, bounded like a head
             if (!read_line(line, max_head_size)) return false;
+            trailer_bytes += line.size() + 2;
+            if (trailer_bytes > max_head_size) return fail(TransportFailure::protocol, "a trailer larger than 64 KiB");
         } while (!line.empty());
         reusable_ = keep_alive && begin_ == end_;
         return true;
-    } else if (length) {
-        if (!deliver(*length, sink, stopped)) return false;
+    } else if (framing.kind == BodyFraming::Kind::length) {
+        if (!deliver(framing.length, sink, stopped)) return false;
         // Bytes beyond the announced length are not the start of another answer.
         reusable_ = keep_alive && !stopped && begin_ == end_;
         return true;
