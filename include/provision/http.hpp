@@ -401,8 +401,14 @@ inline HttpClient::HopOutcome HttpClient::exchange(const Url& url, const Route& 
     if (plain_via_proxy && !where.proxy->userinfo.empty())
         request += "Proxy-Authorization: " + detail::proxy_authorization(*where.proxy) + "\r\n";
     for (const auto& [name, value] : headers) {
-        if (name.find_first_of("\r\n:") != std::string::npos || value.find_first_of("\r\n") != std::string::npos) {
-            outcome.failure = make_error(errc::usage, "the header \"" + name + "\" cannot be sent: it contains a line break");
+        // Every outgoing header, tokens and cookies included, on every path:
+        // a CR, LF or NUL would end the header early or smuggle another one.
+        if (name.find_first_of(std::string_view("\r\n:\0", 4)) != std::string::npos ||
+            value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+            std::string shown = name;
+            for (auto& c : shown)
+                if (static_cast<unsigned char>(c) < 0x20) c = '?';
+            outcome.failure = make_error(errc::usage, "the header \"" + shown + "\" cannot be sent: it contains a line break or a NUL");
             return outcome;
         }
         request += name + ": " + value + "\r\n";
