@@ -87,4 +87,7 @@ TEST_CASE("url: every URL inside free text is shown as redacted() shows it") {
     // Not a URL we can parse: nothing after its '?' is kept.
     CHECK(SecretRedactor::redact_patterns("odd https://h.example/%zz?hf_token=abcdef").find("abcdef") == std::string::npos);
     CHECK(SecretRedactor::redact_patterns("no url here, only a://") == "no url here, only a://");
+    // The sentence's punctuation after a URL is not part of its last value.
+    CHECK(SecretRedactor::redact_patterns("(from https://h.example/t?recursive=true&cursor=abc)") ==
+          "(from https://h.example/t?recursive=true&cursor=***)");
 }

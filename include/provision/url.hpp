@@ -298,11 +298,11 @@ namespace detail {
 /// (X-Goog-Signature, X-Goog-Credential, hf_token, a CDN's own) is treated
 /// as a secret, because a list of known secret names leaks every name it
 /// forgot. These are the ones users need to recognise a link by: file
-/// and version ids (CivitAI, Drive), formats and download switches.
+/// and version ids (CivitAI, Drive), formats, download and listing switches.
 inline bool is_harmless_query_parameter(const std::string& lower_name) {
     static const char* const harmless[] = {"download", "dl",   "export", "file", "filename", "format",  "fp",     "id",
-                                           "modelversionid", "name", "raw",  "revision", "size", "type", "usp", "v",
-                                           "version"};
+                                           "modelversionid", "name", "raw",  "recursive", "revision", "size", "type",
+                                           "usp", "v", "version"};
     for (const char* name : harmless)
         if (lower_name == name) return true;
     return false;
@@ -331,6 +331,14 @@ inline std::string Url::redacted() const {
     }
     return out;
 }
+
+namespace detail {
+/// localhost, 127.0.0.0/8 or ::1: a host whose traffic never leaves the machine.
+inline bool is_loopback_host(const std::string& host) {
+    std::string lower = to_lower(host);
+    return lower == "localhost" || lower == "::1" || lower == "[::1]" || starts_with(lower, "127.");
+}
+}  // namespace detail
 
 inline std::string Url::last_segment() const {
     std::size_t slash = path.rfind('/');

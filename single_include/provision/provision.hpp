@@ -484,11 +484,11 @@ namespace detail {
 /// (X-Goog-Signature, X-Goog-Credential, hf_token, a CDN's own) is treated
 /// as a secret, because a list of known secret names leaks every name it
 /// forgot. These are the ones users need to recognise a link by: file
-/// and version ids (CivitAI, Drive), formats and download switches.
+/// and version ids (CivitAI, Drive), formats, download and listing switches.
 inline bool is_harmless_query_parameter(const std::string& lower_name) {
     static const char* const harmless[] = {"download", "dl",   "export", "file", "filename", "format",  "fp",     "id",
-                                           "modelversionid", "name", "raw",  "revision", "size", "type", "usp", "v",
-                                           "version"};
+                                           "modelversionid", "name", "raw",  "recursive", "revision", "size", "type",
+                                           "usp", "v", "version"};
     for (const char* name : harmless)
         if (lower_name == name) return true;
     return false;
@@ -517,6 +517,14 @@ inline std::string Url::redacted() const {
     }
     return out;
 }
+
+namespace detail {
+/// localhost, 127.0.0.0/8 or ::1: a host whose traffic never leaves the machine.
+inline bool is_loopback_host(const std::string& host) {
+    std::string lower = to_lower(host);
+    return lower == "localhost" || lower == "::1" || lower == "[::1]" || starts_with(lower, "127.");
+}
+}  // namespace detail
 
 inline std::string Url::last_segment() const {
     std::size_t slash = path.rfind('/');
@@ -11011,6 +11019,9 @@ class SecretRedactor {
             while (start > 0 && is_scheme_char(text[start - 1])) --start;
             std::size_t end = mark + 3;
             while (end < text.size() && !ends_url(text[end])) ++end;
+            // Punctuation of the sentence around the URL stays the sentence's:
+            // "(see https://h/x?a=1)." keeps its ")." after the hidden value.
+            while (end > mark + 3 && std::string_view(")]}.,;:!?").find(text[end - 1]) != std::string_view::npos) --end;
             if (start == mark) {  // "://" without a scheme: not a URL
                 search = mark + 3;
                 continue;

@@ -121,6 +121,9 @@ class SecretRedactor {
             while (start > 0 && is_scheme_char(text[start - 1])) --start;
             std::size_t end = mark + 3;
             while (end < text.size() && !ends_url(text[end])) ++end;
+            // Punctuation of the sentence around the URL stays the sentence's:
+            // "(see https://h/x?a=1)." keeps its ")." after the hidden value.
+            while (end > mark + 3 && std::string_view(")]}.,;:!?").find(text[end - 1]) != std::string_view::npos) --end;
             if (start == mark) {  // "://" without a scheme: not a URL
                 search = mark + 3;
                 continue;
