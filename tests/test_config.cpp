@@ -342,25 +342,60 @@ headers = { "Authorization" = "Bearer token" }
     CHECK(m.entries[0].headers[0] == provision::Header{"Authorization", "Bearer token"});
 }
 
-TEST_CASE("config: an undefined variable names the variable and key path, never a secret") {
+TEST_CASE("config: an unset variable fails only its entry, naming the variable and key path, never a secret") {
     // PATH exists in every real environment: its absence here proves the injected lookup is used.
     auto m = parse(R"(
 [models.vae.private]
 url = "https://files.example.com/v.safetensors"
 headers = { "X-Set" = "${SET_SECRET}", "X-Path" = "${PATH}" }
 auth_header = "Bearer ${MISSING_TOKEN}"
+
+[models.vae.public]
+url = "https://files.example.com/w.safetensors"
 )",
                    env_of({{"SET_SECRET", "s3cr3t-value"}}));
-    CHECK(m.entries.empty());
-    REQUIRE(m.diagnostics.size() == 2);
-    auto path = only_diagnostic(m, "models.vae.private.headers.X-Path");
-    CHECK(path.where.line == 3);
-    CHECK(contains(path.message, "environment variable PATH is not set"));
-    auto token = only_diagnostic(m, "models.vae.private.auth_header");
-    CHECK(token.where.line == 4);
-    CHECK(token.where.column == 15);
-    CHECK(contains(token.message, "MISSING_TOKEN"));
-    CHECK_FALSE(contains(m.error_text(), "s3cr3t"));
+    // The config is valid: the machine lacks a variable, as it may lack HF_TOKEN.
+    CHECK(m.ok());
+    REQUIRE(m.entries.size() == 2);
+    const auto& refused = m.entries[0];
+    CHECK(contains(refused.unresolved, "models.vae.private.headers.X-Path: environment variable PATH is not set"));
+    CHECK(contains(refused.unresolved, "export PATH="));
+    CHECK_FALSE(contains(refused.unresolved, "s3cr3t"));
+    CHECK(m.entries[1].unresolved.empty());
+    // resolve_entry is where it fails, as an auth error, before any request.
+    provision::HttpClient http;
+    provision::ResolveContext context{http, {}, "https://huggingface.co"};
+    auto plan = provision::resolve_entry(refused, context);
+    REQUIRE_FALSE(plan);
+    CHECK(plan.error().code == provision::errc::auth);
+    CHECK(plan.error().message == refused.unresolved);
+}
+
+TEST_CASE("config: a config fetched from a URL expands only the variables the operator allows") {
+    const char* text = R"(
+[models.vae.a]
+url = "https://files.example.com/a.safetensors"
+headers = { "X-Key" = "${ALLOWED_KEY}" }
+
+[models.vae.b]
+url = "https://files.example.com/b.safetensors"
+auth_header = "Bearer ${AWS_SECRET_ACCESS_KEY}"
+)";
+    auto env = env_of({{"ALLOWED_KEY", "k-123456"}, {"AWS_SECRET_ACCESS_KEY", "never-sent-123"}});
+    provision::ConfigTrust remote;
+    remote.remote = true;
+    remote.allowed_variables = {"ALLOWED_KEY"};
+    auto m = provision::parse_config(text, "https://configs.example/c.toml", env, remote);
+    CHECK(m.ok());
+    REQUIRE(m.entries.size() == 2);
+    CHECK(m.entries[0].headers == std::vector<provision::Header>{{"X-Key", "k-123456"}});
+    CHECK(m.entries[1].headers.empty());
+    CHECK(contains(m.entries[1].unresolved, "PROVISION_ALLOW_VARS=AWS_SECRET_ACCESS_KEY"));
+    CHECK_FALSE(contains(m.entries[1].unresolved, "never-sent"));
+    // The same text from a local file expands both.
+    auto local = provision::parse_config(text, "c.toml", env);
+    CHECK(local.entries[1].headers == std::vector<provision::Header>{{"Authorization", "Bearer never-sent-123"}});
+    CHECK(local.sha256 == provision::detail::sha256_hex(text));
 }
 
 TEST_CASE("config: header values that would break the request are refused without echoing them") {
@@ -987,10 +1022,12 @@ TEST_CASE("config: the seed's example configs parse") {
         CHECK(m.entries[1].sha256 == "63aeecb90ff7a1c1b1d7a1e7b1d6a9e1c4d1f2a3b4c5d6e7f8091a2b3c4d5e6f");
     }
     SUBCASE("mixed without the token in the environment") {
+        // Only the entry that needs the token cannot run; the config is valid.
         auto m = provision::parse_config(read_data("mixed.toml"), "mixed.toml", env_of({}));
-        REQUIRE(m.diagnostics.size() == 1);
-        CHECK(m.diagnostics[0].key_path == "models.controlnet.canny.auth_header");
-        CHECK(m.entries.size() == 10);
+        CHECK(m.ok());
+        REQUIRE(m.entries.size() == 11);
+        CHECK(contains(m.entries.back().unresolved, "models.controlnet.canny.auth_header"));
+        for (std::size_t i = 0; i + 1 < m.entries.size(); ++i) CHECK(m.entries[i].unresolved.empty());
     }
 }
 

@@ -41,6 +41,7 @@ inline nlohmann::json report_json(const provision::Report& report, bool dry_run)
     nlohmann::json out;
     out["event"] = "report";
     out["origin"] = report.origin;
+    out["config_sha256"] = report.config_sha256;
     out["ok"] = report.ok();
     out["exit_code"] = report.exit_code();
     out["dry_run"] = dry_run;

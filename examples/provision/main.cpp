@@ -49,7 +49,8 @@ const char* exit_codes_help =
 int main(int argc, char** argv) {
     CLI::App app{"provision " PROVISION_VERSION_STRING ": download the models a TOML config lists into the web UI's folders"};
     app.footer(std::string("Environment: PROVISION_URL (config when none is given), WORKSPACE (default /workspace),\n"
-                           "  HF_TOKEN, CIVITAI_TOKEN, HF_ENDPOINT, SSL_CERT_FILE, HTTPS_PROXY, HTTP_PROXY, NO_PROXY.\n"
+                           "  HF_TOKEN, CIVITAI_TOKEN, HF_ENDPOINT, SSL_CERT_FILE, HTTPS_PROXY, HTTP_PROXY, NO_PROXY,\n"
+                           "  PROVISION_ALLOW_VARS, PROVISION_ALLOW_REMOTE_PATHS, PROVISION_ALLOW_HTTP_CONFIG.\n"
                            "Files: $WORKSPACE/logs/provision.log (appended per run, rotated at 8 MiB, 3 old logs kept);\n"
                            "  $WORKSPACE/provision.lock (written after a successful run; see --locked).\n") +
                exit_codes_help);
@@ -60,6 +61,9 @@ int main(int argc, char** argv) {
     std::size_t jobs = 5;
     std::size_t connections = provision::DownloadOptions{}.connections_per_file;
     bool verify = false;
+    std::vector<std::string> allowed_variables;
+    bool allow_remote_paths = false;
+    bool allow_http_config = false;
     std::vector<std::string> ca_files;
     std::vector<std::string> connect_to;
     app.add_option("config", config, "TOML config: a local path or an http(s) URL (default: $PROVISION_URL)");
@@ -91,6 +95,13 @@ int main(int argc, char** argv) {
     std::string lock_out;
     app.add_option("--locked", locked_file,
                    "install exactly the files this provision.lock pins; fail any entry whose upstream moved");
+    app.add_option("--allow-var", allowed_variables,
+                   "a ${VAR} a config fetched from a URL may expand (local configs expand any); may repeat")
+        ->allow_extra_args(false);
+    app.add_flag("--allow-remote-paths", allow_remote_paths,
+                 "let a config fetched from a URL place files outside the workspace (absolute or .. folders)");
+    app.add_flag("--allow-http-config", allow_http_config,
+                 "accept a config over plain http from a host that is not loopback");
     app.add_option("--lock-out", lock_out, "where a successful run writes its lock (default: $WORKSPACE/provision.lock)");
     app.set_version_flag("--version", "provision " PROVISION_VERSION_STRING);
     try {
@@ -126,6 +137,9 @@ int main(int argc, char** argv) {
         }
         options.http.connect_to.push_back(rule.value());
     }
+    for (const auto& name : allowed_variables) options.remote_config.allowed_variables.push_back(name);
+    if (allow_remote_paths) options.remote_config.allow_paths = true;
+    if (allow_http_config) options.allow_http_config = true;
     options.layout_name = layout_name;
     options.models_dir = models_dir;
     options.jobs = jobs;

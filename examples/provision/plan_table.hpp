@@ -111,7 +111,8 @@ inline void print_plan_table(const provision::Report& report, const std::filesys
         }
         std::fprintf(out, "%s\n", line.c_str());
     };
-    std::fprintf(out, "\nDry run for %s: nothing was downloaded\n\n", report.origin.c_str());
+    std::fprintf(out, "\nDry run for %s (sha256 %s): nothing was downloaded\n\n", report.origin.c_str(),
+                 report.config_sha256.c_str());
     print_row(header);
     for (const auto& row : rows) print_row(row);
 

@@ -79,6 +79,10 @@ struct Entry {
     // every source
     std::string filename;  ///< overrides the file name chosen by the source
     std::string sha256;    ///< expected digest, lower-case hex, or empty
+    /// Why this entry cannot run although the config is valid: a ${VAR} it
+    /// needs is unset, or not allowed for a config fetched from a URL. Only
+    /// this entry fails (resolve_entry says so, as an auth error); the others run.
+    std::string unresolved;
 
     /// A Hugging Face entry naming several files (files or include): the source
     /// lists the repo once and the provisioner handles each file as an entry.
@@ -108,9 +112,31 @@ struct ManifestSettings {
     std::vector<SourceLocation> directory_where;  ///< parallel to directories
 };
 
+/// What a config may do, by where it came from. A local file is the
+/// operator's own; a config fetched from a URL is someone else's words (and,
+/// over plain http, anyone's on the way), so by default it may not read the
+/// machine's environment or place files outside the workspace's models folder.
+struct ConfigTrust {
+    bool remote = false;  ///< the config was fetched from a URL
+    /// ${VAR} names a remote config may expand (PROVISION_ALLOW_VARS, --allow-var).
+    std::vector<std::string> allowed_variables;
+    /// A remote config may set absolute or ".." paths in models_dir and
+    /// [directories] (PROVISION_ALLOW_REMOTE_PATHS=1, --allow-remote-paths).
+    bool allow_paths = false;
+
+    bool may_expand(const std::string& name) const {
+        if (!remote) return true;
+        for (const auto& allowed : allowed_variables)
+            if (allowed == name) return true;
+        return false;
+    }
+};
+
 /// A parsed config: the entries and every problem found. Usable only when ok().
 struct Manifest {
     std::string origin;  ///< the file path or (redacted) URL it came from
+    std::string sha256;  ///< of the text as read: says which config a log or a dry run was about
+    bool remote = false; ///< it came from a URL (ConfigTrust::remote)
     ManifestSettings settings;
     std::vector<Entry> entries;
     std::vector<Diagnostic> diagnostics;
@@ -131,7 +157,8 @@ inline EnvLookup process_environment();
 
 /// Parses and validates config text. `origin` names the file or URL in messages.
 /// Categories are checked against the layout by the provisioner, not here.
-inline Manifest parse_config(std::string_view text, const std::string& origin, const EnvLookup& env = process_environment());
+inline Manifest parse_config(std::string_view text, const std::string& origin, const EnvLookup& env = process_environment(),
+                             const ConfigTrust& trust = {});
 
 /// Whether a file name is safe to create inside a folder: not empty, no separators,
 /// not "." or "..", no control characters, at most 255 bytes.

@@ -48,6 +48,12 @@ struct ProvisionOptions {
     EventHandler on_event;
     const std::atomic<bool>* cancel = nullptr;
     EnvLookup env = process_environment();
+    /// What a config fetched from a URL may do beyond the defaults (see
+    /// ConfigTrust): PROVISION_ALLOW_VARS, PROVISION_ALLOW_REMOTE_PATHS.
+    ConfigTrust remote_config;
+    /// Accept a config over plain http from a host that is not loopback
+    /// (PROVISION_ALLOW_HTTP_CONFIG=1): anyone on the path could rewrite it.
+    bool allow_http_config = false;
     /// The download engine's settings: connections per file (--connections),
     /// --verify, segment sizes, timeouts, retries. cancel, on_event, the
     /// connection budget and the install record are filled in by the system.
@@ -70,6 +76,18 @@ struct ProvisionOptions {
         auto proxy = ProxySettings::from_environment(env);
         if (!proxy) throw error(proxy.error().code, proxy.error().message);
         options.http.proxy = proxy.value();
+        if (auto names = env("PROVISION_ALLOW_VARS")) {
+            std::size_t start = 0;
+            while (start <= names->size()) {
+                std::size_t comma = names->find(',', start);
+                if (comma == std::string::npos) comma = names->size();
+                std::string name(detail::trim(names->substr(start, comma - start)));
+                if (!name.empty()) options.remote_config.allowed_variables.push_back(name);
+                start = comma + 1;
+            }
+        }
+        options.remote_config.allow_paths = env("PROVISION_ALLOW_REMOTE_PATHS").value_or("") == "1";
+        options.allow_http_config = env("PROVISION_ALLOW_HTTP_CONFIG").value_or("") == "1";
         return options;
     }
 };
@@ -109,6 +127,7 @@ inline const char* to_string(EntryOutcome::Status status) noexcept {
 /// The result of a run.
 struct Report {
     std::string origin;                    ///< the config it came from
+    std::string config_sha256;             ///< of the config's text, when it was read
     std::optional<Error> fatal;            ///< the config could not be read or parsed
     std::vector<Diagnostic> config_errors; ///< every problem found in the config
     std::vector<EntryOutcome> entries;     ///< in config order
@@ -160,7 +179,7 @@ class ProvisioningSystem {
                    : provision_from_file(path_or_url);
     }
     /// Provisions config text already in memory; `origin` names it in messages.
-    Report provision_from_text(const std::string& text, const std::string& origin);
+    Report provision_from_text(const std::string& text, const std::string& origin, const ConfigTrust& trust = {});
 
     std::future<Report> provision_from_file_async(std::filesystem::path path) {
         return std::async(std::launch::async, [this, path] { return provision_from_file(path); });
@@ -260,6 +279,16 @@ inline Report ProvisioningSystem::provision_from_file(const std::filesystem::pat
 
 inline Report ProvisioningSystem::provision_from_url(const std::string& url) {
     log_.open(options_.log_file);
+    auto parsed = parse_url(url);
+    if (parsed && parsed->scheme == "http" && !detail::is_loopback_host(parsed->host) && !options_.allow_http_config) {
+        Report report;
+        report.origin = redact_url(url);
+        report.fatal = make_error(errc::unsafe, "refusing the config at " + report.origin +
+                                                    ": over plain http anyone on the network path can rewrite it; serve it "
+                                                    "over https, or set PROVISION_ALLOW_HTTP_CONFIG=1 to accept it");
+        log_.write("error: " + report.fatal->message);
+        return report;
+    }
     auto text = fetch_config(url);
     if (!text) {
         Report report;
@@ -269,7 +298,9 @@ inline Report ProvisioningSystem::provision_from_url(const std::string& url) {
         log_.write("error: " + report.fatal->message);
         return report;
     }
-    return provision_from_text(text.value(), redact_url(url));
+    ConfigTrust trust = options_.remote_config;
+    trust.remote = true;
+    return provision_from_text(text.value(), redact_url(url), trust);
 }
 
 inline Result<Layout> ProvisioningSystem::layout_for(const ManifestSettings& settings) const {
@@ -288,12 +319,16 @@ inline Result<Layout> ProvisioningSystem::layout_for(const ManifestSettings& set
     return layout;
 }
 
-inline Report ProvisioningSystem::provision_from_text(const std::string& text, const std::string& origin) {
+inline Report ProvisioningSystem::provision_from_text(const std::string& text, const std::string& origin,
+                                                      const ConfigTrust& trust) {
     if (!log_.is_open()) log_.open(options_.log_file);
     log_.write("---- provision " PROVISION_VERSION_STRING " run: " + origin + (options_.dry_run ? " (dry run)" : ""));
     Report report;
     report.origin = origin;
-    Manifest manifest = parse_config(text, origin, options_.env);
+    Manifest manifest = parse_config(text, origin, options_.env, trust);
+    report.config_sha256 = manifest.sha256;
+    log_.write("config: " + origin + (trust.remote ? " (fetched from a URL)" : " (a local file)") + ", sha256 " +
+               manifest.sha256);
     for (const auto& entry : manifest.entries) {
         for (const auto& header : entry.headers) redactor_.add(header.second);
         redactor_.add_url_credentials(entry.url);

@@ -15,6 +15,7 @@ namespace provision {
 
 /// Resolves one entry into a download plan (metadata requests only, no file bytes).
 inline Result<DownloadPlan> resolve_entry(const Entry& entry, ResolveContext& context) {
+    if (!entry.unresolved.empty()) return make_error(errc::auth, entry.unresolved);
     switch (entry.source) {
     case SourceKind::url: return sources::resolve_url(entry, context);
     case SourceKind::civitai: return sources::resolve_civitai(entry, context);

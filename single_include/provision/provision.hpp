@@ -622,6 +622,10 @@ struct Entry {
     // every source
     std::string filename;  ///< overrides the file name chosen by the source
     std::string sha256;    ///< expected digest, lower-case hex, or empty
+    /// Why this entry cannot run although the config is valid: a ${VAR} it
+    /// needs is unset, or not allowed for a config fetched from a URL. Only
+    /// this entry fails (resolve_entry says so, as an auth error); the others run.
+    std::string unresolved;
 
     /// A Hugging Face entry naming several files (files or include): the source
     /// lists the repo once and the provisioner handles each file as an entry.
@@ -651,9 +655,31 @@ struct ManifestSettings {
     std::vector<SourceLocation> directory_where;  ///< parallel to directories
 };
 
+/// What a config may do, by where it came from. A local file is the
+/// operator's own; a config fetched from a URL is someone else's words (and,
+/// over plain http, anyone's on the way), so by default it may not read the
+/// machine's environment or place files outside the workspace's models folder.
+struct ConfigTrust {
+    bool remote = false;  ///< the config was fetched from a URL
+    /// ${VAR} names a remote config may expand (PROVISION_ALLOW_VARS, --allow-var).
+    std::vector<std::string> allowed_variables;
+    /// A remote config may set absolute or ".." paths in models_dir and
+    /// [directories] (PROVISION_ALLOW_REMOTE_PATHS=1, --allow-remote-paths).
+    bool allow_paths = false;
+
+    bool may_expand(const std::string& name) const {
+        if (!remote) return true;
+        for (const auto& allowed : allowed_variables)
+            if (allowed == name) return true;
+        return false;
+    }
+};
+
 /// A parsed config: the entries and every problem found. Usable only when ok().
 struct Manifest {
     std::string origin;  ///< the file path or (redacted) URL it came from
+    std::string sha256;  ///< of the text as read: says which config a log or a dry run was about
+    bool remote = false; ///< it came from a URL (ConfigTrust::remote)
     ManifestSettings settings;
     std::vector<Entry> entries;
     std::vector<Diagnostic> diagnostics;
@@ -674,7 +700,8 @@ inline EnvLookup process_environment();
 
 /// Parses and validates config text. `origin` names the file or URL in messages.
 /// Categories are checked against the layout by the provisioner, not here.
-inline Manifest parse_config(std::string_view text, const std::string& origin, const EnvLookup& env = process_environment());
+inline Manifest parse_config(std::string_view text, const std::string& origin, const EnvLookup& env = process_environment(),
+                             const ConfigTrust& trust = {});
 
 /// Whether a file name is safe to create inside a folder: not empty, no separators,
 /// not "." or "..", no control characters, at most 255 bytes.
@@ -955,6 +982,68 @@ inline Result<CivitaiReference> parse_civitai_air(std::string_view text) {
 
 #endif
 // ---- end include/provision/detail/civitai_link.hpp ----
+// ---- begin include/provision/detail/digest.hpp ----
+// provision: streaming SHA-256 and git blob SHA-1 over OpenSSL's EVP interface.
+#ifndef PROVISION_DETAIL_DIGEST_HPP
+#define PROVISION_DETAIL_DIGEST_HPP
+
+#include <openssl/evp.h>
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+namespace provision {
+namespace detail {
+
+/// Incremental hash; `Sha256()` for file digests, `git_blob_sha1(size)` for the
+/// SHA-1 git stores for small (non-LFS) files: sha1("blob <size>\0" + content).
+class Hasher {
+  public:
+    static Hasher sha256() { return Hasher(EVP_sha256()); }
+    static Hasher git_blob_sha1(std::uint64_t size) {
+        Hasher hasher(EVP_sha1());
+        std::string prefix = "blob " + std::to_string(size);
+        hasher.update(prefix.data(), prefix.size() + 1);  // includes the terminating NUL
+        return hasher;
+    }
+
+    void update(const void* data, std::size_t size) { EVP_DigestUpdate(context_.get(), data, size); }
+
+    /// Lower-case hex digest; the hasher cannot be updated afterwards.
+    std::string hex_digest() {
+        unsigned char digest[EVP_MAX_MD_SIZE];
+        unsigned int length = 0;
+        EVP_DigestFinal_ex(context_.get(), digest, &length);
+        static const char* hex = "0123456789abcdef";
+        std::string out;
+        for (unsigned int i = 0; i < length; ++i) {
+            out += hex[digest[i] >> 4];
+            out += hex[digest[i] & 15];
+        }
+        return out;
+    }
+
+  private:
+    explicit Hasher(const EVP_MD* algorithm) : context_(EVP_MD_CTX_new(), &EVP_MD_CTX_free) {
+        if (!context_ || EVP_DigestInit_ex(context_.get(), algorithm, nullptr) != 1)
+            throw std::runtime_error("OpenSSL could not initialise a digest");
+    }
+    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context_;
+};
+
+inline std::string sha256_hex(const std::string& data) {
+    auto hasher = Hasher::sha256();
+    hasher.update(data.data(), data.size());
+    return hasher.hex_digest();
+}
+
+}  // namespace detail
+}  // namespace provision
+
+#endif
+// ---- end include/provision/detail/digest.hpp ----
 
 #include <toml++/toml.h>
 
@@ -1127,9 +1216,13 @@ inline bool is_header_value(std::string_view value) {
 
 /// Replaces ${NAME} with the variable's value; "$${" stands for a literal "${".
 /// On failure returns false and sets `problem` to a message that names the
-/// variable but never contains any value from the environment.
-inline bool expand_variables(std::string_view text, const EnvLookup& env, std::string& out, std::string& problem) {
+/// variable but never contains any value from the environment; `unavailable`
+/// tells a variable that is unset or not allowed by `trust` (the text is
+/// fine, the machine lacks something) from text that is wrong.
+inline bool expand_variables(std::string_view text, const EnvLookup& env, const ConfigTrust& trust, std::string& out,
+                             std::string& problem, bool& unavailable) {
     out.clear();
+    unavailable = false;
     for (std::size_t i = 0; i < text.size();) {
         if (text.compare(i, 3, "$${") == 0) {
             out += "${";
@@ -1152,9 +1245,19 @@ inline bool expand_variables(std::string_view text, const EnvLookup& env, std::s
             problem = "invalid variable reference; write ${NAME} with letters, digits and underscores (or $${ for a literal \"${\")";
             return false;
         }
-        std::optional<std::string> value = env ? env(std::string(name)) : std::nullopt;
+        std::string variable(name);
+        if (!trust.may_expand(variable)) {
+            unavailable = true;
+            problem = "${" + variable + "} is not expanded: this config was fetched from a URL, and such a config reads "
+                      "only the variables the operator allows; to allow it, set PROVISION_ALLOW_VARS=" + variable +
+                      " (names separated by commas) or pass --allow-var " + variable;
+            return false;
+        }
+        std::optional<std::string> value = env ? env(variable) : std::nullopt;
         if (!value) {
-            problem = "environment variable " + std::string(name) + " is not set; set it before running provision";
+            unavailable = true;
+            problem = "environment variable " + variable + " is not set; set it (export " + variable +
+                      "=...) before running provision";
             return false;
         }
         if (!is_header_value(*value)) {
@@ -1443,7 +1546,7 @@ inline bool earlier(const toml::source_position& a, const toml::source_position&
 /// Walks a parsed document and fills a Manifest.
 class Checker {
   public:
-    Checker(Manifest& manifest, const EnvLookup& env) : manifest_(manifest), env_(env) {}
+    Checker(Manifest& manifest, const EnvLookup& env, const ConfigTrust& trust) : manifest_(manifest), env_(env), trust_(trust) {}
 
     void check_document(const toml::table& root) {
         const toml::node* models = nullptr;
@@ -1545,10 +1648,13 @@ class Checker {
                     continue;
                 }
                 std::string expanded, problem;
-                if (!expand_variables(text->get(), env_, expanded, problem)) {
+                bool unavailable = false;
+                if (!expand_variables(text->get(), env_, trust_, expanded, problem, unavailable)) {
                     report(value->source(), path, problem);
                 } else if (expanded.empty() || has_control_char(expanded)) {
                     report(value->source(), path, "expected a folder path, e.g. \"/workspace/ComfyUI/models\"");
+                } else if (const char* why = remote_path_problem(expanded)) {
+                    report(value->source(), path, why);
                 } else {
                     settings.models_dir = expanded;
                 }
@@ -1556,6 +1662,23 @@ class Checker {
                 report(key->source(), path, "unknown setting " + quote_untrusted(key->str()) + "; [settings] takes layout and models_dir");
             }
         }
+    }
+
+    /// For a config fetched from a URL, without the operator's leave: why this
+    /// folder may not be used (absolute, or climbing out with ".."), or null.
+    const char* remote_path_problem(const std::string& folder) const {
+        if (!trust_.remote || trust_.allow_paths) return nullptr;
+        bool climbs = false;
+        std::size_t start = 0;
+        while (start <= folder.size()) {
+            std::size_t slash = folder.find('/', start);
+            if (slash == std::string::npos) slash = folder.size();
+            if (folder.compare(start, slash - start, "..") == 0) climbs = true;
+            start = slash + 1;
+        }
+        if (folder.front() != '/' && !climbs) return nullptr;
+        return "a config fetched from a URL may place files only inside the workspace (this folder is absolute or "
+               "climbs out with \"..\"); to allow it, set PROVISION_ALLOW_REMOTE_PATHS=1 or pass --allow-remote-paths";
     }
 
     /// [directories]: category = "folder" pairs that add categories or move existing ones.
@@ -1572,6 +1695,10 @@ class Checker {
             const std::string& folder = text->get();
             if (folder.empty() || has_control_char(folder) || folder.find('\\') != std::string::npos) {
                 report(value->source(), path, "expected a folder such as \"ipadapter\" or \"/data/models/ipadapter\"");
+                continue;
+            }
+            if (const char* why = remote_path_problem(folder)) {
+                report(value->source(), path, why);
                 continue;
             }
             manifest_.settings.directories.emplace_back(std::string(key->str()), folder);
@@ -2014,8 +2141,12 @@ class Checker {
                 return;
             }
             std::string expanded, problem;
-            if (!expand_variables(raw, env_, expanded, problem)) {
-                report(value.source(), path, problem);
+            bool unavailable = false;
+            if (!expand_variables(raw, env_, trust_, expanded, problem, unavailable)) {
+                // A variable this machine lacks fails only this entry, as a
+                // missing token does; text that is wrong fails the config.
+                if (!unavailable) report(value.source(), path, problem);
+                else if (entry.unresolved.empty()) entry.unresolved = path + ": " + problem;
                 return;
             }
             for (const auto& existing : entry.headers)
@@ -2058,6 +2189,7 @@ class Checker {
 
     Manifest& manifest_;
     const EnvLookup& env_;
+    const ConfigTrust& trust_;
 };
 
 }  // namespace config_parser
@@ -2073,9 +2205,11 @@ inline EnvLookup process_environment() {
 
 inline bool is_safe_filename(std::string_view name) { return detail::config_parser::filename_problem(name) == nullptr; }
 
-inline Manifest parse_config(std::string_view text, const std::string& origin, const EnvLookup& env) {
+inline Manifest parse_config(std::string_view text, const std::string& origin, const EnvLookup& env, const ConfigTrust& trust) {
     Manifest manifest;
     manifest.origin = redact_url(origin);  // a config URL may carry a token in its query
+    manifest.sha256 = detail::sha256_hex(std::string(text));
+    manifest.remote = trust.remote;
     auto syntax_error = [&](const toml::parse_error& error) {
         Diagnostic diagnostic;
         diagnostic.where.file = manifest.origin;
@@ -2110,7 +2244,7 @@ inline Manifest parse_config(std::string_view text, const std::string& origin, c
     }
     const toml::table& root = parsed.table();
 #endif
-    detail::config_parser::Checker(manifest, env).check_document(root);
+    detail::config_parser::Checker(manifest, env, trust).check_document(root);
     return manifest;
 }
 
@@ -7098,6 +7232,7 @@ namespace provision {
 
 /// Resolves one entry into a download plan (metadata requests only, no file bytes).
 inline Result<DownloadPlan> resolve_entry(const Entry& entry, ResolveContext& context) {
+    if (!entry.unresolved.empty()) return make_error(errc::auth, entry.unresolved);
     switch (entry.source) {
     case SourceKind::url: return sources::resolve_url(entry, context);
     case SourceKind::civitai: return sources::resolve_civitai(entry, context);
@@ -7237,68 +7372,7 @@ class ConnectionBudget {
 #endif
 // ---- end include/provision/detail/connection_budget.hpp ----
 // #include "detail/content_range.hpp": include/provision/detail/content_range.hpp already inlined above
-// ---- begin include/provision/detail/digest.hpp ----
-// provision: streaming SHA-256 and git blob SHA-1 over OpenSSL's EVP interface.
-#ifndef PROVISION_DETAIL_DIGEST_HPP
-#define PROVISION_DETAIL_DIGEST_HPP
-
-#include <openssl/evp.h>
-
-#include <cstdint>
-#include <memory>
-#include <stdexcept>
-#include <string>
-
-namespace provision {
-namespace detail {
-
-/// Incremental hash; `Sha256()` for file digests, `git_blob_sha1(size)` for the
-/// SHA-1 git stores for small (non-LFS) files: sha1("blob <size>\0" + content).
-class Hasher {
-  public:
-    static Hasher sha256() { return Hasher(EVP_sha256()); }
-    static Hasher git_blob_sha1(std::uint64_t size) {
-        Hasher hasher(EVP_sha1());
-        std::string prefix = "blob " + std::to_string(size);
-        hasher.update(prefix.data(), prefix.size() + 1);  // includes the terminating NUL
-        return hasher;
-    }
-
-    void update(const void* data, std::size_t size) { EVP_DigestUpdate(context_.get(), data, size); }
-
-    /// Lower-case hex digest; the hasher cannot be updated afterwards.
-    std::string hex_digest() {
-        unsigned char digest[EVP_MAX_MD_SIZE];
-        unsigned int length = 0;
-        EVP_DigestFinal_ex(context_.get(), digest, &length);
-        static const char* hex = "0123456789abcdef";
-        std::string out;
-        for (unsigned int i = 0; i < length; ++i) {
-            out += hex[digest[i] >> 4];
-            out += hex[digest[i] & 15];
-        }
-        return out;
-    }
-
-  private:
-    explicit Hasher(const EVP_MD* algorithm) : context_(EVP_MD_CTX_new(), &EVP_MD_CTX_free) {
-        if (!context_ || EVP_DigestInit_ex(context_.get(), algorithm, nullptr) != 1)
-            throw std::runtime_error("OpenSSL could not initialise a digest");
-    }
-    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context_;
-};
-
-inline std::string sha256_hex(const std::string& data) {
-    auto hasher = Hasher::sha256();
-    hasher.update(data.data(), data.size());
-    return hasher.hex_digest();
-}
-
-}  // namespace detail
-}  // namespace provision
-
-#endif
-// ---- end include/provision/detail/digest.hpp ----
+// #include "detail/digest.hpp": include/provision/detail/digest.hpp already inlined above
 // ---- begin include/provision/detail/disk_space.hpp ----
 // provision: free space per filesystem, and what a run still has to write.
 //
@@ -11186,6 +11260,12 @@ struct ProvisionOptions {
     EventHandler on_event;
     const std::atomic<bool>* cancel = nullptr;
     EnvLookup env = process_environment();
+    /// What a config fetched from a URL may do beyond the defaults (see
+    /// ConfigTrust): PROVISION_ALLOW_VARS, PROVISION_ALLOW_REMOTE_PATHS.
+    ConfigTrust remote_config;
+    /// Accept a config over plain http from a host that is not loopback
+    /// (PROVISION_ALLOW_HTTP_CONFIG=1): anyone on the path could rewrite it.
+    bool allow_http_config = false;
     /// The download engine's settings: connections per file (--connections),
     /// --verify, segment sizes, timeouts, retries. cancel, on_event, the
     /// connection budget and the install record are filled in by the system.
@@ -11208,6 +11288,18 @@ struct ProvisionOptions {
         auto proxy = ProxySettings::from_environment(env);
         if (!proxy) throw error(proxy.error().code, proxy.error().message);
         options.http.proxy = proxy.value();
+        if (auto names = env("PROVISION_ALLOW_VARS")) {
+            std::size_t start = 0;
+            while (start <= names->size()) {
+                std::size_t comma = names->find(',', start);
+                if (comma == std::string::npos) comma = names->size();
+                std::string name(detail::trim(names->substr(start, comma - start)));
+                if (!name.empty()) options.remote_config.allowed_variables.push_back(name);
+                start = comma + 1;
+            }
+        }
+        options.remote_config.allow_paths = env("PROVISION_ALLOW_REMOTE_PATHS").value_or("") == "1";
+        options.allow_http_config = env("PROVISION_ALLOW_HTTP_CONFIG").value_or("") == "1";
         return options;
     }
 };
@@ -11247,6 +11339,7 @@ inline const char* to_string(EntryOutcome::Status status) noexcept {
 /// The result of a run.
 struct Report {
     std::string origin;                    ///< the config it came from
+    std::string config_sha256;             ///< of the config's text, when it was read
     std::optional<Error> fatal;            ///< the config could not be read or parsed
     std::vector<Diagnostic> config_errors; ///< every problem found in the config
     std::vector<EntryOutcome> entries;     ///< in config order
@@ -11298,7 +11391,7 @@ class ProvisioningSystem {
                    : provision_from_file(path_or_url);
     }
     /// Provisions config text already in memory; `origin` names it in messages.
-    Report provision_from_text(const std::string& text, const std::string& origin);
+    Report provision_from_text(const std::string& text, const std::string& origin, const ConfigTrust& trust = {});
 
     std::future<Report> provision_from_file_async(std::filesystem::path path) {
         return std::async(std::launch::async, [this, path] { return provision_from_file(path); });
@@ -11398,6 +11491,16 @@ inline Report ProvisioningSystem::provision_from_file(const std::filesystem::pat
 
 inline Report ProvisioningSystem::provision_from_url(const std::string& url) {
     log_.open(options_.log_file);
+    auto parsed = parse_url(url);
+    if (parsed && parsed->scheme == "http" && !detail::is_loopback_host(parsed->host) && !options_.allow_http_config) {
+        Report report;
+        report.origin = redact_url(url);
+        report.fatal = make_error(errc::unsafe, "refusing the config at " + report.origin +
+                                                    ": over plain http anyone on the network path can rewrite it; serve it "
+                                                    "over https, or set PROVISION_ALLOW_HTTP_CONFIG=1 to accept it");
+        log_.write("error: " + report.fatal->message);
+        return report;
+    }
     auto text = fetch_config(url);
     if (!text) {
         Report report;
@@ -11407,7 +11510,9 @@ inline Report ProvisioningSystem::provision_from_url(const std::string& url) {
         log_.write("error: " + report.fatal->message);
         return report;
     }
-    return provision_from_text(text.value(), redact_url(url));
+    ConfigTrust trust = options_.remote_config;
+    trust.remote = true;
+    return provision_from_text(text.value(), redact_url(url), trust);
 }
 
 inline Result<Layout> ProvisioningSystem::layout_for(const ManifestSettings& settings) const {
@@ -11426,12 +11531,16 @@ inline Result<Layout> ProvisioningSystem::layout_for(const ManifestSettings& set
     return layout;
 }
 
-inline Report ProvisioningSystem::provision_from_text(const std::string& text, const std::string& origin) {
+inline Report ProvisioningSystem::provision_from_text(const std::string& text, const std::string& origin,
+                                                      const ConfigTrust& trust) {
     if (!log_.is_open()) log_.open(options_.log_file);
     log_.write("---- provision " PROVISION_VERSION_STRING " run: " + origin + (options_.dry_run ? " (dry run)" : ""));
     Report report;
     report.origin = origin;
-    Manifest manifest = parse_config(text, origin, options_.env);
+    Manifest manifest = parse_config(text, origin, options_.env, trust);
+    report.config_sha256 = manifest.sha256;
+    log_.write("config: " + origin + (trust.remote ? " (fetched from a URL)" : " (a local file)") + ", sha256 " +
+               manifest.sha256);
     for (const auto& entry : manifest.entries) {
         for (const auto& header : entry.headers) redactor_.add(header.second);
         redactor_.add_url_credentials(entry.url);

@@ -18,6 +18,7 @@
 #include "../config.hpp"
 #include "../url.hpp"
 #include "civitai_link.hpp"
+#include "digest.hpp"
 
 #include <toml++/toml.h>
 
@@ -190,9 +191,13 @@ inline bool is_header_value(std::string_view value) {
 
 /// Replaces ${NAME} with the variable's value; "$${" stands for a literal "${".
 /// On failure returns false and sets `problem` to a message that names the
-/// variable but never contains any value from the environment.
-inline bool expand_variables(std::string_view text, const EnvLookup& env, std::string& out, std::string& problem) {
+/// variable but never contains any value from the environment; `unavailable`
+/// tells a variable that is unset or not allowed by `trust` (the text is
+/// fine, the machine lacks something) from text that is wrong.
+inline bool expand_variables(std::string_view text, const EnvLookup& env, const ConfigTrust& trust, std::string& out,
+                             std::string& problem, bool& unavailable) {
     out.clear();
+    unavailable = false;
     for (std::size_t i = 0; i < text.size();) {
         if (text.compare(i, 3, "$${") == 0) {
             out += "${";
@@ -215,9 +220,19 @@ inline bool expand_variables(std::string_view text, const EnvLookup& env, std::s
             problem = "invalid variable reference; write ${NAME} with letters, digits and underscores (or $${ for a literal \"${\")";
             return false;
         }
-        std::optional<std::string> value = env ? env(std::string(name)) : std::nullopt;
+        std::string variable(name);
+        if (!trust.may_expand(variable)) {
+            unavailable = true;
+            problem = "${" + variable + "} is not expanded: this config was fetched from a URL, and such a config reads "
+                      "only the variables the operator allows; to allow it, set PROVISION_ALLOW_VARS=" + variable +
+                      " (names separated by commas) or pass --allow-var " + variable;
+            return false;
+        }
+        std::optional<std::string> value = env ? env(variable) : std::nullopt;
         if (!value) {
-            problem = "environment variable " + std::string(name) + " is not set; set it before running provision";
+            unavailable = true;
+            problem = "environment variable " + variable + " is not set; set it (export " + variable +
+                      "=...) before running provision";
             return false;
         }
         if (!is_header_value(*value)) {
@@ -506,7 +521,7 @@ inline bool earlier(const toml::source_position& a, const toml::source_position&
 /// Walks a parsed document and fills a Manifest.
 class Checker {
   public:
-    Checker(Manifest& manifest, const EnvLookup& env) : manifest_(manifest), env_(env) {}
+    Checker(Manifest& manifest, const EnvLookup& env, const ConfigTrust& trust) : manifest_(manifest), env_(env), trust_(trust) {}
 
     void check_document(const toml::table& root) {
         const toml::node* models = nullptr;
@@ -608,10 +623,13 @@ class Checker {
                     continue;
                 }
                 std::string expanded, problem;
-                if (!expand_variables(text->get(), env_, expanded, problem)) {
+                bool unavailable = false;
+                if (!expand_variables(text->get(), env_, trust_, expanded, problem, unavailable)) {
                     report(value->source(), path, problem);
                 } else if (expanded.empty() || has_control_char(expanded)) {
                     report(value->source(), path, "expected a folder path, e.g. \"/workspace/ComfyUI/models\"");
+                } else if (const char* why = remote_path_problem(expanded)) {
+                    report(value->source(), path, why);
                 } else {
                     settings.models_dir = expanded;
                 }
@@ -619,6 +637,23 @@ class Checker {
                 report(key->source(), path, "unknown setting " + quote_untrusted(key->str()) + "; [settings] takes layout and models_dir");
             }
         }
+    }
+
+    /// For a config fetched from a URL, without the operator's leave: why this
+    /// folder may not be used (absolute, or climbing out with ".."), or null.
+    const char* remote_path_problem(const std::string& folder) const {
+        if (!trust_.remote || trust_.allow_paths) return nullptr;
+        bool climbs = false;
+        std::size_t start = 0;
+        while (start <= folder.size()) {
+            std::size_t slash = folder.find('/', start);
+            if (slash == std::string::npos) slash = folder.size();
+            if (folder.compare(start, slash - start, "..") == 0) climbs = true;
+            start = slash + 1;
+        }
+        if (folder.front() != '/' && !climbs) return nullptr;
+        return "a config fetched from a URL may place files only inside the workspace (this folder is absolute or "
+               "climbs out with \"..\"); to allow it, set PROVISION_ALLOW_REMOTE_PATHS=1 or pass --allow-remote-paths";
     }
 
     /// [directories]: category = "folder" pairs that add categories or move existing ones.
@@ -635,6 +670,10 @@ class Checker {
             const std::string& folder = text->get();
             if (folder.empty() || has_control_char(folder) || folder.find('\\') != std::string::npos) {
                 report(value->source(), path, "expected a folder such as \"ipadapter\" or \"/data/models/ipadapter\"");
+                continue;
+            }
+            if (const char* why = remote_path_problem(folder)) {
+                report(value->source(), path, why);
                 continue;
             }
             manifest_.settings.directories.emplace_back(std::string(key->str()), folder);
@@ -1077,8 +1116,12 @@ class Checker {
                 return;
             }
             std::string expanded, problem;
-            if (!expand_variables(raw, env_, expanded, problem)) {
-                report(value.source(), path, problem);
+            bool unavailable = false;
+            if (!expand_variables(raw, env_, trust_, expanded, problem, unavailable)) {
+                // A variable this machine lacks fails only this entry, as a
+                // missing token does; text that is wrong fails the config.
+                if (!unavailable) report(value.source(), path, problem);
+                else if (entry.unresolved.empty()) entry.unresolved = path + ": " + problem;
                 return;
             }
             for (const auto& existing : entry.headers)
@@ -1121,6 +1164,7 @@ class Checker {
 
     Manifest& manifest_;
     const EnvLookup& env_;
+    const ConfigTrust& trust_;
 };
 
 }  // namespace config_parser
@@ -1136,9 +1180,11 @@ inline EnvLookup process_environment() {
 
 inline bool is_safe_filename(std::string_view name) { return detail::config_parser::filename_problem(name) == nullptr; }
 
-inline Manifest parse_config(std::string_view text, const std::string& origin, const EnvLookup& env) {
+inline Manifest parse_config(std::string_view text, const std::string& origin, const EnvLookup& env, const ConfigTrust& trust) {
     Manifest manifest;
     manifest.origin = redact_url(origin);  // a config URL may carry a token in its query
+    manifest.sha256 = detail::sha256_hex(std::string(text));
+    manifest.remote = trust.remote;
     auto syntax_error = [&](const toml::parse_error& error) {
         Diagnostic diagnostic;
         diagnostic.where.file = manifest.origin;
@@ -1173,7 +1219,7 @@ inline Manifest parse_config(std::string_view text, const std::string& origin, c
     }
     const toml::table& root = parsed.table();
 #endif
-    detail::config_parser::Checker(manifest, env).check_document(root);
+    detail::config_parser::Checker(manifest, env, trust).check_document(root);
     return manifest;
 }
 
