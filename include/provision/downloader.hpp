@@ -430,7 +430,8 @@ inline Result<void> Transfer::prepare() {
         bool usable = same && (!plan_.size || *plan_.size == state->size) &&
                       ::stat(part_.c_str(), &info) == 0 && static_cast<std::uint64_t>(info.st_size) >= state->done.last_end();
         if (usable) {
-            fd_ = ::open(part_.c_str(), O_RDWR | O_CLOEXEC);
+            auto reopened = open_for_writing(part_, O_RDWR);  // a link planted in its place is not resumed into
+            fd_ = reopened ? reopened.value() : -1;
             if (fd_ >= 0) {
                 resume_ = *state;
                 resumed_ = !resume_.done.empty();
@@ -703,12 +704,14 @@ inline bool Transfer::establish(const HttpResponse& response, std::uint64_t requ
         remove_resume_state(state_path_);
         std::error_code ignored;
         std::filesystem::create_directories(target_->parent_path(), ignored);
-        fd_ = ::open(part_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd_ < 0) {
+        auto created = create_fresh(part_, O_RDWR);  // never truncates what a planted link points to
+        if (!created) {
             attempt.kind = Attempt::Kind::fatal;
-            attempt.error = errno_error(who_ + ": cannot create " + part_.string(), errno);
+            attempt.error = created.error();
+            attempt.error.message = who_ + ": cannot create the partial file: " + attempt.error.message;
             return false;
         }
+        fd_ = created.value();
     }
     if (total && *total > 0) {
         // Reserve the whole file now: a full disk fails here, not after 20 GB.

@@ -403,10 +403,15 @@ inline Result<void> write_lockfile(const std::filesystem::path& path, const Lock
     std::filesystem::path temporary = path;
     temporary += ".tmp";
     {
-        std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-        out << lockfile_text(lock);
-        out.flush();
-        if (!out) return make_error(errc::io, "cannot write the lock file " + temporary.string());
+        auto created = detail::create_fresh(temporary);
+        if (!created) return created.error();
+        std::string text = lockfile_text(lock);
+        auto written = detail::write_all_at(created.value(), text.data(), text.size(), 0, temporary.string());
+        ::close(created.value());
+        if (!written) {
+            ::unlink(temporary.c_str());
+            return written.error();
+        }
     }
     std::error_code failed;
     std::filesystem::rename(temporary, path, failed);

@@ -7443,6 +7443,38 @@ inline Error errno_error(const std::string& what, int code) {
     return make_error(kind, message);
 }
 
+/// The one way provision opens a file it writes. The name itself is never
+/// followed as a symbolic link (O_NOFOLLOW: a link someone planted in the
+/// workspace fails instead of redirecting the write, or the truncation, to
+/// the file it points to), and what is opened must be a regular file (not a
+/// FIFO or a device; O_NONBLOCK keeps a FIFO from blocking the open). The
+/// folders above are the operator's: a workspace mounted through a link is fine.
+inline Result<int> open_for_writing(const std::filesystem::path& path, int flags, mode_t mode = 0644) {
+    int fd = ::open(path.c_str(), flags | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, mode);
+    if (fd < 0) {
+        int code = errno;
+        if (code == ELOOP)
+            return make_error(errc::unsafe, "refusing to write " + path.string() +
+                                                ": it is a symbolic link (provision never writes through one; remove it)");
+        return errno_error("cannot open " + path.string(), code);
+    }
+    struct stat info {};
+    if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+        ::close(fd);
+        return make_error(errc::unsafe, "refusing to write " + path.string() + ": it is not a regular file");
+    }
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    return fd;
+}
+
+/// A temporary file made new: whatever sits at its name (a stale one, a
+/// planted link) is removed, then it is created with O_EXCL, so its bytes go
+/// to a file of ours and nowhere else. `access` is O_WRONLY or O_RDWR.
+inline Result<int> create_fresh(const std::filesystem::path& path, int access = O_WRONLY, mode_t mode = 0644) {
+    ::unlink(path.c_str());
+    return open_for_writing(path, access | O_CREAT | O_EXCL, mode);
+}
+
 /// Asks the kernel to start writing the file's dirty pages to disk, without
 /// waiting for it (Linux; elsewhere a no-op, and the later fsync does it all).
 inline void start_writeback(int fd) {
@@ -7681,8 +7713,9 @@ class FileLock {
     static Result<FileLock> try_acquire(const std::filesystem::path& path, long& holder) {
         holder = 0;
         for (int round = 0; round < 16; ++round) {
-            int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-            if (fd < 0) return errno_error("cannot create the lock file " + path.string(), errno);
+            auto created = open_for_writing(path, O_RDWR | O_CREAT);
+            if (!created) return created.error();
+            int fd = created.value();
             if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
                 int code = errno;
                 if (code == EWOULDBLOCK || code == EINTR) {
@@ -7784,11 +7817,14 @@ inline std::filesystem::path lock_path_for(const std::filesystem::path& target) 
 #ifndef PROVISION_DETAIL_LOG_FILE_HPP
 #define PROVISION_DETAIL_LOG_FILE_HPP
 
+// #include "files.hpp": include/provision/detail/files.hpp already inlined above
+
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdint>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <string>
 
@@ -7817,6 +7853,9 @@ class LogFile {
   public:
     LogFile() = default;
     explicit LogFile(const std::filesystem::path& path, LogRotation rotation = {}) : rotation_(rotation) { open(path); }
+    ~LogFile() { close_locked(); }
+    LogFile(const LogFile&) = delete;
+    LogFile& operator=(const LogFile&) = delete;
 
     void set_rotation(LogRotation rotation) {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -7828,31 +7867,52 @@ class LogFile {
         std::filesystem::create_directories(path.parent_path(), ignored);
         std::lock_guard<std::mutex> lock(mutex_);
         path_ = path;
-        if (stream_.is_open()) stream_.close();
+        close_locked();
         auto size = std::filesystem::file_size(path_, ignored);
         size_ = ignored ? 0 : size;
         if (size_ > rotation_.max_bytes) rotate();  // checked first, so a new run starts a fresh file when due
-        stream_.open(path_, std::ios::app);
-        return stream_.is_open();
+        open_locked();
+        return fd_ >= 0;
     }
-    bool is_open() const { return stream_.is_open(); }
+    bool is_open() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return fd_ >= 0;
+    }
 
     void write(const std::string& line) {
         std::lock_guard<std::mutex> lock(mutex_);
-        if (!stream_.is_open()) return;
+        if (fd_ < 0) return;
         std::string text = utc_timestamp() + ' ' + line + '\n';
         // A single run can log a lot too (a long retry storm): the cap holds within a run.
         if (size_ > 0 && size_ + text.size() > rotation_.max_bytes) {
-            stream_.close();
+            close_locked();
             rotate();
-            stream_.open(path_, std::ios::app);
+            open_locked();
+            if (fd_ < 0) return;
         }
-        stream_ << text;
-        stream_.flush();
+        // One write(2) per line, appended (O_APPEND): another provision on
+        // the same workspace interleaves whole lines, never parts of them.
+        std::size_t done = 0;
+        while (done < text.size()) {
+            ssize_t wrote = ::write(fd_, text.data() + done, text.size() - done);
+            if (wrote < 0 && errno == EINTR) continue;
+            if (wrote <= 0) break;  // a full disk loses log lines, never models
+            done += static_cast<std::size_t>(wrote);
+        }
         size_ += text.size();
     }
 
   private:
+    /// The log is opened like every file provision writes: never through a link.
+    void open_locked() {
+        auto opened = open_for_writing(path_, O_WRONLY | O_CREAT | O_APPEND);
+        fd_ = opened ? opened.value() : -1;
+    }
+    void close_locked() {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = -1;
+    }
+
     /// provision.log -> .1 -> .2 ... ; the one past `keep` is removed. Caller holds mutex_.
     void rotate() {
         std::error_code ignored;
@@ -7871,8 +7931,8 @@ class LogFile {
         size_ = 0;
     }
 
-    std::mutex mutex_;
-    std::ofstream stream_;
+    mutable std::mutex mutex_;
+    int fd_ = -1;
     std::filesystem::path path_;
     std::uint64_t size_ = 0;
     LogRotation rotation_;
@@ -8285,8 +8345,9 @@ inline Result<void> write_file_atomically(const std::filesystem::path& path, con
                                           bool sync_folder_after = true, bool sync_data = true) {
     auto temporary = path;
     temporary += ".tmp";
-    int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return errno_error("cannot write " + temporary.string(), errno);
+    auto created = create_fresh(temporary);
+    if (!created) return created.error();
+    int fd = created.value();
     auto written = write_all_at(fd, text.data(), text.size(), 0, temporary.string());
     if (written && sync_data && ::fsync(fd) != 0) written = errno_error("cannot flush " + temporary.string(), errno);
     ::close(fd);
@@ -8454,8 +8515,9 @@ class InstallRegistry {
         if (fs_error) return make_error(errc::io, "cannot create " + file_.parent_path().string() + ": " + fs_error.message());
         auto lock_file = file_;
         lock_file += ".lock";
-        int lock_fd = ::open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (lock_fd < 0) return errno_error("cannot open " + lock_file.string(), errno);
+        auto opened = open_for_writing(lock_file, O_RDWR | O_CREAT);
+        if (!opened) return opened.error();
+        int lock_fd = opened.value();
         while (::flock(lock_fd, LOCK_EX) != 0 && errno == EINTR) {
         }
         reload_if_changed();
@@ -9264,7 +9326,8 @@ inline Result<void> Transfer::prepare() {
         bool usable = same && (!plan_.size || *plan_.size == state->size) &&
                       ::stat(part_.c_str(), &info) == 0 && static_cast<std::uint64_t>(info.st_size) >= state->done.last_end();
         if (usable) {
-            fd_ = ::open(part_.c_str(), O_RDWR | O_CLOEXEC);
+            auto reopened = open_for_writing(part_, O_RDWR);  // a link planted in its place is not resumed into
+            fd_ = reopened ? reopened.value() : -1;
             if (fd_ >= 0) {
                 resume_ = *state;
                 resumed_ = !resume_.done.empty();
@@ -9537,12 +9600,14 @@ inline bool Transfer::establish(const HttpResponse& response, std::uint64_t requ
         remove_resume_state(state_path_);
         std::error_code ignored;
         std::filesystem::create_directories(target_->parent_path(), ignored);
-        fd_ = ::open(part_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd_ < 0) {
+        auto created = create_fresh(part_, O_RDWR);  // never truncates what a planted link points to
+        if (!created) {
             attempt.kind = Attempt::Kind::fatal;
-            attempt.error = errno_error(who_ + ": cannot create " + part_.string(), errno);
+            attempt.error = created.error();
+            attempt.error.message = who_ + ": cannot create the partial file: " + attempt.error.message;
             return false;
         }
+        fd_ = created.value();
     }
     if (total && *total > 0) {
         // Reserve the whole file now: a full disk fails here, not after 20 GB.
@@ -10807,10 +10872,15 @@ inline Result<void> write_lockfile(const std::filesystem::path& path, const Lock
     std::filesystem::path temporary = path;
     temporary += ".tmp";
     {
-        std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-        out << lockfile_text(lock);
-        out.flush();
-        if (!out) return make_error(errc::io, "cannot write the lock file " + temporary.string());
+        auto created = detail::create_fresh(temporary);
+        if (!created) return created.error();
+        std::string text = lockfile_text(lock);
+        auto written = detail::write_all_at(created.value(), text.data(), text.size(), 0, temporary.string());
+        ::close(created.value());
+        if (!written) {
+            ::unlink(temporary.c_str());
+            return written.error();
+        }
     }
     std::error_code failed;
     std::filesystem::rename(temporary, path, failed);

@@ -63,8 +63,9 @@ class FileLock {
     static Result<FileLock> try_acquire(const std::filesystem::path& path, long& holder) {
         holder = 0;
         for (int round = 0; round < 16; ++round) {
-            int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-            if (fd < 0) return errno_error("cannot create the lock file " + path.string(), errno);
+            auto created = open_for_writing(path, O_RDWR | O_CREAT);
+            if (!created) return created.error();
+            int fd = created.value();
             if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
                 int code = errno;
                 if (code == EWOULDBLOCK || code == EINTR) {

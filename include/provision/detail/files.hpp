@@ -57,6 +57,38 @@ inline Error errno_error(const std::string& what, int code) {
     return make_error(kind, message);
 }
 
+/// The one way provision opens a file it writes. The name itself is never
+/// followed as a symbolic link (O_NOFOLLOW: a link someone planted in the
+/// workspace fails instead of redirecting the write, or the truncation, to
+/// the file it points to), and what is opened must be a regular file (not a
+/// FIFO or a device; O_NONBLOCK keeps a FIFO from blocking the open). The
+/// folders above are the operator's: a workspace mounted through a link is fine.
+inline Result<int> open_for_writing(const std::filesystem::path& path, int flags, mode_t mode = 0644) {
+    int fd = ::open(path.c_str(), flags | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, mode);
+    if (fd < 0) {
+        int code = errno;
+        if (code == ELOOP)
+            return make_error(errc::unsafe, "refusing to write " + path.string() +
+                                                ": it is a symbolic link (provision never writes through one; remove it)");
+        return errno_error("cannot open " + path.string(), code);
+    }
+    struct stat info {};
+    if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+        ::close(fd);
+        return make_error(errc::unsafe, "refusing to write " + path.string() + ": it is not a regular file");
+    }
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    return fd;
+}
+
+/// A temporary file made new: whatever sits at its name (a stale one, a
+/// planted link) is removed, then it is created with O_EXCL, so its bytes go
+/// to a file of ours and nowhere else. `access` is O_WRONLY or O_RDWR.
+inline Result<int> create_fresh(const std::filesystem::path& path, int access = O_WRONLY, mode_t mode = 0644) {
+    ::unlink(path.c_str());
+    return open_for_writing(path, access | O_CREAT | O_EXCL, mode);
+}
+
 /// Asks the kernel to start writing the file's dirty pages to disk, without
 /// waiting for it (Linux; elsewhere a no-op, and the later fsync does it all).
 inline void start_writeback(int fd) {

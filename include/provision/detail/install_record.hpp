@@ -151,8 +151,9 @@ class InstallRegistry {
         if (fs_error) return make_error(errc::io, "cannot create " + file_.parent_path().string() + ": " + fs_error.message());
         auto lock_file = file_;
         lock_file += ".lock";
-        int lock_fd = ::open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (lock_fd < 0) return errno_error("cannot open " + lock_file.string(), errno);
+        auto opened = open_for_writing(lock_file, O_RDWR | O_CREAT);
+        if (!opened) return opened.error();
+        int lock_fd = opened.value();
         while (::flock(lock_fd, LOCK_EX) != 0 && errno == EINTR) {
         }
         reload_if_changed();

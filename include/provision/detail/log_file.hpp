@@ -8,11 +8,14 @@
 #ifndef PROVISION_DETAIL_LOG_FILE_HPP
 #define PROVISION_DETAIL_LOG_FILE_HPP
 
+#include "files.hpp"
+
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdint>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <string>
 
@@ -41,6 +44,9 @@ class LogFile {
   public:
     LogFile() = default;
     explicit LogFile(const std::filesystem::path& path, LogRotation rotation = {}) : rotation_(rotation) { open(path); }
+    ~LogFile() { close_locked(); }
+    LogFile(const LogFile&) = delete;
+    LogFile& operator=(const LogFile&) = delete;
 
     void set_rotation(LogRotation rotation) {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -52,31 +58,52 @@ class LogFile {
         std::filesystem::create_directories(path.parent_path(), ignored);
         std::lock_guard<std::mutex> lock(mutex_);
         path_ = path;
-        if (stream_.is_open()) stream_.close();
+        close_locked();
         auto size = std::filesystem::file_size(path_, ignored);
         size_ = ignored ? 0 : size;
         if (size_ > rotation_.max_bytes) rotate();  // checked first, so a new run starts a fresh file when due
-        stream_.open(path_, std::ios::app);
-        return stream_.is_open();
+        open_locked();
+        return fd_ >= 0;
     }
-    bool is_open() const { return stream_.is_open(); }
+    bool is_open() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return fd_ >= 0;
+    }
 
     void write(const std::string& line) {
         std::lock_guard<std::mutex> lock(mutex_);
-        if (!stream_.is_open()) return;
+        if (fd_ < 0) return;
         std::string text = utc_timestamp() + ' ' + line + '\n';
         // A single run can log a lot too (a long retry storm): the cap holds within a run.
         if (size_ > 0 && size_ + text.size() > rotation_.max_bytes) {
-            stream_.close();
+            close_locked();
             rotate();
-            stream_.open(path_, std::ios::app);
+            open_locked();
+            if (fd_ < 0) return;
         }
-        stream_ << text;
-        stream_.flush();
+        // One write(2) per line, appended (O_APPEND): another provision on
+        // the same workspace interleaves whole lines, never parts of them.
+        std::size_t done = 0;
+        while (done < text.size()) {
+            ssize_t wrote = ::write(fd_, text.data() + done, text.size() - done);
+            if (wrote < 0 && errno == EINTR) continue;
+            if (wrote <= 0) break;  // a full disk loses log lines, never models
+            done += static_cast<std::size_t>(wrote);
+        }
         size_ += text.size();
     }
 
   private:
+    /// The log is opened like every file provision writes: never through a link.
+    void open_locked() {
+        auto opened = open_for_writing(path_, O_WRONLY | O_CREAT | O_APPEND);
+        fd_ = opened ? opened.value() : -1;
+    }
+    void close_locked() {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = -1;
+    }
+
     /// provision.log -> .1 -> .2 ... ; the one past `keep` is removed. Caller holds mutex_.
     void rotate() {
         std::error_code ignored;
@@ -95,8 +122,8 @@ class LogFile {
         size_ = 0;
     }
 
-    std::mutex mutex_;
-    std::ofstream stream_;
+    mutable std::mutex mutex_;
+    int fd_ = -1;
     std::filesystem::path path_;
     std::uint64_t size_ = 0;
     LogRotation rotation_;

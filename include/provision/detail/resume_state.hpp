@@ -104,8 +104,9 @@ inline Result<void> write_file_atomically(const std::filesystem::path& path, con
                                           bool sync_folder_after = true, bool sync_data = true) {
     auto temporary = path;
     temporary += ".tmp";
-    int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return errno_error("cannot write " + temporary.string(), errno);
+    auto created = create_fresh(temporary);
+    if (!created) return created.error();
+    int fd = created.value();
     auto written = write_all_at(fd, text.data(), text.size(), 0, temporary.string());
     if (written && sync_data && ::fsync(fd) != 0) written = errno_error("cannot flush " + temporary.string(), errno);
     ::close(fd);
