@@ -1482,9 +1482,14 @@ inline Result<InstalledFile> Downloader::run(const DownloadPlan& plan, const Pla
     auto is_cancelled = [this] { return cancelled(); };
     auto on_wait = [&](const std::filesystem::path& target) {
         return [this, &who, target](long pid) {
+            // The holder may be this very process: another entry of this run
+            // whose server chose the same name (planned names are checked
+            // before any download; a name chosen by the server is learnt late).
+            bool this_run = pid == static_cast<long>(::getpid());
+            std::string holder = this_run ? "another entry of this run"
+                                          : "another provision process" + (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string());
             emit(Event{EventKind::message, who, target.string(), 0, std::nullopt,
-                       who + ": " + target.filename().string() + " is being downloaded by another provision process" +
-                           (pid > 0 ? " (pid " + std::to_string(pid) + ")" : "") + "; waiting for it to finish"});
+                       who + ": " + target.filename().string() + " is being downloaded by " + holder + "; waiting for it to finish"});
         };
     };
     detail::FileLock lock;

@@ -10378,9 +10378,14 @@ inline Result<InstalledFile> Downloader::run(const DownloadPlan& plan, const Pla
     auto is_cancelled = [this] { return cancelled(); };
     auto on_wait = [&](const std::filesystem::path& target) {
         return [this, &who, target](long pid) {
+            // The holder may be this very process: another entry of this run
+            // whose server chose the same name (planned names are checked
+            // before any download; a name chosen by the server is learnt late).
+            bool this_run = pid == static_cast<long>(::getpid());
+            std::string holder = this_run ? "another entry of this run"
+                                          : "another provision process" + (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string());
             emit(Event{EventKind::message, who, target.string(), 0, std::nullopt,
-                       who + ": " + target.filename().string() + " is being downloaded by another provision process" +
-                           (pid > 0 ? " (pid " + std::to_string(pid) + ")" : "") + "; waiting for it to finish"});
+                       who + ": " + target.filename().string() + " is being downloaded by " + holder + "; waiting for it to finish"});
         };
     };
     detail::FileLock lock;
@@ -11308,6 +11313,7 @@ class ThreadPool {
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -11491,6 +11497,9 @@ class ProvisioningSystem {
     EntryOutcome finish_entry(EntryOutcome outcome, EntryOutcome::Status status, std::chrono::steady_clock::time_point started);
     EntryOutcome prepare_entry(const Entry& entry, const std::filesystem::path& folder, PendingEntry& pending);
     EntryOutcome download_entry(EntryOutcome outcome, PendingEntry& pending);
+    /// One file, one entry: entries whose files would land on one path are all
+    /// failed before any download, each with one message naming the others.
+    void refuse_shared_targets(Report& report, const Manifest& manifest, std::vector<PendingEntry>& pending);
     /// What escaped a task of the pool, as that entry's failure (the others go on).
     EntryOutcome escaped(EntryOutcome outcome, const Entry& entry, PendingEntry& pending, const std::string& what);
     DownloadOptions download_options();
@@ -11705,6 +11714,7 @@ inline Report ProvisioningSystem::provision_from_text(const std::string& text, c
         }
         pool.wait();
     }
+    refuse_shared_targets(report, manifest, pending);
     std::vector<detail::SpaceNeed> needs;
     for (std::size_t i = 0; i < manifest.entries.size(); ++i)
         if (pending[i].plan && pending[i].check.bytes_needed)
@@ -11806,6 +11816,38 @@ inline EntryOutcome ProvisioningSystem::finish_entry(EntryOutcome outcome, Entry
     else
         emit(Event{EventKind::done, outcome.key_path, outcome.path.string(), outcome.bytes, outcome.bytes, to_string(status)});
     return outcome;
+}
+
+inline void ProvisioningSystem::refuse_shared_targets(Report& report, const Manifest& manifest,
+                                                     std::vector<PendingEntry>& pending) {
+    std::map<std::filesystem::path, std::vector<std::size_t>> claims;
+    for (std::size_t i = 0; i < report.entries.size(); ++i) {
+        const auto& outcome = report.entries[i];
+        bool placed = outcome.status != EntryOutcome::Status::failed || pending[i].plan;
+        std::filesystem::path where = outcome.path;
+        // A plain URL without filename is named by its server; the engine
+        // takes the URL's own name until the answer says otherwise, and so
+        // does this check (a server that renames it meets the file lock).
+        if (where.empty() && pending[i].plan && detail::starts_with(pending[i].plan->identity, "url:")) {
+            std::string guess = detail::sanitize_file_name(pending[i].plan->url.last_segment());
+            if (!guess.empty()) where = pending[i].plan->folder / guess;
+        }
+        if (placed && !where.empty()) claims[where.lexically_normal()].push_back(i);
+    }
+    for (const auto& [path, claimants] : claims) {
+        if (claimants.size() < 2) continue;
+        std::string names;
+        for (std::size_t k = 0; k < claimants.size(); ++k)
+            names += (k == 0 ? "" : k + 1 == claimants.size() ? " and " : ", ") + manifest.entries[claimants[k]].key_path;
+        std::string message = names + " would all be saved as " + path.string() +
+                              "; nothing was downloaded for them: give each its own filename = \"...\" (or remove the duplicate)";
+        for (std::size_t index : claimants) {
+            EntryOutcome outcome = report.entries[index];
+            outcome.error = make_error(errc::config, manifest.entries[index].key_path + ": " + message);
+            pending[index].plan.reset();
+            report.entries[index] = finish_entry(outcome, EntryOutcome::Status::failed, pending[index].started);
+        }
+    }
 }
 
 inline EntryOutcome ProvisioningSystem::escaped(EntryOutcome outcome, const Entry& entry, PendingEntry& pending,
