@@ -5435,6 +5435,93 @@ inline Error explain_drive_download_failure(const std::string& subject, const st
 // #include "civitai_link.hpp": include/provision/detail/civitai_link.hpp already inlined above
 // #include "probe.hpp": include/provision/detail/probe.hpp already inlined above
 
+// ---- begin include/provision/detail/bounded_json.hpp ----
+// provision: the one way an API answer (a Hub listing, a CivitAI model) is
+// turned into JSON values, with memory bounded whatever its shape.
+//
+// nlohmann/json's DOM costs far more than the text it comes from: a 16 MiB
+// array of empty objects becomes about 460 MiB of RSS. The body caps of the
+// HTTP client bound the text, not that. So an answer is first walked with the
+// SAX interface, which builds nothing, counting its values and its depth; only
+// an answer within the limits is parsed into a DOM. The limits sit far above
+// any real answer (a Hub tree page of 1,000 files holds about 12,000 values).
+#ifndef PROVISION_DETAIL_BOUNDED_JSON_HPP
+#define PROVISION_DETAIL_BOUNDED_JSON_HPP
+
+#include <nlohmann/json.hpp>
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace provision {
+namespace detail {
+
+struct JsonLimits {
+    std::size_t max_values = 250000;  ///< every object, array, string, number, bool and null counts
+    std::size_t max_depth = 64;
+};
+
+/// Counts values and nesting; stops the walk at the first limit passed.
+class JsonShapeCounter : public nlohmann::json_sax<nlohmann::json> {
+  public:
+    explicit JsonShapeCounter(JsonLimits limits) : limits_(limits) {}
+    bool too_large() const { return too_large_; }
+
+    bool null() override { return count(); }
+    bool boolean(bool) override { return count(); }
+    bool number_integer(number_integer_t) override { return count(); }
+    bool number_unsigned(number_unsigned_t) override { return count(); }
+    bool number_float(number_float_t, const string_t&) override { return count(); }
+    bool string(string_t&) override { return count(); }
+    bool binary(binary_t&) override { return count(); }
+    bool start_object(std::size_t) override { return open(); }
+    bool key(string_t&) override { return true; }
+    bool end_object() override { return close(); }
+    bool start_array(std::size_t) override { return open(); }
+    bool end_array() override { return close(); }
+    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+
+  private:
+    bool count() {
+        if (++values_ <= limits_.max_values) return true;
+        too_large_ = true;
+        return false;
+    }
+    bool open() {
+        if (++depth_ > limits_.max_depth) {
+            too_large_ = true;
+            return false;
+        }
+        return count();
+    }
+    bool close() {
+        --depth_;
+        return true;
+    }
+
+    JsonLimits limits_;
+    std::size_t values_ = 0;
+    std::size_t depth_ = 0;
+    bool too_large_ = false;
+};
+
+/// The answer as JSON, or a discarded value when it is not JSON or passes
+/// `limits`; then `too_large` says which (for the message).
+inline nlohmann::json parse_api_json(std::string_view text, bool* too_large = nullptr, JsonLimits limits = {}) {
+    JsonShapeCounter counter(limits);
+    bool fits = nlohmann::json::sax_parse(text.begin(), text.end(), &counter, nlohmann::json::input_format_t::json, false);
+    if (too_large) *too_large = counter.too_large();
+    if (!fits) return nlohmann::json(nlohmann::json::value_t::discarded);
+    return nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+}
+
+}  // namespace detail
+}  // namespace provision
+
+#endif
+// ---- end include/provision/detail/bounded_json.hpp ----
+
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -5514,8 +5601,11 @@ inline std::string civitai_json_string(const nlohmann::json& object, const char*
 /// Reads the version JSON. Messages say what is odd (the caller names the entry).
 inline Result<CivitaiVersion> parse_civitai_version(std::string_view text) {
     try {
-        nlohmann::json document = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
-        if (document.is_discarded()) return make_error(errc::network, "the answer is not valid JSON");
+        bool too_large = false;
+        nlohmann::json document = parse_api_json(text, &too_large);
+        if (document.is_discarded())
+            return make_error(errc::network, too_large ? "the answer is far larger or deeper than any version CivitAI describes"
+                                                       : "the answer is not valid JSON");
         if (!document.is_object()) return make_error(errc::network, "the answer is not a JSON object");
         CivitaiVersion version;
         if (auto model = document.find("model"); model != document.end() && model->is_object()) {
@@ -5564,8 +5654,11 @@ struct CivitaiModel {
 
 /// Reads the model JSON. Messages say what is odd (the caller names the entry).
 inline Result<CivitaiModel> parse_civitai_model(std::string_view text) {
-    nlohmann::json document = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
-    if (document.is_discarded()) return make_error(errc::network, "the answer is not valid JSON");
+    bool too_large = false;
+    nlohmann::json document = parse_api_json(text, &too_large);
+    if (document.is_discarded())
+        return make_error(errc::network, too_large ? "the answer is far larger or deeper than any model CivitAI describes"
+                                                   : "the answer is not valid JSON");
     if (!document.is_object()) return make_error(errc::network, "the answer is not a JSON object");
     CivitaiModel model;
     model.name = civitai_json_string(document, "name");
@@ -5652,7 +5745,7 @@ inline CivitaiErrorBody parse_civitai_error(const HttpResponse& response) {
     std::string content_type = to_lower(response.header("Content-Type").value_or(""));
     body.html = content_type.find("html") != std::string::npos;
     try {
-        auto document = nlohmann::json::parse(response.body, nullptr, false);
+        auto document = parse_api_json(response.body);
         if (document.is_object()) {
             body.error = civitai_json_string(document, "error");
             body.message = civitai_json_string(document, "message");
@@ -6550,6 +6643,8 @@ inline Result<DownloadPlan> resolve_huggingface(const Entry& entry, ResolveConte
 // #include "../plan.hpp": include/provision/plan.hpp already inlined above
 // #include "huggingface.hpp": include/provision/sources/huggingface.hpp already inlined above
 
+// #include "../detail/bounded_json.hpp": include/provision/detail/bounded_json.hpp already inlined above
+
 #include <nlohmann/json.hpp>
 
 #include <cstddef>
@@ -6579,7 +6674,7 @@ struct TokenInfo {
 
 /// Parses a whoami-v2 body; nullopt when it is not the JSON object the Hub sends.
 inline std::optional<TokenInfo> parse_whoami(const std::string& body) {
-    auto json = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+    auto json = provision::detail::parse_api_json(body);
     if (json.is_discarded() || !json.is_object()) return std::nullopt;
     TokenInfo info;
     auto text = [](const nlohmann::json& object, const char* key) -> std::string {
@@ -6709,6 +6804,8 @@ inline std::vector<GatedEntryProblem> check_gated_entries(const std::vector<Entr
 // #include "../plan.hpp": include/provision/plan.hpp already inlined above
 // #include "../url.hpp": include/provision/url.hpp already inlined above
 // #include "huggingface.hpp": include/provision/sources/huggingface.hpp already inlined above
+
+// #include "../detail/bounded_json.hpp": include/provision/detail/bounded_json.hpp already inlined above
 
 #include <nlohmann/json.hpp>
 
@@ -6841,7 +6938,9 @@ struct RepoFile {
 
 /// The files of one tree page (folders are skipped). Messages say what is odd.
 inline Result<std::vector<RepoFile>> parse_tree_page(std::string_view body) {
-    auto document = nlohmann::json::parse(body.begin(), body.end(), nullptr, false);
+    bool too_large = false;
+    auto document = provision::detail::parse_api_json(body, &too_large);
+    if (too_large) return make_error(errc::network, "the listing page holds far more values than any Hub page does");
     if (document.is_discarded() || !document.is_array()) return make_error(errc::network, "the listing is not a JSON array");
     std::vector<RepoFile> files;
     for (const auto& item : document) {
@@ -6931,7 +7030,7 @@ inline Result<RepoListing> list_repo(const Entry& entry, ResolveContext& context
         auto answer = fetch_hub_api(url.value(), credentials, context);
         if (!answer) return make_error(answer.error().code, who + "cannot reach Hugging Face to resolve " + what_of("the commit") + ": " + answer.error().message);
         if (answer->status != 200) return explain_hub_answer(ref, answer.value());
-        auto document = nlohmann::json::parse(answer->body, nullptr, false);
+        auto document = provision::detail::parse_api_json(answer->body);
         auto sha = document.is_object() ? document.find("sha") : document.end();
         if (!document.is_object() || sha == document.end() || !sha->is_string() || !provision::detail::is_hex_of_length(sha->get<std::string>(), 40))
             return make_error(errc::network, who + "Hugging Face's answer for " + what_of("the commit") + " (" + answer->url.redacted() +
@@ -6944,7 +7043,11 @@ inline Result<RepoListing> list_repo(const Entry& entry, ResolveContext& context
     const std::string hub_origin = first->origin();
     Url page = first.value();
     std::set<std::string> seen_pages;
-    constexpr std::size_t max_pages = 10000;  // 10 million files: no real repo; a server looping forever
+    // Bounds on what a listing may hold, so memory stays bounded too: the
+    // largest real repos list tens of thousands of files; a server that
+    // pages forever, or pads pages, is cut off here.
+    constexpr std::size_t max_pages = 1000;
+    constexpr std::size_t max_files = 200000;
     for (std::size_t count = 0;; ++count) {
         if (count == max_pages || !seen_pages.insert(page.str()).second)
             return make_error(errc::network, who + "Hugging Face's listing of " + entry.repo + " keeps pointing at further pages (" +
@@ -6958,6 +7061,9 @@ inline Result<RepoListing> list_repo(const Entry& entry, ResolveContext& context
                                                  answer->url.redacted() + request_id_suffix(answer.value()) + ") is unusable: " +
                                                  files.error().message + "; try again later");
         for (auto& file : files.value()) listing.files.push_back(std::move(file));
+        if (listing.files.size() > max_files)
+            return make_error(errc::network, who + "Hugging Face's listing of " + entry.repo + " names more than " +
+                                                 std::to_string(max_files) + " files; no real repo does, giving up");
         auto next = next_page_link(answer.value());
         if (!next) break;
         auto next_url = resolve_reference(answer->url, *next);

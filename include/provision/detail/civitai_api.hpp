@@ -13,6 +13,8 @@
 #include "civitai_link.hpp"
 #include "probe.hpp"
 
+#include "bounded_json.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -92,8 +94,11 @@ inline std::string civitai_json_string(const nlohmann::json& object, const char*
 /// Reads the version JSON. Messages say what is odd (the caller names the entry).
 inline Result<CivitaiVersion> parse_civitai_version(std::string_view text) {
     try {
-        nlohmann::json document = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
-        if (document.is_discarded()) return make_error(errc::network, "the answer is not valid JSON");
+        bool too_large = false;
+        nlohmann::json document = parse_api_json(text, &too_large);
+        if (document.is_discarded())
+            return make_error(errc::network, too_large ? "the answer is far larger or deeper than any version CivitAI describes"
+                                                       : "the answer is not valid JSON");
         if (!document.is_object()) return make_error(errc::network, "the answer is not a JSON object");
         CivitaiVersion version;
         if (auto model = document.find("model"); model != document.end() && model->is_object()) {
@@ -142,8 +147,11 @@ struct CivitaiModel {
 
 /// Reads the model JSON. Messages say what is odd (the caller names the entry).
 inline Result<CivitaiModel> parse_civitai_model(std::string_view text) {
-    nlohmann::json document = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
-    if (document.is_discarded()) return make_error(errc::network, "the answer is not valid JSON");
+    bool too_large = false;
+    nlohmann::json document = parse_api_json(text, &too_large);
+    if (document.is_discarded())
+        return make_error(errc::network, too_large ? "the answer is far larger or deeper than any model CivitAI describes"
+                                                   : "the answer is not valid JSON");
     if (!document.is_object()) return make_error(errc::network, "the answer is not a JSON object");
     CivitaiModel model;
     model.name = civitai_json_string(document, "name");
@@ -230,7 +238,7 @@ inline CivitaiErrorBody parse_civitai_error(const HttpResponse& response) {
     std::string content_type = to_lower(response.header("Content-Type").value_or(""));
     body.html = content_type.find("html") != std::string::npos;
     try {
-        auto document = nlohmann::json::parse(response.body, nullptr, false);
+        auto document = parse_api_json(response.body);
         if (document.is_object()) {
             body.error = civitai_json_string(document, "error");
             body.message = civitai_json_string(document, "message");

@@ -16,6 +16,8 @@
 #include "../plan.hpp"
 #include "huggingface.hpp"
 
+#include "../detail/bounded_json.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <cstddef>
@@ -45,7 +47,7 @@ struct TokenInfo {
 
 /// Parses a whoami-v2 body; nullopt when it is not the JSON object the Hub sends.
 inline std::optional<TokenInfo> parse_whoami(const std::string& body) {
-    auto json = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+    auto json = provision::detail::parse_api_json(body);
     if (json.is_discarded() || !json.is_object()) return std::nullopt;
     TokenInfo info;
     auto text = [](const nlohmann::json& object, const char* key) -> std::string {

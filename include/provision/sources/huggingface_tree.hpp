@@ -19,6 +19,8 @@
 #include "../url.hpp"
 #include "huggingface.hpp"
 
+#include "../detail/bounded_json.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -150,7 +152,9 @@ struct RepoFile {
 
 /// The files of one tree page (folders are skipped). Messages say what is odd.
 inline Result<std::vector<RepoFile>> parse_tree_page(std::string_view body) {
-    auto document = nlohmann::json::parse(body.begin(), body.end(), nullptr, false);
+    bool too_large = false;
+    auto document = provision::detail::parse_api_json(body, &too_large);
+    if (too_large) return make_error(errc::network, "the listing page holds far more values than any Hub page does");
     if (document.is_discarded() || !document.is_array()) return make_error(errc::network, "the listing is not a JSON array");
     std::vector<RepoFile> files;
     for (const auto& item : document) {
@@ -240,7 +244,7 @@ inline Result<RepoListing> list_repo(const Entry& entry, ResolveContext& context
         auto answer = fetch_hub_api(url.value(), credentials, context);
         if (!answer) return make_error(answer.error().code, who + "cannot reach Hugging Face to resolve " + what_of("the commit") + ": " + answer.error().message);
         if (answer->status != 200) return explain_hub_answer(ref, answer.value());
-        auto document = nlohmann::json::parse(answer->body, nullptr, false);
+        auto document = provision::detail::parse_api_json(answer->body);
         auto sha = document.is_object() ? document.find("sha") : document.end();
         if (!document.is_object() || sha == document.end() || !sha->is_string() || !provision::detail::is_hex_of_length(sha->get<std::string>(), 40))
             return make_error(errc::network, who + "Hugging Face's answer for " + what_of("the commit") + " (" + answer->url.redacted() +
@@ -253,7 +257,11 @@ inline Result<RepoListing> list_repo(const Entry& entry, ResolveContext& context
     const std::string hub_origin = first->origin();
     Url page = first.value();
     std::set<std::string> seen_pages;
-    constexpr std::size_t max_pages = 10000;  // 10 million files: no real repo; a server looping forever
+    // Bounds on what a listing may hold, so memory stays bounded too: the
+    // largest real repos list tens of thousands of files; a server that
+    // pages forever, or pads pages, is cut off here.
+    constexpr std::size_t max_pages = 1000;
+    constexpr std::size_t max_files = 200000;
     for (std::size_t count = 0;; ++count) {
         if (count == max_pages || !seen_pages.insert(page.str()).second)
             return make_error(errc::network, who + "Hugging Face's listing of " + entry.repo + " keeps pointing at further pages (" +
@@ -267,6 +275,9 @@ inline Result<RepoListing> list_repo(const Entry& entry, ResolveContext& context
                                                  answer->url.redacted() + request_id_suffix(answer.value()) + ") is unusable: " +
                                                  files.error().message + "; try again later");
         for (auto& file : files.value()) listing.files.push_back(std::move(file));
+        if (listing.files.size() > max_files)
+            return make_error(errc::network, who + "Hugging Face's listing of " + entry.repo + " names more than " +
+                                                 std::to_string(max_files) + " files; no real repo does, giving up");
         auto next = next_page_link(answer.value());
         if (!next) break;
         auto next_url = resolve_reference(answer->url, *next);
