@@ -222,3 +222,30 @@ TEST_CASE("provisioner: a config from a URL, synchronously and through a future"
     REQUIRE(from_file.fatal);
     CHECK(from_file.fatal->message.find("no such file") != std::string::npos);
 }
+
+TEST_CASE("provisioner: an exception escaping a thread of the library fails its entry, and the others finish") {
+    // A host's event handler that throws runs on the library's threads: before
+    // run_guarded, the exception reached std::terminate and ended the program.
+    auto server = LoopbackServer::https();
+    std::string body_a = test_bytes(100000, 5), body_b = test_bytes(100000, 6);
+    server->server().Get("/a.safetensors", [&](const httplib::Request& req, httplib::Response& res) { server->serve_bytes(res, req, body_a); });
+    server->server().Get("/b.safetensors", [&](const httplib::Request& req, httplib::Response& res) { server->serve_bytes(res, req, body_b); });
+    TempDir workspace;
+    auto options = options_for(workspace);
+    options.jobs = 2;
+    options.on_event = [](const provision::Event& event) {
+        if (event.kind == provision::EventKind::plan && event.key_path == "models.lora.throws")
+            throw std::runtime_error("the host's handler broke");
+    };
+    ProvisioningSystem system{options};
+    auto report = system.provision_from_text("[models.lora]\nthrows = \"" + server->url("/a.safetensors") + "\"\nfine = \"" +
+                                                 server->url("/b.safetensors") + "\"\n",
+                                             "test.toml");
+    REQUIRE(report.entries.size() == 2);
+    CHECK(report.entries[0].status == EntryOutcome::Status::failed);
+    CHECK(report.entries[0].error.code == provision::errc::internal);
+    CHECK(report.entries[0].error.message == "models.lora.throws: unexpected failure: the host's handler broke");
+    CHECK(report.entries[1].status == EntryOutcome::Status::installed);
+    CHECK(provision_test::read_whole_file(workspace.path() / "sdnext/models/Lora/b.safetensors") == body_b);
+    CHECK(report.exit_code() == 70);
+}

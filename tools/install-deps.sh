@@ -3,7 +3,7 @@
 # Installs the Debian packages provision needs to build, test and benchmark.
 # Does nothing when they are all present (so it is cheap to run every time).
 set -euo pipefail
-packages=(meson ninja-build pkg-config g++ python3 libssl-dev openssl libcpp-httplib-dev libtomlplusplus-dev
+packages=(meson ninja-build pkg-config g++ python3 libssl-dev openssl libcpp-httplib-dev libtomlplusplus-dev squid
           nlohmann-json3-dev doctest-dev libcli11-dev)
 if [[ "${1:-}" == "--bench" ]]; then packages+=(nginx curl wget aria2); fi
 missing=()

@@ -5,7 +5,7 @@
 // SIGPIPE to ignored for the whole test program, which hides SIGPIPE deaths),
 // and it can send what no HTTP library would.
 //
-//   hostile_server --cert PEM --key PEM [--plain] [--log FILE]
+//   hostile_server --cert PEM --key PEM [--plain] [--log FILE] [--files DIR]
 //
 // Prints "port N" on its first line of output once it listens on 127.0.0.1,
 // then serves until killed. Each request's head is appended to --log. Paths:
@@ -15,7 +15,14 @@
 //                       Range asks for
 //   /folded/NAME        a 2 MiB body whose head holds an obsolete folded
 //                       continuation line made only of blanks
-//   /ok/NAME            a 2 MiB body, plainly
+//   /ok/NAME            a 2 MiB body, plainly (any query is ignored)
+//   /hub-redirect/NAME  302 to https://cdn.example:PORT/ok/NAME, as the Hub
+//                       sends a download to its CDN (the certificate must name
+//                       cdn.example too)
+//   /files/NAME         the file DIR/NAME as text (a config to fetch)
+//   /api/models/padded/repo/...   a Hub whose revision answer is fine and whose
+//                       tree listing is 16 MiB of empty JSON objects (the most
+//                       expensive shape for a DOM parser within the body cap)
 // Bodies are test_bytes(size, 77), so a test can compare what was installed.
 #include "test_bytes.hpp"
 
@@ -28,10 +35,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -44,6 +53,8 @@ constexpr std::size_t plain_size = 2u << 20;
 
 std::mutex log_mutex;
 std::string log_path;
+std::string files_dir;
+int listening_port = 0;
 std::atomic<bool> stalled_once{false};
 
 void log_request(const std::string& head) {
@@ -89,14 +100,11 @@ class Peer {
             pending_.append(buffer, static_cast<std::size_t>(got));
         }
     }
-    /// Waits, sending nothing, until the client closes (at most two minutes).
-    void wait_for_close() {
-        timeval limit{120, 0};
-        ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-        char buffer[4096];
-        while (receive(buffer, sizeof buffer) > 0) {
-        }
-    }
+    /// Holds the connection open for two minutes, sending nothing and reading
+    /// nothing: the client's own close is not answered either (a server that
+    /// closed at once would turn the client's next write into ECONNRESET,
+    /// and the SIGPIPE a stalled peer causes would never be seen).
+    void hold_open() { std::this_thread::sleep_for(std::chrono::minutes(2)); }
 
   private:
     int fd_;
@@ -124,7 +132,7 @@ bool answer(Peer& peer, const std::string& head) {
             peer.send_all("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nAccept-Ranges: bytes\r\n"
                           "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n");
             peer.send_all(body.substr(0, stalled_sent));
-            peer.wait_for_close();
+            peer.hold_open();
             return false;
         }
         std::string range = header_value(head, "range");
@@ -144,6 +152,28 @@ bool answer(Peer& peer, const std::string& head) {
     if (path.rfind("/folded/", 0) == 0)
         return peer.send_all("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nX-Fold: a\r\n \r\n"
                              "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+    if (path.rfind("/files/", 0) == 0 && !files_dir.empty() && path.find("..") == std::string::npos) {
+        std::ifstream in(files_dir + "/" + path.substr(7), std::ios::binary);
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        if (in)
+            return peer.send_all("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " +
+                                 std::to_string(text.size()) + "\r\n\r\n" + text);
+    }
+    if (path.rfind("/api/models/padded/repo/revision/", 0) == 0) {
+        std::string sha = "{\"sha\":\"0123456789abcdef0123456789abcdef01234567\"}";
+        return peer.send_all("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                             std::to_string(sha.size()) + "\r\n\r\n" + sha);
+    }
+    if (path.rfind("/api/models/padded/repo/tree/", 0) == 0) {
+        std::string listing = "[{}";
+        while (listing.size() < (16u << 20) - 8) listing += ",{}";
+        listing += "]";
+        return peer.send_all("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                             std::to_string(listing.size()) + "\r\n\r\n" + listing);
+    }
+    if (path.rfind("/hub-redirect/", 0) == 0)
+        return peer.send_all("HTTP/1.1 302 Found\r\nLocation: https://cdn.example:" + std::to_string(listening_port) + "/ok/" +
+                             path.substr(14) + "\r\nContent-Length: 0\r\n\r\n");
     if (path.rfind("/ok/", 0) == 0)
         return peer.send_all("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: " +
                              std::to_string(body.size()) + "\r\n\r\n" + body);
@@ -182,9 +212,10 @@ int main(int argc, char** argv) {
         if (arg == "--cert" && i + 1 < argc) cert = argv[++i];
         else if (arg == "--key" && i + 1 < argc) key = argv[++i];
         else if (arg == "--log" && i + 1 < argc) log_path = argv[++i];
+        else if (arg == "--files" && i + 1 < argc) files_dir = argv[++i];
         else if (arg == "--plain") plain = true;
         else {
-            std::fprintf(stderr, "usage: hostile_server --cert PEM --key PEM [--plain] [--log FILE]\n");
+            std::fprintf(stderr, "usage: hostile_server --cert PEM --key PEM [--plain] [--log FILE] [--files DIR]\n");
             return 2;
         }
     }
@@ -207,7 +238,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "hostile_server: cannot listen on 127.0.0.1\n");
         return 2;
     }
-    std::printf("port %d\n", ntohs(address.sin_port));
+    listening_port = ntohs(address.sin_port);
+    std::printf("port %d\n", listening_port);
     std::fflush(stdout);
     while (true) {
         int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);

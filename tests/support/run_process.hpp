@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +26,7 @@ namespace provision_test {
 struct ProcessResult {
     int exit_code = -1;  ///< exit status, or 128 + signal
     int signal = 0;      ///< the signal that ended the process, 0 when it exited by itself
+    long peak_rss_kib = 0;  ///< the child's peak resident memory (getrusage's ru_maxrss)
     std::string out;
     std::string err;
 };
@@ -127,12 +129,14 @@ inline ProcessResult run_process(const std::vector<std::string>& argv, const std
     int err_fd = mkstemp(err_template);
     pid_t pid = spawn_process(argv, env, out_fd, err_fd);
     int status = 0;
-    waitpid(pid, &status, 0);
+    rusage usage {};
+    wait4(pid, &status, 0, &usage);
     close(out_fd);
     close(err_fd);
     ProcessResult result;
     result.exit_code = exit_code_of(status);
     result.signal = signal_of(status);
+    result.peak_rss_kib = usage.ru_maxrss;
     result.out = read_whole_file(out_template);
     result.err = read_whole_file(err_template);
     std::filesystem::remove(out_template);
