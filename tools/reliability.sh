@@ -41,9 +41,9 @@ done
 wants() { [[ ",$only," == *",$1,"* ]]; }
 
 [[ -f "$build/build.ninja" ]] || meson setup "$build" >/dev/null || exit 1
-ninja -C "$build" tests/test_faults_include tests/test_http_include tests/test_downloader_include tests/test_resume_include \
+ninja -C "$build" tests/tests_include \
   examples/provision examples/file_server >/dev/null || { echo "build failed"; exit 1; }
-faults="$build/tests/test_faults_include"
+faults="$build/tests/tests_include"  # every suite is one program; the cases are named by suite
 cli="$build/examples/provision"
 
 work=$(mktemp -d /tmp/provision-reliability-XXXXXX)
@@ -100,11 +100,11 @@ fi
 # cases live next to the code they exercise; these rows run them as often as
 # the fault suite's). "suite|case name prefix|class".
 other_cases=(
-  "http|http: at most 10 redirects are followed|a redirect chain over the limit ends with a message (both transports)"
-  "http|http: a redirect from https to http is refused|a redirect from https to http is refused (both transports)"
-  "http|http: credentials and user headers never follow a redirect to another host|a redirect to another host never carries our Authorization or user headers (both transports)"
-  "http|http: a server that goes quiet hits the idle timeout|a server that goes quiet hits the idle timeout (both transports)"
-  "http|http: a certificate for another host is refused even with the right CA|a certificate for another host is refused even with the right CA (both transports)"
+  "http|http: at most 10 redirects are followed|a redirect chain over the limit ends with a message"
+  "http|http: a redirect from https to http is refused|a redirect from https to http is refused"
+  "http|http: credentials and user headers never follow a redirect to another host|a redirect to another host never carries our Authorization or user headers"
+  "http|http: a server that goes quiet hits the idle timeout|a server that goes quiet hits the idle timeout"
+  "http|http: a certificate for another host is refused even with the right CA|a certificate for another host is refused even with the right CA"
   "downloader|engine: a server without Range support gets one stream|a server that ignores Range gets one stream, byte-exact"
   "downloader|engine: 429 waits as long as Retry-After or RateLimit says|429 with Retry-After or RateLimit waits as long as told"
   "downloader|engine: 5xx and 408 are retried|5xx and 408 are retried, other 4xx are not, a server that never recovers fails the file"
@@ -116,9 +116,8 @@ other_cases=(
 if wants tests; then
   for spec in "${other_cases[@]}"; do
     IFS='|' read -r suite prefix class <<<"$spec"
-    program="$build/tests/test_${suite}_include"
-    # Each prefix stops before any character doctest's filter treats specially
-    # (a comma); the "*" takes in both transports of the templated HTTP cases.
+    program="$build/tests/tests_include"
+    # Each prefix stops before any character doctest's filter treats specially (a comma).
     [[ -n $("$program" --list-test-cases --no-version -tc="$prefix*" 2>/dev/null | grep -F "$prefix") ]] ||
       { echo "no test case in $suite starts with: $prefix" >&2; status=1; continue; }
     survived=0
