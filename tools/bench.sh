@@ -29,7 +29,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 REPEAT="${REPEAT:-3}"
 REPEAT_SLOW="${REPEAT_SLOW:-1}"
 BIG_MIB="${BIG_MIB:-1024}"
-CASES="${CASES:-a b c d}"
+CASES="${CASES:-a b c d e}"
 
 for tool in nginx curl wget aria2c python3; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing; run: bash tools/install-deps.sh --bench" >&2; exit 2; }
@@ -77,7 +77,15 @@ for i in $(seq -w 1 100); do truncate -s 100M "$root/inplace/z$i.safetensors"; d
 zero_sha=$(head -c 104857600 /dev/zero | sha256sum | cut -c1-64)
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+tls_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
+tls_base="https://127.0.0.1:$tls_port"
+# Case e: the same file over TLS, with a throw-away CA the clients are told to trust.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=bench CA" -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$work/tls.key" -out "$work/tls.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\n' > "$work/tls.ext"
+openssl x509 -req -in "$work/tls.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 2 \
+  -extfile "$work/tls.ext" -out "$work/tls.pem" 2>/dev/null
 cat > "$work/nginx/nginx.conf" <<EOF
 worker_processes auto;
 pid $work/nginx/nginx.pid;
@@ -98,6 +106,12 @@ http {
     root $root;
     location /slow/ { alias $root/; limit_rate 20m; }
   }
+  server {
+    listen 127.0.0.1:$tls_port ssl;
+    ssl_certificate $work/tls.pem;
+    ssl_certificate_key $work/tls.key;
+    root $root;
+  }
 }
 EOF
 nginx -e "$work/nginx/logs/error.log" -p "$work/nginx" -c "$work/nginx/nginx.conf"
@@ -105,6 +119,7 @@ for _ in $(seq 50); do curl -s -o /dev/null "$base/many/f001.safetensors" && bre
 
 # Configs
 printf '[models.checkpoints.big]\nurl = "%s/big.safetensors"\nsha256 = "%s"\n' "$base" "$big_sha" > "$work/a.toml"
+printf '[models.checkpoints.big]\nurl = "%s/big.safetensors"\nsha256 = "%s"\n' "$tls_base" "$big_sha" > "$work/e.toml"
 printf '[models.checkpoints.big]\nurl = "%s/slow/big.safetensors"\nsha256 = "%s"\n' "$base" "$big_sha" > "$work/b.toml"
 {
   echo "[models.lora]"
@@ -169,6 +184,13 @@ for c in $CASES; do
       measure c "wget -i" 1 fresh -- wget -q -P "$out" -i "$work/c.list"
     done
     ;;
+  e)
+    for _ in $(seq "$REPEAT"); do
+      measure e "provision (default 16 connections, SHA-256)" 1 fresh -- "$PROVISION" "$work/e.toml" --workspace "$out/ws" -q --cacert "$work/ca.pem"
+      measure e "curl -o" 1 fresh -- curl -s --cacert "$work/ca.pem" -o "$out/big.safetensors" "$tls_base/big.safetensors"
+      measure e "aria2c -x16 -s16" 1 fresh -- aria2c -q -x16 -s16 --ca-certificate="$work/ca.pem" --file-allocation=none -d "$out" -o big.safetensors "$tls_base/big.safetensors"
+    done
+    ;;
   d)
     # In place: sparse copies of the hundred files. provision's first run hashes
     # them once (they match the config's digests) and records them: not timed.
@@ -200,13 +222,14 @@ for line in open(sys.argv[1]):
         order.append(key)
     rows[key].append((float(wall), float(user) + float(system), int(rss) / 1024))
 titles = {"a": "one %s MiB file, unthrottled" % sys.argv[2], "b": "the same behind limit_rate 20m per connection",
-          "c": "200 files of 256 KiB", "d": "re-run with 10 GiB in place (100 entries)"}
-targets = {"a": "curl -o", "b": "aria2c -x16 -s16", "c": "aria2c -j5"}
+          "c": "200 files of 256 KiB", "d": "re-run with 10 GiB in place (100 entries)",
+          "e": "one %s MiB file over HTTPS (nginx TLS)" % sys.argv[2]}
+targets = {"a": "curl -o", "b": "aria2c -x16 -s16", "c": "aria2c -j5", "e": "curl -o"}
 print()
 print("| case | tool | runs | median wall (s) | median CPU (s) | peak RSS (MiB) | wall vs provision |")
 print("|---|---|---|---|---|---|---|")
 verdicts = []
-for case in "abcd":
+for case in "abcde":
     keys = [k for k in order if k[0] == case]
     if not keys:
         continue
