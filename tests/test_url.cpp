@@ -91,3 +91,18 @@ TEST_CASE("url: every URL inside free text is shown as redacted() shows it") {
     CHECK(SecretRedactor::redact_patterns("(from https://h.example/t?recursive=true&cursor=abc)") ==
           "(from https://h.example/t?recursive=true&cursor=***)");
 }
+
+TEST_CASE("url: a URL that does not parse is never echoed with its password or query") {
+    auto bad = parse_url("http://proxyuser:s3cretpass@proxy host:3128/?token=abcdef");
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().message.find("s3cretpass") == std::string::npos);
+    CHECK(bad.error().message.find("abcdef") == std::string::npos);
+    CHECK(bad.error().message.find("invalid URL \"http://***@proxy host:3128/?***\"") == 0);
+    auto proxy = provision::ProxySettings::from_environment([](const std::string& name) -> std::optional<std::string> {
+        if (name == "HTTPS_PROXY") return std::string("http://u:hunter2hunter2@[bad:3128");
+        return std::nullopt;
+    });
+    REQUIRE_FALSE(proxy);
+    CHECK(proxy.error().message.find("hunter2") == std::string::npos);
+    CHECK(proxy.error().message.find("HTTPS_PROXY") == 0);
+}

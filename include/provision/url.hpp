@@ -179,10 +179,31 @@ inline std::string percent_decode(std::string_view text) {
     return out;
 }
 
-/// Parses an absolute http(s) URL. Errors name what is wrong with it.
+namespace detail {
+/// A URL that did not parse, as an error message may show it: whatever could
+/// be user-info (before an '@' in the authority) and everything after '?'
+/// hidden, and control characters masked. A malformed HTTPS_PROXY or
+/// PROVISION_URL is never echoed with its password.
+inline std::string unparsed_url_for_message(std::string_view text) {
+    std::string out(text);
+    std::size_t query = out.find('?');
+    if (query != std::string::npos) out = out.substr(0, query) + "?***";
+    std::size_t scheme = out.find("://");
+    std::size_t authority = scheme == std::string::npos ? 0 : scheme + 3;
+    std::size_t end = out.find_first_of("/?", authority);
+    std::size_t at = out.rfind('@', end == std::string::npos ? std::string::npos : end);
+    if (at != std::string::npos && at >= authority) out = out.substr(0, authority) + "***" + out.substr(at);
+    for (auto& c : out)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    return out;
+}
+}  // namespace detail
+
+/// Parses an absolute http(s) URL. Errors name what is wrong with it (the
+/// URL shown without anything that could be a secret).
 inline Result<Url> parse_url(std::string_view text) {
     auto fail = [&](const std::string& why) {
-        return make_error(errc::usage, "invalid URL \"" + std::string(text) + "\": " + why);
+        return make_error(errc::usage, "invalid URL \"" + detail::unparsed_url_for_message(text) + "\": " + why);
     };
     std::string_view rest = detail::trim(text);
     if (rest.size() != text.size()) return fail("it has leading or trailing spaces");
