@@ -2449,8 +2449,8 @@ class Layout {
 //
 // One transport carries them all, direct or through a proxy: the connection
 // of our own in detail/raw_http.hpp (why not cpp-httplib's client is said
-// there), with one TLS set-up per client (detail/tls_context.hpp) built
-// before the first request and shared read-only by every connection.
+// there), with one TLS set-up per client (detail/tls_context.hpp), built
+// once by the first https connection and shared read-only by all of them.
 //
 // Why we do not let the library follow redirects: credentials must be dropped
 // the moment a redirect leaves the origin they belong to, https->http must be
@@ -3767,7 +3767,12 @@ class HttpClient {
     std::string describe_failure(const detail::TransportError& failure, const Url& url, const Route& route) const;
 
     HttpOptions options_;
-    std::shared_ptr<const detail::TlsClientContext> tls_;  ///< made once, before any connection; only read afterwards
+    /// The TLS set-up, made once by the first https connection (under
+    /// tls_once_) and only read afterwards; tls_failure_ when it could not be.
+    const detail::TlsClientContext* tls_context(Error& failure);
+    std::once_flag tls_once_;
+    std::shared_ptr<const detail::TlsClientContext> tls_;
+    std::optional<Error> tls_failure_;
     std::mutex pool_mutex_;
     std::multimap<std::string, std::unique_ptr<detail::RawConnection>> idle_;  ///< by Route::key
 };
@@ -3870,11 +3875,27 @@ inline void RequestAbort::abort() {
 }
 
 inline HttpClient::HttpClient(HttpOptions options) : options_(std::move(options)) {
-    // The trust store and the user's CA files are read here, once, so a bad
-    // file is reported before any request and no connection reads them again.
-    auto tls = detail::TlsClientContext::create(options_.ca_files);
-    if (!tls) throw error(tls.error().code, tls.error().message);
-    tls_ = std::move(tls).value();
+    // A bad --cacert file is reported here, before any request. The trust
+    // store itself is built by the first https connection: OpenSSL 3.0 takes
+    // about 0.2 s of CPU to decode the system bundle, which a run that needs
+    // no TLS (plain-http mirrors, everything already in place) must not pay
+    // (tools/bench.sh case d: 0.27 s with an eager store, 0.07 s without).
+    for (const auto& file : options_.ca_files) {
+        X509_STORE* scratch = X509_STORE_new();
+        bool loaded = scratch && detail::load_pem_file(scratch, file);
+        X509_STORE_free(scratch);
+        if (!loaded) throw error(errc::usage, "cannot read CA certificates from \"" + file + "\": it must be a readable PEM file");
+    }
+}
+
+inline const detail::TlsClientContext* HttpClient::tls_context(Error& failure) {
+    std::call_once(tls_once_, [this] {
+        auto made = detail::TlsClientContext::create(options_.ca_files);
+        if (made) tls_ = std::move(made).value();
+        else tls_failure_ = made.error();
+    });
+    if (!tls_) failure = *tls_failure_;
+    return tls_.get();
 }
 
 inline HttpClient::~HttpClient() { idle_.clear(); }
@@ -4035,7 +4056,9 @@ inline HttpClient::HopOutcome HttpClient::exchange(const Url& url, const Route& 
                 target.tunnel_to = url.authority();
                 target.proxy_authorization = detail::proxy_authorization(*where.proxy);
             }
-            if (!connection->connect(target, tls_.get(), options_.connect_timeout, options_.idle_timeout)) return fail();
+            const detail::TlsClientContext* tls = nullptr;
+            if (target.tls && !(tls = tls_context(outcome.failure))) return outcome;
+            if (!connection->connect(target, tls, options_.connect_timeout, options_.idle_timeout)) return fail();
         }
         detail::RawResponseHead head;
         if (!connection->send_all(request) || !connection->read_head(head)) {
