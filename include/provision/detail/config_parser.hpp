@@ -750,7 +750,7 @@ class Checker {
         if (parsed) return true;
         // parse_url's message repeats the URL, which may carry a token: keep only the reason.
         std::string reason = parsed.error().message;
-        std::string prefix = "invalid URL \"" + text + "\": ";
+        std::string prefix = "invalid URL \"" + detail::unparsed_url_for_message(text) + "\": ";
         if (starts_with(reason, prefix)) reason = reason.substr(prefix.size());
         report(value.source(), key_path, "not a usable URL: " + reason);
         return false;
