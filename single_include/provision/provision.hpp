@@ -2685,8 +2685,9 @@ inline bool parse_response_head(std::string_view block, RawResponseHead& head, s
             }
             std::string_view text = trim(line);
             if (text.empty()) continue;
-            head.headers.back().second += ' ';
-            head.headers.back().second.append(text.data(), text.size());
+            std::string& value = head.headers.back().second;
+            if (!value.empty()) value += ' ';  // a continuation of an empty value starts it
+            value.append(text.data(), text.size());
             continue;
         }
         std::size_t colon = line.find(':');
