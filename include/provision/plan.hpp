@@ -7,9 +7,9 @@
 #ifndef PROVISION_PLAN_HPP
 #define PROVISION_PLAN_HPP
 
-#include "config.hpp"
+#include "config/config.hpp"
 #include "error.hpp"
-#include "http.hpp"
+#include "http/client.hpp"
 #include "url.hpp"
 
 #include <cstdint>

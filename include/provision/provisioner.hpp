@@ -6,19 +6,19 @@
 #ifndef PROVISION_PROVISIONER_HPP
 #define PROVISION_PROVISIONER_HPP
 
-#include "config.hpp"
-#include "detail/log_file.hpp"
-#include "detail/redact.hpp"
-#include "detail/thread_pool.hpp"
-#include "downloader.hpp"
+#include "config/config.hpp"
+#include "report/log_file.hpp"
+#include "report/redact.hpp"
+#include "engine/thread_pool.hpp"
+#include "engine/downloader.hpp"
 #include "error.hpp"
 #include "events.hpp"
-#include "gdrive.hpp"
-#include "http.hpp"
-#include "layout.hpp"
-#include "lockfile.hpp"
+#include "sources/gdrive/gdrive.hpp"
+#include "http/client.hpp"
+#include "layout/layout.hpp"
+#include "lockfile/lockfile.hpp"
 #include "plan.hpp"
-#include "sources.hpp"
+#include "sources/sources.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -60,7 +60,7 @@ struct ProvisionOptions {
     /// connection budget and the install record are filled in by the system.
     DownloadOptions download;
     std::size_t max_connections = 16;  ///< connections open at once over all files (at least download.connections_per_file)
-    /// --locked: install exactly the files this lock pins; an entry whose upstream moved fails (lockfile.hpp).
+    /// --locked: install exactly the files this lock pins; an entry whose upstream moved fails (lockfile/lockfile.hpp).
     std::optional<Lockfile> locked;
     std::filesystem::path lock_file;  ///< written after a successful run; default: workspace/provision.lock
     bool write_lock = true;           ///< false: write no lock (never written by dry or --locked runs)
@@ -251,7 +251,7 @@ inline void ProvisioningSystem::emit(const Event& original) {
 inline Result<std::string> ProvisioningSystem::fetch_config(const std::string& url_text) {
     auto url = parse_url(url_text);
     if (!url) return url.error();
-    // A Drive share link names a file, not its bytes: run Drive's flow (gdrive.hpp).
+    // A Drive share link names a file, not its bytes: run Drive's flow (sources/gdrive/gdrive.hpp).
     if (auto drive = parse_drive_link(url.value()))
         return fetch_drive_text(http_, *drive, "the config URL " + url->redacted(), 4u << 20);
     HttpRequest request;
@@ -366,7 +366,7 @@ inline Report ProvisioningSystem::provision_from_text(const std::string& text, c
 
     // Hugging Face entries with several files (files, include/exclude) are listed
     // once, pinned to one commit, and go on as one entry per file; [models.auto]
-    // CivitAI entries learn their category from the model type (sources.hpp).
+    // CivitAI entries learn their category from the model type (sources/sources.hpp).
     std::vector<std::optional<Error>> listing_errors;
     {
         ResolveContext listing{http_, options_.credentials, options_.hf_endpoint};

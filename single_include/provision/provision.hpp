@@ -562,17 +562,17 @@ inline std::string redact_url(std::string_view text) {
 
 #endif
 // ---- end include/provision/url.hpp ----
-// ---- begin include/provision/config.hpp ----
+// ---- begin include/provision/config/config.hpp ----
 // provision: the manifest model and the TOML config parser.
 //
 // TOML text -> Manifest (a list of validated entries). Every problem found is
 // reported with file:line:column and the key path, and all problems of a file
 // are reported together so a user fixes them in one pass.
-#ifndef PROVISION_CONFIG_HPP
-#define PROVISION_CONFIG_HPP
+#ifndef PROVISION_CONFIG_CONFIG_HPP
+#define PROVISION_CONFIG_CONFIG_HPP
 
-// #include "error.hpp": include/provision/error.hpp already inlined above
-// #include "url.hpp": include/provision/url.hpp already inlined above
+// #include "../error.hpp": include/provision/error.hpp already inlined above
+// #include "../url.hpp": include/provision/url.hpp already inlined above
 
 #include <cstdint>
 #include <functional>
@@ -731,10 +731,10 @@ inline bool is_safe_filename(std::string_view name);
 }  // namespace provision
 
 // The definitions of process_environment, parse_config and is_safe_filename.
-// ---- begin include/provision/detail/config_parser.hpp ----
-// provision: the implementation of the TOML config parser declared in config.hpp.
+// ---- begin include/provision/config/parser.hpp ----
+// provision: the implementation of the TOML config parser declared in config/config.hpp.
 //
-// Kept apart from the declarations so config.hpp stays readable. Everything here
+// Kept apart from the declarations so config/config.hpp stays readable. Everything here
 // except the three public functions at the end lives in
 // provision::detail::config_parser.
 //
@@ -745,31 +745,31 @@ inline bool is_safe_filename(std::string_view name);
 // a sorted map, users think in file order) and checked key by key. A problem
 // never stops the checking: every problem of the file becomes one Diagnostic, so
 // a user fixes them all in one pass.
-#ifndef PROVISION_DETAIL_CONFIG_PARSER_HPP
-#define PROVISION_DETAIL_CONFIG_PARSER_HPP
+#ifndef PROVISION_CONFIG_PARSER_HPP
+#define PROVISION_CONFIG_PARSER_HPP
 
-// #include "../config.hpp": include/provision/config.hpp already inlined above
+// #include "config.hpp": include/provision/config/config.hpp already inlined above
 // #include "../url.hpp": include/provision/url.hpp already inlined above
-// ---- begin include/provision/detail/civitai_link.hpp ----
+// ---- begin include/provision/config/civitai_link.hpp ----
 // provision: what a user pastes to name a CivitAI model: a page link, an API or
 // download link, or an AIR id (reference/civitai-gdrive.md, A5).
 //
 // Every form is reduced to (site, model id, version id, file id) when the
 // config is read, so a typo is a config error with its line and column, and
 // the resolver only ever deals with ids. Nothing here touches the network.
-#ifndef PROVISION_DETAIL_CIVITAI_LINK_HPP
-#define PROVISION_DETAIL_CIVITAI_LINK_HPP
+#ifndef PROVISION_CONFIG_CIVITAI_LINK_HPP
+#define PROVISION_CONFIG_CIVITAI_LINK_HPP
 
 // #include "../error.hpp": include/provision/error.hpp already inlined above
 // #include "../url.hpp": include/provision/url.hpp already inlined above
-// ---- begin include/provision/detail/query.hpp ----
+// ---- begin include/provision/support/query.hpp ----
 // provision: URL query strings as ordered name/value lists.
 //
 // Google Drive's confirmation form and CivitAI's signed URLs are plain
 // `a=b&c=d` queries; we read and rebuild them ourselves so that parameter
 // order and encoding stay predictable.
-#ifndef PROVISION_DETAIL_QUERY_HPP
-#define PROVISION_DETAIL_QUERY_HPP
+#ifndef PROVISION_SUPPORT_QUERY_HPP
+#define PROVISION_SUPPORT_QUERY_HPP
 
 // #include "../url.hpp": include/provision/url.hpp already inlined above
 
@@ -847,7 +847,7 @@ inline void set_query_parameter(QueryParameters& parameters, const std::string& 
 }  // namespace provision
 
 #endif
-// ---- end include/provision/detail/query.hpp ----
+// ---- end include/provision/support/query.hpp ----
 
 #include <cctype>
 #include <string>
@@ -1002,11 +1002,11 @@ inline Result<CivitaiReference> parse_civitai_air(std::string_view text) {
 }  // namespace provision
 
 #endif
-// ---- end include/provision/detail/civitai_link.hpp ----
-// ---- begin include/provision/detail/digest.hpp ----
+// ---- end include/provision/config/civitai_link.hpp ----
+// ---- begin include/provision/support/digest.hpp ----
 // provision: streaming SHA-256 and git blob SHA-1 over OpenSSL's EVP interface.
-#ifndef PROVISION_DETAIL_DIGEST_HPP
-#define PROVISION_DETAIL_DIGEST_HPP
+#ifndef PROVISION_SUPPORT_DIGEST_HPP
+#define PROVISION_SUPPORT_DIGEST_HPP
 
 #include <openssl/evp.h>
 
@@ -1064,7 +1064,7 @@ inline std::string sha256_hex(const std::string& data) {
 }  // namespace provision
 
 #endif
-// ---- end include/provision/detail/digest.hpp ----
+// ---- end include/provision/support/digest.hpp ----
 
 #include <toml++/toml.h>
 
@@ -2272,21 +2272,21 @@ inline Manifest parse_config(std::string_view text, const std::string& origin, c
 }  // namespace provision
 
 #endif
-// ---- end include/provision/detail/config_parser.hpp ----
+// ---- end include/provision/config/parser.hpp ----
 
 #endif
-// ---- end include/provision/config.hpp ----
-// ---- begin include/provision/layout.hpp ----
+// ---- end include/provision/config/config.hpp ----
+// ---- begin include/provision/layout/layout.hpp ----
 // provision: where each category of model goes.
 //
 // A Layout maps config categories ("checkpoints", "lora", ...) to folders under
 // a models directory. The default is SD.Next's table from the seed, under
 // ${WORKSPACE}/sdnext/models; A1111, Forge and ComfyUI have tables of their own
 // so one config serves every UI.
-#ifndef PROVISION_LAYOUT_HPP
-#define PROVISION_LAYOUT_HPP
+#ifndef PROVISION_LAYOUT_LAYOUT_HPP
+#define PROVISION_LAYOUT_LAYOUT_HPP
 
-// #include "error.hpp": include/provision/error.hpp already inlined above
+// #include "../error.hpp": include/provision/error.hpp already inlined above
 
 #include <algorithm>
 #include <filesystem>
@@ -2443,13 +2443,13 @@ class Layout {
 }  // namespace provision
 
 #endif
-// ---- end include/provision/layout.hpp ----
-// ---- begin include/provision/http.hpp ----
+// ---- end include/provision/layout/layout.hpp ----
+// ---- begin include/provision/http/client.hpp ----
 // provision: every request the toolkit makes, and the policy over each hop.
 //
 // One transport carries them all, direct or through a proxy: the connection
-// of our own in detail/raw_http.hpp (why not cpp-httplib's client is said
-// there), with one TLS set-up per client (detail/tls_context.hpp), built
+// of our own in http/connection.hpp (why not cpp-httplib's client is said
+// there), with one TLS set-up per client (http/tls_context.hpp), built
 // once by the first https connection and shared read-only by all of them.
 //
 // Why we do not let the library follow redirects: credentials must be dropped
@@ -2457,19 +2457,19 @@ class Layout {
 // refused, and Hugging Face's metadata request must stop at absolute redirects.
 // All of that needs to see every hop. Connections are kept per origin and
 // reused; TLS verification is always on.
-#ifndef PROVISION_HTTP_HPP
-#define PROVISION_HTTP_HPP
+#ifndef PROVISION_HTTP_CLIENT_HPP
+#define PROVISION_HTTP_CLIENT_HPP
 
-// #include "config.hpp": include/provision/config.hpp already inlined above
-// ---- begin include/provision/detail/guarded.hpp ----
+// #include "../config/config.hpp": include/provision/config/config.hpp already inlined above
+// ---- begin include/provision/support/guarded.hpp ----
 // provision: the one rule for every thread the library starts.
 //
 // An exception that leaves a thread's function calls std::terminate and ends
 // the host program, every other download with it. So no thread of ours runs
 // its work bare: run_guarded() hands whatever escapes to the owner of that
 // work (the entry it was serving), which records it as that entry's failure.
-#ifndef PROVISION_DETAIL_GUARDED_HPP
-#define PROVISION_DETAIL_GUARDED_HPP
+#ifndef PROVISION_SUPPORT_GUARDED_HPP
+#define PROVISION_SUPPORT_GUARDED_HPP
 
 #include <exception>
 #include <string>
@@ -2505,8 +2505,8 @@ void run_guarded(Body&& body, OnEscape&& on_escape) noexcept {
 }  // namespace provision
 
 #endif
-// ---- end include/provision/detail/guarded.hpp ----
-// ---- begin include/provision/detail/raw_http.hpp ----
+// ---- end include/provision/support/guarded.hpp ----
+// ---- begin include/provision/http/connection.hpp ----
 // provision: HTTP/1.1 over a socket of our own, for every request.
 //
 // Why not cpp-httplib: Debian's build of it (0.11) reads a body 4 KiB at a
@@ -2520,18 +2520,18 @@ void run_guarded(Body&& body, OnEscape&& on_escape) noexcept {
 // directly or through an http:// proxy (a CONNECT tunnel for https, the
 // absolute form for http). The redirect, credential and error policy is
 // HttpClient's; the TLS set-up is the shared TlsClientContext.
-#ifndef PROVISION_DETAIL_RAW_HTTP_HPP
-#define PROVISION_DETAIL_RAW_HTTP_HPP
+#ifndef PROVISION_HTTP_CONNECTION_HPP
+#define PROVISION_HTTP_CONNECTION_HPP
 
 // #include "../url.hpp": include/provision/url.hpp already inlined above
-// ---- begin include/provision/detail/content_range.hpp ----
+// ---- begin include/provision/http/content_range.hpp ----
 // provision: the numbers in HTTP headers (Content-Range, Content-Length,
 // Retry-After), read strictly. Shared by the HTTP connection, the download
 // engine (is this 206 the piece asked for?), the probes that ask a server for
 // one byte to learn a file's size (Drive, plain URLs) and Hugging Face's
 // rate-limit headers.
-#ifndef PROVISION_DETAIL_CONTENT_RANGE_HPP
-#define PROVISION_DETAIL_CONTENT_RANGE_HPP
+#ifndef PROVISION_HTTP_CONTENT_RANGE_HPP
+#define PROVISION_HTTP_CONTENT_RANGE_HPP
 
 // #include "../url.hpp": include/provision/url.hpp already inlined above
 
@@ -2585,21 +2585,21 @@ inline std::optional<ContentRange> parse_content_range(std::string_view value) {
 }  // namespace provision
 
 #endif
-// ---- end include/provision/detail/content_range.hpp ----
-// ---- begin include/provision/detail/response_head.hpp ----
+// ---- end include/provision/http/content_range.hpp ----
+// ---- begin include/provision/http/response_head.hpp ----
 // provision: reading a response head and its body framing, with no I/O.
 //
-// The connection (raw_http.hpp) collects the bytes of a head up to its blank
+// The connection (http/connection.hpp) collects the bytes of a head up to its blank
 // line and hands them here; everything a server can get wrong in a head is
 // judged in this file, where a fuzzer can feed it bytes directly
 // (tests/fuzz/fuzz_response_head.cpp). Limits: the head's size, the number of
 // header fields; a Transfer-Encoding other than chunked is refused, as are
 // two different Content-Length values.
-#ifndef PROVISION_DETAIL_RESPONSE_HEAD_HPP
-#define PROVISION_DETAIL_RESPONSE_HEAD_HPP
+#ifndef PROVISION_HTTP_RESPONSE_HEAD_HPP
+#define PROVISION_HTTP_RESPONSE_HEAD_HPP
 
 // #include "../url.hpp": include/provision/url.hpp already inlined above
-// #include "content_range.hpp": include/provision/detail/content_range.hpp already inlined above
+// #include "content_range.hpp": include/provision/http/content_range.hpp already inlined above
 
 #include <cctype>
 #include <cstdint>
@@ -2777,8 +2777,8 @@ inline bool body_framing(const RawResponseHead& head, bool head_request, BodyFra
 }  // namespace provision
 
 #endif
-// ---- end include/provision/detail/response_head.hpp ----
-// ---- begin include/provision/detail/socket_bio.hpp ----
+// ---- end include/provision/http/response_head.hpp ----
+// ---- begin include/provision/http/socket_bio.hpp ----
 // provision: the one way TLS bytes reach a socket, and it cannot raise SIGPIPE.
 //
 // OpenSSL's own socket BIO writes with write(2). Every SSL_* call may write:
@@ -2790,8 +2790,8 @@ inline bool body_framing(const RawResponseHead& head, bool head_request, BodyFra
 // a dead peer is an EPIPE error on the one connection, on every path through
 // OpenSSL, without touching the host program's signal dispositions or masks.
 // Everything else (fd bookkeeping, BIO_eof, close flags) is the socket BIO's.
-#ifndef PROVISION_DETAIL_SOCKET_BIO_HPP
-#define PROVISION_DETAIL_SOCKET_BIO_HPP
+#ifndef PROVISION_HTTP_SOCKET_BIO_HPP
+#define PROVISION_HTTP_SOCKET_BIO_HPP
 
 #include <openssl/bio.h>
 #include <sys/socket.h>
@@ -2874,8 +2874,8 @@ inline BIO* new_no_sigpipe_socket_bio(int fd) {
 }  // namespace provision
 
 #endif
-// ---- end include/provision/detail/socket_bio.hpp ----
-// ---- begin include/provision/detail/tls_context.hpp ----
+// ---- end include/provision/http/socket_bio.hpp ----
+// ---- begin include/provision/http/tls_context.hpp ----
 // provision: the one TLS client set-up every connection of an HttpClient uses.
 //
 // Built once, before any connection exists, and never changed afterwards:
@@ -2890,8 +2890,8 @@ inline BIO* new_no_sigpipe_socket_bio(int fd) {
 // Every set-up call is checked and a failure refuses to build the context:
 // verification is on, at least TLS 1.2, and a name check without partial
 // wildcards ("*" must be a whole left-most label) is set on every connection.
-#ifndef PROVISION_DETAIL_TLS_CONTEXT_HPP
-#define PROVISION_DETAIL_TLS_CONTEXT_HPP
+#ifndef PROVISION_HTTP_TLS_CONTEXT_HPP
+#define PROVISION_HTTP_TLS_CONTEXT_HPP
 
 // #include "../error.hpp": include/provision/error.hpp already inlined above
 
@@ -3012,7 +3012,7 @@ inline SSL* TlsClientContext::new_session(const std::string& host, bool host_is_
 }  // namespace provision
 
 #endif
-// ---- end include/provision/detail/tls_context.hpp ----
+// ---- end include/provision/http/tls_context.hpp ----
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -3499,22 +3499,22 @@ inline bool RawConnection::read_body(const RawResponseHead& head, bool head_requ
 }  // namespace provision
 
 #endif
-// ---- end include/provision/detail/raw_http.hpp ----
-// #include "detail/tls_context.hpp": include/provision/detail/tls_context.hpp already inlined above
-// #include "error.hpp": include/provision/error.hpp already inlined above
-// ---- begin include/provision/proxy.hpp ----
+// ---- end include/provision/http/connection.hpp ----
+// #include "tls_context.hpp": include/provision/http/tls_context.hpp already inlined above
+// #include "../error.hpp": include/provision/error.hpp already inlined above
+// ---- begin include/provision/http/proxy.hpp ----
 // provision: which proxy a request goes through (HTTPS_PROXY, HTTP_PROXY, NO_PROXY).
 //
 // Follows the conventions curl and most HTTP clients share: the upper- and
 // lower-case variables are both read (lower case wins, as curl does), NO_PROXY
 // is a comma list of host names, domain suffixes, IP addresses and optional
 // ports, and "*" disables proxying. https requests tunnel with CONNECT.
-#ifndef PROVISION_PROXY_HPP
-#define PROVISION_PROXY_HPP
+#ifndef PROVISION_HTTP_PROXY_HPP
+#define PROVISION_HTTP_PROXY_HPP
 
-// #include "config.hpp": include/provision/config.hpp already inlined above
-// #include "error.hpp": include/provision/error.hpp already inlined above
-// #include "url.hpp": include/provision/url.hpp already inlined above
+// #include "../config/config.hpp": include/provision/config/config.hpp already inlined above
+// #include "../error.hpp": include/provision/error.hpp already inlined above
+// #include "../url.hpp": include/provision/url.hpp already inlined above
 
 #include <optional>
 #include <string>
@@ -3599,9 +3599,9 @@ struct ProxySettings {
 }  // namespace provision
 
 #endif
-// ---- end include/provision/proxy.hpp ----
-// #include "url.hpp": include/provision/url.hpp already inlined above
-// #include "version.hpp": include/provision/version.hpp already inlined above
+// ---- end include/provision/http/proxy.hpp ----
+// #include "../url.hpp": include/provision/url.hpp already inlined above
+// #include "../version.hpp": include/provision/version.hpp already inlined above
 
 #include <netdb.h>
 #include <openssl/x509.h>
@@ -4207,7 +4207,7 @@ inline Result<HttpResponse> HttpClient::fetch(const HttpRequest& request, std::s
 }  // namespace provision
 
 #endif
-// ---- end include/provision/http.hpp ----
+// ---- end include/provision/http/client.hpp ----
 // ---- begin include/provision/plan.hpp ----
 // provision: the download plan, the contract between sources and the downloader.
 //
@@ -4217,9 +4217,9 @@ inline Result<HttpResponse> HttpClient::fetch(const HttpRequest& request, std::s
 #ifndef PROVISION_PLAN_HPP
 #define PROVISION_PLAN_HPP
 
-// #include "config.hpp": include/provision/config.hpp already inlined above
+// #include "config/config.hpp": include/provision/config/config.hpp already inlined above
 // #include "error.hpp": include/provision/error.hpp already inlined above
-// #include "http.hpp": include/provision/http.hpp already inlined above
+// #include "http/client.hpp": include/provision/http/client.hpp already inlined above
 // #include "url.hpp": include/provision/url.hpp already inlined above
 
 #include <cstdint>
@@ -4323,7 +4323,7 @@ using EventHandler = std::function<void(const Event&)>;
 
 #endif
 // ---- end include/provision/events.hpp ----
-// ---- begin include/provision/gdrive.hpp ----
+// ---- begin include/provision/sources/gdrive/gdrive.hpp ----
 // provision: Google Drive share links and Drive's download flow.
 //
 // A Drive link is not a file URL. Every share form (file/d/ID/view, open?id=,
@@ -4340,12 +4340,12 @@ using EventHandler = std::function<void(const Event&)>;
 // reads bodies only of pages: once a response is the file, it stops before the
 // body (or keeps a small one, for config files). Used for model entries
 // (sources/gdrive_source.hpp) and for config URLs (ProvisioningSystem).
-#ifndef PROVISION_GDRIVE_HPP
-#define PROVISION_GDRIVE_HPP
+#ifndef PROVISION_SOURCES_GDRIVE_GDRIVE_HPP
+#define PROVISION_SOURCES_GDRIVE_GDRIVE_HPP
 
-// #include "config.hpp": include/provision/config.hpp already inlined above
-// #include "detail/content_range.hpp": include/provision/detail/content_range.hpp already inlined above
-// ---- begin include/provision/detail/drive_page.hpp ----
+// #include "../../config/config.hpp": include/provision/config/config.hpp already inlined above
+// #include "../../http/content_range.hpp": include/provision/http/content_range.hpp already inlined above
+// ---- begin include/provision/sources/gdrive/drive_page.hpp ----
 // provision: reading the HTML pages Google Drive answers with instead of a file.
 //
 // Drive puts a page in front of files it cannot virus-scan, and explains its
@@ -4353,12 +4353,12 @@ using EventHandler = std::function<void(const Event&)>;
 // here handles one shape of page and is tested on its own; read_drive_page()
 // applies them in the order the shapes are checked by long-lived clients
 // (current form first, then the pre-2024 variants, then error captions).
-#ifndef PROVISION_DETAIL_DRIVE_PAGE_HPP
-#define PROVISION_DETAIL_DRIVE_PAGE_HPP
+#ifndef PROVISION_SOURCES_GDRIVE_DRIVE_PAGE_HPP
+#define PROVISION_SOURCES_GDRIVE_DRIVE_PAGE_HPP
 
-// #include "../config.hpp": include/provision/config.hpp already inlined above
-// #include "../url.hpp": include/provision/url.hpp already inlined above
-// ---- begin include/provision/detail/html.hpp ----
+// #include "../../config/config.hpp": include/provision/config/config.hpp already inlined above
+// #include "../../url.hpp": include/provision/url.hpp already inlined above
+// ---- begin include/provision/sources/gdrive/html.hpp ----
 // provision: just enough HTML reading to pull forms, links and captions out of
 // service pages (Google Drive's confirmation and error pages).
 //
@@ -4366,10 +4366,10 @@ using EventHandler = std::function<void(const Event&)>;
 // attributes (quoted, single-quoted or bare, any order, any case) and decodes
 // character references. That is what the pages we read need, and it keeps the
 // toolkit free of another dependency.
-#ifndef PROVISION_DETAIL_HTML_HPP
-#define PROVISION_DETAIL_HTML_HPP
+#ifndef PROVISION_SOURCES_GDRIVE_HTML_HPP
+#define PROVISION_SOURCES_GDRIVE_HTML_HPP
 
-// #include "../url.hpp": include/provision/url.hpp already inlined above
+// #include "../../url.hpp": include/provision/url.hpp already inlined above
 
 #include <cstdint>
 #include <optional>
@@ -4567,8 +4567,8 @@ inline bool has_html_class(const HtmlTag& tag, std::string_view wanted) {
 }  // namespace provision
 
 #endif
-// ---- end include/provision/detail/html.hpp ----
-// #include "query.hpp": include/provision/detail/query.hpp already inlined above
+// ---- end include/provision/sources/gdrive/html.hpp ----
+// #include "../../support/query.hpp": include/provision/support/query.hpp already inlined above
 
 #include <optional>
 #include <string>
@@ -4745,15 +4745,15 @@ inline DrivePageReading read_drive_page(std::string_view page, const Url& page_u
 }  // namespace provision
 
 #endif
-// ---- end include/provision/detail/drive_page.hpp ----
-// ---- begin include/provision/detail/file_name.hpp ----
+// ---- end include/provision/sources/gdrive/drive_page.hpp ----
+// ---- begin include/provision/layout/file_name.hpp ----
 // provision: file names chosen by servers: Content-Disposition parsing and sanitizing.
 //
 // A server-chosen name is untrusted input: it may try to climb out of the
 // models folder ("../../etc/x"), name an absolute path, hide control characters
 // or be invalid UTF-8. Everything here turns such input into one plain file name.
-#ifndef PROVISION_DETAIL_FILE_NAME_HPP
-#define PROVISION_DETAIL_FILE_NAME_HPP
+#ifndef PROVISION_LAYOUT_FILE_NAME_HPP
+#define PROVISION_LAYOUT_FILE_NAME_HPP
 
 // #include "../url.hpp": include/provision/url.hpp already inlined above
 
@@ -4902,8 +4902,8 @@ inline bool is_model_file_name(std::string_view name) {
 }  // namespace provision
 
 #endif
-// ---- end include/provision/detail/file_name.hpp ----
-// ---- begin include/provision/detail/probe.hpp ----
+// ---- end include/provision/layout/file_name.hpp ----
+// ---- begin include/provision/http/probe.hpp ----
 // provision: one request whose body is read only when it is a document.
 //
 // Resolvers must see redirects, error bodies and confirmation pages, but a
@@ -4911,11 +4911,11 @@ inline bool is_model_file_name(std::string_view name) {
 // gigabytes through memory. A probe stops before the body of whatever the
 // caller calls the payload (unless asked to keep a small one, e.g. a config
 // file) and keeps at most a bounded prefix of anything else.
-#ifndef PROVISION_DETAIL_PROBE_HPP
-#define PROVISION_DETAIL_PROBE_HPP
+#ifndef PROVISION_HTTP_PROBE_HPP
+#define PROVISION_HTTP_PROBE_HPP
 
 // #include "../error.hpp": include/provision/error.hpp already inlined above
-// #include "../http.hpp": include/provision/http.hpp already inlined above
+// #include "client.hpp": include/provision/http/client.hpp already inlined above
 
 #include <cstddef>
 #include <functional>
@@ -4987,11 +4987,11 @@ inline std::string excerpt(std::string_view text, std::size_t limit = 200) {
 }  // namespace provision
 
 #endif
-// ---- end include/provision/detail/probe.hpp ----
-// #include "detail/query.hpp": include/provision/detail/query.hpp already inlined above
-// #include "error.hpp": include/provision/error.hpp already inlined above
-// #include "http.hpp": include/provision/http.hpp already inlined above
-// #include "url.hpp": include/provision/url.hpp already inlined above
+// ---- end include/provision/http/probe.hpp ----
+// #include "../../support/query.hpp": include/provision/support/query.hpp already inlined above
+// #include "../../error.hpp": include/provision/error.hpp already inlined above
+// #include "../../http/client.hpp": include/provision/http/client.hpp already inlined above
+// #include "../../url.hpp": include/provision/url.hpp already inlined above
 
 #include <cstdint>
 #include <map>
@@ -5435,15 +5435,15 @@ inline Error explain_drive_download_failure(const std::string& subject, const st
 }  // namespace provision
 
 #endif
-// ---- end include/provision/gdrive.hpp ----
-// ---- begin include/provision/sources.hpp ----
+// ---- end include/provision/sources/gdrive/gdrive.hpp ----
+// ---- begin include/provision/sources/sources.hpp ----
 // provision: entry -> download plan, dispatched by source.
-#ifndef PROVISION_SOURCES_HPP
-#define PROVISION_SOURCES_HPP
+#ifndef PROVISION_SOURCES_SOURCES_HPP
+#define PROVISION_SOURCES_SOURCES_HPP
 
-// #include "config.hpp": include/provision/config.hpp already inlined above
-// #include "plan.hpp": include/provision/plan.hpp already inlined above
-// ---- begin include/provision/sources/civitai.hpp ----
+// #include "../config/config.hpp": include/provision/config/config.hpp already inlined above
+// #include "../plan.hpp": include/provision/plan.hpp already inlined above
+// ---- begin include/provision/sources/civitai/civitai.hpp ----
 // provision: civitai entries -> download plans.
 //
 // Two requests resolve an entry: the version's details (which file, its name,
@@ -5461,26 +5461,26 @@ inline Error explain_drive_download_failure(const std::string& subject, const st
 //     expired one is exchanged again, through the route (plan.refresh).
 // The price is one route request per resolution, also in a dry run, which is
 // what lets a dry run report a missing login before anything is downloaded.
-#ifndef PROVISION_SOURCES_CIVITAI_HPP
-#define PROVISION_SOURCES_CIVITAI_HPP
+#ifndef PROVISION_SOURCES_CIVITAI_CIVITAI_HPP
+#define PROVISION_SOURCES_CIVITAI_CIVITAI_HPP
 
-// #include "../config.hpp": include/provision/config.hpp already inlined above
-// ---- begin include/provision/detail/civitai_api.hpp ----
+// #include "../../config/config.hpp": include/provision/config/config.hpp already inlined above
+// ---- begin include/provision/sources/civitai/api.hpp ----
 // provision: reading CivitAI's answers: the model-version JSON, its files,
 // and the error bodies of the API and download routes.
 //
 // The JSON is untrusted and changes over time, so every field is checked
 // before use and an odd one becomes an explained error; nothing here throws.
-#ifndef PROVISION_DETAIL_CIVITAI_API_HPP
-#define PROVISION_DETAIL_CIVITAI_API_HPP
+#ifndef PROVISION_SOURCES_CIVITAI_API_HPP
+#define PROVISION_SOURCES_CIVITAI_API_HPP
 
-// #include "../config.hpp": include/provision/config.hpp already inlined above
-// #include "../error.hpp": include/provision/error.hpp already inlined above
-// #include "../http.hpp": include/provision/http.hpp already inlined above
-// #include "civitai_link.hpp": include/provision/detail/civitai_link.hpp already inlined above
-// #include "probe.hpp": include/provision/detail/probe.hpp already inlined above
+// #include "../../config/config.hpp": include/provision/config/config.hpp already inlined above
+// #include "../../error.hpp": include/provision/error.hpp already inlined above
+// #include "../../http/client.hpp": include/provision/http/client.hpp already inlined above
+// #include "../../config/civitai_link.hpp": include/provision/config/civitai_link.hpp already inlined above
+// #include "../../http/probe.hpp": include/provision/http/probe.hpp already inlined above
 
-// ---- begin include/provision/detail/bounded_json.hpp ----
+// ---- begin include/provision/support/bounded_json.hpp ----
 // provision: the one way an API answer (a Hub listing, a CivitAI model) is
 // turned into JSON values, with memory bounded whatever its shape.
 //
@@ -5490,8 +5490,8 @@ inline Error explain_drive_download_failure(const std::string& subject, const st
 // SAX interface, which builds nothing, counting its values and its depth; only
 // an answer within the limits is parsed into a DOM. The limits sit far above
 // any real answer (a Hub tree page of 1,000 files holds about 12,000 values).
-#ifndef PROVISION_DETAIL_BOUNDED_JSON_HPP
-#define PROVISION_DETAIL_BOUNDED_JSON_HPP
+#ifndef PROVISION_SUPPORT_BOUNDED_JSON_HPP
+#define PROVISION_SUPPORT_BOUNDED_JSON_HPP
 
 #include <nlohmann/json.hpp>
 
@@ -5565,7 +5565,7 @@ inline nlohmann::json parse_api_json(std::string_view text, bool* too_large = nu
 }  // namespace provision
 
 #endif
-// ---- end include/provision/detail/bounded_json.hpp ----
+// ---- end include/provision/support/bounded_json.hpp ----
 
 #include <nlohmann/json.hpp>
 
@@ -5876,10 +5876,10 @@ inline Error explain_civitai_answer(const std::string& who, CivitaiRoute route, 
 }  // namespace provision
 
 #endif
-// ---- end include/provision/detail/civitai_api.hpp ----
-// #include "../detail/file_name.hpp": include/provision/detail/file_name.hpp already inlined above
-// #include "../detail/probe.hpp": include/provision/detail/probe.hpp already inlined above
-// #include "../plan.hpp": include/provision/plan.hpp already inlined above
+// ---- end include/provision/sources/civitai/api.hpp ----
+// #include "../../layout/file_name.hpp": include/provision/layout/file_name.hpp already inlined above
+// #include "../../http/probe.hpp": include/provision/http/probe.hpp already inlined above
+// #include "../../plan.hpp": include/provision/plan.hpp already inlined above
 
 #include <memory>
 #include <string>
@@ -6209,8 +6209,8 @@ inline Result<DownloadPlan> resolve_civitai(const Entry& given, ResolveContext& 
 }  // namespace provision
 
 #endif
-// ---- end include/provision/sources/civitai.hpp ----
-// ---- begin include/provision/sources/huggingface.hpp ----
+// ---- end include/provision/sources/civitai/civitai.hpp ----
+// ---- begin include/provision/sources/huggingface/huggingface.hpp ----
 // provision: Hugging Face Hub entries (source = "huggingface").
 //
 // One metadata HEAD on the file's resolve URL tells the downloader everything:
@@ -6222,13 +6222,13 @@ inline Result<DownloadPlan> resolve_civitai(const Entry& given, ResolveContext& 
 //
 // The small functions below (URL building, ETag normalisation, error
 // wording) are separate so each can be tested on its own.
-#ifndef PROVISION_SOURCES_HUGGINGFACE_HPP
-#define PROVISION_SOURCES_HUGGINGFACE_HPP
+#ifndef PROVISION_SOURCES_HUGGINGFACE_HUGGINGFACE_HPP
+#define PROVISION_SOURCES_HUGGINGFACE_HUGGINGFACE_HPP
 
-// #include "../config.hpp": include/provision/config.hpp already inlined above
-// #include "../http.hpp": include/provision/http.hpp already inlined above
-// #include "../plan.hpp": include/provision/plan.hpp already inlined above
-// #include "../url.hpp": include/provision/url.hpp already inlined above
+// #include "../../config/config.hpp": include/provision/config/config.hpp already inlined above
+// #include "../../http/client.hpp": include/provision/http/client.hpp already inlined above
+// #include "../../plan.hpp": include/provision/plan.hpp already inlined above
+// #include "../../url.hpp": include/provision/url.hpp already inlined above
 
 #include <cctype>
 #include <cstdint>
@@ -6669,8 +6669,8 @@ inline Result<DownloadPlan> resolve_huggingface(const Entry& entry, ResolveConte
 }  // namespace provision
 
 #endif
-// ---- end include/provision/sources/huggingface.hpp ----
-// ---- begin include/provision/sources/huggingface_auth.hpp ----
+// ---- end include/provision/sources/huggingface/huggingface.hpp ----
+// ---- begin include/provision/sources/huggingface/auth.hpp ----
 // provision: the up-front token check for entries marked `gated = true`.
 //
 // A gated repo serves its files only to a signed-in account that accepted its
@@ -6683,12 +6683,12 @@ inline Result<DownloadPlan> resolve_huggingface(const Entry& entry, ResolveConte
 #ifndef PROVISION_SOURCES_HUGGINGFACE_AUTH_HPP
 #define PROVISION_SOURCES_HUGGINGFACE_AUTH_HPP
 
-// #include "../config.hpp": include/provision/config.hpp already inlined above
-// #include "../http.hpp": include/provision/http.hpp already inlined above
-// #include "../plan.hpp": include/provision/plan.hpp already inlined above
-// #include "huggingface.hpp": include/provision/sources/huggingface.hpp already inlined above
+// #include "../../config/config.hpp": include/provision/config/config.hpp already inlined above
+// #include "../../http/client.hpp": include/provision/http/client.hpp already inlined above
+// #include "../../plan.hpp": include/provision/plan.hpp already inlined above
+// #include "huggingface.hpp": include/provision/sources/huggingface/huggingface.hpp already inlined above
 
-// #include "../detail/bounded_json.hpp": include/provision/detail/bounded_json.hpp already inlined above
+// #include "../../support/bounded_json.hpp": include/provision/support/bounded_json.hpp already inlined above
 
 #include <nlohmann/json.hpp>
 
@@ -6828,8 +6828,8 @@ inline std::vector<GatedEntryProblem> check_gated_entries(const std::vector<Entr
 }  // namespace provision
 
 #endif
-// ---- end include/provision/sources/huggingface_auth.hpp ----
-// ---- begin include/provision/sources/huggingface_tree.hpp ----
+// ---- end include/provision/sources/huggingface/auth.hpp ----
+// ---- begin include/provision/sources/huggingface/tree.hpp ----
 // provision: Hugging Face entries with several files (files = [...], or
 // include = [...] / exclude = [...] patterns).
 //
@@ -6843,14 +6843,14 @@ inline std::vector<GatedEntryProblem> check_gated_entries(const std::vector<Entr
 #ifndef PROVISION_SOURCES_HUGGINGFACE_TREE_HPP
 #define PROVISION_SOURCES_HUGGINGFACE_TREE_HPP
 
-// #include "../config.hpp": include/provision/config.hpp already inlined above
-// #include "../error.hpp": include/provision/error.hpp already inlined above
-// #include "../http.hpp": include/provision/http.hpp already inlined above
-// #include "../plan.hpp": include/provision/plan.hpp already inlined above
-// #include "../url.hpp": include/provision/url.hpp already inlined above
-// #include "huggingface.hpp": include/provision/sources/huggingface.hpp already inlined above
+// #include "../../config/config.hpp": include/provision/config/config.hpp already inlined above
+// #include "../../error.hpp": include/provision/error.hpp already inlined above
+// #include "../../http/client.hpp": include/provision/http/client.hpp already inlined above
+// #include "../../plan.hpp": include/provision/plan.hpp already inlined above
+// #include "../../url.hpp": include/provision/url.hpp already inlined above
+// #include "huggingface.hpp": include/provision/sources/huggingface/huggingface.hpp already inlined above
 
-// #include "../detail/bounded_json.hpp": include/provision/detail/bounded_json.hpp already inlined above
+// #include "../../support/bounded_json.hpp": include/provision/support/bounded_json.hpp already inlined above
 
 #include <nlohmann/json.hpp>
 
@@ -7226,26 +7226,26 @@ inline std::vector<ExpandedEntry> expand_huggingface_entry(const Entry& entry, s
 }  // namespace provision
 
 #endif
-// ---- end include/provision/sources/huggingface_tree.hpp ----
-// ---- begin include/provision/sources/url_source.hpp ----
+// ---- end include/provision/sources/huggingface/tree.hpp ----
+// ---- begin include/provision/sources/url/url_source.hpp ----
 // provision: plain URL entries (source = "url" and the simple name = "https://..." form).
-#ifndef PROVISION_SOURCES_URL_SOURCE_HPP
-#define PROVISION_SOURCES_URL_SOURCE_HPP
+#ifndef PROVISION_SOURCES_URL_URL_SOURCE_HPP
+#define PROVISION_SOURCES_URL_URL_SOURCE_HPP
 
-// #include "../config.hpp": include/provision/config.hpp already inlined above
-// #include "../detail/content_range.hpp": include/provision/detail/content_range.hpp already inlined above
-// #include "../detail/file_name.hpp": include/provision/detail/file_name.hpp already inlined above
-// #include "../detail/probe.hpp": include/provision/detail/probe.hpp already inlined above
-// #include "../gdrive.hpp": include/provision/gdrive.hpp already inlined above
-// #include "../http.hpp": include/provision/http.hpp already inlined above
-// #include "../plan.hpp": include/provision/plan.hpp already inlined above
-// ---- begin include/provision/sources/gdrive_source.hpp ----
+// #include "../../config/config.hpp": include/provision/config/config.hpp already inlined above
+// #include "../../http/content_range.hpp": include/provision/http/content_range.hpp already inlined above
+// #include "../../layout/file_name.hpp": include/provision/layout/file_name.hpp already inlined above
+// #include "../../http/probe.hpp": include/provision/http/probe.hpp already inlined above
+// #include "../gdrive/gdrive.hpp": include/provision/sources/gdrive/gdrive.hpp already inlined above
+// #include "../../http/client.hpp": include/provision/http/client.hpp already inlined above
+// #include "../../plan.hpp": include/provision/plan.hpp already inlined above
+// ---- begin include/provision/sources/gdrive/source.hpp ----
 // provision: url entries that are Google Drive links -> download plans.
 //
 // Why resolution runs Drive's whole flow: the downloader makes one plain GET
 // of plan.url and treats anything but 200 as a failure, while Drive needs a
 // redirect, maybe a confirmation page, and has refusals that only a page
-// explains. So resolution walks the flow (gdrive.hpp) with metadata-only
+// explains. So resolution walks the flow (sources/gdrive/gdrive.hpp) with metadata-only
 // requests: it stops before the body as soon as a response is the file. The
 // plan carries the confirmed URL the file answered on, its name and size from
 // that response, and a refresh that walks the flow again, because the
@@ -7254,9 +7254,9 @@ inline std::vector<ExpandedEntry> expand_huggingface_entry(const Entry& entry, s
 #ifndef PROVISION_SOURCES_GDRIVE_SOURCE_HPP
 #define PROVISION_SOURCES_GDRIVE_SOURCE_HPP
 
-// #include "../config.hpp": include/provision/config.hpp already inlined above
-// #include "../gdrive.hpp": include/provision/gdrive.hpp already inlined above
-// #include "../plan.hpp": include/provision/plan.hpp already inlined above
+// #include "../../config/config.hpp": include/provision/config/config.hpp already inlined above
+// #include "gdrive.hpp": include/provision/sources/gdrive/gdrive.hpp already inlined above
+// #include "../../plan.hpp": include/provision/plan.hpp already inlined above
 
 namespace provision {
 namespace sources {
@@ -7291,7 +7291,7 @@ inline Result<DownloadPlan> plan_drive_download(HttpClient& http, const Entry& e
 }  // namespace provision
 
 #endif
-// ---- end include/provision/sources/gdrive_source.hpp ----
+// ---- end include/provision/sources/gdrive/source.hpp ----
 
 namespace provision {
 namespace sources {
@@ -7377,7 +7377,7 @@ inline Result<void> probe_url_plan(HttpClient& http, DownloadPlan& plan) {
 }  // namespace provision
 
 #endif
-// ---- end include/provision/sources/url_source.hpp ----
+// ---- end include/provision/sources/url/url_source.hpp ----
 
 namespace provision {
 
@@ -7417,8 +7417,8 @@ inline std::vector<sources::ExpandedEntry> expand_entries(const std::vector<Entr
 }  // namespace provision
 
 #endif
-// ---- end include/provision/sources.hpp ----
-// ---- begin include/provision/downloader.hpp ----
+// ---- end include/provision/sources/sources.hpp ----
+// ---- begin include/provision/engine/downloader.hpp ----
 // provision: executes download plans.
 //
 // One file at a time per Downloader::download() call (the provisioner runs
@@ -7427,21 +7427,21 @@ inline std::vector<sources::ExpandedEntry> expand_entries(const std::vector<Entr
 //   * an install record check: a file already in place is not fetched again;
 //   * the bytes go to a preallocated "<name>.part" (a full disk shows up at
 //     the start, not after 20 GB), over several connections when the server
-//     honours Range (detail/segment_scheduler.hpp), in 1 MiB positional writes;
+//     honours Range (engine/segment_scheduler.hpp), in 1 MiB positional writes;
 //   * SHA-256 is computed while the data arrives, on a thread of its own that
-//     reads back the complete prefix (detail/prefix_hasher.hpp);
-//   * resume state beside the .part (detail/resume_state.hpp) lets a later
+//     reads back the complete prefix (engine/prefix_hasher.hpp);
+//   * resume state beside the .part (engine/resume_state.hpp) lets a later
 //     run continue after kill -9 or a power cut;
 //   * failed requests are retried with backoff, honouring Retry-After and
-//     RateLimit (detail/retry_policy.hpp); a connection that delivers nothing
+//     RateLimit (http/retry_policy.hpp); a connection that delivers nothing
 //     for stall_timeout is dropped and its bytes fetched again;
 //   * size and digest are checked before the file is synced and renamed into
 //     place: nothing half-written or unverified ever sits under a final model
 //     name, and a web page is never saved where a model was expected.
-#ifndef PROVISION_DOWNLOADER_HPP
-#define PROVISION_DOWNLOADER_HPP
+#ifndef PROVISION_ENGINE_DOWNLOADER_HPP
+#define PROVISION_ENGINE_DOWNLOADER_HPP
 
-// ---- begin include/provision/detail/connection_budget.hpp ----
+// ---- begin include/provision/engine/connection_budget.hpp ----
 // provision: the cap on connections open at once, over all files of a run.
 //
 // A counting semaphore with one twist: a file's first connection waits for
@@ -7449,8 +7449,8 @@ inline std::vector<sources::ExpandedEntry> expand_entries(const std::vector<Entr
 // large file fetched over many connections never starves the small files
 // queued behind it; its extra connections give their slots back between
 // pieces as soon as someone waits (see has_waiters()).
-#ifndef PROVISION_DETAIL_CONNECTION_BUDGET_HPP
-#define PROVISION_DETAIL_CONNECTION_BUDGET_HPP
+#ifndef PROVISION_ENGINE_CONNECTION_BUDGET_HPP
+#define PROVISION_ENGINE_CONNECTION_BUDGET_HPP
 
 #include <chrono>
 #include <condition_variable>
@@ -7521,24 +7521,24 @@ class ConnectionBudget {
 }  // namespace provision
 
 #endif
-// ---- end include/provision/detail/connection_budget.hpp ----
-// #include "detail/content_range.hpp": include/provision/detail/content_range.hpp already inlined above
-// #include "detail/digest.hpp": include/provision/detail/digest.hpp already inlined above
-// ---- begin include/provision/detail/disk_space.hpp ----
+// ---- end include/provision/engine/connection_budget.hpp ----
+// #include "../http/content_range.hpp": include/provision/http/content_range.hpp already inlined above
+// #include "../support/digest.hpp": include/provision/support/digest.hpp already inlined above
+// ---- begin include/provision/engine/disk_space.hpp ----
 // provision: free space per filesystem, and what a run still has to write.
 //
 // Checked before the first byte is fetched: a 20 GB checkpoint that fails at
 // 19 GB because the disk is full wastes the whole transfer and leaves the
 // disk full for everything else. Files that share a filesystem share its
 // free space, so needs are summed per device, not per folder.
-#ifndef PROVISION_DETAIL_DISK_SPACE_HPP
-#define PROVISION_DETAIL_DISK_SPACE_HPP
+#ifndef PROVISION_ENGINE_DISK_SPACE_HPP
+#define PROVISION_ENGINE_DISK_SPACE_HPP
 
 // #include "../error.hpp": include/provision/error.hpp already inlined above
-// ---- begin include/provision/detail/files.hpp ----
+// ---- begin include/provision/support/files.hpp ----
 // provision: file-system helpers: safe joins, durable writes, atomic installs.
-#ifndef PROVISION_DETAIL_FILES_HPP
-#define PROVISION_DETAIL_FILES_HPP
+#ifndef PROVISION_SUPPORT_FILES_HPP
+#define PROVISION_SUPPORT_FILES_HPP
 
 // #include "../error.hpp": include/provision/error.hpp already inlined above
 
@@ -7675,7 +7675,7 @@ inline Result<void> write_all_at(int fd, const char* data, std::size_t size, std
 }  // namespace provision
 
 #endif
-// ---- end include/provision/detail/files.hpp ----
+// ---- end include/provision/support/files.hpp ----
 
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -7798,8 +7798,8 @@ inline std::optional<Error> space_shortfall(const std::vector<SpaceNeed>& needs)
 }  // namespace provision
 
 #endif
-// ---- end include/provision/detail/disk_space.hpp ----
-// ---- begin include/provision/detail/file_lock.hpp ----
+// ---- end include/provision/engine/disk_space.hpp ----
+// ---- begin include/provision/engine/file_lock.hpp ----
 // provision: one writer per target file, across processes.
 //
 // "<name>.lock" beside the target carries an flock(2) and the holder's pid.
@@ -7810,11 +7810,11 @@ inline std::optional<Error> space_shortfall(const std::vector<SpaceNeed>& needs)
 //
 // flock is advisory and, on some network filesystems, silently a no-op; two
 // provisioners sharing a workspace over NFS are not protected by this.
-#ifndef PROVISION_DETAIL_FILE_LOCK_HPP
-#define PROVISION_DETAIL_FILE_LOCK_HPP
+#ifndef PROVISION_ENGINE_FILE_LOCK_HPP
+#define PROVISION_ENGINE_FILE_LOCK_HPP
 
 // #include "../error.hpp": include/provision/error.hpp already inlined above
-// #include "files.hpp": include/provision/detail/files.hpp already inlined above
+// #include "../support/files.hpp": include/provision/support/files.hpp already inlined above
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -7936,11 +7936,11 @@ inline std::filesystem::path lock_path_for(const std::filesystem::path& target) 
 }  // namespace provision
 
 #endif
-// ---- end include/provision/detail/file_lock.hpp ----
-// #include "detail/file_name.hpp": include/provision/detail/file_name.hpp already inlined above
-// #include "detail/guarded.hpp": include/provision/detail/guarded.hpp already inlined above
-// #include "detail/files.hpp": include/provision/detail/files.hpp already inlined above
-// ---- begin include/provision/detail/install_record.hpp ----
+// ---- end include/provision/engine/file_lock.hpp ----
+// #include "../layout/file_name.hpp": include/provision/layout/file_name.hpp already inlined above
+// #include "../support/guarded.hpp": include/provision/support/guarded.hpp already inlined above
+// #include "../support/files.hpp": include/provision/support/files.hpp already inlined above
+// ---- begin include/provision/engine/install_record.hpp ----
 // provision: the record of installed files, ${WORKSPACE}/.provision/installed.json.
 //
 // A container restart runs the same config again. Re-hashing 20 GB of
@@ -7953,22 +7953,22 @@ inline std::filesystem::path lock_path_for(const std::filesystem::path& target) 
 // Several provisioners may share a workspace: every update takes an flock on
 // "installed.json.lock", re-reads the file if another process changed it,
 // applies the change and replaces the file atomically (temporary + rename).
-#ifndef PROVISION_DETAIL_INSTALL_RECORD_HPP
-#define PROVISION_DETAIL_INSTALL_RECORD_HPP
+#ifndef PROVISION_ENGINE_INSTALL_RECORD_HPP
+#define PROVISION_ENGINE_INSTALL_RECORD_HPP
 
 // #include "../error.hpp": include/provision/error.hpp already inlined above
-// #include "files.hpp": include/provision/detail/files.hpp already inlined above
-// ---- begin include/provision/detail/log_file.hpp ----
+// #include "../support/files.hpp": include/provision/support/files.hpp already inlined above
+// ---- begin include/provision/report/log_file.hpp ----
 // provision: the append-only run log (${WORKSPACE}/logs/provision.log).
 //
 // Containers restart provisioning on every start, for months; a log that only
 // grows fills the workspace it is meant to describe. When it passes a size
 // (8 MiB by default) it is rotated like logrotate does: provision.log becomes
 // provision.log.1, .1 becomes .2, and the oldest beyond `keep` is deleted.
-#ifndef PROVISION_DETAIL_LOG_FILE_HPP
-#define PROVISION_DETAIL_LOG_FILE_HPP
+#ifndef PROVISION_REPORT_LOG_FILE_HPP
+#define PROVISION_REPORT_LOG_FILE_HPP
 
-// #include "files.hpp": include/provision/detail/files.hpp already inlined above
+// #include "../support/files.hpp": include/provision/support/files.hpp already inlined above
 
 #include <unistd.h>
 
@@ -8093,8 +8093,8 @@ class LogFile {
 }  // namespace provision
 
 #endif
-// ---- end include/provision/detail/log_file.hpp ----
-// ---- begin include/provision/detail/resume_state.hpp ----
+// ---- end include/provision/report/log_file.hpp ----
+// ---- begin include/provision/engine/resume_state.hpp ----
 // provision: the resume state kept beside a "<name>.part" file.
 //
 // "<name>.part.state" says which source the partial file belongs to (its
@@ -8105,12 +8105,12 @@ class LogFile {
 // state never claims bytes the disk does not hold. The format is versioned
 // JSON: a state from a version we do not understand is ignored (the file is
 // downloaded again), never guessed at.
-#ifndef PROVISION_DETAIL_RESUME_STATE_HPP
-#define PROVISION_DETAIL_RESUME_STATE_HPP
+#ifndef PROVISION_ENGINE_RESUME_STATE_HPP
+#define PROVISION_ENGINE_RESUME_STATE_HPP
 
 // #include "../error.hpp": include/provision/error.hpp already inlined above
-// #include "files.hpp": include/provision/detail/files.hpp already inlined above
-// ---- begin include/provision/detail/segment_scheduler.hpp ----
+// #include "../support/files.hpp": include/provision/support/files.hpp already inlined above
+// ---- begin include/provision/engine/segment_scheduler.hpp ----
 // provision: which connection fetches which bytes of a file.
 //
 // A file is cut into pieces handed out in file order, so the contiguous
@@ -8125,8 +8125,8 @@ class LogFile {
 //
 // Not thread-safe: the downloader holds its own mutex around every call,
 // except end_of(), which a receiving connection reads on every packet.
-#ifndef PROVISION_DETAIL_SEGMENT_SCHEDULER_HPP
-#define PROVISION_DETAIL_SEGMENT_SCHEDULER_HPP
+#ifndef PROVISION_ENGINE_SEGMENT_SCHEDULER_HPP
+#define PROVISION_ENGINE_SEGMENT_SCHEDULER_HPP
 
 #include <algorithm>
 #include <atomic>
@@ -8406,7 +8406,7 @@ class SegmentScheduler {
 }  // namespace provision
 
 #endif
-// ---- end include/provision/detail/segment_scheduler.hpp ----
+// ---- end include/provision/engine/segment_scheduler.hpp ----
 
 #include <nlohmann/json.hpp>
 
@@ -8532,7 +8532,7 @@ inline void remove_resume_state(const std::filesystem::path& path) {
 }  // namespace provision
 
 #endif
-// ---- end include/provision/detail/resume_state.hpp ----
+// ---- end include/provision/engine/resume_state.hpp ----
 
 #include <nlohmann/json.hpp>
 
@@ -8736,8 +8736,8 @@ class InstallRegistry {
 }  // namespace provision
 
 #endif
-// ---- end include/provision/detail/install_record.hpp ----
-// ---- begin include/provision/detail/prefix_hasher.hpp ----
+// ---- end include/provision/engine/install_record.hpp ----
+// ---- begin include/provision/engine/prefix_hasher.hpp ----
 // provision: SHA-256 of a file while it is being written, off the receive path.
 //
 // Measured on a 2-core machine: updating SHA-256 inline in the receive
@@ -8747,13 +8747,13 @@ class InstallRegistry {
 // cache, which the bytes just went through). When the last byte lands, only
 // the tail written in the last moments is left to hash, and a 20 GB file is
 // never read a second time.
-#ifndef PROVISION_DETAIL_PREFIX_HASHER_HPP
-#define PROVISION_DETAIL_PREFIX_HASHER_HPP
+#ifndef PROVISION_ENGINE_PREFIX_HASHER_HPP
+#define PROVISION_ENGINE_PREFIX_HASHER_HPP
 
 // #include "../error.hpp": include/provision/error.hpp already inlined above
-// #include "digest.hpp": include/provision/detail/digest.hpp already inlined above
-// #include "files.hpp": include/provision/detail/files.hpp already inlined above
-// #include "guarded.hpp": include/provision/detail/guarded.hpp already inlined above
+// #include "../support/digest.hpp": include/provision/support/digest.hpp already inlined above
+// #include "../support/files.hpp": include/provision/support/files.hpp already inlined above
+// #include "../support/guarded.hpp": include/provision/support/guarded.hpp already inlined above
 
 #include <unistd.h>
 
@@ -8911,10 +8911,10 @@ class PrefixHasher {
 }  // namespace provision
 
 #endif
-// ---- end include/provision/detail/prefix_hasher.hpp ----
-// #include "detail/probe.hpp": include/provision/detail/probe.hpp already inlined above
-// #include "detail/resume_state.hpp": include/provision/detail/resume_state.hpp already inlined above
-// ---- begin include/provision/detail/retry_policy.hpp ----
+// ---- end include/provision/engine/prefix_hasher.hpp ----
+// #include "../http/probe.hpp": include/provision/http/probe.hpp already inlined above
+// #include "resume_state.hpp": include/provision/engine/resume_state.hpp already inlined above
+// ---- begin include/provision/http/retry_policy.hpp ----
 // provision: when a failed request is worth another try, and how long to wait.
 //
 // Servers say how long to wait in three ways we honour: Retry-After as seconds,
@@ -8922,8 +8922,8 @@ class PrefixHasher {
 // ("api";r=0;t=55: nothing left in this window, it resets in 55 s). Otherwise
 // we back off exponentially with jitter, so that many clients (or many
 // segments of one file) that failed together do not come back together.
-#ifndef PROVISION_DETAIL_RETRY_POLICY_HPP
-#define PROVISION_DETAIL_RETRY_POLICY_HPP
+#ifndef PROVISION_HTTP_RETRY_POLICY_HPP
+#define PROVISION_HTTP_RETRY_POLICY_HPP
 
 // #include "../url.hpp": include/provision/url.hpp already inlined above
 
@@ -9080,12 +9080,12 @@ inline std::string describe_wait(std::chrono::milliseconds wait) {
 }  // namespace provision
 
 #endif
-// ---- end include/provision/detail/retry_policy.hpp ----
-// #include "detail/segment_scheduler.hpp": include/provision/detail/segment_scheduler.hpp already inlined above
-// #include "error.hpp": include/provision/error.hpp already inlined above
-// #include "events.hpp": include/provision/events.hpp already inlined above
-// #include "http.hpp": include/provision/http.hpp already inlined above
-// #include "plan.hpp": include/provision/plan.hpp already inlined above
+// ---- end include/provision/http/retry_policy.hpp ----
+// #include "segment_scheduler.hpp": include/provision/engine/segment_scheduler.hpp already inlined above
+// #include "../error.hpp": include/provision/error.hpp already inlined above
+// #include "../events.hpp": include/provision/events.hpp already inlined above
+// #include "../http/client.hpp": include/provision/http/client.hpp already inlined above
+// #include "../plan.hpp": include/provision/plan.hpp already inlined above
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -10622,8 +10622,8 @@ inline Result<InstalledFile> Downloader::run(const DownloadPlan& plan, const Pla
 }  // namespace provision
 
 #endif
-// ---- end include/provision/downloader.hpp ----
-// ---- begin include/provision/lockfile.hpp ----
+// ---- end include/provision/engine/downloader.hpp ----
+// ---- begin include/provision/lockfile/lockfile.hpp ----
 // provision: provision.lock, the exact bits a successful run installed.
 //
 // A config names moving things: a branch, a CivitAI version whose files can be
@@ -10635,15 +10635,16 @@ inline Result<InstalledFile> Downloader::run(const DownloadPlan& plan, const Pla
 // and fails an entry, saying what moved, when upstream no longer serves the
 // same bytes: a fleet either gets identical files on every machine or a clear
 // failure, never a silent drift.
-#ifndef PROVISION_LOCKFILE_HPP
-#define PROVISION_LOCKFILE_HPP
+#ifndef PROVISION_LOCKFILE_LOCKFILE_HPP
+#define PROVISION_LOCKFILE_LOCKFILE_HPP
 
-// #include "config.hpp": include/provision/config.hpp already inlined above
-// #include "error.hpp": include/provision/error.hpp already inlined above
-// #include "plan.hpp": include/provision/plan.hpp already inlined above
-// #include "sources.hpp": include/provision/sources.hpp already inlined above
-// #include "url.hpp": include/provision/url.hpp already inlined above
-// #include "version.hpp": include/provision/version.hpp already inlined above
+// #include "../config/config.hpp": include/provision/config/config.hpp already inlined above
+// #include "../error.hpp": include/provision/error.hpp already inlined above
+// #include "../plan.hpp": include/provision/plan.hpp already inlined above
+// #include "../sources/sources.hpp": include/provision/sources/sources.hpp already inlined above
+// #include "../support/files.hpp": include/provision/support/files.hpp already inlined above
+// #include "../url.hpp": include/provision/url.hpp already inlined above
+// #include "../version.hpp": include/provision/version.hpp already inlined above
 
 #include <toml++/toml.h>
 
@@ -11185,7 +11186,7 @@ inline std::vector<std::pair<const LockRecord*, Error>> lock_records_not_in(cons
 }  // namespace provision
 
 #endif
-// ---- end include/provision/lockfile.hpp ----
+// ---- end include/provision/lockfile/lockfile.hpp ----
 // ---- begin include/provision/provisioner.hpp ----
 // provision: ProvisioningSystem ties config, layout, sources and downloader together.
 //
@@ -11194,9 +11195,9 @@ inline std::vector<std::pair<const LockRecord*, Error>> lock_records_not_in(cons
 #ifndef PROVISION_PROVISIONER_HPP
 #define PROVISION_PROVISIONER_HPP
 
-// #include "config.hpp": include/provision/config.hpp already inlined above
-// #include "detail/log_file.hpp": include/provision/detail/log_file.hpp already inlined above
-// ---- begin include/provision/detail/redact.hpp ----
+// #include "config/config.hpp": include/provision/config/config.hpp already inlined above
+// #include "report/log_file.hpp": include/provision/report/log_file.hpp already inlined above
+// ---- begin include/provision/report/redact.hpp ----
 // provision: the last line of defence for secrets in anything we print or write.
 //
 // Sources already avoid putting tokens into messages; this pass catches what
@@ -11204,8 +11205,8 @@ inline std::vector<std::pair<const LockRecord*, Error>> lock_records_not_in(cons
 // URL found anywhere in free text, rewritten as Url::redacted() shows it (user
 // info dropped, query values hidden unless known to be harmless), so the rule
 // for URLs is the same one on every path.
-#ifndef PROVISION_DETAIL_REDACT_HPP
-#define PROVISION_DETAIL_REDACT_HPP
+#ifndef PROVISION_REPORT_REDACT_HPP
+#define PROVISION_REPORT_REDACT_HPP
 
 // #include "../url.hpp": include/provision/url.hpp already inlined above
 
@@ -11352,17 +11353,17 @@ class SecretRedactor {
 }  // namespace provision
 
 #endif
-// ---- end include/provision/detail/redact.hpp ----
-// ---- begin include/provision/detail/thread_pool.hpp ----
+// ---- end include/provision/report/redact.hpp ----
+// ---- begin include/provision/engine/thread_pool.hpp ----
 // provision: a small fixed-size thread pool.
 //
 // Each task comes with what to do if it throws anyway (fail the entry it
 // serves), so no exception reaches std::terminate. Tasks must never wait on
 // the pool they run in. The destructor drains the queue.
-#ifndef PROVISION_DETAIL_THREAD_POOL_HPP
-#define PROVISION_DETAIL_THREAD_POOL_HPP
+#ifndef PROVISION_ENGINE_THREAD_POOL_HPP
+#define PROVISION_ENGINE_THREAD_POOL_HPP
 
-// #include "guarded.hpp": include/provision/detail/guarded.hpp already inlined above
+// #include "../support/guarded.hpp": include/provision/support/guarded.hpp already inlined above
 
 #include <condition_variable>
 #include <deque>
@@ -11447,16 +11448,16 @@ class ThreadPool {
 }  // namespace provision
 
 #endif
-// ---- end include/provision/detail/thread_pool.hpp ----
-// #include "downloader.hpp": include/provision/downloader.hpp already inlined above
+// ---- end include/provision/engine/thread_pool.hpp ----
+// #include "engine/downloader.hpp": include/provision/engine/downloader.hpp already inlined above
 // #include "error.hpp": include/provision/error.hpp already inlined above
 // #include "events.hpp": include/provision/events.hpp already inlined above
-// #include "gdrive.hpp": include/provision/gdrive.hpp already inlined above
-// #include "http.hpp": include/provision/http.hpp already inlined above
-// #include "layout.hpp": include/provision/layout.hpp already inlined above
-// #include "lockfile.hpp": include/provision/lockfile.hpp already inlined above
+// #include "sources/gdrive/gdrive.hpp": include/provision/sources/gdrive/gdrive.hpp already inlined above
+// #include "http/client.hpp": include/provision/http/client.hpp already inlined above
+// #include "layout/layout.hpp": include/provision/layout/layout.hpp already inlined above
+// #include "lockfile/lockfile.hpp": include/provision/lockfile/lockfile.hpp already inlined above
 // #include "plan.hpp": include/provision/plan.hpp already inlined above
-// #include "sources.hpp": include/provision/sources.hpp already inlined above
+// #include "sources/sources.hpp": include/provision/sources/sources.hpp already inlined above
 
 #include <atomic>
 #include <chrono>
@@ -11498,7 +11499,7 @@ struct ProvisionOptions {
     /// connection budget and the install record are filled in by the system.
     DownloadOptions download;
     std::size_t max_connections = 16;  ///< connections open at once over all files (at least download.connections_per_file)
-    /// --locked: install exactly the files this lock pins; an entry whose upstream moved fails (lockfile.hpp).
+    /// --locked: install exactly the files this lock pins; an entry whose upstream moved fails (lockfile/lockfile.hpp).
     std::optional<Lockfile> locked;
     std::filesystem::path lock_file;  ///< written after a successful run; default: workspace/provision.lock
     bool write_lock = true;           ///< false: write no lock (never written by dry or --locked runs)
@@ -11689,7 +11690,7 @@ inline void ProvisioningSystem::emit(const Event& original) {
 inline Result<std::string> ProvisioningSystem::fetch_config(const std::string& url_text) {
     auto url = parse_url(url_text);
     if (!url) return url.error();
-    // A Drive share link names a file, not its bytes: run Drive's flow (gdrive.hpp).
+    // A Drive share link names a file, not its bytes: run Drive's flow (sources/gdrive/gdrive.hpp).
     if (auto drive = parse_drive_link(url.value()))
         return fetch_drive_text(http_, *drive, "the config URL " + url->redacted(), 4u << 20);
     HttpRequest request;
@@ -11804,7 +11805,7 @@ inline Report ProvisioningSystem::provision_from_text(const std::string& text, c
 
     // Hugging Face entries with several files (files, include/exclude) are listed
     // once, pinned to one commit, and go on as one entry per file; [models.auto]
-    // CivitAI entries learn their category from the model type (sources.hpp).
+    // CivitAI entries learn their category from the model type (sources/sources.hpp).
     std::vector<std::optional<Error>> listing_errors;
     {
         ResolveContext listing{http_, options_.credentials, options_.hf_endpoint};

@@ -7,7 +7,7 @@
 // well-formed body and the fuzzer still reaches every branch.
 #include "fuzz_support.hpp"
 
-#include <provision/detail/civitai_api.hpp>
+#include <provision/sources/civitai/api.hpp>
 
 #include <cctype>
 #include <cstddef>

@@ -15,8 +15,8 @@
 
 #include "fuzz_support.hpp"
 
-#include <provision/config.hpp>
-#include <provision/layout.hpp>
+#include <provision/config/config.hpp>
+#include <provision/layout/layout.hpp>
 
 #include <cctype>
 #include <cstddef>

@@ -7,8 +7,8 @@
 // that cannot leave its folder.
 #include "fuzz_support.hpp"
 
-#include <provision/config.hpp>
-#include <provision/detail/file_name.hpp>
+#include <provision/config/config.hpp>
+#include <provision/layout/file_name.hpp>
 
 #include <cstddef>
 #include <cstdint>

@@ -7,7 +7,7 @@
 // URL it tells us to request next is one we can put on a request line.
 #include "fuzz_support.hpp"
 
-#include <provision/detail/drive_page.hpp>
+#include <provision/sources/gdrive/drive_page.hpp>
 
 #include <cstddef>
 #include <cstdint>

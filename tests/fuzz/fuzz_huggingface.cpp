@@ -9,8 +9,8 @@
 //   body              the rest (read as a whoami-v2 answer)
 #include "fuzz_support.hpp"
 
-#include <provision/sources/huggingface.hpp>
-#include <provision/sources/huggingface_auth.hpp>
+#include <provision/sources/huggingface/huggingface.hpp>
+#include <provision/sources/huggingface/auth.hpp>
 
 #include <cstddef>
 #include <cstdint>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Fuzz target: the response head parser and the body framing it leads to
-// (include/provision/detail/response_head.hpp), fed bytes with no socket.
+// (include/provision/http/response_head.hpp), fed bytes with no socket.
 //
 // Input: anything a server could send as a head. Invariants beyond "no
 // crash": a parsed status is 100-599; names are non-empty with no colon,
@@ -11,7 +11,7 @@
 // with Content-Length.
 #include "fuzz_support.hpp"
 
-#include <provision/detail/response_head.hpp>
+#include <provision/http/response_head.hpp>
 
 #include <cstddef>
 #include <cstdint>
