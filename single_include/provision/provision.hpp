@@ -571,7 +571,62 @@ inline std::string redact_url(std::string_view text) {
 #ifndef PROVISION_CONFIG_CONFIG_HPP
 #define PROVISION_CONFIG_CONFIG_HPP
 
+// ---- begin include/provision/environment.hpp ----
+// provision: how the toolkit reads environment variables.
+//
+// Through an injectable lookup, never std::getenv directly, so tests and
+// library callers decide what a run sees. Its own header because the config
+// (variables in a config), the proxy settings (HTTPS_PROXY, NO_PROXY) and the
+// provisioner (HF_TOKEN, WORKSPACE, ...) all take one.
+#ifndef PROVISION_ENVIRONMENT_HPP
+#define PROVISION_ENVIRONMENT_HPP
+
+#include <cstdlib>
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace provision {
+
+/// Looks up an environment variable; injectable so tests need not touch the real environment.
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+
+/// The process environment.
+inline EnvLookup process_environment() {
+    return [](const std::string& name) -> std::optional<std::string> {
+        const char* value = std::getenv(name.c_str());
+        if (!value) return std::nullopt;
+        return std::string(value);
+    };
+}
+
+}  // namespace provision
+
+#endif  // PROVISION_ENVIRONMENT_HPP
+// ---- end include/provision/environment.hpp ----
 // #include "../error.hpp": include/provision/error.hpp already inlined above
+// ---- begin include/provision/header.hpp ----
+// provision: one HTTP header, a name and a value.
+//
+// Its own header because three layers share it: the config (headers a user
+// gives an entry), the HTTP client (what goes on the wire) and the resolvers
+// (what they add, such as Authorization). The client needs nothing else from
+// the config, so it does not include it (and with it toml++).
+#ifndef PROVISION_HEADER_HPP
+#define PROVISION_HEADER_HPP
+
+#include <string>
+#include <utility>
+
+namespace provision {
+
+/// One HTTP header: name, value.
+using Header = std::pair<std::string, std::string>;
+
+}  // namespace provision
+
+#endif  // PROVISION_HEADER_HPP
+// ---- end include/provision/header.hpp ----
 // #include "../url.hpp": include/provision/url.hpp already inlined above
 
 #include <cstdint>
@@ -607,9 +662,6 @@ inline const char* to_string(SourceKind kind) noexcept {
     }
     return "url";
 }
-
-/// One HTTP header given by the user; sent only to the host of the entry's URL.
-using Header = std::pair<std::string, std::string>;
 
 /// One model to provision, exactly as the config describes it (not yet resolved).
 struct Entry {
@@ -712,12 +764,6 @@ struct Manifest {
         return out;
     }
 };
-
-/// Looks up an environment variable; injectable so tests need not touch the real environment.
-using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
-
-/// The process environment.
-inline EnvLookup process_environment();
 
 /// Parses and validates config text. `origin` names the file or URL in messages.
 /// Categories are checked against the layout by the provisioner, not here.
@@ -2216,14 +2262,6 @@ class Checker {
 }  // namespace config_parser
 }  // namespace detail
 
-inline EnvLookup process_environment() {
-    return [](const std::string& name) -> std::optional<std::string> {
-        const char* value = std::getenv(name.c_str());
-        if (!value) return std::nullopt;
-        return std::string(value);
-    };
-}
-
 inline bool is_safe_filename(std::string_view name) { return detail::config_parser::filename_problem(name) == nullptr; }
 
 inline Manifest parse_config(std::string_view text, const std::string& origin, const EnvLookup& env, const ConfigTrust& trust) {
@@ -2460,7 +2498,7 @@ class Layout {
 #ifndef PROVISION_HTTP_CLIENT_HPP
 #define PROVISION_HTTP_CLIENT_HPP
 
-// #include "../config/config.hpp": include/provision/config/config.hpp already inlined above
+// #include "../header.hpp": include/provision/header.hpp already inlined above
 // ---- begin include/provision/support/guarded.hpp ----
 // provision: the one rule for every thread the library starts.
 //
@@ -3512,7 +3550,7 @@ inline bool RawConnection::read_body(const RawResponseHead& head, bool head_requ
 #ifndef PROVISION_HTTP_PROXY_HPP
 #define PROVISION_HTTP_PROXY_HPP
 
-// #include "../config/config.hpp": include/provision/config/config.hpp already inlined above
+// #include "../environment.hpp": include/provision/environment.hpp already inlined above
 // #include "../error.hpp": include/provision/error.hpp already inlined above
 // #include "../url.hpp": include/provision/url.hpp already inlined above
 

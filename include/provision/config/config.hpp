@@ -7,7 +7,9 @@
 #ifndef PROVISION_CONFIG_CONFIG_HPP
 #define PROVISION_CONFIG_CONFIG_HPP
 
+#include "../environment.hpp"
 #include "../error.hpp"
+#include "../header.hpp"
 #include "../url.hpp"
 
 #include <cstdint>
@@ -43,9 +45,6 @@ inline const char* to_string(SourceKind kind) noexcept {
     }
     return "url";
 }
-
-/// One HTTP header given by the user; sent only to the host of the entry's URL.
-using Header = std::pair<std::string, std::string>;
 
 /// One model to provision, exactly as the config describes it (not yet resolved).
 struct Entry {
@@ -148,12 +147,6 @@ struct Manifest {
         return out;
     }
 };
-
-/// Looks up an environment variable; injectable so tests need not touch the real environment.
-using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
-
-/// The process environment.
-inline EnvLookup process_environment();
 
 /// Parses and validates config text. `origin` names the file or URL in messages.
 /// Categories are checked against the layout by the provisioner, not here.

@@ -1170,14 +1170,6 @@ class Checker {
 }  // namespace config_parser
 }  // namespace detail
 
-inline EnvLookup process_environment() {
-    return [](const std::string& name) -> std::optional<std::string> {
-        const char* value = std::getenv(name.c_str());
-        if (!value) return std::nullopt;
-        return std::string(value);
-    };
-}
-
 inline bool is_safe_filename(std::string_view name) { return detail::config_parser::filename_problem(name) == nullptr; }
 
 inline Manifest parse_config(std::string_view text, const std::string& origin, const EnvLookup& env, const ConfigTrust& trust) {

@@ -14,7 +14,7 @@
 #ifndef PROVISION_HTTP_CLIENT_HPP
 #define PROVISION_HTTP_CLIENT_HPP
 
-#include "../config/config.hpp"
+#include "../header.hpp"
 #include "../support/guarded.hpp"
 #include "connection.hpp"
 #include "tls_context.hpp"

@@ -8,7 +8,7 @@
 #ifndef PROVISION_HTTP_PROXY_HPP
 #define PROVISION_HTTP_PROXY_HPP
 
-#include "../config/config.hpp"
+#include "../environment.hpp"
 #include "../error.hpp"
 #include "../url.hpp"
 
