@@ -7479,6 +7479,13 @@ inline std::vector<sources::ExpandedEntry> expand_entries(const std::vector<Entr
 #ifndef PROVISION_ENGINE_DOWNLOADER_HPP
 #define PROVISION_ENGINE_DOWNLOADER_HPP
 
+// ---- begin include/provision/engine/download_options.hpp ----
+// provision: what a Downloader is told (DownloadOptions, RetryPolicy) and what
+// it answers (InstalledFile, PlanCheck), apart from the engine that does the
+// work, so a reader of the API sees these first.
+#ifndef PROVISION_ENGINE_DOWNLOAD_OPTIONS_HPP
+#define PROVISION_ENGINE_DOWNLOAD_OPTIONS_HPP
+
 // ---- begin include/provision/engine/connection_budget.hpp ----
 // provision: the cap on connections open at once, over all files of a run.
 //
@@ -7560,17 +7567,21 @@ class ConnectionBudget {
 
 #endif
 // ---- end include/provision/engine/connection_budget.hpp ----
-// #include "../http/content_range.hpp": include/provision/http/content_range.hpp already inlined above
-// #include "../support/digest.hpp": include/provision/support/digest.hpp already inlined above
-// ---- begin include/provision/engine/disk_space.hpp ----
-// provision: free space per filesystem, and what a run still has to write.
+// ---- begin include/provision/engine/install_record.hpp ----
+// provision: the record of installed files, ${WORKSPACE}/.provision/installed.json.
 //
-// Checked before the first byte is fetched: a 20 GB checkpoint that fails at
-// 19 GB because the disk is full wastes the whole transfer and leaves the
-// disk full for everything else. Files that share a filesystem share its
-// free space, so needs are summed per device, not per folder.
-#ifndef PROVISION_ENGINE_DISK_SPACE_HPP
-#define PROVISION_ENGINE_DISK_SPACE_HPP
+// A container restart runs the same config again. Re-hashing 20 GB of
+// checkpoints on every boot would take minutes, so each installed file is
+// recorded with what it is (the source identity and validator, its SHA-256)
+// and with the facts that change when anyone touches it (size, mtime with
+// nanoseconds, inode, device). A re-run trusts a file whose facts still match
+// its record: a stat per entry, no bytes read. --verify re-hashes anyway.
+//
+// Several provisioners may share a workspace: every update takes an flock on
+// "installed.json.lock", re-reads the file if another process changed it,
+// applies the change and replaces the file atomically (temporary + rename).
+#ifndef PROVISION_ENGINE_INSTALL_RECORD_HPP
+#define PROVISION_ENGINE_INSTALL_RECORD_HPP
 
 // #include "../error.hpp": include/provision/error.hpp already inlined above
 // ---- begin include/provision/support/files.hpp ----
@@ -7714,288 +7725,6 @@ inline Result<void> write_all_at(int fd, const char* data, std::size_t size, std
 
 #endif
 // ---- end include/provision/support/files.hpp ----
-
-#include <sys/stat.h>
-#include <sys/statvfs.h>
-
-#include <algorithm>
-#include <cstdint>
-#include <cstdio>
-#include <filesystem>
-#include <optional>
-#include <string>
-#include <vector>
-
-namespace provision {
-namespace detail {
-
-struct FilesystemSpace {
-    std::uint64_t device = 0;           ///< st_dev: files with equal devices share the space
-    std::filesystem::path mount_point;  ///< the highest folder on the same device (for messages)
-    std::uint64_t available = 0;        ///< bytes an unprivileged writer may still use
-};
-
-/// The nearest folder at or above `path` that exists (targets are often not created yet).
-inline std::filesystem::path existing_ancestor(std::filesystem::path path) {
-    std::error_code ignored;
-    path = std::filesystem::absolute(path, ignored).lexically_normal();
-    while (!path.empty() && !std::filesystem::exists(path, ignored)) {
-        auto parent = path.parent_path();
-        if (parent == path) break;
-        path = parent;
-    }
-    return path;
-}
-
-/// Free space of the filesystem that holds (or will hold) `folder`.
-inline Result<FilesystemSpace> filesystem_space(const std::filesystem::path& folder) {
-    auto probe = existing_ancestor(folder);
-    struct stat info {};
-    if (::stat(probe.c_str(), &info) != 0) return errno_error("cannot inspect " + probe.string(), errno);
-    struct statvfs space {};
-    if (::statvfs(probe.c_str(), &space) != 0) return errno_error("cannot read the free space of " + probe.string(), errno);
-    FilesystemSpace out;
-    out.device = static_cast<std::uint64_t>(info.st_dev);
-    out.available = static_cast<std::uint64_t>(space.f_bavail) * static_cast<std::uint64_t>(space.f_frsize);
-    // Walk up while the device stays the same: that folder is the mount point.
-    out.mount_point = probe;
-    while (out.mount_point.has_parent_path() && out.mount_point.parent_path() != out.mount_point) {
-        struct stat parent {};
-        if (::stat(out.mount_point.parent_path().c_str(), &parent) != 0 || parent.st_dev != info.st_dev) break;
-        out.mount_point = out.mount_point.parent_path();
-    }
-    return out;
-}
-
-/// Bytes a file already occupies on disk (a preallocated .part holds its
-/// whole size, so resuming it needs no more space). 0 when it does not exist.
-inline std::uint64_t allocated_bytes(const std::filesystem::path& path) {
-    struct stat info {};
-    if (::stat(path.c_str(), &info) != 0) return 0;
-    return static_cast<std::uint64_t>(info.st_blocks) * 512u;
-}
-
-/// "1.5 GiB", "312 KiB", "17 B"
-inline std::string human_size(std::uint64_t bytes) {
-    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double value = static_cast<double>(bytes);
-    int unit = 0;
-    while (value >= 1024 && unit < 4) {
-        value /= 1024;
-        ++unit;
-    }
-    char buffer[32];
-    std::snprintf(buffer, sizeof buffer, unit == 0 ? "%.0f %s" : "%.1f %s", value, units[unit]);
-    return buffer;
-}
-
-/// Space one file still has to take, and where.
-struct SpaceNeed {
-    std::filesystem::path folder;  ///< where the file goes (need not exist yet)
-    std::uint64_t bytes = 0;
-    std::string label;             ///< the entry, for the message
-};
-
-/// nullopt when every need fits its filesystem's free space; otherwise an
-/// error listing, per short filesystem, what is needed, what is free and for
-/// which entries.
-inline std::optional<Error> space_shortfall(const std::vector<SpaceNeed>& needs) {
-    struct Group {
-        FilesystemSpace space;
-        std::uint64_t needed = 0;
-        std::vector<const SpaceNeed*> members;
-    };
-    std::vector<Group> groups;
-    for (const auto& need : needs) {
-        if (need.bytes == 0) continue;
-        auto space = filesystem_space(need.folder);
-        if (!space) continue;  // cannot tell: the write will say so if it fails
-        auto group = std::find_if(groups.begin(), groups.end(), [&](const Group& g) { return g.space.device == space->device; });
-        if (group == groups.end()) {
-            groups.push_back(Group{space.value(), 0, {}});
-            group = std::prev(groups.end());
-        }
-        group->needed += need.bytes;
-        group->members.push_back(&need);
-    }
-    std::string text;
-    for (const auto& group : groups) {
-        if (group.needed <= group.space.available) continue;
-        text += "\n  " + group.space.mount_point.string() + ": needs " + human_size(group.needed) + " for " +
-                std::to_string(group.members.size()) + (group.members.size() == 1 ? " file" : " files") + ", has " +
-                human_size(group.space.available) + " free (" + human_size(group.needed - group.space.available) + " short)";
-        for (const auto* need : group.members)
-            text += "\n    " + need->label + ": " + human_size(need->bytes) + " in " + need->folder.string();
-    }
-    if (text.empty()) return std::nullopt;
-    return make_error(errc::disk_full, "not enough disk space for the downloads; nothing was downloaded:" + text +
-                                           "\nfree some space (or point WORKSPACE at a larger disk) and run again");
-}
-
-}  // namespace detail
-}  // namespace provision
-
-#endif
-// ---- end include/provision/engine/disk_space.hpp ----
-// ---- begin include/provision/engine/file_lock.hpp ----
-// provision: one writer per target file, across processes.
-//
-// "<name>.lock" beside the target carries an flock(2) and the holder's pid.
-// The kernel drops an flock when its process dies, so kill -9 never leaves a
-// lock that blocks the next run. The holder removes the file before it lets
-// go; a waiter that then gets the lock on the removed file notices (the path
-// no longer names what it locked) and tries again on the new one.
-//
-// flock is advisory and, on some network filesystems, silently a no-op; two
-// provisioners sharing a workspace over NFS are not protected by this.
-#ifndef PROVISION_ENGINE_FILE_LOCK_HPP
-#define PROVISION_ENGINE_FILE_LOCK_HPP
-
-// #include "../error.hpp": include/provision/error.hpp already inlined above
-// #include "../support/files.hpp": include/provision/support/files.hpp already inlined above
-
-#include <fcntl.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <chrono>
-#include <cstdlib>
-#include <filesystem>
-#include <functional>
-#include <string>
-#include <thread>
-#include <utility>
-
-namespace provision {
-namespace detail {
-
-class FileLock {
-  public:
-    FileLock() = default;
-    FileLock(FileLock&& other) noexcept : path_(std::move(other.path_)), fd_(std::exchange(other.fd_, -1)) {}
-    FileLock& operator=(FileLock&& other) noexcept {
-        if (this != &other) {
-            release();
-            path_ = std::move(other.path_);
-            fd_ = std::exchange(other.fd_, -1);
-        }
-        return *this;
-    }
-    FileLock(const FileLock&) = delete;
-    FileLock& operator=(const FileLock&) = delete;
-    ~FileLock() { release(); }
-
-    bool held() const { return fd_ >= 0; }
-    const std::filesystem::path& path() const { return path_; }
-
-    /// Removes the lock file and lets go (in that order: see the file comment).
-    void release() {
-        if (fd_ < 0) return;
-        ::unlink(path_.c_str());
-        ::close(fd_);
-        fd_ = -1;
-    }
-
-    /// One attempt. Ok with held() == false when another process holds it;
-    /// then `holder` is its pid (0 when unknown).
-    static Result<FileLock> try_acquire(const std::filesystem::path& path, long& holder) {
-        holder = 0;
-        for (int round = 0; round < 16; ++round) {
-            auto created = open_for_writing(path, O_RDWR | O_CREAT);
-            if (!created) return created.error();
-            int fd = created.value();
-            if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-                int code = errno;
-                if (code == EWOULDBLOCK || code == EINTR) {
-                    holder = read_pid(fd);
-                    ::close(fd);
-                    return FileLock{};
-                }
-                ::close(fd);
-                return errno_error("cannot lock " + path.string(), code);
-            }
-            // The previous holder may have removed the file between our open
-            // and our flock: then we hold a lock on a name nobody else sees.
-            struct stat opened {};
-            struct stat named {};
-            if (::fstat(fd, &opened) == 0 && ::stat(path.c_str(), &named) == 0 && opened.st_dev == named.st_dev &&
-                opened.st_ino == named.st_ino) {
-                std::string pid = std::to_string(::getpid()) + "\n";
-                if (::ftruncate(fd, 0) == 0) (void)write_all_at(fd, pid.data(), pid.size(), 0, path.string());
-                FileLock lock;
-                lock.path_ = path;
-                lock.fd_ = fd;
-                return lock;
-            }
-            ::close(fd);
-        }
-        return make_error(errc::io, "cannot lock " + path.string() + ": it keeps being replaced");
-    }
-
-    /// Waits for the lock, polling so that `cancelled` is noticed promptly.
-    /// `on_wait(pid)` runs once, when the first attempt finds it taken.
-    /// `waited` tells the caller that someone else held it (and may have
-    /// finished the work meanwhile).
-    static Result<FileLock> acquire(const std::filesystem::path& path, const std::function<bool()>& cancelled,
-                                    const std::function<void(long)>& on_wait, bool& waited) {
-        waited = false;
-        while (true) {
-            long holder = 0;
-            auto attempt = try_acquire(path, holder);
-            if (!attempt || attempt->held()) return attempt;
-            if (!waited && on_wait) on_wait(holder);
-            waited = true;
-            if (cancelled && cancelled()) return make_error(errc::cancelled, "stopped while waiting for " + path.string());
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        }
-    }
-
-  private:
-    static long read_pid(int fd) {
-        char buffer[32] = {};
-        ssize_t got = ::pread(fd, buffer, sizeof buffer - 1, 0);
-        if (got <= 0) return 0;
-        return std::strtol(buffer, nullptr, 10);
-    }
-
-    std::filesystem::path path_;
-    int fd_ = -1;
-};
-
-/// "<target>.lock"
-inline std::filesystem::path lock_path_for(const std::filesystem::path& target) {
-    auto path = target;
-    path += ".lock";
-    return path;
-}
-
-}  // namespace detail
-}  // namespace provision
-
-#endif
-// ---- end include/provision/engine/file_lock.hpp ----
-// #include "../layout/file_name.hpp": include/provision/layout/file_name.hpp already inlined above
-// #include "../support/guarded.hpp": include/provision/support/guarded.hpp already inlined above
-// #include "../support/files.hpp": include/provision/support/files.hpp already inlined above
-// ---- begin include/provision/engine/install_record.hpp ----
-// provision: the record of installed files, ${WORKSPACE}/.provision/installed.json.
-//
-// A container restart runs the same config again. Re-hashing 20 GB of
-// checkpoints on every boot would take minutes, so each installed file is
-// recorded with what it is (the source identity and validator, its SHA-256)
-// and with the facts that change when anyone touches it (size, mtime with
-// nanoseconds, inode, device). A re-run trusts a file whose facts still match
-// its record: a stat per entry, no bytes read. --verify re-hashes anyway.
-//
-// Several provisioners may share a workspace: every update takes an flock on
-// "installed.json.lock", re-reads the file if another process changed it,
-// applies the change and replaces the file atomically (temporary + rename).
-#ifndef PROVISION_ENGINE_INSTALL_RECORD_HPP
-#define PROVISION_ENGINE_INSTALL_RECORD_HPP
-
-// #include "../error.hpp": include/provision/error.hpp already inlined above
-// #include "../support/files.hpp": include/provision/support/files.hpp already inlined above
 // ---- begin include/provision/report/log_file.hpp ----
 // provision: the append-only run log (${WORKSPACE}/logs/provision.log).
 //
@@ -8775,6 +8504,381 @@ class InstallRegistry {
 
 #endif
 // ---- end include/provision/engine/install_record.hpp ----
+// #include "../events.hpp": include/provision/events.hpp already inlined above
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace provision {
+
+/// Caps the connections open at once over every file of a run; share one
+/// between the Downloaders of a run (the provisioner does).
+using ConnectionBudget = detail::ConnectionBudget;
+/// The record of installed files (${WORKSPACE}/.provision/installed.json).
+using InstallRegistry = detail::InstallRegistry;
+
+/// How often and how patiently failed requests are tried again.
+struct RetryPolicy {
+    /// A connection gives up after this many failures in a row without
+    /// receiving a byte; the file fails when its last connection gives up.
+    int max_attempts = 8;
+    std::chrono::milliseconds base_delay{1000};  ///< first backoff (doubles each time, with jitter)
+    std::chrono::milliseconds max_delay{30000};  ///< backoff never waits longer
+    std::chrono::milliseconds max_server_delay{std::chrono::minutes(10)};  ///< longest Retry-After / RateLimit wait honoured
+};
+
+struct DownloadOptions {
+    const std::atomic<bool>* cancel = nullptr;  ///< set to stop transfers promptly (partial files are kept)
+    EventHandler on_event;                      ///< reports; called on the thread that runs download()
+    std::chrono::milliseconds progress_interval{250};
+
+    /// Connections one file may use at once. CDNs cap each connection (20 MB/s
+    /// and less is common), so one large file alone may take the whole run's
+    /// budget (ProvisionOptions::max_connections, 16); files downloading at the
+    /// same time share it, as connections give way to waiting files.
+    std::size_t connections_per_file = 16;
+    std::shared_ptr<ConnectionBudget> connection_budget;  ///< cap over all files; null: only the per-file cap
+    std::uint64_t min_segment_size = 8u << 20;  ///< files under twice this use one connection; no piece is split below it
+    std::uint64_t max_segment_size = 64u << 20; ///< largest piece handed to a connection at once
+    std::chrono::milliseconds stall_timeout{30000};  ///< a connection silent this long is dropped and retried
+    /// A connection must deliver at least this much per stall_timeout, or it
+    /// counts as stalled: a server dripping a few bytes a second would
+    /// otherwise never time out (about 550 bytes/s with the defaults).
+    std::uint64_t stall_min_bytes = 16 * 1024;
+    RetryPolicy retry;
+    std::chrono::milliseconds checkpoint_interval{1000};  ///< how often resume state is flushed
+    std::size_t write_batch = 1u << 20;         ///< bytes a connection collects per write (also its buffer)
+    /// Reserve the whole .part before the first byte (fallocate), so a full
+    /// disk fails at once. Off, the .part grows as bytes arrive (as on a
+    /// filesystem without fallocate) and a full disk fails mid-way.
+    bool preallocate = true;
+
+    std::shared_ptr<InstallRegistry> registry;  ///< records installed files; null: none kept
+    bool verify = false;                        ///< re-hash recorded files instead of trusting their records
+};
+
+/// A file that is in place and verified.
+struct InstalledFile {
+    std::filesystem::path path;
+    std::uint64_t size = 0;
+    std::string sha256;
+    bool already_present = false;  ///< nothing was downloaded
+};
+
+/// What a plan still needs, found without any request.
+struct PlanCheck {
+    std::optional<InstalledFile> present;       ///< in place and trusted: nothing to do
+    std::filesystem::path target;               ///< empty when the server chooses the name
+    std::optional<std::uint64_t> bytes_needed;  ///< disk space still to be taken; nullopt: size unknown
+    std::string reason;                         ///< why it is not present, for the log (may be empty)
+};
+
+}  // namespace provision
+
+#endif  // PROVISION_ENGINE_DOWNLOAD_OPTIONS_HPP
+// ---- end include/provision/engine/download_options.hpp ----
+// ---- begin include/provision/engine/transfer_connections.hpp ----
+// provision: a Transfer's connections: each worker thread requests its pieces,
+// writes what arrives in batches, is dropped when it stalls and retries with
+// backoff; the connection budget decides how many run.
+#ifndef PROVISION_ENGINE_TRANSFER_CONNECTIONS_HPP
+#define PROVISION_ENGINE_TRANSFER_CONNECTIONS_HPP
+
+// ---- begin include/provision/engine/transfer.hpp ----
+// provision: one file's transfer, declared. The coordinator (the thread that
+// calls run()) starts connections (worker threads); each fetches the pieces
+// the segment scheduler hands it. The definitions live beside it:
+//   transfer_responses.hpp    the first response decides the file; later ones are checked
+//   transfer_connections.hpp  the worker threads: requests, writes, stalls, retries
+//   transfer_finish.hpp       checkpoints, the coordinator's loop, verify and install
+#ifndef PROVISION_ENGINE_TRANSFER_HPP
+#define PROVISION_ENGINE_TRANSFER_HPP
+
+// #include "connection_budget.hpp": include/provision/engine/connection_budget.hpp already inlined above
+// #include "../support/digest.hpp": include/provision/support/digest.hpp already inlined above
+// ---- begin include/provision/engine/disk_space.hpp ----
+// provision: free space per filesystem, and what a run still has to write.
+//
+// Checked before the first byte is fetched: a 20 GB checkpoint that fails at
+// 19 GB because the disk is full wastes the whole transfer and leaves the
+// disk full for everything else. Files that share a filesystem share its
+// free space, so needs are summed per device, not per folder.
+#ifndef PROVISION_ENGINE_DISK_SPACE_HPP
+#define PROVISION_ENGINE_DISK_SPACE_HPP
+
+// #include "../error.hpp": include/provision/error.hpp already inlined above
+// #include "../support/files.hpp": include/provision/support/files.hpp already inlined above
+
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace provision {
+namespace detail {
+
+struct FilesystemSpace {
+    std::uint64_t device = 0;           ///< st_dev: files with equal devices share the space
+    std::filesystem::path mount_point;  ///< the highest folder on the same device (for messages)
+    std::uint64_t available = 0;        ///< bytes an unprivileged writer may still use
+};
+
+/// The nearest folder at or above `path` that exists (targets are often not created yet).
+inline std::filesystem::path existing_ancestor(std::filesystem::path path) {
+    std::error_code ignored;
+    path = std::filesystem::absolute(path, ignored).lexically_normal();
+    while (!path.empty() && !std::filesystem::exists(path, ignored)) {
+        auto parent = path.parent_path();
+        if (parent == path) break;
+        path = parent;
+    }
+    return path;
+}
+
+/// Free space of the filesystem that holds (or will hold) `folder`.
+inline Result<FilesystemSpace> filesystem_space(const std::filesystem::path& folder) {
+    auto probe = existing_ancestor(folder);
+    struct stat info {};
+    if (::stat(probe.c_str(), &info) != 0) return errno_error("cannot inspect " + probe.string(), errno);
+    struct statvfs space {};
+    if (::statvfs(probe.c_str(), &space) != 0) return errno_error("cannot read the free space of " + probe.string(), errno);
+    FilesystemSpace out;
+    out.device = static_cast<std::uint64_t>(info.st_dev);
+    out.available = static_cast<std::uint64_t>(space.f_bavail) * static_cast<std::uint64_t>(space.f_frsize);
+    // Walk up while the device stays the same: that folder is the mount point.
+    out.mount_point = probe;
+    while (out.mount_point.has_parent_path() && out.mount_point.parent_path() != out.mount_point) {
+        struct stat parent {};
+        if (::stat(out.mount_point.parent_path().c_str(), &parent) != 0 || parent.st_dev != info.st_dev) break;
+        out.mount_point = out.mount_point.parent_path();
+    }
+    return out;
+}
+
+/// Bytes a file already occupies on disk (a preallocated .part holds its
+/// whole size, so resuming it needs no more space). 0 when it does not exist.
+inline std::uint64_t allocated_bytes(const std::filesystem::path& path) {
+    struct stat info {};
+    if (::stat(path.c_str(), &info) != 0) return 0;
+    return static_cast<std::uint64_t>(info.st_blocks) * 512u;
+}
+
+/// "1.5 GiB", "312 KiB", "17 B"
+inline std::string human_size(std::uint64_t bytes) {
+    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double value = static_cast<double>(bytes);
+    int unit = 0;
+    while (value >= 1024 && unit < 4) {
+        value /= 1024;
+        ++unit;
+    }
+    char buffer[32];
+    std::snprintf(buffer, sizeof buffer, unit == 0 ? "%.0f %s" : "%.1f %s", value, units[unit]);
+    return buffer;
+}
+
+/// Space one file still has to take, and where.
+struct SpaceNeed {
+    std::filesystem::path folder;  ///< where the file goes (need not exist yet)
+    std::uint64_t bytes = 0;
+    std::string label;             ///< the entry, for the message
+};
+
+/// nullopt when every need fits its filesystem's free space; otherwise an
+/// error listing, per short filesystem, what is needed, what is free and for
+/// which entries.
+inline std::optional<Error> space_shortfall(const std::vector<SpaceNeed>& needs) {
+    struct Group {
+        FilesystemSpace space;
+        std::uint64_t needed = 0;
+        std::vector<const SpaceNeed*> members;
+    };
+    std::vector<Group> groups;
+    for (const auto& need : needs) {
+        if (need.bytes == 0) continue;
+        auto space = filesystem_space(need.folder);
+        if (!space) continue;  // cannot tell: the write will say so if it fails
+        auto group = std::find_if(groups.begin(), groups.end(), [&](const Group& g) { return g.space.device == space->device; });
+        if (group == groups.end()) {
+            groups.push_back(Group{space.value(), 0, {}});
+            group = std::prev(groups.end());
+        }
+        group->needed += need.bytes;
+        group->members.push_back(&need);
+    }
+    std::string text;
+    for (const auto& group : groups) {
+        if (group.needed <= group.space.available) continue;
+        text += "\n  " + group.space.mount_point.string() + ": needs " + human_size(group.needed) + " for " +
+                std::to_string(group.members.size()) + (group.members.size() == 1 ? " file" : " files") + ", has " +
+                human_size(group.space.available) + " free (" + human_size(group.needed - group.space.available) + " short)";
+        for (const auto* need : group.members)
+            text += "\n    " + need->label + ": " + human_size(need->bytes) + " in " + need->folder.string();
+    }
+    if (text.empty()) return std::nullopt;
+    return make_error(errc::disk_full, "not enough disk space for the downloads; nothing was downloaded:" + text +
+                                           "\nfree some space (or point WORKSPACE at a larger disk) and run again");
+}
+
+}  // namespace detail
+}  // namespace provision
+
+#endif
+// ---- end include/provision/engine/disk_space.hpp ----
+// ---- begin include/provision/engine/file_lock.hpp ----
+// provision: one writer per target file, across processes.
+//
+// "<name>.lock" beside the target carries an flock(2) and the holder's pid.
+// The kernel drops an flock when its process dies, so kill -9 never leaves a
+// lock that blocks the next run. The holder removes the file before it lets
+// go; a waiter that then gets the lock on the removed file notices (the path
+// no longer names what it locked) and tries again on the new one.
+//
+// flock is advisory and, on some network filesystems, silently a no-op; two
+// provisioners sharing a workspace over NFS are not protected by this.
+#ifndef PROVISION_ENGINE_FILE_LOCK_HPP
+#define PROVISION_ENGINE_FILE_LOCK_HPP
+
+// #include "../error.hpp": include/provision/error.hpp already inlined above
+// #include "../support/files.hpp": include/provision/support/files.hpp already inlined above
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <thread>
+#include <utility>
+
+namespace provision {
+namespace detail {
+
+class FileLock {
+  public:
+    FileLock() = default;
+    FileLock(FileLock&& other) noexcept : path_(std::move(other.path_)), fd_(std::exchange(other.fd_, -1)) {}
+    FileLock& operator=(FileLock&& other) noexcept {
+        if (this != &other) {
+            release();
+            path_ = std::move(other.path_);
+            fd_ = std::exchange(other.fd_, -1);
+        }
+        return *this;
+    }
+    FileLock(const FileLock&) = delete;
+    FileLock& operator=(const FileLock&) = delete;
+    ~FileLock() { release(); }
+
+    bool held() const { return fd_ >= 0; }
+    const std::filesystem::path& path() const { return path_; }
+
+    /// Removes the lock file and lets go (in that order: see the file comment).
+    void release() {
+        if (fd_ < 0) return;
+        ::unlink(path_.c_str());
+        ::close(fd_);
+        fd_ = -1;
+    }
+
+    /// One attempt. Ok with held() == false when another process holds it;
+    /// then `holder` is its pid (0 when unknown).
+    static Result<FileLock> try_acquire(const std::filesystem::path& path, long& holder) {
+        holder = 0;
+        for (int round = 0; round < 16; ++round) {
+            auto created = open_for_writing(path, O_RDWR | O_CREAT);
+            if (!created) return created.error();
+            int fd = created.value();
+            if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+                int code = errno;
+                if (code == EWOULDBLOCK || code == EINTR) {
+                    holder = read_pid(fd);
+                    ::close(fd);
+                    return FileLock{};
+                }
+                ::close(fd);
+                return errno_error("cannot lock " + path.string(), code);
+            }
+            // The previous holder may have removed the file between our open
+            // and our flock: then we hold a lock on a name nobody else sees.
+            struct stat opened {};
+            struct stat named {};
+            if (::fstat(fd, &opened) == 0 && ::stat(path.c_str(), &named) == 0 && opened.st_dev == named.st_dev &&
+                opened.st_ino == named.st_ino) {
+                std::string pid = std::to_string(::getpid()) + "\n";
+                if (::ftruncate(fd, 0) == 0) (void)write_all_at(fd, pid.data(), pid.size(), 0, path.string());
+                FileLock lock;
+                lock.path_ = path;
+                lock.fd_ = fd;
+                return lock;
+            }
+            ::close(fd);
+        }
+        return make_error(errc::io, "cannot lock " + path.string() + ": it keeps being replaced");
+    }
+
+    /// Waits for the lock, polling so that `cancelled` is noticed promptly.
+    /// `on_wait(pid)` runs once, when the first attempt finds it taken.
+    /// `waited` tells the caller that someone else held it (and may have
+    /// finished the work meanwhile).
+    static Result<FileLock> acquire(const std::filesystem::path& path, const std::function<bool()>& cancelled,
+                                    const std::function<void(long)>& on_wait, bool& waited) {
+        waited = false;
+        while (true) {
+            long holder = 0;
+            auto attempt = try_acquire(path, holder);
+            if (!attempt || attempt->held()) return attempt;
+            if (!waited && on_wait) on_wait(holder);
+            waited = true;
+            if (cancelled && cancelled()) return make_error(errc::cancelled, "stopped while waiting for " + path.string());
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+    }
+
+  private:
+    static long read_pid(int fd) {
+        char buffer[32] = {};
+        ssize_t got = ::pread(fd, buffer, sizeof buffer - 1, 0);
+        if (got <= 0) return 0;
+        return std::strtol(buffer, nullptr, 10);
+    }
+
+    std::filesystem::path path_;
+    int fd_ = -1;
+};
+
+/// "<target>.lock"
+inline std::filesystem::path lock_path_for(const std::filesystem::path& target) {
+    auto path = target;
+    path += ".lock";
+    return path;
+}
+
+}  // namespace detail
+}  // namespace provision
+
+#endif
+// ---- end include/provision/engine/file_lock.hpp ----
+// #include "../layout/file_name.hpp": include/provision/layout/file_name.hpp already inlined above
+// #include "../support/guarded.hpp": include/provision/support/guarded.hpp already inlined above
+// #include "../support/files.hpp": include/provision/support/files.hpp already inlined above
+// #include "install_record.hpp": include/provision/engine/install_record.hpp already inlined above
 // ---- begin include/provision/engine/prefix_hasher.hpp ----
 // provision: SHA-256 of a file while it is being written, off the receive path.
 //
@@ -9124,115 +9228,20 @@ inline std::string describe_wait(std::chrono::milliseconds wait) {
 // #include "../events.hpp": include/provision/events.hpp already inlined above
 // #include "../http/client.hpp": include/provision/http/client.hpp already inlined above
 // #include "../plan.hpp": include/provision/plan.hpp already inlined above
+// ---- begin include/provision/engine/content_judge.hpp ----
+// provision: is this response a model or a document? The Content-Type and the
+// first bytes decide, so a login page or a JSON error is never saved where a
+// model was expected.
+#ifndef PROVISION_ENGINE_CONTENT_JUDGE_HPP
+#define PROVISION_ENGINE_CONTENT_JUDGE_HPP
 
-#include <fcntl.h>
-#include <unistd.h>
+// #include "../url.hpp": include/provision/url.hpp already inlined above
 
-#include <algorithm>
-#include <atomic>
-#include <chrono>
-#include <condition_variable>
-#include <filesystem>
-#include <memory>
-#include <mutex>
-#include <optional>
+#include <cstddef>
 #include <string>
-#include <thread>
-#include <vector>
+#include <string_view>
 
 namespace provision {
-
-/// Caps the connections open at once over every file of a run; share one
-/// between the Downloaders of a run (the provisioner does).
-using ConnectionBudget = detail::ConnectionBudget;
-/// The record of installed files (${WORKSPACE}/.provision/installed.json).
-using InstallRegistry = detail::InstallRegistry;
-
-/// How often and how patiently failed requests are tried again.
-struct RetryPolicy {
-    /// A connection gives up after this many failures in a row without
-    /// receiving a byte; the file fails when its last connection gives up.
-    int max_attempts = 8;
-    std::chrono::milliseconds base_delay{1000};  ///< first backoff (doubles each time, with jitter)
-    std::chrono::milliseconds max_delay{30000};  ///< backoff never waits longer
-    std::chrono::milliseconds max_server_delay{std::chrono::minutes(10)};  ///< longest Retry-After / RateLimit wait honoured
-};
-
-struct DownloadOptions {
-    const std::atomic<bool>* cancel = nullptr;  ///< set to stop transfers promptly (partial files are kept)
-    EventHandler on_event;                      ///< reports; called on the thread that runs download()
-    std::chrono::milliseconds progress_interval{250};
-
-    /// Connections one file may use at once. CDNs cap each connection (20 MB/s
-    /// and less is common), so one large file alone may take the whole run's
-    /// budget (ProvisionOptions::max_connections, 16); files downloading at the
-    /// same time share it, as connections give way to waiting files.
-    std::size_t connections_per_file = 16;
-    std::shared_ptr<ConnectionBudget> connection_budget;  ///< cap over all files; null: only the per-file cap
-    std::uint64_t min_segment_size = 8u << 20;  ///< files under twice this use one connection; no piece is split below it
-    std::uint64_t max_segment_size = 64u << 20; ///< largest piece handed to a connection at once
-    std::chrono::milliseconds stall_timeout{30000};  ///< a connection silent this long is dropped and retried
-    /// A connection must deliver at least this much per stall_timeout, or it
-    /// counts as stalled: a server dripping a few bytes a second would
-    /// otherwise never time out (about 550 bytes/s with the defaults).
-    std::uint64_t stall_min_bytes = 16 * 1024;
-    RetryPolicy retry;
-    std::chrono::milliseconds checkpoint_interval{1000};  ///< how often resume state is flushed
-    std::size_t write_batch = 1u << 20;         ///< bytes a connection collects per write (also its buffer)
-    /// Reserve the whole .part before the first byte (fallocate), so a full
-    /// disk fails at once. Off, the .part grows as bytes arrive (as on a
-    /// filesystem without fallocate) and a full disk fails mid-way.
-    bool preallocate = true;
-
-    std::shared_ptr<InstallRegistry> registry;  ///< records installed files; null: none kept
-    bool verify = false;                        ///< re-hash recorded files instead of trusting their records
-};
-
-/// A file that is in place and verified.
-struct InstalledFile {
-    std::filesystem::path path;
-    std::uint64_t size = 0;
-    std::string sha256;
-    bool already_present = false;  ///< nothing was downloaded
-};
-
-/// What a plan still needs, found without any request.
-struct PlanCheck {
-    std::optional<InstalledFile> present;       ///< in place and trusted: nothing to do
-    std::filesystem::path target;               ///< empty when the server chooses the name
-    std::optional<std::uint64_t> bytes_needed;  ///< disk space still to be taken; nullopt: size unknown
-    std::string reason;                         ///< why it is not present, for the log (may be empty)
-};
-
-class Downloader {
-  public:
-    Downloader(HttpClient& http, DownloadOptions options) : http_(http), options_(std::move(options)) {}
-
-    /// Downloads one plan (or finds it in place). Thread-safe: several plans
-    /// may run at once on one Downloader.
-    Result<InstalledFile> download(const DownloadPlan& plan);
-    /// Same, reusing a check() done just before (no second look at the disk).
-    Result<InstalledFile> download(const DownloadPlan& plan, const PlanCheck& checked);
-
-    /// Is the plan's file in place? Reads the install record (and, with
-    /// options.verify or without a record, hashes the file when a digest is
-    /// known). Sends no request.
-    PlanCheck check(const DownloadPlan& plan);
-
-    const DownloadOptions& options() const { return options_; }
-
-  private:
-    Result<InstalledFile> run(const DownloadPlan& plan, const PlanCheck* checked);
-    PlanCheck check_target(const DownloadPlan& plan, const std::filesystem::path& target);
-    void emit(const Event& event) const {
-        if (options_.on_event) options_.on_event(event);
-    }
-    bool cancelled() const { return options_.cancel && options_.cancel->load(); }
-
-    HttpClient& http_;
-    DownloadOptions options_;
-};
-
 namespace detail {
 
 /// True for a Content-Type that is a document, not model bytes.
@@ -9285,6 +9294,32 @@ inline bool looks_like_json(std::string_view head) {
 /// (a first read can be a handful of bytes; looks_like_text reads this many).
 constexpr std::size_t model_head_bytes = 512;
 
+}  // namespace detail
+}  // namespace provision
+
+#endif  // PROVISION_ENGINE_CONTENT_JUDGE_HPP
+// ---- end include/provision/engine/content_judge.hpp ----
+// #include "download_options.hpp": include/provision/engine/download_options.hpp already inlined above
+// ---- begin include/provision/engine/part_file.hpp ----
+// provision: where a file's bytes wait before they are installed ("<name>.part"),
+// the identity they are recorded under, and the hash of a file found in place.
+#ifndef PROVISION_ENGINE_PART_FILE_HPP
+#define PROVISION_ENGINE_PART_FILE_HPP
+
+// #include "../error.hpp": include/provision/error.hpp already inlined above
+// #include "../plan.hpp": include/provision/plan.hpp already inlined above
+// #include "../support/digest.hpp": include/provision/support/digest.hpp already inlined above
+// #include "../support/files.hpp": include/provision/support/files.hpp already inlined above
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <cerrno>
+#include <filesystem>
+#include <string>
+
+namespace provision {
+namespace detail {
+
 /// Hash a whole file (for files found in place).
 inline Result<std::string> sha256_file(const std::filesystem::path& path) {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -9317,6 +9352,31 @@ inline std::filesystem::path part_path_for(const std::filesystem::path& target) 
     path += ".part";
     return path;
 }
+
+}  // namespace detail
+}  // namespace provision
+
+#endif  // PROVISION_ENGINE_PART_FILE_HPP
+// ---- end include/provision/engine/part_file.hpp ----
+// #include "../http/content_range.hpp": include/provision/http/content_range.hpp already inlined above
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace provision {
+namespace detail {
 
 /// One file's transfer: the coordinator (the thread that calls run()) and
 /// the connections (worker threads) it starts.
@@ -9492,6 +9552,625 @@ class Transfer {
     std::vector<std::unique_ptr<Worker>> workers_;
     std::shared_ptr<ConnectionBudget> budget_ = options_.connection_budget;
 };
+
+}  // namespace detail
+}  // namespace provision
+
+#endif  // PROVISION_ENGINE_TRANSFER_HPP
+// ---- end include/provision/engine/transfer.hpp ----
+
+namespace provision {
+namespace detail {
+
+inline bool Transfer::flush(std::size_t slot, std::vector<char>& buffer, std::uint64_t& buffer_start, Attempt& attempt) {
+    if (buffer.empty()) return true;
+    if (!write_piece(slot, buffer.data(), buffer.size(), buffer_start, attempt)) return false;
+    buffer.clear();
+    return true;
+}
+
+inline bool Transfer::write_piece(std::size_t slot, const char* data, std::size_t size, std::uint64_t& start, Attempt& attempt) {
+    std::uint64_t end = scheduler_->end_of(slot);
+    std::uint64_t writable = end > start ? std::min<std::uint64_t>(size, end - start) : 0;
+    if (writable > 0) {
+        auto written = write_all_at(fd_, data, static_cast<std::size_t>(writable), start, part_.string());
+        if (!written) {
+            attempt.kind = Attempt::Kind::fatal;
+            attempt.error = written.error();
+            attempt.error.message = who_ + ": " + attempt.error.message;
+            if (attempt.error.code == errc::disk_full) attempt.error.message += "; the partial file is kept for the next run";
+            return false;
+        }
+    }
+    std::uint64_t prefix = 0;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        std::uint64_t counted = scheduler_->commit(slot, start, writable);
+        fetched_ += counted;
+        prefix = scheduler_->done().prefix();
+    }
+    hasher_->advance(prefix);
+    start += size;
+    return true;
+}
+
+inline Transfer::Attempt Transfer::fetch(std::size_t slot, bool establishing, std::uint64_t begin, std::uint64_t end,
+                                         std::vector<char>& buffer) {
+    Worker& worker = *workers_[slot];
+    Attempt attempt;
+    worker.abort.reset();
+    worker.stalled = false;
+    if (stopping_) {
+        attempt.kind = Attempt::Kind::stop;
+        return attempt;
+    }
+    HttpRequest request = make_request(begin, end, slot);
+    std::uint64_t position = begin;      // next byte the response delivers
+    std::uint64_t buffer_start = begin;  // file offset of buffer[0]
+    std::uint64_t limit = end;           // the response delivers up to here
+    bool accepted = false;
+    bool piece_done = false;
+    // The first bytes of the file are judged (a page? an error document?)
+    // before any of them reach the disk. They are gathered first: one read can
+    // hold a handful of bytes, too few to tell text from a binary header.
+    std::string head;
+    bool judged = false;
+    auto judge_head = [&] {
+        judged = true;
+        std::string what;
+        if (looks_like_html(head))
+            what = "received an HTML page from " + plan_.url.redacted();
+        else if (looks_like_json(head))
+            what = plan_.url.redacted() + " sent a JSON document (\"" + detail::excerpt(head, 80) +
+                   "\"); the link may need a token, or it names an API answer, not a file";
+        else if (text_claimed_ && looks_like_text(head))
+            what = plan_.url.redacted() + " sent text (\"" + detail::excerpt(head, 80) +
+                   "\"); the link may need a login or point to a web page, not a file";
+        else
+            return true;
+        attempt.kind = Attempt::Kind::fatal;
+        attempt.error = make_error(errc::integrity, who_ + ": expected the model file " + target_->filename().string() + " but " + what);
+        return false;
+    };
+    // Called before every write: bytes reach the disk only once the head is judged.
+    auto may_write = [&] { return judged || judge_head(); };
+    std::uint64_t unseen = 0;  // bytes since last_activity was moved on (see stall_min_bytes)
+    auto on_response = [&](const HttpResponse& response) {
+        if (establishing) {
+            if (!establish(response, begin, attempt)) return false;
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (!resumed_) position = buffer_start = 0;
+            // A 200 delivers the whole file; an open-ended 206 runs to its end.
+            if (!ranged_ || end == SegmentScheduler::unbounded) limit = total_.value_or(SegmentScheduler::unbounded);
+        } else if (!check_piece_response(response, slot, begin, attempt)) {
+            return false;
+        }
+        accepted = true;
+        worker.last_activity = now_ns();
+        return true;
+    };
+    auto on_body = [&](const char* data, std::size_t size) {
+        if (stopping_) return false;
+        unseen += size;
+        if (unseen >= options_.stall_min_bytes) {
+            unseen = 0;
+            worker.last_activity.store(now_ns(), std::memory_order_relaxed);
+        }
+        if (limit == SegmentScheduler::unbounded && plan_.size && position + size > *plan_.size) {
+            // No length from the server, but the source said how big the file
+            // is: more than that is not this file, and must not fill the disk.
+            attempt.kind = Attempt::Kind::fatal;
+            attempt.error = make_error(errc::integrity, who_ + ": " + plan_.url.redacted() + " sent more than the " +
+                                                            std::to_string(*plan_.size) + " bytes the source announced");
+            return false;
+        }
+        if (!judged) {
+            if (!model_expected_ || (head.empty() && position != 0)) {
+                judged = true;  // not a model file, or not its first bytes
+            } else {
+                head.append(data, std::min(size, model_head_bytes - head.size()));
+                if (head.size() >= model_head_bytes && !judge_head()) return false;
+            }
+        }
+        attempt.received += size;
+        while (size > 0) {
+            std::uint64_t piece_end = scheduler_->end_of(slot);
+            if (position >= piece_end) {
+                if (!may_write() || !flush(slot, buffer, buffer_start, attempt)) return false;
+                bool extended = false;
+                {
+                    std::lock_guard<std::mutex> lock(mutex_);
+                    extended = scheduler_->extend(slot, limit);
+                }
+                if (!extended) {
+                    piece_done = true;  // the rest of this response belongs to other connections
+                    return false;
+                }
+                buffer_start = position;
+                continue;
+            }
+            std::size_t room = batch_ > buffer.size() ? batch_ - buffer.size() : 0;
+            std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>({size, piece_end - position, room}));
+            if (buffer.empty() && take >= direct_write_min) {
+                // A large piece (our own reader delivers up to 256 KiB) goes
+                // to disk from where it is, without a copy into the batch.
+                if (!may_write() || !write_piece(slot, data, take, buffer_start, attempt)) return false;
+                data += take;
+                size -= take;
+                position += take;
+                continue;
+            }
+            buffer.insert(buffer.end(), data, data + take);
+            data += take;
+            size -= take;
+            position += take;
+            if (buffer.size() >= batch_ && (!may_write() || !flush(slot, buffer, buffer_start, attempt))) return false;
+        }
+        return true;
+    };
+    worker.last_activity = now_ns();
+    worker.in_request = true;
+    auto response = http_.stream(request, on_response, on_body);
+    worker.in_request = false;
+    if (accepted && attempt.kind != Attempt::Kind::fatal && !judged && !head.empty()) {
+        // The body ended within the first bytes: a small file is judged on all
+        // of it; a cut connection's few bytes are dropped, fetched again and
+        // judged whole (judged on their own, two bytes of a binary header can
+        // pass for text).
+        if (response)
+            judge_head();
+        else
+            buffer.clear();
+    }
+    if (accepted && attempt.kind != Attempt::Kind::fatal) {
+        Attempt flushed;
+        if (!flush(slot, buffer, buffer_start, flushed)) return flushed;
+    }
+    buffer.clear();
+    if (attempt.kind != Attempt::Kind::ok) return attempt;
+    if (stopping_) {
+        attempt.kind = Attempt::Kind::stop;
+        return attempt;
+    }
+    if (!response) {
+        // Only a network failure may pass with time; a refused certificate will not.
+        attempt.kind = response.error().code == errc::network ? Attempt::Kind::retry : Attempt::Kind::fatal;
+        attempt.error = make_error(response.error().code, who_ + ": " + response.error().message);
+        if (worker.stalled) {
+            auto seconds = std::chrono::duration<double>(options_.stall_timeout).count();
+            char text[64];
+            std::snprintf(text, sizeof text, "%.1f", seconds);
+            attempt.error = make_error(errc::network, who_ + ": no data from " + request.url.authority() + " for " + text +
+                                                          " s (stalled)");
+        }
+        return attempt;
+    }
+    if (piece_done) return attempt;
+    // The response ended by itself.
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (scheduler_ && scheduler_->total() == SegmentScheduler::unbounded) {
+        scheduler_->set_total(position);
+        total_ = position;
+        return attempt;
+    }
+    if (scheduler_ && position < scheduler_->end_of(slot)) {
+        attempt.kind = Attempt::Kind::retry;
+        attempt.error = make_error(errc::network, who_ + ": the connection to " + request.url.authority() + " closed after " +
+                                                      human_size(position - begin) + " of bytes " + std::to_string(begin) +
+                                                      "-" + std::to_string(scheduler_->end_of(slot) - 1));
+    }
+    return attempt;
+}
+
+inline void Transfer::worker_main(std::size_t slot) {
+    Worker& worker = *workers_[slot];
+    bool leaving = false;  // counted in leaving_
+    // Whatever escapes the loop fails this file, not the process.
+    run_guarded([&] { worker_loop(slot, leaving); },
+                [&](const std::string& what) {
+                    std::lock_guard<std::mutex> lock(mutex_);
+                    fail(make_error(errc::internal, who_ + ": " + what));
+                });
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (scheduler_) scheduler_->give_back(slot);
+    --running_;
+    if (leaving) --leaving_;
+    worker.running = false;
+    if (worker.holds_budget && budget_) budget_->release();
+    worker.holds_budget = false;
+    changed_.notify_all();
+}
+
+inline void Transfer::worker_loop(std::size_t slot, bool& leaving) {
+    Worker& worker = *workers_[slot];
+    std::vector<char> buffer;
+    buffer.reserve(batch_);
+    int failures = 0;  // in a row, without a byte received
+    auto leave = [&] {  // with mutex_ held
+        leaving = true;
+        ++leaving_;
+    };
+    while (!stopping_) {
+        bool establishing = false;
+        std::uint64_t begin = 0;
+        std::uint64_t end = SegmentScheduler::unbounded;
+        {
+            std::unique_lock<std::mutex> lock(mutex_);
+            // Everyone waits out a server's "slow down" before the next request.
+            while (!stopping_ && Clock::now() < not_before_) wake_.wait_until(lock, not_before_);
+            if (stopping_) break;
+            if (!established_) {
+                // The first request also learns the size and whether Range
+                // works. Its end is known when resuming (the first gap) or
+                // when the source gave the size (the first piece); otherwise
+                // it is open-ended and stops where other connections took over.
+                establishing = true;
+                begin = resume_from_;
+                if (resumed_) {
+                    for (const auto& gap : resume_.done.missing(resume_.size))
+                        if (gap.begin == begin) end = gap.end;
+                } else if (plan_.size && *plan_.size > 0) {
+                    end = std::min(*plan_.size, piece_size_for(*plan_.size));
+                }
+            } else {
+                std::size_t staying = running_ - leaving_;
+                bool yield = staying > 1 && (staying > allowed_ || (budget_ && budget_->has_waiters()));
+                if (yield) {
+                    leave();
+                    break;
+                }
+                auto piece = scheduler_->take(slot);
+                if (!piece) {
+                    leave();
+                    break;
+                }
+                begin = piece->begin;
+                end = piece->end;
+            }
+        }
+        Attempt attempt = fetch(slot, establishing, begin, end, buffer);
+        {
+            // Only bytes that are kept are progress, and a stalled attempt
+            // (a drip) is none. Without Range a retry starts from byte 0 again,
+            // so a server that always breaks off mid-way, or drips, would
+            // otherwise be retried forever.
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (attempt.received > 0 && !worker.stalled && established_ && ranged_) failures = 0;
+        }
+        switch (attempt.kind) {
+        case Attempt::Kind::ok: continue;
+        case Attempt::Kind::stop: break;
+        case Attempt::Kind::fatal: {
+            std::lock_guard<std::mutex> lock(mutex_);
+            fail(attempt.error);
+            break;
+        }
+        case Attempt::Kind::restart:
+        case Attempt::Kind::lock_busy: {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (outcome_ == Outcome::finished)
+                outcome_ = attempt.kind == Attempt::Kind::restart ? Outcome::restart : Outcome::lock_busy;
+            stopping_ = true;
+            wake_.notify_all();
+            changed_.notify_all();
+            break;
+        }
+        case Attempt::Kind::retry: {
+            ++failures;
+            std::unique_lock<std::mutex> lock(mutex_);
+            if (scheduler_) scheduler_->give_back(slot);
+            if (established_ && !ranged_) {
+                // Without Range the only way on is from byte 0 again.
+                hasher_.reset();
+                established_ = false;
+                resumed_ = false;
+                resume_from_ = 0;
+            }
+            if (failures > options_.retry.max_attempts) {
+                std::size_t staying = running_ - leaving_;
+                if (staying <= 1) {
+                    attempt.error.message += " (gave up after " + std::to_string(failures) + " attempts)";
+                    fail(attempt.error);
+                } else {
+                    allowed_ = std::max<std::size_t>(1, std::min(allowed_, staying - 1));  // the others carry on
+                    leave();
+                }
+                break;
+            }
+            auto wait = attempt.immediate ? std::chrono::milliseconds(0)
+                                          : backoff_delay(failures, options_.retry.base_delay, options_.retry.max_delay, jitter_unit());
+            if (attempt.server_wait > wait) wait = std::min(attempt.server_wait, options_.retry.max_server_delay);
+            auto resume_at = Clock::now() + wait;
+            if (attempt.slow_down) {
+                not_before_ = std::max(not_before_, resume_at);
+                allowed_ = std::max<std::size_t>(1, allowed_ / 2);
+            }
+            std::string what = established_ && end != SegmentScheduler::unbounded
+                                   ? " (bytes " + std::to_string(begin) + "-" + std::to_string(end - 1) + ")"
+                                   : "";
+            queue_event_locked(EventKind::retry, attempt.error.message + what + "; retry " + std::to_string(failures) + " of " +
+                                                     std::to_string(options_.retry.max_attempts) + " in " + describe_wait(wait));
+            while (!stopping_ && Clock::now() < resume_at) wake_.wait_until(lock, resume_at);
+            continue;
+        }
+        }
+        break;
+    }
+}
+
+inline bool Transfer::spawn_worker(std::size_t slot, bool holds_budget) {
+    // Called with mutex_ held.
+    Worker& worker = *workers_[slot];
+    if (worker.thread.joinable()) worker.thread.join();  // it has exited: running is false
+    worker.running = true;
+    worker.holds_budget = holds_budget;
+    ++running_;
+    try {
+        worker.thread = std::thread([this, slot] { worker_main(slot); });
+    } catch (const std::system_error&) {
+        worker.running = false;
+        --running_;
+        if (holds_budget && budget_) budget_->release();
+        worker.holds_budget = false;
+        return false;
+    }
+    return true;
+}
+
+inline void Transfer::stop_workers() {
+    stopping_ = true;
+    for (auto& worker : workers_)
+        if (worker->running) worker->abort.abort();
+    wake_.notify_all();
+}
+
+inline void Transfer::join_workers() {
+    for (auto& worker : workers_)
+        if (worker->thread.joinable()) worker->thread.join();
+}
+
+}  // namespace detail
+}  // namespace provision
+
+#endif  // PROVISION_ENGINE_TRANSFER_CONNECTIONS_HPP
+// ---- end include/provision/engine/transfer_connections.hpp ----
+// ---- begin include/provision/engine/transfer_finish.hpp ----
+// provision: the end of a Transfer: resume-state checkpoints, the
+// coordinator's loop, and the finish: verify size and digests, sync, install
+// under the final name and record it, or keep the partial file.
+#ifndef PROVISION_ENGINE_TRANSFER_FINISH_HPP
+#define PROVISION_ENGINE_TRANSFER_FINISH_HPP
+
+// #include "transfer.hpp": include/provision/engine/transfer.hpp already inlined above
+
+namespace provision {
+namespace detail {
+
+inline void Transfer::checkpoint(std::unique_lock<std::mutex>& lock) {
+    // Called with mutex_ held (through `lock`). Only resumable transfers keep state.
+    if (!established_ || !ranged_ || !total_ || !scheduler_ || fd_ < 0) return;
+    RangeSet snapshot = scheduler_->done();
+    if (snapshot == saved_) return;
+    ResumeState state;
+    state.identity = identity_;
+    state.validator = plan_.validator;
+    state.sha256 = plan_.sha256;
+    state.etag = etag_;
+    state.last_modified = last_modified_;
+    state.size = *total_;
+    state.done = snapshot;
+    lock.unlock();
+    // The bytes first, then the record that they are there.
+    bool flushed = ::fdatasync(fd_) == 0;
+    bool saved = flushed && save_resume_state(state_path_, state).ok();
+    lock.lock();
+    if (saved) saved_ = std::move(snapshot);
+}
+
+inline void Transfer::coordinate() {
+    auto last_checkpoint = Clock::now();
+    auto last_progress = Clock::now();
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (true) {
+        changed_.wait_for(lock, std::chrono::milliseconds(50));
+        if (!events_.empty()) {
+            auto pending = std::move(events_);
+            events_.clear();
+            lock.unlock();
+            for (const auto& event : pending)
+                if (options_.on_event) options_.on_event(event);
+            lock.lock();
+        }
+        if (!stopping_ && cancel_requested()) {
+            cancelled_ = true;
+            stopping_ = true;
+            wake_.notify_all();
+        }
+        if (running_ == 0) break;
+        // Aborting may wait for a connection that is still being set up, so
+        // it happens outside the lock the connections need to make progress.
+        std::vector<Worker*> to_abort;
+        if (stopping_) {
+            // Repeated on every tick: an abort can miss a request that was
+            // just connecting; the next one catches it.
+            for (auto& worker : workers_)
+                if (worker->running) to_abort.push_back(worker.get());
+            wake_.notify_all();
+        } else {
+            auto now_count = now_ns();
+            auto stall_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(options_.stall_timeout).count();
+            for (auto& worker : workers_) {
+                if (worker->running && worker->in_request && !worker->stalled &&
+                    now_count - worker->last_activity.load() > stall_ns) {
+                    worker->stalled = true;
+                    to_abort.push_back(worker.get());
+                }
+            }
+        }
+        if (!to_abort.empty()) {
+            lock.unlock();
+            for (auto* worker : to_abort) worker->abort.abort();
+            lock.lock();
+        }
+        if (stopping_ || running_ == 0) continue;
+        auto now = Clock::now();
+        // More connections while there is work to share and slots to spare.
+        if (established_ && ranged_ && scheduler_ && now >= not_before_) {
+            // Any free slot will do, the first one's included: once the size is
+            // known, it is a connection like the others.
+            for (std::size_t slot = 0; slot < slots_ && running_ < allowed_ && scheduler_->has_work_for_another(); ++slot) {
+                if (workers_[slot]->running) continue;
+                if (budget_ && !budget_->try_acquire_extra()) break;
+                if (!spawn_worker(slot, budget_ != nullptr)) break;
+            }
+        }
+        if (established_ && fd_ >= 0 && fetched_ - writeback_started_at_ >= writeback_step) {
+            // The disk starts on what has arrived while the rest arrives,
+            // instead of all of it at the checkpoint's fdatasync or the final
+            // fsync before the rename (which then finds little left to write).
+            writeback_started_at_ = fetched_;
+            lock.unlock();
+            detail::start_writeback(fd_);
+            lock.lock();
+        }
+        if (now - last_checkpoint >= options_.checkpoint_interval) {
+            last_checkpoint = now;
+            checkpoint(lock);
+        }
+        if (now - last_progress >= options_.progress_interval && established_ && scheduler_) {
+            last_progress = now;
+            Event event{EventKind::progress, who_, target_ ? target_->string() : "", scheduler_->done().covered(), total_, ""};
+            lock.unlock();
+            if (options_.on_event) options_.on_event(event);
+            lock.lock();
+        }
+    }
+    auto pending = std::move(events_);
+    events_.clear();
+    lock.unlock();
+    for (const auto& event : pending)
+        if (options_.on_event) options_.on_event(event);
+}
+
+inline void Transfer::discard_partial() {
+    hasher_.reset();
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    if (!part_.empty()) {
+        remove_resume_state(state_path_);
+        ::unlink(part_.c_str());
+    }
+}
+
+inline Result<InstalledFile> Transfer::run() {
+    if (auto prepared = prepare(); !prepared) return prepared.error();
+    bool cancelled = false;
+    auto is_cancelled = [this, &cancelled] { return cancelled = cancel_requested(); };
+    if (resumed_ && resume_from_ >= resume_.size) {
+        establish_from_state();
+    } else {
+        if (budget_ && !budget_->acquire(is_cancelled))
+            return make_error(errc::cancelled, who_ + ": stopped before the download started");
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (!spawn_worker(0, budget_ != nullptr)) {
+                return make_error(errc::internal, who_ + ": cannot start a thread");
+            }
+        }
+        coordinate();
+        join_workers();
+    }
+    if (outcome_ == Outcome::restart || outcome_ == Outcome::lock_busy) {
+        if (outcome_ == Outcome::restart && restart_fresh_) discard_partial();
+        hasher_.reset();
+        return make_error(errc::network, who_ + ": restarting");
+    }
+    if (cancelled_ || fatal_ || !scheduler_ || !scheduler_->complete()) return finish_incomplete();
+    return finish_complete();
+}
+
+inline Result<InstalledFile> Transfer::finish_incomplete() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    std::uint64_t done = scheduler_ ? scheduler_->done().covered() : 0;
+    bool resumable = established_ && ranged_ && total_ && fd_ >= 0;
+    Error error = fatal_ ? *fatal_ : make_error(errc::network, who_ + ": the download ended before the last byte");
+    if (cancelled_) error = make_error(errc::cancelled, who_ + ": stopped");
+    bool keep = resumable && done > 0 && error.code != errc::integrity;
+    if (keep) {
+        checkpoint(lock);
+        lock.unlock();
+        hasher_.reset();
+        ::close(fd_);
+        fd_ = -1;
+        error.message += " (" + human_size(done) + " of " + human_size(*total_) + " kept in " + part_.filename().string() +
+                         "; the next run continues from there)";
+        return error;
+    }
+    lock.unlock();
+    discard_partial();
+    return error;
+}
+
+inline Result<InstalledFile> Transfer::finish_complete() {
+    std::uint64_t size = scheduler_->total();
+    auto digests = hasher_->finish(size);
+    hasher_.reset();
+    auto discard = [&](Error error) -> Result<InstalledFile> {
+        discard_partial();
+        return error;
+    };
+    if (!digests) return discard(make_error(digests.error().code, who_ + ": " + digests.error().message));
+    std::string name = target_->filename().string();
+    if (plan_.size && size != *plan_.size)
+        return discard(make_error(errc::integrity, who_ + ": expected " + std::to_string(*plan_.size) + " bytes but received " +
+                                                       std::to_string(size)));
+    if (!plan_.sha256.empty() && digests->sha256 != plan_.sha256) {
+        outcome_ = Outcome::mismatch;
+        return discard(make_error(errc::integrity, who_ + ": SHA-256 mismatch for " + name + ": expected " + plan_.sha256 +
+                                                       ", got " + digests->sha256));
+    }
+    if (!plan_.git_sha1.empty() && digests->git_sha1 != plan_.git_sha1) {
+        outcome_ = Outcome::mismatch;
+        return discard(make_error(errc::integrity, who_ + ": git SHA-1 mismatch for " + name + ": expected " + plan_.git_sha1 +
+                                                       ", got " + digests->git_sha1));
+    }
+    if (::fsync(fd_) != 0) return discard(errno_error(who_ + ": cannot flush " + part_.string(), errno));
+    ::close(fd_);
+    fd_ = -1;
+    if (::rename(part_.c_str(), target_->c_str()) != 0)
+        return discard(errno_error(who_ + ": cannot move " + part_.string() + " into place", errno));
+    sync_folder(target_->parent_path());
+    remove_resume_state(state_path_);
+    if (options_.registry) {
+        if (auto stamp = stamp_of(*target_)) {
+            InstallRecord record;
+            record.path = target_->string();
+            record.stamp = *stamp;
+            record.sha256 = digests->sha256;
+            record.identity = identity_;
+            record.validator = plan_.validator;
+            (void)options_.registry->put(record);  // a lost record costs a re-check, not a wrong file
+        }
+    }
+    return InstalledFile{*target_, size, digests->sha256, false};
+}
+
+}  // namespace detail
+}  // namespace provision
+
+#endif  // PROVISION_ENGINE_TRANSFER_FINISH_HPP
+// ---- end include/provision/engine/transfer_finish.hpp ----
+// ---- begin include/provision/engine/transfer_responses.hpp ----
+// provision: how a Transfer reads responses: preparing the .part, building each
+// request, classifying a status, letting the first response settle the file
+// (name, size, resumability) and checking every later piece against it.
+#ifndef PROVISION_ENGINE_TRANSFER_RESPONSES_HPP
+#define PROVISION_ENGINE_TRANSFER_RESPONSES_HPP
+
+// #include "transfer.hpp": include/provision/engine/transfer.hpp already inlined above
+
+namespace provision {
+namespace detail {
 
 inline void Transfer::fail(Error error) {
     // Called with mutex_ held. The first fatal error wins: it is the cause,
@@ -9904,583 +10583,51 @@ inline bool Transfer::check_piece_response(const HttpResponse& response, std::si
     return false;
 }
 
-inline bool Transfer::flush(std::size_t slot, std::vector<char>& buffer, std::uint64_t& buffer_start, Attempt& attempt) {
-    if (buffer.empty()) return true;
-    if (!write_piece(slot, buffer.data(), buffer.size(), buffer_start, attempt)) return false;
-    buffer.clear();
-    return true;
-}
-
-inline bool Transfer::write_piece(std::size_t slot, const char* data, std::size_t size, std::uint64_t& start, Attempt& attempt) {
-    std::uint64_t end = scheduler_->end_of(slot);
-    std::uint64_t writable = end > start ? std::min<std::uint64_t>(size, end - start) : 0;
-    if (writable > 0) {
-        auto written = write_all_at(fd_, data, static_cast<std::size_t>(writable), start, part_.string());
-        if (!written) {
-            attempt.kind = Attempt::Kind::fatal;
-            attempt.error = written.error();
-            attempt.error.message = who_ + ": " + attempt.error.message;
-            if (attempt.error.code == errc::disk_full) attempt.error.message += "; the partial file is kept for the next run";
-            return false;
-        }
-    }
-    std::uint64_t prefix = 0;
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        std::uint64_t counted = scheduler_->commit(slot, start, writable);
-        fetched_ += counted;
-        prefix = scheduler_->done().prefix();
-    }
-    hasher_->advance(prefix);
-    start += size;
-    return true;
-}
-
-inline Transfer::Attempt Transfer::fetch(std::size_t slot, bool establishing, std::uint64_t begin, std::uint64_t end,
-                                         std::vector<char>& buffer) {
-    Worker& worker = *workers_[slot];
-    Attempt attempt;
-    worker.abort.reset();
-    worker.stalled = false;
-    if (stopping_) {
-        attempt.kind = Attempt::Kind::stop;
-        return attempt;
-    }
-    HttpRequest request = make_request(begin, end, slot);
-    std::uint64_t position = begin;      // next byte the response delivers
-    std::uint64_t buffer_start = begin;  // file offset of buffer[0]
-    std::uint64_t limit = end;           // the response delivers up to here
-    bool accepted = false;
-    bool piece_done = false;
-    // The first bytes of the file are judged (a page? an error document?)
-    // before any of them reach the disk. They are gathered first: one read can
-    // hold a handful of bytes, too few to tell text from a binary header.
-    std::string head;
-    bool judged = false;
-    auto judge_head = [&] {
-        judged = true;
-        std::string what;
-        if (looks_like_html(head))
-            what = "received an HTML page from " + plan_.url.redacted();
-        else if (looks_like_json(head))
-            what = plan_.url.redacted() + " sent a JSON document (\"" + detail::excerpt(head, 80) +
-                   "\"); the link may need a token, or it names an API answer, not a file";
-        else if (text_claimed_ && looks_like_text(head))
-            what = plan_.url.redacted() + " sent text (\"" + detail::excerpt(head, 80) +
-                   "\"); the link may need a login or point to a web page, not a file";
-        else
-            return true;
-        attempt.kind = Attempt::Kind::fatal;
-        attempt.error = make_error(errc::integrity, who_ + ": expected the model file " + target_->filename().string() + " but " + what);
-        return false;
-    };
-    // Called before every write: bytes reach the disk only once the head is judged.
-    auto may_write = [&] { return judged || judge_head(); };
-    std::uint64_t unseen = 0;  // bytes since last_activity was moved on (see stall_min_bytes)
-    auto on_response = [&](const HttpResponse& response) {
-        if (establishing) {
-            if (!establish(response, begin, attempt)) return false;
-            std::lock_guard<std::mutex> lock(mutex_);
-            if (!resumed_) position = buffer_start = 0;
-            // A 200 delivers the whole file; an open-ended 206 runs to its end.
-            if (!ranged_ || end == SegmentScheduler::unbounded) limit = total_.value_or(SegmentScheduler::unbounded);
-        } else if (!check_piece_response(response, slot, begin, attempt)) {
-            return false;
-        }
-        accepted = true;
-        worker.last_activity = now_ns();
-        return true;
-    };
-    auto on_body = [&](const char* data, std::size_t size) {
-        if (stopping_) return false;
-        unseen += size;
-        if (unseen >= options_.stall_min_bytes) {
-            unseen = 0;
-            worker.last_activity.store(now_ns(), std::memory_order_relaxed);
-        }
-        if (limit == SegmentScheduler::unbounded && plan_.size && position + size > *plan_.size) {
-            // No length from the server, but the source said how big the file
-            // is: more than that is not this file, and must not fill the disk.
-            attempt.kind = Attempt::Kind::fatal;
-            attempt.error = make_error(errc::integrity, who_ + ": " + plan_.url.redacted() + " sent more than the " +
-                                                            std::to_string(*plan_.size) + " bytes the source announced");
-            return false;
-        }
-        if (!judged) {
-            if (!model_expected_ || (head.empty() && position != 0)) {
-                judged = true;  // not a model file, or not its first bytes
-            } else {
-                head.append(data, std::min(size, model_head_bytes - head.size()));
-                if (head.size() >= model_head_bytes && !judge_head()) return false;
-            }
-        }
-        attempt.received += size;
-        while (size > 0) {
-            std::uint64_t piece_end = scheduler_->end_of(slot);
-            if (position >= piece_end) {
-                if (!may_write() || !flush(slot, buffer, buffer_start, attempt)) return false;
-                bool extended = false;
-                {
-                    std::lock_guard<std::mutex> lock(mutex_);
-                    extended = scheduler_->extend(slot, limit);
-                }
-                if (!extended) {
-                    piece_done = true;  // the rest of this response belongs to other connections
-                    return false;
-                }
-                buffer_start = position;
-                continue;
-            }
-            std::size_t room = batch_ > buffer.size() ? batch_ - buffer.size() : 0;
-            std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>({size, piece_end - position, room}));
-            if (buffer.empty() && take >= direct_write_min) {
-                // A large piece (our own reader delivers up to 256 KiB) goes
-                // to disk from where it is, without a copy into the batch.
-                if (!may_write() || !write_piece(slot, data, take, buffer_start, attempt)) return false;
-                data += take;
-                size -= take;
-                position += take;
-                continue;
-            }
-            buffer.insert(buffer.end(), data, data + take);
-            data += take;
-            size -= take;
-            position += take;
-            if (buffer.size() >= batch_ && (!may_write() || !flush(slot, buffer, buffer_start, attempt))) return false;
-        }
-        return true;
-    };
-    worker.last_activity = now_ns();
-    worker.in_request = true;
-    auto response = http_.stream(request, on_response, on_body);
-    worker.in_request = false;
-    if (accepted && attempt.kind != Attempt::Kind::fatal && !judged && !head.empty()) {
-        // The body ended within the first bytes: a small file is judged on all
-        // of it; a cut connection's few bytes are dropped, fetched again and
-        // judged whole (judged on their own, two bytes of a binary header can
-        // pass for text).
-        if (response)
-            judge_head();
-        else
-            buffer.clear();
-    }
-    if (accepted && attempt.kind != Attempt::Kind::fatal) {
-        Attempt flushed;
-        if (!flush(slot, buffer, buffer_start, flushed)) return flushed;
-    }
-    buffer.clear();
-    if (attempt.kind != Attempt::Kind::ok) return attempt;
-    if (stopping_) {
-        attempt.kind = Attempt::Kind::stop;
-        return attempt;
-    }
-    if (!response) {
-        // Only a network failure may pass with time; a refused certificate will not.
-        attempt.kind = response.error().code == errc::network ? Attempt::Kind::retry : Attempt::Kind::fatal;
-        attempt.error = make_error(response.error().code, who_ + ": " + response.error().message);
-        if (worker.stalled) {
-            auto seconds = std::chrono::duration<double>(options_.stall_timeout).count();
-            char text[64];
-            std::snprintf(text, sizeof text, "%.1f", seconds);
-            attempt.error = make_error(errc::network, who_ + ": no data from " + request.url.authority() + " for " + text +
-                                                          " s (stalled)");
-        }
-        return attempt;
-    }
-    if (piece_done) return attempt;
-    // The response ended by itself.
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (scheduler_ && scheduler_->total() == SegmentScheduler::unbounded) {
-        scheduler_->set_total(position);
-        total_ = position;
-        return attempt;
-    }
-    if (scheduler_ && position < scheduler_->end_of(slot)) {
-        attempt.kind = Attempt::Kind::retry;
-        attempt.error = make_error(errc::network, who_ + ": the connection to " + request.url.authority() + " closed after " +
-                                                      human_size(position - begin) + " of bytes " + std::to_string(begin) +
-                                                      "-" + std::to_string(scheduler_->end_of(slot) - 1));
-    }
-    return attempt;
-}
-
-inline void Transfer::worker_main(std::size_t slot) {
-    Worker& worker = *workers_[slot];
-    bool leaving = false;  // counted in leaving_
-    // Whatever escapes the loop fails this file, not the process.
-    run_guarded([&] { worker_loop(slot, leaving); },
-                [&](const std::string& what) {
-                    std::lock_guard<std::mutex> lock(mutex_);
-                    fail(make_error(errc::internal, who_ + ": " + what));
-                });
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (scheduler_) scheduler_->give_back(slot);
-    --running_;
-    if (leaving) --leaving_;
-    worker.running = false;
-    if (worker.holds_budget && budget_) budget_->release();
-    worker.holds_budget = false;
-    changed_.notify_all();
-}
-
-inline void Transfer::worker_loop(std::size_t slot, bool& leaving) {
-    Worker& worker = *workers_[slot];
-    std::vector<char> buffer;
-    buffer.reserve(batch_);
-    int failures = 0;  // in a row, without a byte received
-    auto leave = [&] {  // with mutex_ held
-        leaving = true;
-        ++leaving_;
-    };
-    while (!stopping_) {
-        bool establishing = false;
-        std::uint64_t begin = 0;
-        std::uint64_t end = SegmentScheduler::unbounded;
-        {
-            std::unique_lock<std::mutex> lock(mutex_);
-            // Everyone waits out a server's "slow down" before the next request.
-            while (!stopping_ && Clock::now() < not_before_) wake_.wait_until(lock, not_before_);
-            if (stopping_) break;
-            if (!established_) {
-                // The first request also learns the size and whether Range
-                // works. Its end is known when resuming (the first gap) or
-                // when the source gave the size (the first piece); otherwise
-                // it is open-ended and stops where other connections took over.
-                establishing = true;
-                begin = resume_from_;
-                if (resumed_) {
-                    for (const auto& gap : resume_.done.missing(resume_.size))
-                        if (gap.begin == begin) end = gap.end;
-                } else if (plan_.size && *plan_.size > 0) {
-                    end = std::min(*plan_.size, piece_size_for(*plan_.size));
-                }
-            } else {
-                std::size_t staying = running_ - leaving_;
-                bool yield = staying > 1 && (staying > allowed_ || (budget_ && budget_->has_waiters()));
-                if (yield) {
-                    leave();
-                    break;
-                }
-                auto piece = scheduler_->take(slot);
-                if (!piece) {
-                    leave();
-                    break;
-                }
-                begin = piece->begin;
-                end = piece->end;
-            }
-        }
-        Attempt attempt = fetch(slot, establishing, begin, end, buffer);
-        {
-            // Only bytes that are kept are progress, and a stalled attempt
-            // (a drip) is none. Without Range a retry starts from byte 0 again,
-            // so a server that always breaks off mid-way, or drips, would
-            // otherwise be retried forever.
-            std::lock_guard<std::mutex> lock(mutex_);
-            if (attempt.received > 0 && !worker.stalled && established_ && ranged_) failures = 0;
-        }
-        switch (attempt.kind) {
-        case Attempt::Kind::ok: continue;
-        case Attempt::Kind::stop: break;
-        case Attempt::Kind::fatal: {
-            std::lock_guard<std::mutex> lock(mutex_);
-            fail(attempt.error);
-            break;
-        }
-        case Attempt::Kind::restart:
-        case Attempt::Kind::lock_busy: {
-            std::lock_guard<std::mutex> lock(mutex_);
-            if (outcome_ == Outcome::finished)
-                outcome_ = attempt.kind == Attempt::Kind::restart ? Outcome::restart : Outcome::lock_busy;
-            stopping_ = true;
-            wake_.notify_all();
-            changed_.notify_all();
-            break;
-        }
-        case Attempt::Kind::retry: {
-            ++failures;
-            std::unique_lock<std::mutex> lock(mutex_);
-            if (scheduler_) scheduler_->give_back(slot);
-            if (established_ && !ranged_) {
-                // Without Range the only way on is from byte 0 again.
-                hasher_.reset();
-                established_ = false;
-                resumed_ = false;
-                resume_from_ = 0;
-            }
-            if (failures > options_.retry.max_attempts) {
-                std::size_t staying = running_ - leaving_;
-                if (staying <= 1) {
-                    attempt.error.message += " (gave up after " + std::to_string(failures) + " attempts)";
-                    fail(attempt.error);
-                } else {
-                    allowed_ = std::max<std::size_t>(1, std::min(allowed_, staying - 1));  // the others carry on
-                    leave();
-                }
-                break;
-            }
-            auto wait = attempt.immediate ? std::chrono::milliseconds(0)
-                                          : backoff_delay(failures, options_.retry.base_delay, options_.retry.max_delay, jitter_unit());
-            if (attempt.server_wait > wait) wait = std::min(attempt.server_wait, options_.retry.max_server_delay);
-            auto resume_at = Clock::now() + wait;
-            if (attempt.slow_down) {
-                not_before_ = std::max(not_before_, resume_at);
-                allowed_ = std::max<std::size_t>(1, allowed_ / 2);
-            }
-            std::string what = established_ && end != SegmentScheduler::unbounded
-                                   ? " (bytes " + std::to_string(begin) + "-" + std::to_string(end - 1) + ")"
-                                   : "";
-            queue_event_locked(EventKind::retry, attempt.error.message + what + "; retry " + std::to_string(failures) + " of " +
-                                                     std::to_string(options_.retry.max_attempts) + " in " + describe_wait(wait));
-            while (!stopping_ && Clock::now() < resume_at) wake_.wait_until(lock, resume_at);
-            continue;
-        }
-        }
-        break;
-    }
-}
-
-inline bool Transfer::spawn_worker(std::size_t slot, bool holds_budget) {
-    // Called with mutex_ held.
-    Worker& worker = *workers_[slot];
-    if (worker.thread.joinable()) worker.thread.join();  // it has exited: running is false
-    worker.running = true;
-    worker.holds_budget = holds_budget;
-    ++running_;
-    try {
-        worker.thread = std::thread([this, slot] { worker_main(slot); });
-    } catch (const std::system_error&) {
-        worker.running = false;
-        --running_;
-        if (holds_budget && budget_) budget_->release();
-        worker.holds_budget = false;
-        return false;
-    }
-    return true;
-}
-
-inline void Transfer::stop_workers() {
-    stopping_ = true;
-    for (auto& worker : workers_)
-        if (worker->running) worker->abort.abort();
-    wake_.notify_all();
-}
-
-inline void Transfer::join_workers() {
-    for (auto& worker : workers_)
-        if (worker->thread.joinable()) worker->thread.join();
-}
-
-inline void Transfer::checkpoint(std::unique_lock<std::mutex>& lock) {
-    // Called with mutex_ held (through `lock`). Only resumable transfers keep state.
-    if (!established_ || !ranged_ || !total_ || !scheduler_ || fd_ < 0) return;
-    RangeSet snapshot = scheduler_->done();
-    if (snapshot == saved_) return;
-    ResumeState state;
-    state.identity = identity_;
-    state.validator = plan_.validator;
-    state.sha256 = plan_.sha256;
-    state.etag = etag_;
-    state.last_modified = last_modified_;
-    state.size = *total_;
-    state.done = snapshot;
-    lock.unlock();
-    // The bytes first, then the record that they are there.
-    bool flushed = ::fdatasync(fd_) == 0;
-    bool saved = flushed && save_resume_state(state_path_, state).ok();
-    lock.lock();
-    if (saved) saved_ = std::move(snapshot);
-}
-
-inline void Transfer::coordinate() {
-    auto last_checkpoint = Clock::now();
-    auto last_progress = Clock::now();
-    std::unique_lock<std::mutex> lock(mutex_);
-    while (true) {
-        changed_.wait_for(lock, std::chrono::milliseconds(50));
-        if (!events_.empty()) {
-            auto pending = std::move(events_);
-            events_.clear();
-            lock.unlock();
-            for (const auto& event : pending)
-                if (options_.on_event) options_.on_event(event);
-            lock.lock();
-        }
-        if (!stopping_ && cancel_requested()) {
-            cancelled_ = true;
-            stopping_ = true;
-            wake_.notify_all();
-        }
-        if (running_ == 0) break;
-        // Aborting may wait for a connection that is still being set up, so
-        // it happens outside the lock the connections need to make progress.
-        std::vector<Worker*> to_abort;
-        if (stopping_) {
-            // Repeated on every tick: an abort can miss a request that was
-            // just connecting; the next one catches it.
-            for (auto& worker : workers_)
-                if (worker->running) to_abort.push_back(worker.get());
-            wake_.notify_all();
-        } else {
-            auto now_count = now_ns();
-            auto stall_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(options_.stall_timeout).count();
-            for (auto& worker : workers_) {
-                if (worker->running && worker->in_request && !worker->stalled &&
-                    now_count - worker->last_activity.load() > stall_ns) {
-                    worker->stalled = true;
-                    to_abort.push_back(worker.get());
-                }
-            }
-        }
-        if (!to_abort.empty()) {
-            lock.unlock();
-            for (auto* worker : to_abort) worker->abort.abort();
-            lock.lock();
-        }
-        if (stopping_ || running_ == 0) continue;
-        auto now = Clock::now();
-        // More connections while there is work to share and slots to spare.
-        if (established_ && ranged_ && scheduler_ && now >= not_before_) {
-            // Any free slot will do, the first one's included: once the size is
-            // known, it is a connection like the others.
-            for (std::size_t slot = 0; slot < slots_ && running_ < allowed_ && scheduler_->has_work_for_another(); ++slot) {
-                if (workers_[slot]->running) continue;
-                if (budget_ && !budget_->try_acquire_extra()) break;
-                if (!spawn_worker(slot, budget_ != nullptr)) break;
-            }
-        }
-        if (established_ && fd_ >= 0 && fetched_ - writeback_started_at_ >= writeback_step) {
-            // The disk starts on what has arrived while the rest arrives,
-            // instead of all of it at the checkpoint's fdatasync or the final
-            // fsync before the rename (which then finds little left to write).
-            writeback_started_at_ = fetched_;
-            lock.unlock();
-            detail::start_writeback(fd_);
-            lock.lock();
-        }
-        if (now - last_checkpoint >= options_.checkpoint_interval) {
-            last_checkpoint = now;
-            checkpoint(lock);
-        }
-        if (now - last_progress >= options_.progress_interval && established_ && scheduler_) {
-            last_progress = now;
-            Event event{EventKind::progress, who_, target_ ? target_->string() : "", scheduler_->done().covered(), total_, ""};
-            lock.unlock();
-            if (options_.on_event) options_.on_event(event);
-            lock.lock();
-        }
-    }
-    auto pending = std::move(events_);
-    events_.clear();
-    lock.unlock();
-    for (const auto& event : pending)
-        if (options_.on_event) options_.on_event(event);
-}
-
-inline void Transfer::discard_partial() {
-    hasher_.reset();
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-    if (!part_.empty()) {
-        remove_resume_state(state_path_);
-        ::unlink(part_.c_str());
-    }
-}
-
-inline Result<InstalledFile> Transfer::run() {
-    if (auto prepared = prepare(); !prepared) return prepared.error();
-    bool cancelled = false;
-    auto is_cancelled = [this, &cancelled] { return cancelled = cancel_requested(); };
-    if (resumed_ && resume_from_ >= resume_.size) {
-        establish_from_state();
-    } else {
-        if (budget_ && !budget_->acquire(is_cancelled))
-            return make_error(errc::cancelled, who_ + ": stopped before the download started");
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            if (!spawn_worker(0, budget_ != nullptr)) {
-                return make_error(errc::internal, who_ + ": cannot start a thread");
-            }
-        }
-        coordinate();
-        join_workers();
-    }
-    if (outcome_ == Outcome::restart || outcome_ == Outcome::lock_busy) {
-        if (outcome_ == Outcome::restart && restart_fresh_) discard_partial();
-        hasher_.reset();
-        return make_error(errc::network, who_ + ": restarting");
-    }
-    if (cancelled_ || fatal_ || !scheduler_ || !scheduler_->complete()) return finish_incomplete();
-    return finish_complete();
-}
-
-inline Result<InstalledFile> Transfer::finish_incomplete() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    std::uint64_t done = scheduler_ ? scheduler_->done().covered() : 0;
-    bool resumable = established_ && ranged_ && total_ && fd_ >= 0;
-    Error error = fatal_ ? *fatal_ : make_error(errc::network, who_ + ": the download ended before the last byte");
-    if (cancelled_) error = make_error(errc::cancelled, who_ + ": stopped");
-    bool keep = resumable && done > 0 && error.code != errc::integrity;
-    if (keep) {
-        checkpoint(lock);
-        lock.unlock();
-        hasher_.reset();
-        ::close(fd_);
-        fd_ = -1;
-        error.message += " (" + human_size(done) + " of " + human_size(*total_) + " kept in " + part_.filename().string() +
-                         "; the next run continues from there)";
-        return error;
-    }
-    lock.unlock();
-    discard_partial();
-    return error;
-}
-
-inline Result<InstalledFile> Transfer::finish_complete() {
-    std::uint64_t size = scheduler_->total();
-    auto digests = hasher_->finish(size);
-    hasher_.reset();
-    auto discard = [&](Error error) -> Result<InstalledFile> {
-        discard_partial();
-        return error;
-    };
-    if (!digests) return discard(make_error(digests.error().code, who_ + ": " + digests.error().message));
-    std::string name = target_->filename().string();
-    if (plan_.size && size != *plan_.size)
-        return discard(make_error(errc::integrity, who_ + ": expected " + std::to_string(*plan_.size) + " bytes but received " +
-                                                       std::to_string(size)));
-    if (!plan_.sha256.empty() && digests->sha256 != plan_.sha256) {
-        outcome_ = Outcome::mismatch;
-        return discard(make_error(errc::integrity, who_ + ": SHA-256 mismatch for " + name + ": expected " + plan_.sha256 +
-                                                       ", got " + digests->sha256));
-    }
-    if (!plan_.git_sha1.empty() && digests->git_sha1 != plan_.git_sha1) {
-        outcome_ = Outcome::mismatch;
-        return discard(make_error(errc::integrity, who_ + ": git SHA-1 mismatch for " + name + ": expected " + plan_.git_sha1 +
-                                                       ", got " + digests->git_sha1));
-    }
-    if (::fsync(fd_) != 0) return discard(errno_error(who_ + ": cannot flush " + part_.string(), errno));
-    ::close(fd_);
-    fd_ = -1;
-    if (::rename(part_.c_str(), target_->c_str()) != 0)
-        return discard(errno_error(who_ + ": cannot move " + part_.string() + " into place", errno));
-    sync_folder(target_->parent_path());
-    remove_resume_state(state_path_);
-    if (options_.registry) {
-        if (auto stamp = stamp_of(*target_)) {
-            InstallRecord record;
-            record.path = target_->string();
-            record.stamp = *stamp;
-            record.sha256 = digests->sha256;
-            record.identity = identity_;
-            record.validator = plan_.validator;
-            (void)options_.registry->put(record);  // a lost record costs a re-check, not a wrong file
-        }
-    }
-    return InstalledFile{*target_, size, digests->sha256, false};
-}
-
 }  // namespace detail
+}  // namespace provision
+
+#endif  // PROVISION_ENGINE_TRANSFER_RESPONSES_HPP
+// ---- end include/provision/engine/transfer_responses.hpp ----
+// #include "../error.hpp": include/provision/error.hpp already inlined above
+// #include "../events.hpp": include/provision/events.hpp already inlined above
+// #include "../http/client.hpp": include/provision/http/client.hpp already inlined above
+// #include "../plan.hpp": include/provision/plan.hpp already inlined above
+
+#include <atomic>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace provision {
+
+class Downloader {
+  public:
+    Downloader(HttpClient& http, DownloadOptions options) : http_(http), options_(std::move(options)) {}
+
+    /// Downloads one plan (or finds it in place). Thread-safe: several plans
+    /// may run at once on one Downloader.
+    Result<InstalledFile> download(const DownloadPlan& plan);
+    /// Same, reusing a check() done just before (no second look at the disk).
+    Result<InstalledFile> download(const DownloadPlan& plan, const PlanCheck& checked);
+
+    /// Is the plan's file in place? Reads the install record (and, with
+    /// options.verify or without a record, hashes the file when a digest is
+    /// known). Sends no request.
+    PlanCheck check(const DownloadPlan& plan);
+
+    const DownloadOptions& options() const { return options_; }
+
+  private:
+    Result<InstalledFile> run(const DownloadPlan& plan, const PlanCheck* checked);
+    PlanCheck check_target(const DownloadPlan& plan, const std::filesystem::path& target);
+    void emit(const Event& event) const {
+        if (options_.on_event) options_.on_event(event);
+    }
+    bool cancelled() const { return options_.cancel && options_.cancel->load(); }
+
+    HttpClient& http_;
+    DownloadOptions options_;
+};
 
 inline PlanCheck Downloader::check(const DownloadPlan& plan) {
     if (plan.file_name.empty()) return check_target(plan, {});
@@ -10659,7 +10806,7 @@ inline Result<InstalledFile> Downloader::run(const DownloadPlan& plan, const Pla
 
 }  // namespace provision
 
-#endif
+#endif  // PROVISION_ENGINE_DOWNLOADER_HPP
 // ---- end include/provision/engine/downloader.hpp ----
 // ---- begin include/provision/lockfile/lockfile.hpp ----
 // provision: provision.lock, the exact bits a successful run installed.

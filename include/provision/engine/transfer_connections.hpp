@@ -1,0 +1,383 @@
+// SPDX-License-Identifier: MIT
+// provision: a Transfer's connections: each worker thread requests its pieces,
+// writes what arrives in batches, is dropped when it stalls and retries with
+// backoff; the connection budget decides how many run.
+#ifndef PROVISION_ENGINE_TRANSFER_CONNECTIONS_HPP
+#define PROVISION_ENGINE_TRANSFER_CONNECTIONS_HPP
+
+#include "transfer.hpp"
+
+namespace provision {
+namespace detail {
+
+inline bool Transfer::flush(std::size_t slot, std::vector<char>& buffer, std::uint64_t& buffer_start, Attempt& attempt) {
+    if (buffer.empty()) return true;
+    if (!write_piece(slot, buffer.data(), buffer.size(), buffer_start, attempt)) return false;
+    buffer.clear();
+    return true;
+}
+
+inline bool Transfer::write_piece(std::size_t slot, const char* data, std::size_t size, std::uint64_t& start, Attempt& attempt) {
+    std::uint64_t end = scheduler_->end_of(slot);
+    std::uint64_t writable = end > start ? std::min<std::uint64_t>(size, end - start) : 0;
+    if (writable > 0) {
+        auto written = write_all_at(fd_, data, static_cast<std::size_t>(writable), start, part_.string());
+        if (!written) {
+            attempt.kind = Attempt::Kind::fatal;
+            attempt.error = written.error();
+            attempt.error.message = who_ + ": " + attempt.error.message;
+            if (attempt.error.code == errc::disk_full) attempt.error.message += "; the partial file is kept for the next run";
+            return false;
+        }
+    }
+    std::uint64_t prefix = 0;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        std::uint64_t counted = scheduler_->commit(slot, start, writable);
+        fetched_ += counted;
+        prefix = scheduler_->done().prefix();
+    }
+    hasher_->advance(prefix);
+    start += size;
+    return true;
+}
+
+inline Transfer::Attempt Transfer::fetch(std::size_t slot, bool establishing, std::uint64_t begin, std::uint64_t end,
+                                         std::vector<char>& buffer) {
+    Worker& worker = *workers_[slot];
+    Attempt attempt;
+    worker.abort.reset();
+    worker.stalled = false;
+    if (stopping_) {
+        attempt.kind = Attempt::Kind::stop;
+        return attempt;
+    }
+    HttpRequest request = make_request(begin, end, slot);
+    std::uint64_t position = begin;      // next byte the response delivers
+    std::uint64_t buffer_start = begin;  // file offset of buffer[0]
+    std::uint64_t limit = end;           // the response delivers up to here
+    bool accepted = false;
+    bool piece_done = false;
+    // The first bytes of the file are judged (a page? an error document?)
+    // before any of them reach the disk. They are gathered first: one read can
+    // hold a handful of bytes, too few to tell text from a binary header.
+    std::string head;
+    bool judged = false;
+    auto judge_head = [&] {
+        judged = true;
+        std::string what;
+        if (looks_like_html(head))
+            what = "received an HTML page from " + plan_.url.redacted();
+        else if (looks_like_json(head))
+            what = plan_.url.redacted() + " sent a JSON document (\"" + detail::excerpt(head, 80) +
+                   "\"); the link may need a token, or it names an API answer, not a file";
+        else if (text_claimed_ && looks_like_text(head))
+            what = plan_.url.redacted() + " sent text (\"" + detail::excerpt(head, 80) +
+                   "\"); the link may need a login or point to a web page, not a file";
+        else
+            return true;
+        attempt.kind = Attempt::Kind::fatal;
+        attempt.error = make_error(errc::integrity, who_ + ": expected the model file " + target_->filename().string() + " but " + what);
+        return false;
+    };
+    // Called before every write: bytes reach the disk only once the head is judged.
+    auto may_write = [&] { return judged || judge_head(); };
+    std::uint64_t unseen = 0;  // bytes since last_activity was moved on (see stall_min_bytes)
+    auto on_response = [&](const HttpResponse& response) {
+        if (establishing) {
+            if (!establish(response, begin, attempt)) return false;
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (!resumed_) position = buffer_start = 0;
+            // A 200 delivers the whole file; an open-ended 206 runs to its end.
+            if (!ranged_ || end == SegmentScheduler::unbounded) limit = total_.value_or(SegmentScheduler::unbounded);
+        } else if (!check_piece_response(response, slot, begin, attempt)) {
+            return false;
+        }
+        accepted = true;
+        worker.last_activity = now_ns();
+        return true;
+    };
+    auto on_body = [&](const char* data, std::size_t size) {
+        if (stopping_) return false;
+        unseen += size;
+        if (unseen >= options_.stall_min_bytes) {
+            unseen = 0;
+            worker.last_activity.store(now_ns(), std::memory_order_relaxed);
+        }
+        if (limit == SegmentScheduler::unbounded && plan_.size && position + size > *plan_.size) {
+            // No length from the server, but the source said how big the file
+            // is: more than that is not this file, and must not fill the disk.
+            attempt.kind = Attempt::Kind::fatal;
+            attempt.error = make_error(errc::integrity, who_ + ": " + plan_.url.redacted() + " sent more than the " +
+                                                            std::to_string(*plan_.size) + " bytes the source announced");
+            return false;
+        }
+        if (!judged) {
+            if (!model_expected_ || (head.empty() && position != 0)) {
+                judged = true;  // not a model file, or not its first bytes
+            } else {
+                head.append(data, std::min(size, model_head_bytes - head.size()));
+                if (head.size() >= model_head_bytes && !judge_head()) return false;
+            }
+        }
+        attempt.received += size;
+        while (size > 0) {
+            std::uint64_t piece_end = scheduler_->end_of(slot);
+            if (position >= piece_end) {
+                if (!may_write() || !flush(slot, buffer, buffer_start, attempt)) return false;
+                bool extended = false;
+                {
+                    std::lock_guard<std::mutex> lock(mutex_);
+                    extended = scheduler_->extend(slot, limit);
+                }
+                if (!extended) {
+                    piece_done = true;  // the rest of this response belongs to other connections
+                    return false;
+                }
+                buffer_start = position;
+                continue;
+            }
+            std::size_t room = batch_ > buffer.size() ? batch_ - buffer.size() : 0;
+            std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>({size, piece_end - position, room}));
+            if (buffer.empty() && take >= direct_write_min) {
+                // A large piece (our own reader delivers up to 256 KiB) goes
+                // to disk from where it is, without a copy into the batch.
+                if (!may_write() || !write_piece(slot, data, take, buffer_start, attempt)) return false;
+                data += take;
+                size -= take;
+                position += take;
+                continue;
+            }
+            buffer.insert(buffer.end(), data, data + take);
+            data += take;
+            size -= take;
+            position += take;
+            if (buffer.size() >= batch_ && (!may_write() || !flush(slot, buffer, buffer_start, attempt))) return false;
+        }
+        return true;
+    };
+    worker.last_activity = now_ns();
+    worker.in_request = true;
+    auto response = http_.stream(request, on_response, on_body);
+    worker.in_request = false;
+    if (accepted && attempt.kind != Attempt::Kind::fatal && !judged && !head.empty()) {
+        // The body ended within the first bytes: a small file is judged on all
+        // of it; a cut connection's few bytes are dropped, fetched again and
+        // judged whole (judged on their own, two bytes of a binary header can
+        // pass for text).
+        if (response)
+            judge_head();
+        else
+            buffer.clear();
+    }
+    if (accepted && attempt.kind != Attempt::Kind::fatal) {
+        Attempt flushed;
+        if (!flush(slot, buffer, buffer_start, flushed)) return flushed;
+    }
+    buffer.clear();
+    if (attempt.kind != Attempt::Kind::ok) return attempt;
+    if (stopping_) {
+        attempt.kind = Attempt::Kind::stop;
+        return attempt;
+    }
+    if (!response) {
+        // Only a network failure may pass with time; a refused certificate will not.
+        attempt.kind = response.error().code == errc::network ? Attempt::Kind::retry : Attempt::Kind::fatal;
+        attempt.error = make_error(response.error().code, who_ + ": " + response.error().message);
+        if (worker.stalled) {
+            auto seconds = std::chrono::duration<double>(options_.stall_timeout).count();
+            char text[64];
+            std::snprintf(text, sizeof text, "%.1f", seconds);
+            attempt.error = make_error(errc::network, who_ + ": no data from " + request.url.authority() + " for " + text +
+                                                          " s (stalled)");
+        }
+        return attempt;
+    }
+    if (piece_done) return attempt;
+    // The response ended by itself.
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (scheduler_ && scheduler_->total() == SegmentScheduler::unbounded) {
+        scheduler_->set_total(position);
+        total_ = position;
+        return attempt;
+    }
+    if (scheduler_ && position < scheduler_->end_of(slot)) {
+        attempt.kind = Attempt::Kind::retry;
+        attempt.error = make_error(errc::network, who_ + ": the connection to " + request.url.authority() + " closed after " +
+                                                      human_size(position - begin) + " of bytes " + std::to_string(begin) +
+                                                      "-" + std::to_string(scheduler_->end_of(slot) - 1));
+    }
+    return attempt;
+}
+
+inline void Transfer::worker_main(std::size_t slot) {
+    Worker& worker = *workers_[slot];
+    bool leaving = false;  // counted in leaving_
+    // Whatever escapes the loop fails this file, not the process.
+    run_guarded([&] { worker_loop(slot, leaving); },
+                [&](const std::string& what) {
+                    std::lock_guard<std::mutex> lock(mutex_);
+                    fail(make_error(errc::internal, who_ + ": " + what));
+                });
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (scheduler_) scheduler_->give_back(slot);
+    --running_;
+    if (leaving) --leaving_;
+    worker.running = false;
+    if (worker.holds_budget && budget_) budget_->release();
+    worker.holds_budget = false;
+    changed_.notify_all();
+}
+
+inline void Transfer::worker_loop(std::size_t slot, bool& leaving) {
+    Worker& worker = *workers_[slot];
+    std::vector<char> buffer;
+    buffer.reserve(batch_);
+    int failures = 0;  // in a row, without a byte received
+    auto leave = [&] {  // with mutex_ held
+        leaving = true;
+        ++leaving_;
+    };
+    while (!stopping_) {
+        bool establishing = false;
+        std::uint64_t begin = 0;
+        std::uint64_t end = SegmentScheduler::unbounded;
+        {
+            std::unique_lock<std::mutex> lock(mutex_);
+            // Everyone waits out a server's "slow down" before the next request.
+            while (!stopping_ && Clock::now() < not_before_) wake_.wait_until(lock, not_before_);
+            if (stopping_) break;
+            if (!established_) {
+                // The first request also learns the size and whether Range
+                // works. Its end is known when resuming (the first gap) or
+                // when the source gave the size (the first piece); otherwise
+                // it is open-ended and stops where other connections took over.
+                establishing = true;
+                begin = resume_from_;
+                if (resumed_) {
+                    for (const auto& gap : resume_.done.missing(resume_.size))
+                        if (gap.begin == begin) end = gap.end;
+                } else if (plan_.size && *plan_.size > 0) {
+                    end = std::min(*plan_.size, piece_size_for(*plan_.size));
+                }
+            } else {
+                std::size_t staying = running_ - leaving_;
+                bool yield = staying > 1 && (staying > allowed_ || (budget_ && budget_->has_waiters()));
+                if (yield) {
+                    leave();
+                    break;
+                }
+                auto piece = scheduler_->take(slot);
+                if (!piece) {
+                    leave();
+                    break;
+                }
+                begin = piece->begin;
+                end = piece->end;
+            }
+        }
+        Attempt attempt = fetch(slot, establishing, begin, end, buffer);
+        {
+            // Only bytes that are kept are progress, and a stalled attempt
+            // (a drip) is none. Without Range a retry starts from byte 0 again,
+            // so a server that always breaks off mid-way, or drips, would
+            // otherwise be retried forever.
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (attempt.received > 0 && !worker.stalled && established_ && ranged_) failures = 0;
+        }
+        switch (attempt.kind) {
+        case Attempt::Kind::ok: continue;
+        case Attempt::Kind::stop: break;
+        case Attempt::Kind::fatal: {
+            std::lock_guard<std::mutex> lock(mutex_);
+            fail(attempt.error);
+            break;
+        }
+        case Attempt::Kind::restart:
+        case Attempt::Kind::lock_busy: {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (outcome_ == Outcome::finished)
+                outcome_ = attempt.kind == Attempt::Kind::restart ? Outcome::restart : Outcome::lock_busy;
+            stopping_ = true;
+            wake_.notify_all();
+            changed_.notify_all();
+            break;
+        }
+        case Attempt::Kind::retry: {
+            ++failures;
+            std::unique_lock<std::mutex> lock(mutex_);
+            if (scheduler_) scheduler_->give_back(slot);
+            if (established_ && !ranged_) {
+                // Without Range the only way on is from byte 0 again.
+                hasher_.reset();
+                established_ = false;
+                resumed_ = false;
+                resume_from_ = 0;
+            }
+            if (failures > options_.retry.max_attempts) {
+                std::size_t staying = running_ - leaving_;
+                if (staying <= 1) {
+                    attempt.error.message += " (gave up after " + std::to_string(failures) + " attempts)";
+                    fail(attempt.error);
+                } else {
+                    allowed_ = std::max<std::size_t>(1, std::min(allowed_, staying - 1));  // the others carry on
+                    leave();
+                }
+                break;
+            }
+            auto wait = attempt.immediate ? std::chrono::milliseconds(0)
+                                          : backoff_delay(failures, options_.retry.base_delay, options_.retry.max_delay, jitter_unit());
+            if (attempt.server_wait > wait) wait = std::min(attempt.server_wait, options_.retry.max_server_delay);
+            auto resume_at = Clock::now() + wait;
+            if (attempt.slow_down) {
+                not_before_ = std::max(not_before_, resume_at);
+                allowed_ = std::max<std::size_t>(1, allowed_ / 2);
+            }
+            std::string what = established_ && end != SegmentScheduler::unbounded
+                                   ? " (bytes " + std::to_string(begin) + "-" + std::to_string(end - 1) + ")"
+                                   : "";
+            queue_event_locked(EventKind::retry, attempt.error.message + what + "; retry " + std::to_string(failures) + " of " +
+                                                     std::to_string(options_.retry.max_attempts) + " in " + describe_wait(wait));
+            while (!stopping_ && Clock::now() < resume_at) wake_.wait_until(lock, resume_at);
+            continue;
+        }
+        }
+        break;
+    }
+}
+
+inline bool Transfer::spawn_worker(std::size_t slot, bool holds_budget) {
+    // Called with mutex_ held.
+    Worker& worker = *workers_[slot];
+    if (worker.thread.joinable()) worker.thread.join();  // it has exited: running is false
+    worker.running = true;
+    worker.holds_budget = holds_budget;
+    ++running_;
+    try {
+        worker.thread = std::thread([this, slot] { worker_main(slot); });
+    } catch (const std::system_error&) {
+        worker.running = false;
+        --running_;
+        if (holds_budget && budget_) budget_->release();
+        worker.holds_budget = false;
+        return false;
+    }
+    return true;
+}
+
+inline void Transfer::stop_workers() {
+    stopping_ = true;
+    for (auto& worker : workers_)
+        if (worker->running) worker->abort.abort();
+    wake_.notify_all();
+}
+
+inline void Transfer::join_workers() {
+    for (auto& worker : workers_)
+        if (worker->thread.joinable()) worker->thread.join();
+}
+
+}  // namespace detail
+}  // namespace provision
+
+#endif  // PROVISION_ENGINE_TRANSFER_CONNECTIONS_HPP
