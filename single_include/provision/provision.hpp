@@ -30,6 +30,66 @@
 #ifndef PROVISION_PROVISION_HPP
 #define PROVISION_PROVISION_HPP
 
+// External headers, each once (the files below say where they used them).
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <variant>
+#include <cctype>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <vector>
+#include <cstdlib>
+#include <functional>
+#include <openssl/evp.h>
+#include <memory>
+#include <toml++/toml.h>
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <exception>
+#include <openssl/bio.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <cerrno>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+#include <sys/stat.h>
+#include <system_error>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <atomic>
+#include <condition_variable>
+#include <thread>
+#include <cstddef>
+#include <nlohmann/json.hpp>
+#include <cmath>
+#include <set>
+#include <ctime>
+#include <limits>
+#include <fstream>
+#include <sstream>
+#include <sys/file.h>
+#include <sys/statvfs.h>
+#include <cstdio>
+#include <random>
+#include <deque>
+#include <future>
+
 // ---- begin include/provision/version.hpp ----
 // provision: the single source of truth for the toolkit's version.
 #ifndef PROVISION_VERSION_HPP
@@ -65,10 +125,10 @@ inline constexpr const char* user_agent = "provision/" PROVISION_VERSION_STRING;
 #ifndef PROVISION_ERROR_HPP
 #define PROVISION_ERROR_HPP
 
-#include <stdexcept>
-#include <string>
-#include <utility>
-#include <variant>
+// #include <stdexcept>: listed at the top
+// #include <string>: listed at the top
+// #include <utility>: listed at the top
+// #include <variant>: listed at the top
 
 namespace provision {
 
@@ -195,12 +255,12 @@ inline Error make_error(errc code, std::string message) { return Error{code, std
 
 // #include "error.hpp": include/provision/error.hpp already inlined above
 
-#include <cctype>
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <vector>
+// #include <cctype>: listed at the top
+// #include <cstdint>: listed at the top
+// #include <optional>: listed at the top
+// #include <string>: listed at the top
+// #include <string_view>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 
@@ -581,10 +641,10 @@ inline std::string redact_url(std::string_view text) {
 #ifndef PROVISION_ENVIRONMENT_HPP
 #define PROVISION_ENVIRONMENT_HPP
 
-#include <cstdlib>
-#include <functional>
-#include <optional>
-#include <string>
+// #include <cstdlib>: listed at the top
+// #include <functional>: listed at the top
+// #include <optional>: listed at the top
+// #include <string>: listed at the top
 
 namespace provision {
 
@@ -615,8 +675,8 @@ inline EnvLookup process_environment() {
 #ifndef PROVISION_HEADER_HPP
 #define PROVISION_HEADER_HPP
 
-#include <string>
-#include <utility>
+// #include <string>: listed at the top
+// #include <utility>: listed at the top
 
 namespace provision {
 
@@ -629,13 +689,13 @@ using Header = std::pair<std::string, std::string>;
 // ---- end include/provision/header.hpp ----
 // #include "../url.hpp": include/provision/url.hpp already inlined above
 
-#include <cstdint>
-#include <functional>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
+// #include <cstdint>: listed at the top
+// #include <functional>: listed at the top
+// #include <optional>: listed at the top
+// #include <string>: listed at the top
+// #include <string_view>: listed at the top
+// #include <utility>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 
@@ -819,11 +879,11 @@ inline bool is_safe_filename(std::string_view name);
 
 // #include "../url.hpp": include/provision/url.hpp already inlined above
 
-#include <optional>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
+// #include <optional>: listed at the top
+// #include <string>: listed at the top
+// #include <string_view>: listed at the top
+// #include <utility>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -895,10 +955,10 @@ inline void set_query_parameter(QueryParameters& parameters, const std::string& 
 #endif
 // ---- end include/provision/support/query.hpp ----
 
-#include <cctype>
-#include <string>
-#include <string_view>
-#include <vector>
+// #include <cctype>: listed at the top
+// #include <string>: listed at the top
+// #include <string_view>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -1054,12 +1114,12 @@ inline Result<CivitaiReference> parse_civitai_air(std::string_view text) {
 #ifndef PROVISION_SUPPORT_DIGEST_HPP
 #define PROVISION_SUPPORT_DIGEST_HPP
 
-#include <openssl/evp.h>
+// #include <openssl/evp.h>: listed at the top
 
-#include <cstdint>
-#include <memory>
-#include <stdexcept>
-#include <string>
+// #include <cstdint>: listed at the top
+// #include <memory>: listed at the top
+// #include <stdexcept>: listed at the top
+// #include <string>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -1112,17 +1172,17 @@ inline std::string sha256_hex(const std::string& data) {
 #endif
 // ---- end include/provision/support/digest.hpp ----
 
-#include <toml++/toml.h>
+// #include <toml++/toml.h>: listed at the top
 
-#include <algorithm>
-#include <cctype>
-#include <cstdint>
-#include <cstdlib>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
+// #include <algorithm>: listed at the top
+// #include <cctype>: listed at the top
+// #include <cstdint>: listed at the top
+// #include <cstdlib>: listed at the top
+// #include <optional>: listed at the top
+// #include <string>: listed at the top
+// #include <string_view>: listed at the top
+// #include <utility>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -2326,12 +2386,12 @@ inline Manifest parse_config(std::string_view text, const std::string& origin, c
 
 // #include "../error.hpp": include/provision/error.hpp already inlined above
 
-#include <algorithm>
-#include <filesystem>
-#include <map>
-#include <string>
-#include <utility>
-#include <vector>
+// #include <algorithm>: listed at the top
+// #include <filesystem>: listed at the top
+// #include <map>: listed at the top
+// #include <string>: listed at the top
+// #include <utility>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 
@@ -2509,9 +2569,9 @@ class Layout {
 #ifndef PROVISION_SUPPORT_GUARDED_HPP
 #define PROVISION_SUPPORT_GUARDED_HPP
 
-#include <exception>
-#include <string>
-#include <utility>
+// #include <exception>: listed at the top
+// #include <string>: listed at the top
+// #include <utility>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -2573,9 +2633,9 @@ void run_guarded(Body&& body, OnEscape&& on_escape) noexcept {
 
 // #include "../url.hpp": include/provision/url.hpp already inlined above
 
-#include <cstdint>
-#include <optional>
-#include <string_view>
+// #include <cstdint>: listed at the top
+// #include <optional>: listed at the top
+// #include <string_view>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -2639,13 +2699,13 @@ inline std::optional<ContentRange> parse_content_range(std::string_view value) {
 // #include "../url.hpp": include/provision/url.hpp already inlined above
 // #include "content_range.hpp": include/provision/http/content_range.hpp already inlined above
 
-#include <cctype>
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
+// #include <cctype>: listed at the top
+// #include <cstdint>: listed at the top
+// #include <optional>: listed at the top
+// #include <string>: listed at the top
+// #include <string_view>: listed at the top
+// #include <utility>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -2831,11 +2891,11 @@ inline bool body_framing(const RawResponseHead& head, bool head_request, BodyFra
 #ifndef PROVISION_HTTP_SOCKET_BIO_HPP
 #define PROVISION_HTTP_SOCKET_BIO_HPP
 
-#include <openssl/bio.h>
-#include <sys/socket.h>
-#include <sys/types.h>
+// #include <openssl/bio.h>: listed at the top
+// #include <sys/socket.h>: listed at the top
+// #include <sys/types.h>: listed at the top
 
-#include <cerrno>
+// #include <cerrno>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -2933,19 +2993,19 @@ inline BIO* new_no_sigpipe_socket_bio(int fd) {
 
 // #include "../error.hpp": include/provision/error.hpp already inlined above
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
-#include <openssl/x509_vfy.h>
-#include <openssl/x509v3.h>
-#include <sys/stat.h>
+// #include <openssl/err.h>: listed at the top
+// #include <openssl/ssl.h>: listed at the top
+// #include <openssl/x509.h>: listed at the top
+// #include <openssl/x509_vfy.h>: listed at the top
+// #include <openssl/x509v3.h>: listed at the top
+// #include <sys/stat.h>: listed at the top
 
-#include <cstdlib>
-#include <filesystem>
-#include <memory>
-#include <string>
-#include <system_error>
-#include <vector>
+// #include <cstdlib>: listed at the top
+// #include <filesystem>: listed at the top
+// #include <memory>: listed at the top
+// #include <string>: listed at the top
+// #include <system_error>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -3052,34 +3112,34 @@ inline SSL* TlsClientContext::new_session(const std::string& host, bool host_is_
 #endif
 // ---- end include/provision/http/tls_context.hpp ----
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
-#include <openssl/x509_vfy.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <time.h>
-#include <unistd.h>
+// #include <arpa/inet.h>: listed at the top
+// #include <fcntl.h>: listed at the top
+// #include <netdb.h>: listed at the top
+// #include <netinet/in.h>: listed at the top
+// #include <netinet/tcp.h>: listed at the top
+// #include <openssl/err.h>: listed at the top
+// #include <openssl/ssl.h>: listed at the top
+// #include <openssl/x509.h>: listed at the top
+// #include <openssl/x509_vfy.h>: listed at the top
+// #include <poll.h>: listed at the top
+// #include <sys/socket.h>: listed at the top
+// #include <sys/time.h>: listed at the top
+// #include <time.h>: listed at the top
+// #include <unistd.h>: listed at the top
 
-#include <algorithm>
-#include <cctype>
-#include <cerrno>
-#include <chrono>
-#include <cstdint>
-#include <cstring>
-#include <functional>
-#include <mutex>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
+// #include <algorithm>: listed at the top
+// #include <cctype>: listed at the top
+// #include <cerrno>: listed at the top
+// #include <chrono>: listed at the top
+// #include <cstdint>: listed at the top
+// #include <cstring>: listed at the top
+// #include <functional>: listed at the top
+// #include <mutex>: listed at the top
+// #include <optional>: listed at the top
+// #include <string>: listed at the top
+// #include <string_view>: listed at the top
+// #include <utility>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -3554,9 +3614,9 @@ inline bool RawConnection::read_body(const RawResponseHead& head, bool head_requ
 // #include "../error.hpp": include/provision/error.hpp already inlined above
 // #include "../url.hpp": include/provision/url.hpp already inlined above
 
-#include <optional>
-#include <string>
-#include <vector>
+// #include <optional>: listed at the top
+// #include <string>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 
@@ -3641,23 +3701,23 @@ struct ProxySettings {
 // #include "../url.hpp": include/provision/url.hpp already inlined above
 // #include "../version.hpp": include/provision/version.hpp already inlined above
 
-#include <netdb.h>
-#include <openssl/x509.h>
-#include <openssl/x509_vfy.h>
-#include <sys/socket.h>
+// #include <netdb.h>: listed at the top
+// #include <openssl/x509.h>: listed at the top
+// #include <openssl/x509_vfy.h>: listed at the top
+// #include <sys/socket.h>: listed at the top
 
-#include <atomic>
-#include <chrono>
-#include <condition_variable>
-#include <cstdint>
-#include <functional>
-#include <map>
-#include <memory>
-#include <mutex>
-#include <optional>
-#include <string>
-#include <thread>
-#include <vector>
+// #include <atomic>: listed at the top
+// #include <chrono>: listed at the top
+// #include <condition_variable>: listed at the top
+// #include <cstdint>: listed at the top
+// #include <functional>: listed at the top
+// #include <map>: listed at the top
+// #include <memory>: listed at the top
+// #include <mutex>: listed at the top
+// #include <optional>: listed at the top
+// #include <string>: listed at the top
+// #include <thread>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 
@@ -4260,12 +4320,12 @@ inline Result<HttpResponse> HttpClient::fetch(const HttpRequest& request, std::s
 // #include "http/client.hpp": include/provision/http/client.hpp already inlined above
 // #include "url.hpp": include/provision/url.hpp already inlined above
 
-#include <cstdint>
-#include <filesystem>
-#include <functional>
-#include <optional>
-#include <string>
-#include <vector>
+// #include <cstdint>: listed at the top
+// #include <filesystem>: listed at the top
+// #include <functional>: listed at the top
+// #include <optional>: listed at the top
+// #include <string>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 
@@ -4316,10 +4376,10 @@ struct ResolveContext {
 #ifndef PROVISION_EVENTS_HPP
 #define PROVISION_EVENTS_HPP
 
-#include <cstdint>
-#include <functional>
-#include <optional>
-#include <string>
+// #include <cstdint>: listed at the top
+// #include <functional>: listed at the top
+// #include <optional>: listed at the top
+// #include <string>: listed at the top
 
 namespace provision {
 
@@ -4409,12 +4469,12 @@ using EventHandler = std::function<void(const Event&)>;
 
 // #include "../../url.hpp": include/provision/url.hpp already inlined above
 
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
+// #include <cstdint>: listed at the top
+// #include <optional>: listed at the top
+// #include <string>: listed at the top
+// #include <string_view>: listed at the top
+// #include <utility>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -4608,10 +4668,10 @@ inline bool has_html_class(const HtmlTag& tag, std::string_view wanted) {
 // ---- end include/provision/sources/gdrive/html.hpp ----
 // #include "../../support/query.hpp": include/provision/support/query.hpp already inlined above
 
-#include <optional>
-#include <string>
-#include <string_view>
-#include <vector>
+// #include <optional>: listed at the top
+// #include <string>: listed at the top
+// #include <string_view>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -4795,9 +4855,9 @@ inline DrivePageReading read_drive_page(std::string_view page, const Url& page_u
 
 // #include "../url.hpp": include/provision/url.hpp already inlined above
 
-#include <optional>
-#include <string>
-#include <string_view>
+// #include <optional>: listed at the top
+// #include <string>: listed at the top
+// #include <string_view>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -4955,9 +5015,9 @@ inline bool is_model_file_name(std::string_view name) {
 // #include "../error.hpp": include/provision/error.hpp already inlined above
 // #include "client.hpp": include/provision/http/client.hpp already inlined above
 
-#include <cstddef>
-#include <functional>
-#include <string>
+// #include <cstddef>: listed at the top
+// #include <functional>: listed at the top
+// #include <string>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -5031,11 +5091,11 @@ inline std::string excerpt(std::string_view text, std::size_t limit = 200) {
 // #include "../../http/client.hpp": include/provision/http/client.hpp already inlined above
 // #include "../../url.hpp": include/provision/url.hpp already inlined above
 
-#include <cstdint>
-#include <map>
-#include <optional>
-#include <string>
-#include <vector>
+// #include <cstdint>: listed at the top
+// #include <map>: listed at the top
+// #include <optional>: listed at the top
+// #include <string>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 
@@ -5531,11 +5591,11 @@ inline Error explain_drive_download_failure(const std::string& subject, const st
 #ifndef PROVISION_SUPPORT_BOUNDED_JSON_HPP
 #define PROVISION_SUPPORT_BOUNDED_JSON_HPP
 
-#include <nlohmann/json.hpp>
+// #include <nlohmann/json.hpp>: listed at the top
 
-#include <cstddef>
-#include <string>
-#include <string_view>
+// #include <cstddef>: listed at the top
+// #include <string>: listed at the top
+// #include <string_view>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -5605,14 +5665,14 @@ inline nlohmann::json parse_api_json(std::string_view text, bool* too_large = nu
 #endif
 // ---- end include/provision/support/bounded_json.hpp ----
 
-#include <nlohmann/json.hpp>
+// #include <nlohmann/json.hpp>: listed at the top
 
-#include <cmath>
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <vector>
+// #include <cmath>: listed at the top
+// #include <cstdint>: listed at the top
+// #include <optional>: listed at the top
+// #include <string>: listed at the top
+// #include <string_view>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -5919,9 +5979,9 @@ inline Error explain_civitai_answer(const std::string& who, CivitaiRoute route, 
 // #include "../../http/probe.hpp": include/provision/http/probe.hpp already inlined above
 // #include "../../plan.hpp": include/provision/plan.hpp already inlined above
 
-#include <memory>
-#include <string>
-#include <vector>
+// #include <memory>: listed at the top
+// #include <string>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -6268,12 +6328,12 @@ inline Result<DownloadPlan> resolve_civitai(const Entry& given, ResolveContext& 
 // #include "../../plan.hpp": include/provision/plan.hpp already inlined above
 // #include "../../url.hpp": include/provision/url.hpp already inlined above
 
-#include <cctype>
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <vector>
+// #include <cctype>: listed at the top
+// #include <cstdint>: listed at the top
+// #include <optional>: listed at the top
+// #include <string>: listed at the top
+// #include <string_view>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 namespace sources {
@@ -6728,12 +6788,12 @@ inline Result<DownloadPlan> resolve_huggingface(const Entry& entry, ResolveConte
 
 // #include "../../support/bounded_json.hpp": include/provision/support/bounded_json.hpp already inlined above
 
-#include <nlohmann/json.hpp>
+// #include <nlohmann/json.hpp>: listed at the top
 
-#include <cstddef>
-#include <optional>
-#include <string>
-#include <vector>
+// #include <cstddef>: listed at the top
+// #include <optional>: listed at the top
+// #include <string>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 namespace sources {
@@ -6890,15 +6950,15 @@ inline std::vector<GatedEntryProblem> check_gated_entries(const std::vector<Entr
 
 // #include "../../support/bounded_json.hpp": include/provision/support/bounded_json.hpp already inlined above
 
-#include <nlohmann/json.hpp>
+// #include <nlohmann/json.hpp>: listed at the top
 
-#include <algorithm>
-#include <cstdint>
-#include <optional>
-#include <set>
-#include <string>
-#include <string_view>
-#include <vector>
+// #include <algorithm>: listed at the top
+// #include <cstdint>: listed at the top
+// #include <optional>: listed at the top
+// #include <set>: listed at the top
+// #include <string>: listed at the top
+// #include <string_view>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 namespace sources {
@@ -7497,11 +7557,11 @@ inline std::vector<sources::ExpandedEntry> expand_entries(const std::vector<Entr
 #ifndef PROVISION_ENGINE_CONNECTION_BUDGET_HPP
 #define PROVISION_ENGINE_CONNECTION_BUDGET_HPP
 
-#include <chrono>
-#include <condition_variable>
-#include <cstddef>
-#include <functional>
-#include <mutex>
+// #include <chrono>: listed at the top
+// #include <condition_variable>: listed at the top
+// #include <cstddef>: listed at the top
+// #include <functional>: listed at the top
+// #include <mutex>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -7591,16 +7651,16 @@ class ConnectionBudget {
 
 // #include "../error.hpp": include/provision/error.hpp already inlined above
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
+// #include <fcntl.h>: listed at the top
+// #include <sys/stat.h>: listed at the top
+// #include <unistd.h>: listed at the top
 
-#include <algorithm>
-#include <cerrno>
-#include <cstdint>
-#include <cstring>
-#include <filesystem>
-#include <string>
+// #include <algorithm>: listed at the top
+// #include <cerrno>: listed at the top
+// #include <cstdint>: listed at the top
+// #include <cstring>: listed at the top
+// #include <filesystem>: listed at the top
+// #include <string>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -7737,14 +7797,14 @@ inline Result<void> write_all_at(int fd, const char* data, std::size_t size, std
 
 // #include "../support/files.hpp": include/provision/support/files.hpp already inlined above
 
-#include <unistd.h>
+// #include <unistd.h>: listed at the top
 
-#include <chrono>
-#include <cstdint>
-#include <ctime>
-#include <filesystem>
-#include <mutex>
-#include <string>
+// #include <chrono>: listed at the top
+// #include <cstdint>: listed at the top
+// #include <ctime>: listed at the top
+// #include <filesystem>: listed at the top
+// #include <mutex>: listed at the top
+// #include <string>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -7895,15 +7955,15 @@ class LogFile {
 #ifndef PROVISION_ENGINE_SEGMENT_SCHEDULER_HPP
 #define PROVISION_ENGINE_SEGMENT_SCHEDULER_HPP
 
-#include <algorithm>
-#include <atomic>
-#include <chrono>
-#include <cstdint>
-#include <limits>
-#include <map>
-#include <memory>
-#include <optional>
-#include <vector>
+// #include <algorithm>: listed at the top
+// #include <atomic>: listed at the top
+// #include <chrono>: listed at the top
+// #include <cstdint>: listed at the top
+// #include <limits>: listed at the top
+// #include <map>: listed at the top
+// #include <memory>: listed at the top
+// #include <optional>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -8175,17 +8235,17 @@ class SegmentScheduler {
 #endif
 // ---- end include/provision/engine/segment_scheduler.hpp ----
 
-#include <nlohmann/json.hpp>
+// #include <nlohmann/json.hpp>: listed at the top
 
-#include <fcntl.h>
-#include <unistd.h>
+// #include <fcntl.h>: listed at the top
+// #include <unistd.h>: listed at the top
 
-#include <cstdint>
-#include <filesystem>
-#include <fstream>
-#include <optional>
-#include <sstream>
-#include <string>
+// #include <cstdint>: listed at the top
+// #include <filesystem>: listed at the top
+// #include <fstream>: listed at the top
+// #include <optional>: listed at the top
+// #include <sstream>: listed at the top
+// #include <string>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -8301,22 +8361,22 @@ inline void remove_resume_state(const std::filesystem::path& path) {
 #endif
 // ---- end include/provision/engine/resume_state.hpp ----
 
-#include <nlohmann/json.hpp>
+// #include <nlohmann/json.hpp>: listed at the top
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
+// #include <fcntl.h>: listed at the top
+// #include <sys/file.h>: listed at the top
+// #include <sys/stat.h>: listed at the top
+// #include <unistd.h>: listed at the top
 
-#include <cstdint>
-#include <filesystem>
-#include <fstream>
-#include <functional>
-#include <map>
-#include <mutex>
-#include <optional>
-#include <sstream>
-#include <string>
+// #include <cstdint>: listed at the top
+// #include <filesystem>: listed at the top
+// #include <fstream>: listed at the top
+// #include <functional>: listed at the top
+// #include <map>: listed at the top
+// #include <mutex>: listed at the top
+// #include <optional>: listed at the top
+// #include <sstream>: listed at the top
+// #include <string>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -8506,14 +8566,14 @@ class InstallRegistry {
 // ---- end include/provision/engine/install_record.hpp ----
 // #include "../events.hpp": include/provision/events.hpp already inlined above
 
-#include <atomic>
-#include <chrono>
-#include <cstddef>
-#include <cstdint>
-#include <filesystem>
-#include <memory>
-#include <optional>
-#include <string>
+// #include <atomic>: listed at the top
+// #include <chrono>: listed at the top
+// #include <cstddef>: listed at the top
+// #include <cstdint>: listed at the top
+// #include <filesystem>: listed at the top
+// #include <memory>: listed at the top
+// #include <optional>: listed at the top
+// #include <string>: listed at the top
 
 namespace provision {
 
@@ -8615,16 +8675,16 @@ struct PlanCheck {
 // #include "../error.hpp": include/provision/error.hpp already inlined above
 // #include "../support/files.hpp": include/provision/support/files.hpp already inlined above
 
-#include <sys/stat.h>
-#include <sys/statvfs.h>
+// #include <sys/stat.h>: listed at the top
+// #include <sys/statvfs.h>: listed at the top
 
-#include <algorithm>
-#include <cstdint>
-#include <cstdio>
-#include <filesystem>
-#include <optional>
-#include <string>
-#include <vector>
+// #include <algorithm>: listed at the top
+// #include <cstdint>: listed at the top
+// #include <cstdio>: listed at the top
+// #include <filesystem>: listed at the top
+// #include <optional>: listed at the top
+// #include <string>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -8754,18 +8814,18 @@ inline std::optional<Error> space_shortfall(const std::vector<SpaceNeed>& needs)
 // #include "../error.hpp": include/provision/error.hpp already inlined above
 // #include "../support/files.hpp": include/provision/support/files.hpp already inlined above
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
+// #include <fcntl.h>: listed at the top
+// #include <sys/file.h>: listed at the top
+// #include <sys/stat.h>: listed at the top
+// #include <unistd.h>: listed at the top
 
-#include <chrono>
-#include <cstdlib>
-#include <filesystem>
-#include <functional>
-#include <string>
-#include <thread>
-#include <utility>
+// #include <chrono>: listed at the top
+// #include <cstdlib>: listed at the top
+// #include <filesystem>: listed at the top
+// #include <functional>: listed at the top
+// #include <string>: listed at the top
+// #include <thread>: listed at the top
+// #include <utility>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -8897,16 +8957,16 @@ inline std::filesystem::path lock_path_for(const std::filesystem::path& target) 
 // #include "../support/files.hpp": include/provision/support/files.hpp already inlined above
 // #include "../support/guarded.hpp": include/provision/support/guarded.hpp already inlined above
 
-#include <unistd.h>
+// #include <unistd.h>: listed at the top
 
-#include <algorithm>
-#include <condition_variable>
-#include <cstdint>
-#include <mutex>
-#include <optional>
-#include <string>
-#include <thread>
-#include <vector>
+// #include <algorithm>: listed at the top
+// #include <condition_variable>: listed at the top
+// #include <cstdint>: listed at the top
+// #include <mutex>: listed at the top
+// #include <optional>: listed at the top
+// #include <string>: listed at the top
+// #include <thread>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -9069,15 +9129,15 @@ class PrefixHasher {
 
 // #include "../url.hpp": include/provision/url.hpp already inlined above
 
-#include <algorithm>
-#include <chrono>
-#include <cstdint>
-#include <ctime>
-#include <optional>
-#include <random>
-#include <string>
-#include <string_view>
-#include <vector>
+// #include <algorithm>: listed at the top
+// #include <chrono>: listed at the top
+// #include <cstdint>: listed at the top
+// #include <ctime>: listed at the top
+// #include <optional>: listed at the top
+// #include <random>: listed at the top
+// #include <string>: listed at the top
+// #include <string_view>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -9237,9 +9297,9 @@ inline std::string describe_wait(std::chrono::milliseconds wait) {
 
 // #include "../url.hpp": include/provision/url.hpp already inlined above
 
-#include <cstddef>
-#include <string>
-#include <string_view>
+// #include <cstddef>: listed at the top
+// #include <string>: listed at the top
+// #include <string_view>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -9311,11 +9371,11 @@ constexpr std::size_t model_head_bytes = 512;
 // #include "../support/digest.hpp": include/provision/support/digest.hpp already inlined above
 // #include "../support/files.hpp": include/provision/support/files.hpp already inlined above
 
-#include <fcntl.h>
-#include <unistd.h>
-#include <cerrno>
-#include <filesystem>
-#include <string>
+// #include <fcntl.h>: listed at the top
+// #include <unistd.h>: listed at the top
+// #include <cerrno>: listed at the top
+// #include <filesystem>: listed at the top
+// #include <string>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -9360,20 +9420,20 @@ inline std::filesystem::path part_path_for(const std::filesystem::path& target) 
 // ---- end include/provision/engine/part_file.hpp ----
 // #include "../http/content_range.hpp": include/provision/http/content_range.hpp already inlined above
 
-#include <fcntl.h>
-#include <unistd.h>
+// #include <fcntl.h>: listed at the top
+// #include <unistd.h>: listed at the top
 
-#include <algorithm>
-#include <atomic>
-#include <chrono>
-#include <condition_variable>
-#include <filesystem>
-#include <memory>
-#include <mutex>
-#include <optional>
-#include <string>
-#include <thread>
-#include <vector>
+// #include <algorithm>: listed at the top
+// #include <atomic>: listed at the top
+// #include <chrono>: listed at the top
+// #include <condition_variable>: listed at the top
+// #include <filesystem>: listed at the top
+// #include <memory>: listed at the top
+// #include <mutex>: listed at the top
+// #include <optional>: listed at the top
+// #include <string>: listed at the top
+// #include <thread>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -10593,10 +10653,10 @@ inline bool Transfer::check_piece_response(const HttpResponse& response, std::si
 // #include "../http/client.hpp": include/provision/http/client.hpp already inlined above
 // #include "../plan.hpp": include/provision/plan.hpp already inlined above
 
-#include <atomic>
-#include <filesystem>
-#include <optional>
-#include <string>
+// #include <atomic>: listed at the top
+// #include <filesystem>: listed at the top
+// #include <optional>: listed at the top
+// #include <string>: listed at the top
 
 namespace provision {
 
@@ -10831,18 +10891,18 @@ inline Result<InstalledFile> Downloader::run(const DownloadPlan& plan, const Pla
 // #include "../url.hpp": include/provision/url.hpp already inlined above
 // #include "../version.hpp": include/provision/version.hpp already inlined above
 
-#include <toml++/toml.h>
+// #include <toml++/toml.h>: listed at the top
 
-#include <cctype>
-#include <cstdint>
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <optional>
-#include <sstream>
-#include <string>
-#include <string_view>
-#include <vector>
+// #include <cctype>: listed at the top
+// #include <cstdint>: listed at the top
+// #include <cstdio>: listed at the top
+// #include <filesystem>: listed at the top
+// #include <fstream>: listed at the top
+// #include <optional>: listed at the top
+// #include <sstream>: listed at the top
+// #include <string>: listed at the top
+// #include <string_view>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 
@@ -11395,10 +11455,10 @@ inline std::vector<std::pair<const LockRecord*, Error>> lock_records_not_in(cons
 
 // #include "../url.hpp": include/provision/url.hpp already inlined above
 
-#include <cctype>
-#include <string>
-#include <string_view>
-#include <vector>
+// #include <cctype>: listed at the top
+// #include <string>: listed at the top
+// #include <string_view>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -11550,13 +11610,13 @@ class SecretRedactor {
 
 // #include "../support/guarded.hpp": include/provision/support/guarded.hpp already inlined above
 
-#include <condition_variable>
-#include <deque>
-#include <functional>
-#include <mutex>
-#include <string>
-#include <thread>
-#include <vector>
+// #include <condition_variable>: listed at the top
+// #include <deque>: listed at the top
+// #include <functional>: listed at the top
+// #include <mutex>: listed at the top
+// #include <string>: listed at the top
+// #include <thread>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -11644,18 +11704,18 @@ class ThreadPool {
 // #include "plan.hpp": include/provision/plan.hpp already inlined above
 // #include "sources/sources.hpp": include/provision/sources/sources.hpp already inlined above
 
-#include <atomic>
-#include <chrono>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <future>
-#include <map>
-#include <mutex>
-#include <optional>
-#include <sstream>
-#include <string>
-#include <vector>
+// #include <atomic>: listed at the top
+// #include <chrono>: listed at the top
+// #include <cstdlib>: listed at the top
+// #include <filesystem>: listed at the top
+// #include <fstream>: listed at the top
+// #include <future>: listed at the top
+// #include <map>: listed at the top
+// #include <mutex>: listed at the top
+// #include <optional>: listed at the top
+// #include <sstream>: listed at the top
+// #include <string>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 
