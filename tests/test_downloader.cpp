@@ -526,6 +526,7 @@ TEST_CASE("engine: wrong bytes get one fresh download, then a failure naming bot
     CHECK(provision_test::read_whole_file(dir / "Lora/once.safetensors") == *good);
     CHECK(log.any(provision::EventKind::retry, "SHA-256 mismatch"));
 
+    REQUIRE(server->wait_until_idle());
     auto before = server->bytes_sent();
     auto always_plan = plan_for(server->url("/always.safetensors"), dir / "Lora", "always.safetensors");
     always_plan.sha256 = provision::detail::sha256_hex(*good);

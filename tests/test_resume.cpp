@@ -354,6 +354,7 @@ TEST_CASE("resume: a stopped download continues where it stopped and fetches onl
             CHECK(on_disk.compare(span.begin, span.size(), *body, span.begin, span.size()) == 0);
 
         throttled = false;
+        REQUIRE(server->wait_until_idle());  // the killed transfer's response has ended
         auto before = server->bytes_sent();
         auto requests_before = server->requests().size();
         auto second = Downloader{http, fast_options(connections)}.download(plan);
@@ -411,6 +412,7 @@ TEST_CASE("resume: a changed ETag, a server that stops honouring Range, or a new
         options.on_event = [&](const provision::Event& event) {
             if (event.kind == provision::EventKind::message) notes.push_back(event.message);
         };
+        REQUIRE(server->wait_until_idle());
         auto before = server->bytes_sent();
         auto requests_before = server->requests().size();
         auto second = Downloader{http, options}.download(plan);
@@ -570,6 +572,9 @@ TEST_CASE("disk full: preallocation fails at the start; without it, mid-way, kee
 
     REQUIRE(small.resize("4m"));
     throttled = false;
+    // The cause of this case's old flakiness: the mid-way response could
+    // still be in its last write when the baseline was read.
+    REQUIRE(server->wait_until_idle());
     auto before = server->bytes_sent();
     auto resumed = Downloader{http, options}.download(plan);
     REQUIRE(resumed);

@@ -203,6 +203,19 @@ class LoopbackServer {
     /// time a client has the bytes) and taken back if the write fails.
     std::uint64_t bytes_sent() const { return bytes_sent_.load(); }
 
+    /// Waits (at most `timeout`) until no serve_bytes response is being sent.
+    /// A client that gave up or was killed leaves its response running until
+    /// the server's next write fails, and that write is counted for a moment
+    /// (see bytes_sent): read a baseline of bytes_sent only once this is true.
+    bool wait_until_idle(std::chrono::milliseconds timeout = std::chrono::seconds(10)) const {
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        while (active_.load() != 0) {
+            if (std::chrono::steady_clock::now() >= deadline) return false;
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+        return true;
+    }
+
     /// The most responses serve_bytes was sending at the same time.
     std::size_t peak_active() const { return peak_active_.load(); }
     /// Forget the peak (e.g. between two runs of a test).
