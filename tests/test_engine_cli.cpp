@@ -54,10 +54,13 @@ class Child {
             ::waitpid(pid_, &status, 0);
             reaped_ = true;
             code_ = provision_test::exit_code_of(status);
+            signal_ = provision_test::signal_of(status);
             provision_test::check_no_sanitizer_report(program_, err());
         }
         return code_;
     }
+    /// The signal that ended the process, 0 when it exited by itself (after wait()).
+    int ended_by_signal() const { return signal_; }
     std::string out() const { return provision_test::read_whole_file(out_); }
     std::string err() const { return provision_test::read_whole_file(err_); }
 
@@ -69,6 +72,7 @@ class Child {
     pid_t pid_ = -1;
     bool reaped_ = false;
     int code_ = -1;
+    int signal_ = 0;
 };
 
 std::vector<std::string> cli_args(const LoopbackServer& server, std::vector<std::string> args) {
@@ -129,6 +133,7 @@ TEST_CASE("engine cli: after SIGKILL mid-file, the re-run fetches only the missi
     CHECK_FALSE(std::filesystem::exists(target));  // never a partial file under the final name
 
     throttled = false;
+    REQUIRE(server->wait_until_idle());  // the killed run's responses have ended
     auto served_before = server->bytes_sent();
     auto requests_before = server->requests().size();
     std::string kept_ranges;
@@ -165,6 +170,7 @@ TEST_CASE("engine cli: SIGTERM and SIGINT stop promptly, keep the partial file, 
         child.signal(number);
         int code = child.wait();
         auto took = std::chrono::steady_clock::now() - sent;
+        CHECK(child.ended_by_signal() == 0);  // it exited by itself with the code; a kill would also give 128 + n
         CHECK(code == (number == SIGTERM ? 143 : 130));
         CHECK(took < std::chrono::seconds(5));  // the rest of the file would take about 10 s more
         INFO(child.out());
