@@ -4,6 +4,8 @@
 #include "support/run_process.hpp"
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 using provision::EntryOutcome;
@@ -70,30 +72,47 @@ TEST_CASE("provisioner: url entries in every config form land in the seed's fold
 }
 
 TEST_CASE("provisioner: at most `jobs` entries download at once") {
+    // Each request is held until `jobs` of them are in flight (or 10 s pass),
+    // then all go on: so the run must reach `jobs` at once (gate_opened), and
+    // a request beyond the bound would show in `peak`. No timing window: the
+    // gate waits on a condition, not on a sleep.
     auto server = LoopbackServer::https();
-    std::atomic<int> in_flight{0};
-    std::atomic<int> peak{0};
+    std::mutex mutex;
+    std::condition_variable changed;
+    int in_flight = 0;
+    int peak = 0;
+    int wanted = 0;
+    bool gate_opened = false;
     server->server().Get(R"(/slow/(\d+)\.bin)", [&](const httplib::Request&, httplib::Response& res) {
-        int now = ++in_flight;
-        int seen = peak.load();
-        while (now > seen && !peak.compare_exchange_weak(seen, now)) {
+        {
+            std::unique_lock<std::mutex> lock(mutex);
+            peak = std::max(peak, ++in_flight);
+            if (in_flight >= wanted) gate_opened = true;
+            changed.notify_all();
+            changed.wait_for(lock, std::chrono::seconds(10), [&] { return gate_opened; });
+            --in_flight;
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(150));
-        --in_flight;
         res.set_content(std::string(100, 'x'), "application/octet-stream");
     });
     std::string config = "[models.lora]\n";
     for (int i = 0; i < 12; ++i) config += "f" + std::to_string(i) + " = \"" + server->url("/slow/" + std::to_string(i) + ".bin") + "\"\n";
     for (std::size_t jobs : {std::size_t{5}, std::size_t{2}}) {
         CAPTURE(jobs);
-        peak = 0;
+        {
+            std::lock_guard<std::mutex> lock(mutex);
+            peak = 0;
+            wanted = static_cast<int>(jobs);
+            gate_opened = false;
+        }
         TempDir workspace;
         auto options = options_for(workspace);
         options.jobs = jobs;
         ProvisioningSystem system{options};
         auto report = system.provision_from_text(config, "jobs.toml");
         REQUIRE(report.ok());
-        CHECK(peak.load() == static_cast<int>(jobs));
+        std::lock_guard<std::mutex> lock(mutex);
+        CHECK(gate_opened);                          // `jobs` requests were in flight together
+        CHECK(peak <= static_cast<int>(jobs));       // and never more
     }
     CHECK(ProvisionOptions{}.jobs == 5);
 }
