@@ -78,7 +78,8 @@ TEST_CASE("hostile: a stalled HTTPS download is dropped at the 30 s default and 
     CHECK(installed(workspace, "fine.safetensors") == provision_test::test_bytes(2u << 20, 77));
     // The stall was detected by the default limit (30 s without enough bytes), not sooner and not much later.
     CHECK(took >= std::chrono::seconds(29));
-    CHECK(took < std::chrono::seconds(90));
+    // A doubled default (60 s) fails here; under TSan the whole hostile suite took 47 s in CI.
+    CHECK(took < std::chrono::seconds(55));
     CHECK(contains(provision_test::read_whole_file(workspace.path() / "logs/provision.log"), "retry"));
 }
 
