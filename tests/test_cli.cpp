@@ -4,6 +4,10 @@
 #include "support/loopback_server.hpp"
 #include "support/run_process.hpp"
 
+#include <cctype>
+#include <set>
+#include <sstream>
+
 using provision_test::LoopbackServer;
 using provision_test::run_process;
 using provision_test::TempDir;
@@ -110,4 +114,66 @@ TEST_CASE("cli: exit codes follow the class of failure") {
                                   "models.example:443:127.0.0.1:" + std::to_string(server->port())});
     CHECK(untrusted.exit_code == 8);
     CHECK(untrusted.out.find("not trusted") != std::string::npos);
+}
+
+TEST_CASE("cli: a folder that cannot be made exits 9, naming it") {
+    // The layout's folder is a regular file here: mkdir fails (ENOTDIR), a
+    // local file-system error, which must read 9 whatever the user is (root
+    // ignores permission bits, so a read-only folder would not do).
+    TempDir dir;
+    auto config = dir.write("c.toml", "[models.lora]\nx = \"https://models.example/a.safetensors\"\n");
+    std::filesystem::create_directories(dir / "ws");
+    dir.write("ws/sdnext", "not a folder");
+    auto run = run_process({cli, config.string(), "--workspace", (dir / "ws").string()});
+    INFO(run.out);
+    CHECK(run.signal == 0);
+    CHECK(run.exit_code == 9);
+    CHECK(run.out.find("cannot create") != std::string::npos);
+    CHECK(run.out.find("Not a directory") != std::string::npos);
+}
+
+TEST_CASE("cli: the README's exit-code table and --help list the same codes") {
+    // Each side is read as text: README.md's "### Exit codes" table, and the
+    // "Exit codes:" block of --help. A code added to one and not the other fails.
+    auto numbers_in = [](const std::string& text) {
+        std::set<int> found;
+        std::size_t i = 0;
+        while (i < text.size()) {
+            if (std::isdigit(static_cast<unsigned char>(text[i]))) {
+                std::size_t end = i;
+                while (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end]))) ++end;
+                found.insert(std::stoi(text.substr(i, end - i)));
+                i = end;
+            } else {
+                ++i;
+            }
+        }
+        return found;
+    };
+    std::string readme = provision_test::read_whole_file(std::filesystem::path(PROVISION_SOURCE_DIR) / "README.md");
+    auto section = readme.find("### Exit codes");
+    REQUIRE(section != std::string::npos);
+    std::set<int> from_readme;
+    std::istringstream table(readme.substr(section, readme.find("\n#", section + 1) - section));
+    for (std::string line; std::getline(table, line);) {
+        if (line.rfind("| ", 0) != 0) continue;
+        auto first_cell = line.substr(2, line.find('|', 2) - 2);  // "5 " or "130 / 143 "
+        for (int code : numbers_in(first_cell)) from_readme.insert(code);
+    }
+    auto help = run_process({cli, "--help"});
+    REQUIRE(help.exit_code == 0);
+    auto block = help.out.find("Exit codes:");
+    REQUIRE(block != std::string::npos);
+    std::set<int> from_help;
+    std::istringstream lines(help.out.substr(block));
+    std::string heading;
+    std::getline(lines, heading);
+    for (std::string line; std::getline(lines, line) && !line.empty();) {
+        if (line.size() < 3 || line[0] != ' ' || !std::isdigit(static_cast<unsigned char>(line[2]))) continue;
+        auto code_end = line.find_first_not_of("0123456789", 2);
+        from_help.insert(std::stoi(line.substr(2, code_end - 2)));
+        if (line.find("143 terminated") != std::string::npos) from_help.insert(143);
+    }
+    CHECK(from_readme == std::set<int>{0, 2, 3, 4, 5, 6, 7, 8, 9, 70, 130, 143});
+    CHECK(from_help == from_readme);
 }

@@ -42,6 +42,7 @@ const char* exit_codes_help =
     "       an untrusted TLS certificate;\n"
     "       with --locked: upstream moved (a branch now names other bytes, a changed file)\n"
     "  9    local file-system error\n"
+    "  70   internal error (an exception escaped the library): that entry failed, the others ran\n"
     "  130  interrupted (SIGINT), 143 terminated (SIGTERM)\n";
 
 }  // namespace
