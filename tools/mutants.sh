@@ -117,6 +117,8 @@ while IFS=$'\t' read -r name file old new tests rebuild; do
   fi
   # The same tests must pass on the unmutated tree first, or a "kill" proves nothing.
   if [[ -z ${baseline_checked[$tests]:-} ]]; then
+    # The last mutant's binaries are still built: rebuild from the restored tree first.
+    ninja -C "$build" examples/provision tests/tests_include >/dev/null || { echo "the unmutated tree does not build"; exit 1; }
     if ! run_tests "$tests" >"$work/baseline.log" 2>&1; then
       echo "the unmutated tree fails '$tests' (see $work/baseline.log): fix that first"
       exit 1
@@ -135,8 +137,8 @@ while IFS=$'\t' read -r name file old new tests rebuild; do
     verdict="killed    $name (it does not compile)"
     killed=$((killed + 1))
   elif run_tests "$tests" >>"$work/mutant.log" 2>&1; then
-    verdict="SURVIVED  $name ($tests passed; log in $work/mutant-survived-$killed$survived.log)"
-    cp "$work/mutant.log" "$work/mutant-survived-$killed$survived.log"
+    verdict="SURVIVED  $name ($tests passed; log in $work/mutant-survived-$((killed + survived + 1)).log)"
+    cp "$work/mutant.log" "$work/mutant-survived-$((killed + survived + 1)).log"
     survived=$((survived + 1))
   else
     verdict="killed    $name"
