@@ -3,10 +3,9 @@
 #include "support/loopback_server.hpp"
 #include "support/run_process.hpp"
 
-#include <atomic>
+#include <algorithm>
 #include <condition_variable>
 #include <mutex>
-#include <thread>
 
 using provision::EntryOutcome;
 using provision::ProvisioningSystem;
