@@ -51,6 +51,12 @@ RAW_PREFIX_RE = re.compile(r"(?:^|[^A-Za-z0-9_])(?:u8|u|U|L)?R$")
 NUMBER_BEFORE_RE = re.compile(r"(?:^|[^A-Za-z0-9_.])[0-9][A-Za-z0-9_.']*$")
 
 
+def directive_name(line):
+    """'define' for '#define X', None for a line that is not a directive."""
+    match = DIRECTIVE_RE.match(line)
+    return match.group(1) if match else None
+
+
 OUTSIDE_INCLUDE = object()  # resolve(): the file exists, but not under include/
 
 
@@ -158,8 +164,8 @@ class Amalgamator:
                 "%s: expected exactly one '#define PROVISION_SINGLE_HEADER 0' among the inlined files, found %d"
                 % (VERSION_HEADER, self.single_header_rewrites))
         self.check_guard(body)
-        define_at = next(i for i, line in enumerate(body) if DIRECTIVE_RE.match(line)
-                         and DIRECTIVE_RE.match(line).group(1) == "define")
+        # check_guard made sure the umbrella's guard opens the body: its #define is the first.
+        define_at = next(i for i, line in enumerate(body) if directive_name(line) == "define")
         hoisted = ["", "// External headers, each once (the files below say where they used them)."]
         body[define_at + 1:define_at + 1] = hoisted + self.system_includes
 
@@ -207,10 +213,10 @@ class Amalgamator:
         depth = 0  # open #if/#ifdef/#ifndef blocks; the include guard is the first
         for number, line in enumerate(lines, start=1):
             if lex.at_code():
-                directive = DIRECTIVE_RE.match(line)
-                if directive and directive.group(1) in ("if", "ifdef", "ifndef"):
+                directive = directive_name(line)
+                if directive in ("if", "ifdef", "ifndef"):
                     depth += 1
-                elif directive and directive.group(1) == "endif":
+                elif directive == "endif":
                     depth -= 1
                 match = INCLUDE_RE.match(line)
                 if match:
