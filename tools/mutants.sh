@@ -91,16 +91,10 @@ open(path, "w").write(text.replace(old, new))
 EOF
 }
 
-# Runs the tests named by a mutant (doctest arguments, or "all");
-# TEST_LOG gets their output.
+# Runs the tests named by a mutant (doctest arguments, split on blanks).
 run_tests() {
-  local selection=$1
-  if [[ $selection == all ]]; then
-    "$build/tests/tests_include" --no-intro=true --minimal=true
-  else
-    # shellcheck disable=SC2086  # a selection is several doctest arguments
-    "$build/tests/tests_include" --no-intro=true --minimal=true $selection
-  fi
+  # shellcheck disable=SC2086  # a selection is several doctest arguments
+  "$build/tests/tests_include" --no-intro=true --minimal=true $1
 }
 
 mutants=$(read_list) || exit 1
