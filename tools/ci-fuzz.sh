@@ -15,7 +15,8 @@
 # the same random choices each time, so CI tries (nearly: libFuzzer follows the
 # coverage it sees, and timing-dependent paths can differ) the same inputs on
 # every run: a finding there comes from the change under test, not from luck.
-# --runs is also capped at 120 s per target, so a slow machine still ends.
+# --runs is also capped at 120 s per target, so a slow machine still ends; a
+# target stopped by that cap before it ran N inputs fails.
 # NINJA_JOBS caps parallel compiles.
 #
 # New inputs go to $FUZZ_BUILD_DIR/fuzz-work/<target>/ (never into the seed
@@ -121,9 +122,19 @@ fuzz_one() {
     -dict="tests/fuzz/dictionaries/$name.dict" -artifact_prefix="$build/fuzz-artifacts/$name-" \
     -print_final_stats=1 "$work" "${seeds[@]}" >"$log" 2>&1
   local rc=$?
-  local stats
+  local stats executed
   stats=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1 |
     sed -E 's/^#([0-9]+)[[:space:]]+DONE[[:space:]]+cov: ([0-9]+) ft: ([0-9]+) corp: ([0-9]+).*/\1 execs, coverage \2 edges, \3 features, corpus \4/')
+  # libFuzzer ends a -runs=N run with "Done N runs in S second(s)". The time
+  # cap ends it sooner, and then it has not tried what it was asked to try:
+  # a counted run that falls short fails instead of passing quietly.
+  executed=$(sed -nE 's/^Done ([0-9]+) runs in .*/\1/p' "$log" | tail -n 1)
+  if (( rc == 0 && runs > 0 && ${executed:-0} < runs )); then
+    echo "fuzz $name: FAILED: ran ${executed:-no} inputs of the $runs asked for before the ${seconds} s limit (${stats:-no statistics})"
+    failed=$((failed + 1))
+    status=1
+    return
+  fi
   if (( rc == 0 )); then
     if (( runs > 0 )); then
       echo "fuzz $name: ok (${stats:-no statistics}) from seed $seed"
