@@ -56,7 +56,11 @@ struct DownloadOptions {
     std::uint64_t stall_min_bytes = 16 * 1024;
     RetryPolicy retry;
     std::chrono::milliseconds checkpoint_interval{1000};  ///< how often resume state is flushed
-    std::size_t write_batch = 1u << 20;         ///< bytes a connection collects per write (also its buffer)
+    /// Bytes a connection collects before it writes (also its buffer). Small
+    /// reads (TLS records, a slow server) are collected; writes are cut at
+    /// 256 KiB pieces anyway (support/files.hpp), so a larger batch would only
+    /// hold more memory: 16 connections with 1 MiB each held 16 MiB.
+    std::size_t write_batch = 256u << 10;
     /// Reserve the whole .part before the first byte (fallocate), so a full
     /// disk fails at once. Off, the .part grows as bytes arrive (as on a
     /// filesystem without fallocate) and a full disk fails mid-way.

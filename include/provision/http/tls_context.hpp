@@ -35,6 +35,9 @@
 namespace provision {
 namespace detail {
 
+/// Bytes OpenSSL reads from the socket at once (see create()).
+inline constexpr std::size_t tls_read_ahead_size = 256 * 1024;
+
 class TlsClientContext {
   public:
     /// Builds the context: the system trust store plus `extra_ca_files` (PEM).
@@ -83,6 +86,13 @@ inline Result<std::shared_ptr<const TlsClientContext>> TlsClientContext::create(
     if (SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION) != 1) return failed("TLS 1.2 as the oldest version");
     SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nullptr);
     X509_VERIFY_PARAM_set_hostflags(SSL_CTX_get0_param(context), X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    // Read ahead into a buffer as large as a connection's own: one recv()
+    // then holds many TLS records, which RawConnection::receive() decrypts
+    // without another system call. Without it OpenSSL asks the socket twice
+    // per 16 KiB record (its 5-byte header, then the rest): 131,000 recv()
+    // calls per GiB, against 4,300 for plain HTTP.
+    SSL_CTX_set_read_ahead(context, 1);
+    SSL_CTX_set_default_read_buffer_len(context, tls_read_ahead_size);
     X509_STORE* store = SSL_CTX_get_cert_store(context);
     if (!store) return failed("the trust store");
 
