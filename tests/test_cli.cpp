@@ -116,6 +116,44 @@ TEST_CASE("cli: exit codes follow the class of failure") {
     CHECK(untrusted.out.find("not trusted") != std::string::npos);
 }
 
+TEST_CASE("cli: a server that keeps failing exits 5, a persistent 429 exits 6, after the retries asked for") {
+    auto server = LoopbackServer::https({"models.example"});
+    server->server().Get("/down.safetensors", [](const httplib::Request&, httplib::Response& res) {
+        res.status = 500;
+        res.set_content("internal error", "text/plain");
+    });
+    server->server().Get("/limited.safetensors", [](const httplib::Request&, httplib::Response& res) {
+        res.status = 429;
+        res.set_header("Retry-After", "1");
+        res.set_content("slow down", "text/plain");
+    });
+    TempDir dir;
+    auto asked_for = [&](const std::string& path) {
+        std::size_t count = 0;
+        for (const auto& request : server->requests()) count += request.path == path;
+        return count;
+    };
+    struct Case {
+        std::string path;
+        std::string retries;
+        int exit_code;
+        std::size_t requests;
+    };
+    for (const Case& each : {Case{"/down.safetensors", "1", 5, 2}, Case{"/down.safetensors", "0", 5, 1},
+                             Case{"/limited.safetensors", "1", 6, 2}}) {
+        CAPTURE(each.path);
+        CAPTURE(each.retries);
+        auto config = dir.write("c.toml", "[models.lora]\nx = \"https://models.example" + each.path + "\"\n");
+        std::size_t before = asked_for(each.path);
+        auto run = run_process(cli_args(*server, {config.string(), "--workspace", (dir / "ws").string(), "--retries", each.retries}));
+        INFO(run.out);
+        CHECK(run.signal == 0);
+        CHECK(run.exit_code == each.exit_code);
+        CHECK(asked_for(each.path) - before == each.requests);  // the first try and the retries, no more
+        CHECK(run.out.find("gave up after " + std::to_string(each.requests) + " attempts") != std::string::npos);
+    }
+}
+
 TEST_CASE("cli: a folder that cannot be made exits 9, naming it") {
     // The layout's folder is a regular file here: mkdir fails (ENOTDIR), a
     // local file-system error, which must read 9 whatever the user is (root

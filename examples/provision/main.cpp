@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
     std::string workspace;
     std::size_t jobs = 5;
     std::size_t connections = provision::DownloadOptions{}.connections_per_file;
+    int retries = provision::RetryPolicy{}.max_attempts;
     bool verify = false;
     std::vector<std::string> allowed_variables;
     bool allow_remote_paths = false;
@@ -77,6 +78,10 @@ int main(int argc, char** argv) {
                    "connections per file when the server supports Range (default 16; at most 16 open over all files, shared by the files downloading at once, or N if larger)")
         ->check(CLI::Range(1, 64));
     app.add_flag("--verify", verify, "re-hash files already in place instead of trusting the install record");
+    app.add_option("--retries", retries,
+                   "retries of a failing download (server errors, 429, broken or stalled connections) before its entry fails (default 8; "
+                   "waits double from 1 s up to 30 s, or what the server asks, up to 10 minutes)")
+        ->check(CLI::Range(0, 100));
     app.add_option("--cacert", ca_files, "extra trusted CA certificates (PEM file); may repeat")->check(CLI::ExistingFile)->allow_extra_args(false);
     app.add_option("--connect-to", connect_to, "HOST1:PORT1:HOST2:PORT2: connect there instead (curl semantics); may repeat")
         ->allow_extra_args(false);
@@ -145,6 +150,7 @@ int main(int argc, char** argv) {
     options.models_dir = models_dir;
     options.jobs = jobs;
     options.download.connections_per_file = connections;
+    options.download.retry.max_attempts = retries;
     options.download.verify = verify;
     options.dry_run = dry_run;
     options.cancel = &stop_requested;
