@@ -13,10 +13,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <sstream>
 #include <thread>
+#include <vector>
 
 using provision_test::LoopbackServer;
 using provision_test::TempDir;
@@ -152,6 +156,44 @@ TEST_CASE("engine cli: after SIGKILL mid-file, the re-run fetches only the missi
     CHECK(server->bytes_sent() - served_before == body->size() - kept);  // exactly the bytes that were missing
     CHECK_FALSE(std::filesystem::exists(part));
     CHECK_FALSE(std::filesystem::exists(provision::detail::resume_state_path(part)));
+}
+
+TEST_CASE("engine cli: by default a failing download is retried 8 times, the waits doubling from about 1 s") {
+    // Every other test sets its own retries; this one holds the defaults the
+    // README promises ("retries stop after 8 failures"), read from the --json
+    // retry events of a server that always answers 503.
+    auto server = LoopbackServer::https({"models.example"});
+    server->server().Get("/busy.safetensors", [](const httplib::Request&, httplib::Response& res) {
+        res.status = 503;
+        res.set_content("busy", "text/plain");
+    });
+    TempDir workspace;
+    auto config = workspace.write("c.toml", "[models.checkpoints]\nbusy = \"https://models.example/busy.safetensors\"\n");
+    Child child(cli_args(*server, {config.string(), "--json"}), {{"WORKSPACE", workspace.path().string()}});
+    REQUIRE(wait_for([&] { return child.out().find("retry 2 of 8 in ") != std::string::npos; }));
+    child.signal(SIGTERM);
+    CHECK(child.wait() == 143);
+    INFO(child.out());
+    // "...; retry N of 8 in 734 ms" or "in 1.2 s": the announced waits, in ms.
+    std::vector<double> waits;
+    std::istringstream lines(child.out());
+    for (std::string line; std::getline(lines, line);) {
+        auto event = nlohmann::json::parse(line, nullptr, false);
+        if (event.is_discarded() || event.value("event", "") != "retry") continue;
+        std::string message = event.value("message", "");
+        auto at = message.rfind(" in ");
+        REQUIRE(at != std::string::npos);
+        std::istringstream wait(message.substr(at + 4));
+        double amount = 0;
+        std::string unit;
+        wait >> amount >> unit;
+        waits.push_back(unit == "s" ? amount * 1000 : amount);
+    }
+    REQUIRE(waits.size() >= 2);
+    CHECK(waits[0] >= 500);  // the first wait: between half and all of 1 s
+    CHECK(waits[0] <= 1000);
+    CHECK(waits[1] >= 1000);  // the second: between half and all of 2 s
+    CHECK(waits[1] <= 2000);
 }
 
 TEST_CASE("engine cli: SIGTERM and SIGINT stop promptly, keep the partial file, say what is left, exit 143 / 130") {
