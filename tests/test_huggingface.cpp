@@ -902,6 +902,31 @@ TEST_CASE("huggingface: the CLI provisions from the emulated Hub with --connect-
     for (const auto& request : hub.cdn().requests()) CHECK_FALSE(request.has_header("Authorization"));
 }
 
+TEST_CASE("huggingface: the CLI takes HF_ENDPOINT from its environment and asks only the mirror") {
+    // Only the mirror's name is routed to the emulator: were HF_ENDPOINT
+    // ignored, the Hub's own name would not resolve here and the run would fail.
+    HubEmulator hub({"hf-mirror.test"});
+    std::string weights = test_bytes(70000, 83);
+    hub.add_repo("org/mirrored");
+    hub.commit("org/mirrored", {{"m.safetensors", HubFile(weights, HubStorage::git)}});
+    TempDir dir;
+    auto config = dir.write("m.toml", hf_config("checkpoints.m", "org/mirrored", "m.safetensors"));
+    std::vector<std::string> argv = {PROVISION_CLI_PATH, config.string(), "--workspace", (dir / "ws").string(), "--cacert",
+                                     provision_test::test_ca().ca_cert_path};
+    for (const auto& rule : hub.connect_to()) {
+        if (rule.from_host == "huggingface.co") continue;
+        argv.push_back("--connect-to");
+        argv.push_back(rule.from_host + "::127.0.0.1:" + std::to_string(*rule.to_port));
+    }
+    auto run = provision_test::run_process(argv, {{"HF_ENDPOINT", "https://hf-mirror.test"}});
+    INFO(run.out << run.err);
+    CHECK(run.exit_code == 0);
+    CHECK(provision_test::read_whole_file(dir / "ws/sdnext/models/Stable-diffusion/m.safetensors") == weights);
+    auto requests = hub.hub().requests();
+    REQUIRE_FALSE(requests.empty());
+    for (const auto& request : requests) CHECK(request.header("Host") == "hf-mirror.test");
+}
+
 TEST_CASE("huggingface: a download whose signed link expires mid-way resumes through refresh, same commit, no token on the CDN") {
     HubEmulator hub;
     std::string content = test_bytes(3 << 20, 91);
