@@ -3010,6 +3010,9 @@ inline BIO* new_no_sigpipe_socket_bio(int fd) {
 namespace provision {
 namespace detail {
 
+/// Bytes OpenSSL reads from the socket at once (see create()).
+inline constexpr std::size_t tls_read_ahead_size = 256 * 1024;
+
 class TlsClientContext {
   public:
     /// Builds the context: the system trust store plus `extra_ca_files` (PEM).
@@ -3058,6 +3061,13 @@ inline Result<std::shared_ptr<const TlsClientContext>> TlsClientContext::create(
     if (SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION) != 1) return failed("TLS 1.2 as the oldest version");
     SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nullptr);
     X509_VERIFY_PARAM_set_hostflags(SSL_CTX_get0_param(context), X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    // Read ahead into a buffer as large as a connection's own: one recv()
+    // then holds many TLS records, which RawConnection::receive() decrypts
+    // without another system call. Without it OpenSSL asks the socket twice
+    // per 16 KiB record (its 5-byte header, then the rest): 131,000 recv()
+    // calls per GiB, against 4,300 for plain HTTP.
+    SSL_CTX_set_read_ahead(context, 1);
+    SSL_CTX_set_default_read_buffer_len(context, tls_read_ahead_size);
     X509_STORE* store = SSL_CTX_get_cert_store(context);
     if (!store) return failed("the trust store");
 
@@ -3224,6 +3234,11 @@ class RawConnection {
     bool handshake(const std::string& host, const TlsClientContext& tls);
     /// Reads up to `size` bytes: > 0 bytes read, 0 the peer closed, < 0 failure_ is set.
     long receive(char* into, std::size_t size);
+    /// After one SSL_read gave `got` bytes: adds the records OpenSSL already
+    /// holds (read ahead), up to `size`, without waiting for the socket. One
+    /// SSL_read yields at most one 16 KiB record; gathered, a fast download
+    /// arrives in pieces large enough to go to disk without a copy.
+    long gather_decrypted(char* into, std::size_t size, std::size_t got);
     /// Appends what the socket has to the buffer; false on close or failure
     /// (failure_ set for failures only).
     bool fill();
@@ -3429,7 +3444,7 @@ inline long RawConnection::receive(char* into, std::size_t size) {
         if (ssl_) {
             ERR_clear_error();
             int got = SSL_read(ssl_, into, static_cast<int>(std::min<std::size_t>(size, 1 << 30)));
-            if (got > 0) return got;
+            if (got > 0) return gather_decrypted(into, size, static_cast<std::size_t>(got));
             int why = SSL_get_error(ssl_, got);
             if (why == SSL_ERROR_ZERO_RETURN) return 0;
             if (why == SSL_ERROR_SYSCALL && errno == EINTR) continue;
@@ -3446,6 +3461,20 @@ inline long RawConnection::receive(char* into, std::size_t size) {
         fail(TransportFailure::read);
         return -1;
     }
+}
+
+inline long RawConnection::gather_decrypted(char* into, std::size_t size, std::size_t got) {
+    while (got < size && SSL_has_pending(ssl_) == 1) {
+        ERR_clear_error();
+        int more = SSL_read(ssl_, into + got, static_cast<int>(std::min<std::size_t>(size - got, 1 << 30)));
+        if (more <= 0) {
+            // What was read stands; the next receive() meets the same state.
+            ERR_clear_error();
+            break;
+        }
+        got += static_cast<std::size_t>(more);
+    }
+    return static_cast<long>(got);
 }
 
 inline bool RawConnection::fill() {
@@ -8613,7 +8642,11 @@ struct DownloadOptions {
     std::uint64_t stall_min_bytes = 16 * 1024;
     RetryPolicy retry;
     std::chrono::milliseconds checkpoint_interval{1000};  ///< how often resume state is flushed
-    std::size_t write_batch = 1u << 20;         ///< bytes a connection collects per write (also its buffer)
+    /// Bytes a connection collects before it writes (also its buffer). Small
+    /// reads (TLS records, a slow server) are collected; writes are cut at
+    /// 256 KiB pieces anyway (support/files.hpp), so a larger batch would only
+    /// hold more memory: 16 connections with 1 MiB each held 16 MiB.
+    std::size_t write_batch = 256u << 10;
     /// Reserve the whole .part before the first byte (fallocate), so a full
     /// disk fails at once. Off, the .part grows as bytes arrive (as on a
     /// filesystem without fallocate) and a full disk fails mid-way.
