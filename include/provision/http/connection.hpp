@@ -134,9 +134,12 @@ class RawConnection {
     /// Reads up to `size` bytes: > 0 bytes read, 0 the peer closed, < 0 failure_ is set.
     long receive(char* into, std::size_t size);
     /// After one SSL_read gave `got` bytes: adds the records OpenSSL already
-    /// holds (read ahead), up to `size`, without waiting for the socket. One
-    /// SSL_read yields at most one 16 KiB record; gathered, a fast download
-    /// arrives in pieces large enough to go to disk without a copy.
+    /// holds (read ahead), up to `size`. One SSL_read yields at most one
+    /// 16 KiB record; gathered, a fast download arrives in pieces large
+    /// enough to go to disk without a copy. SSL_has_pending() is also true
+    /// for a record only partly arrived, and then the next SSL_read waits on
+    /// the socket for its rest (bounded by the idle timeout and the
+    /// watchdog, as any read is), holding the bytes gathered so far.
     long gather_decrypted(char* into, std::size_t size, std::size_t got);
     /// Appends what the socket has to the buffer; false on close or failure
     /// (failure_ set for failures only).
