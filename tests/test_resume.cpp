@@ -199,6 +199,9 @@ TEST_CASE("retry rules: statuses, Retry-After in both forms, RateLimit, backoff 
     CHECK(parse_retry_after("Sun Nov  6 08:49:38 1994", now) == milliseconds(1000));
     CHECK(parse_retry_after("Sat, 05 Nov 1994 08:49:37 GMT", now) == milliseconds(0));  // in the past: at once
     CHECK_FALSE(parse_retry_after("soon", now));
+    // Years no answer means and system_clock's nanoseconds cannot hold.
+    CHECK_FALSE(parse_retry_after("Wed, 03 Dec 0100 00:01:00 GMT", now));
+    CHECK_FALSE(parse_retry_after("Wed, 03 Dec 9999 00:01:00 GMT", now));
     CHECK_FALSE(parse_retry_after("", now));
 
     using provision::detail::parse_ratelimit_wait;
@@ -266,6 +269,30 @@ TEST_CASE("resume state: round trip; other versions and impossible ranges are ig
     beyond.replace(beyond.find("[200,300]"), 9, "[200,3000]");
     dir.write("beyond.state", beyond);
     CHECK_FALSE(provision::detail::load_resume_state(dir / "beyond.state"));
+    // Numbers that are not whole, non-negative and in range are refused, not cast.
+    for (const char* size : {"-1", "1e30", "1000.5", "\"1000\""}) {
+        auto odd = text;
+        odd.replace(odd.find("\"size\":1000"), 11, std::string("\"size\":") + size);
+        CAPTURE(size);
+        CHECK_FALSE(provision::detail::parse_resume_state(odd));
+    }
+    CHECK(provision::detail::parse_resume_state(text));
+}
+
+TEST_CASE("install records: an odd number drops only its record") {
+    const std::string sha(64, 'a');
+    auto record = [&](const char* path, const char* size) {
+        return std::string("\"") + path + "\":{\"size\":" + size +
+               ",\"mtime_ns\":-5,\"inode\":7,\"device\":1,\"sha256\":\"" + sha + "\",\"identity\":\"url:x\"}";
+    };
+    std::string text = "{\"format\":\"provision-installed\",\"version\":1,\"files\":{" + record("/w/a", "12") + "," +
+                       record("/w/b", "3e29") + "," + record("/w/c", "-1") + "}}";
+    auto records = provision::detail::parse_install_records(text);
+    REQUIRE(records.size() == 1);
+    CHECK(records.begin()->first == "/w/a");
+    CHECK(records.begin()->second.stamp.size == 12);
+    CHECK(records.begin()->second.stamp.mtime_ns == -5);
+    CHECK(provision::detail::parse_install_records(provision::detail::install_records_text(records)).size() == 1);
 }
 
 TEST_CASE("install registry: shared through its file, found by identity, corrupt files ignored") {

@@ -79,8 +79,8 @@
 #include <nlohmann/json.hpp>
 #include <cmath>
 #include <set>
-#include <ctime>
 #include <limits>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 #include <sys/file.h>
@@ -7817,6 +7817,50 @@ inline Result<void> write_all_at(int fd, const char* data, std::size_t size, std
 
 #endif
 // ---- end include/provision/support/files.hpp ----
+// ---- begin include/provision/support/json_number.hpp ----
+// provision: whole numbers read from JSON that anyone may have written (the
+// resume state and the install record live in the workspace).
+//
+// nlohmann/json's get<std::uint64_t>() converts whatever number it holds:
+// a float such as 3e29 is cast to an integer type it does not fit, which is
+// undefined behaviour (found by tests/fuzz/fuzz_resume_state.cpp), and -1
+// silently becomes 18446744073709551615. These accept only an integer written
+// as one, in range, and say "no" to anything else.
+#ifndef PROVISION_SUPPORT_JSON_NUMBER_HPP
+#define PROVISION_SUPPORT_JSON_NUMBER_HPP
+
+// #include <nlohmann/json.hpp>: listed at the top
+
+// #include <cstdint>: listed at the top
+// #include <limits>: listed at the top
+// #include <optional>: listed at the top
+
+namespace provision {
+namespace detail {
+
+/// A non-negative integer (nlohmann stores every one that was written without
+/// a sign, fraction or exponent as number_unsigned).
+inline std::optional<std::uint64_t> json_unsigned(const nlohmann::json& value) {
+    if (!value.is_number_unsigned()) return std::nullopt;
+    return value.get<std::uint64_t>();
+}
+
+/// An integer that fits in 64 signed bits.
+inline std::optional<std::int64_t> json_signed(const nlohmann::json& value) {
+    if (value.is_number_unsigned()) {
+        auto number = value.get<std::uint64_t>();
+        if (number > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) return std::nullopt;
+        return static_cast<std::int64_t>(number);
+    }
+    if (!value.is_number_integer()) return std::nullopt;
+    return value.get<std::int64_t>();
+}
+
+}  // namespace detail
+}  // namespace provision
+
+#endif
+// ---- end include/provision/support/json_number.hpp ----
 // ---- begin include/provision/report/log_file.hpp ----
 // provision: the append-only run log (${WORKSPACE}/logs/provision.log).
 //
@@ -7969,6 +8013,7 @@ class LogFile {
 
 // #include "../error.hpp": include/provision/error.hpp already inlined above
 // #include "../support/files.hpp": include/provision/support/files.hpp already inlined above
+// #include "../support/json_number.hpp": include/provision/support/json_number.hpp already inlined above
 // ---- begin include/provision/engine/segment_scheduler.hpp ----
 // provision: which connection fetches which bytes of a file.
 //
@@ -8278,6 +8323,7 @@ class SegmentScheduler {
 // #include <optional>: listed at the top
 // #include <sstream>: listed at the top
 // #include <string>: listed at the top
+// #include <string_view>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -8318,14 +8364,11 @@ inline std::string to_json_text(const ResumeState& state) {
     return document.dump() + "\n";
 }
 
-/// Reads a state file; nullopt when it is missing, unreadable, from another
-/// format version, or inconsistent (ranges outside the file).
-inline std::optional<ResumeState> load_resume_state(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return std::nullopt;
-    std::ostringstream text;
-    text << in.rdbuf();
-    auto document = nlohmann::json::parse(text.str(), nullptr, false);
+/// Reads the text of a state file; nullopt when it is not one, is from another
+/// format version, or is inconsistent (ranges outside the file). The file sits
+/// in the workspace, where anything may have written it, so nothing is trusted.
+inline std::optional<ResumeState> parse_resume_state(std::string_view text) {
+    auto document = nlohmann::json::parse(text, nullptr, false);
     if (document.is_discarded() || !document.is_object()) return std::nullopt;
     try {
         if (document.value("format", "") != "provision-resume" || document.value("version", 0) != ResumeState::format_version)
@@ -8336,17 +8379,28 @@ inline std::optional<ResumeState> load_resume_state(const std::filesystem::path&
         state.sha256 = document.value("sha256", "");
         state.etag = document.value("etag", "");
         state.last_modified = document.value("last_modified", "");
-        state.size = document.at("size").get<std::uint64_t>();
+        auto size = json_unsigned(document.at("size"));
+        if (!size) return std::nullopt;
+        state.size = *size;
         for (const auto& range : document.at("done")) {
-            auto begin = range.at(0).get<std::uint64_t>();
-            auto end = range.at(1).get<std::uint64_t>();
-            if (begin > end || end > state.size) return std::nullopt;
-            state.done.add(begin, end);
+            auto begin = json_unsigned(range.at(0));
+            auto end = json_unsigned(range.at(1));
+            if (!begin || !end || *begin > *end || *end > state.size) return std::nullopt;
+            state.done.add(*begin, *end);
         }
         return state;
     } catch (const nlohmann::json::exception&) {
         return std::nullopt;
     }
+}
+
+/// Reads a state file; nullopt when it is missing, unreadable or not a valid state.
+inline std::optional<ResumeState> load_resume_state(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return std::nullopt;
+    std::ostringstream text;
+    text << in.rdbuf();
+    return parse_resume_state(text.str());
 }
 
 /// Writes `text` to `path` atomically: temporary file, fsync, rename. With
@@ -8409,6 +8463,7 @@ inline void remove_resume_state(const std::filesystem::path& path) {
 // #include <optional>: listed at the top
 // #include <sstream>: listed at the top
 // #include <string>: listed at the top
+// #include <string_view>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -8453,9 +8508,68 @@ inline std::string record_key(const std::filesystem::path& target) {
     return std::filesystem::absolute(target, ignored).lexically_normal().string();
 }
 
+/// The version of installed.json this code writes and reads.
+inline constexpr int install_records_version = 1;
+
+/// The records as the JSON text of installed.json.
+inline std::string install_records_text(const std::map<std::string, InstallRecord>& records) {
+    nlohmann::json files = nlohmann::json::object();
+    for (const auto& [key, record] : records) {
+        files[key] = {
+            {"size", record.stamp.size},         {"mtime_ns", record.stamp.mtime_ns},
+            {"inode", record.stamp.inode},       {"device", record.stamp.device},
+            {"sha256", record.sha256},           {"identity", record.identity},
+            {"validator", record.validator},     {"installed_at", record.installed_at},
+        };
+    }
+    nlohmann::json document = {{"format", "provision-installed"}, {"version", install_records_version}, {"files", files}};
+    return document.dump(1) + "\n";
+}
+
+/// Reads the text of installed.json. Anyone may have written it: an unreadable
+/// or foreign file, or a malformed record, only costs re-verification (the
+/// records it drops are hashed again), never a wrong file.
+inline std::map<std::string, InstallRecord> parse_install_records(std::string_view text) {
+    std::map<std::string, InstallRecord> records;
+    auto document = nlohmann::json::parse(text, nullptr, false);
+    if (document.is_discarded() || !document.is_object() || document.value("format", "") != "provision-installed" ||
+        document.value("version", 0) != install_records_version)
+        return records;
+    auto files = document.find("files");
+    if (files == document.end() || !files->is_object()) return records;
+    for (auto item = files->begin(); item != files->end(); ++item) {
+        try {
+            const auto& value = item.value();
+            InstallRecord record;
+            record.path = item.key();
+            auto size = json_unsigned(value.at("size"));
+            auto mtime_ns = json_signed(value.at("mtime_ns"));
+            auto inode = json_unsigned(value.at("inode"));
+            auto device = json_unsigned(value.at("device"));
+            if (!size || !mtime_ns || !inode || !device) continue;  // re-hashed, as for any odd record
+            record.stamp = FileStamp{*size, *mtime_ns, *inode, *device};
+            record.sha256 = value.at("sha256").get<std::string>();
+            record.identity = value.at("identity").get<std::string>();
+            record.validator = value.value("validator", "");
+            record.installed_at = value.value("installed_at", "");
+            records[record.path] = record;
+        } catch (const nlohmann::json::exception&) {
+            continue;
+        }
+    }
+    return records;
+}
+
+inline std::map<std::string, InstallRecord> read_install_records(const std::filesystem::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return parse_install_records(text.str());
+}
+
 class InstallRegistry {
   public:
-    static constexpr int format_version = 1;
+    static constexpr int format_version = install_records_version;
 
     explicit InstallRegistry(std::filesystem::path file) : file_(std::move(file)) {}
 
@@ -8514,7 +8628,7 @@ class InstallRegistry {
             return;
         }
         if (loaded_ && *loaded_ == *stamp) return;
-        records_ = read_records(file_);
+        records_ = read_install_records(file_);
         loaded_ = stamp;
     }
 
@@ -8532,57 +8646,10 @@ class InstallRegistry {
         }
         reload_if_changed();
         change(records_);
-        auto written = write_file_atomically(file_, to_json_text(), false, false);
+        auto written = write_file_atomically(file_, install_records_text(records_), false, false);
         if (written) loaded_ = stamp_of(file_);
         ::close(lock_fd);  // releases the flock
         return written;
-    }
-
-    std::string to_json_text() const {
-        nlohmann::json files = nlohmann::json::object();
-        for (const auto& [key, record] : records_) {
-            files[key] = {
-                {"size", record.stamp.size},         {"mtime_ns", record.stamp.mtime_ns},
-                {"inode", record.stamp.inode},       {"device", record.stamp.device},
-                {"sha256", record.sha256},           {"identity", record.identity},
-                {"validator", record.validator},     {"installed_at", record.installed_at},
-            };
-        }
-        nlohmann::json document = {{"format", "provision-installed"}, {"version", format_version}, {"files", files}};
-        return document.dump(1) + "\n";
-    }
-
-    static std::map<std::string, InstallRecord> read_records(const std::filesystem::path& file) {
-        std::map<std::string, InstallRecord> records;
-        std::ifstream in(file, std::ios::binary);
-        std::ostringstream text;
-        text << in.rdbuf();
-        auto document = nlohmann::json::parse(text.str(), nullptr, false);
-        // An unreadable or foreign record only costs re-verification, never a wrong file.
-        if (document.is_discarded() || !document.is_object() || document.value("format", "") != "provision-installed" ||
-            document.value("version", 0) != format_version)
-            return records;
-        auto files = document.find("files");
-        if (files == document.end() || !files->is_object()) return records;
-        for (auto item = files->begin(); item != files->end(); ++item) {
-            try {
-                const auto& value = item.value();
-                InstallRecord record;
-                record.path = item.key();
-                record.stamp.size = value.at("size").get<std::uint64_t>();
-                record.stamp.mtime_ns = value.at("mtime_ns").get<std::int64_t>();
-                record.stamp.inode = value.at("inode").get<std::uint64_t>();
-                record.stamp.device = value.at("device").get<std::uint64_t>();
-                record.sha256 = value.at("sha256").get<std::string>();
-                record.identity = value.at("identity").get<std::string>();
-                record.validator = value.value("validator", "");
-                record.installed_at = value.value("installed_at", "");
-                records[record.path] = record;
-            } catch (const nlohmann::json::exception&) {
-                continue;
-            }
-        }
-        return records;
     }
 
     std::filesystem::path file_;
@@ -9229,6 +9296,10 @@ inline std::optional<std::chrono::system_clock::time_point> parse_http_date(std:
     }
     if (year < 100) year += year < 70 ? 2000 : 1900;  // RFC 850 two-digit years
     if (day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return std::nullopt;
+    // system_clock counts nanoseconds in 64 bits: about 1678 to 2262. A date
+    // far outside any real answer is not a date we can wait for (and year 100
+    // overflowed that count: found by tests/fuzz/fuzz_retry_after.cpp).
+    if (year < 1900 || year > 2199) return std::nullopt;
     std::tm parts{};
     parts.tm_year = year - 1900;
     parts.tm_mon = month;

@@ -16,6 +16,7 @@
 
 #include "../error.hpp"
 #include "../support/files.hpp"
+#include "../support/json_number.hpp"
 #include "../report/log_file.hpp"
 #include "resume_state.hpp"
 
@@ -35,6 +36,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
 
 namespace provision {
 namespace detail {
@@ -79,9 +81,68 @@ inline std::string record_key(const std::filesystem::path& target) {
     return std::filesystem::absolute(target, ignored).lexically_normal().string();
 }
 
+/// The version of installed.json this code writes and reads.
+inline constexpr int install_records_version = 1;
+
+/// The records as the JSON text of installed.json.
+inline std::string install_records_text(const std::map<std::string, InstallRecord>& records) {
+    nlohmann::json files = nlohmann::json::object();
+    for (const auto& [key, record] : records) {
+        files[key] = {
+            {"size", record.stamp.size},         {"mtime_ns", record.stamp.mtime_ns},
+            {"inode", record.stamp.inode},       {"device", record.stamp.device},
+            {"sha256", record.sha256},           {"identity", record.identity},
+            {"validator", record.validator},     {"installed_at", record.installed_at},
+        };
+    }
+    nlohmann::json document = {{"format", "provision-installed"}, {"version", install_records_version}, {"files", files}};
+    return document.dump(1) + "\n";
+}
+
+/// Reads the text of installed.json. Anyone may have written it: an unreadable
+/// or foreign file, or a malformed record, only costs re-verification (the
+/// records it drops are hashed again), never a wrong file.
+inline std::map<std::string, InstallRecord> parse_install_records(std::string_view text) {
+    std::map<std::string, InstallRecord> records;
+    auto document = nlohmann::json::parse(text, nullptr, false);
+    if (document.is_discarded() || !document.is_object() || document.value("format", "") != "provision-installed" ||
+        document.value("version", 0) != install_records_version)
+        return records;
+    auto files = document.find("files");
+    if (files == document.end() || !files->is_object()) return records;
+    for (auto item = files->begin(); item != files->end(); ++item) {
+        try {
+            const auto& value = item.value();
+            InstallRecord record;
+            record.path = item.key();
+            auto size = json_unsigned(value.at("size"));
+            auto mtime_ns = json_signed(value.at("mtime_ns"));
+            auto inode = json_unsigned(value.at("inode"));
+            auto device = json_unsigned(value.at("device"));
+            if (!size || !mtime_ns || !inode || !device) continue;  // re-hashed, as for any odd record
+            record.stamp = FileStamp{*size, *mtime_ns, *inode, *device};
+            record.sha256 = value.at("sha256").get<std::string>();
+            record.identity = value.at("identity").get<std::string>();
+            record.validator = value.value("validator", "");
+            record.installed_at = value.value("installed_at", "");
+            records[record.path] = record;
+        } catch (const nlohmann::json::exception&) {
+            continue;
+        }
+    }
+    return records;
+}
+
+inline std::map<std::string, InstallRecord> read_install_records(const std::filesystem::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return parse_install_records(text.str());
+}
+
 class InstallRegistry {
   public:
-    static constexpr int format_version = 1;
+    static constexpr int format_version = install_records_version;
 
     explicit InstallRegistry(std::filesystem::path file) : file_(std::move(file)) {}
 
@@ -140,7 +201,7 @@ class InstallRegistry {
             return;
         }
         if (loaded_ && *loaded_ == *stamp) return;
-        records_ = read_records(file_);
+        records_ = read_install_records(file_);
         loaded_ = stamp;
     }
 
@@ -158,57 +219,10 @@ class InstallRegistry {
         }
         reload_if_changed();
         change(records_);
-        auto written = write_file_atomically(file_, to_json_text(), false, false);
+        auto written = write_file_atomically(file_, install_records_text(records_), false, false);
         if (written) loaded_ = stamp_of(file_);
         ::close(lock_fd);  // releases the flock
         return written;
-    }
-
-    std::string to_json_text() const {
-        nlohmann::json files = nlohmann::json::object();
-        for (const auto& [key, record] : records_) {
-            files[key] = {
-                {"size", record.stamp.size},         {"mtime_ns", record.stamp.mtime_ns},
-                {"inode", record.stamp.inode},       {"device", record.stamp.device},
-                {"sha256", record.sha256},           {"identity", record.identity},
-                {"validator", record.validator},     {"installed_at", record.installed_at},
-            };
-        }
-        nlohmann::json document = {{"format", "provision-installed"}, {"version", format_version}, {"files", files}};
-        return document.dump(1) + "\n";
-    }
-
-    static std::map<std::string, InstallRecord> read_records(const std::filesystem::path& file) {
-        std::map<std::string, InstallRecord> records;
-        std::ifstream in(file, std::ios::binary);
-        std::ostringstream text;
-        text << in.rdbuf();
-        auto document = nlohmann::json::parse(text.str(), nullptr, false);
-        // An unreadable or foreign record only costs re-verification, never a wrong file.
-        if (document.is_discarded() || !document.is_object() || document.value("format", "") != "provision-installed" ||
-            document.value("version", 0) != format_version)
-            return records;
-        auto files = document.find("files");
-        if (files == document.end() || !files->is_object()) return records;
-        for (auto item = files->begin(); item != files->end(); ++item) {
-            try {
-                const auto& value = item.value();
-                InstallRecord record;
-                record.path = item.key();
-                record.stamp.size = value.at("size").get<std::uint64_t>();
-                record.stamp.mtime_ns = value.at("mtime_ns").get<std::int64_t>();
-                record.stamp.inode = value.at("inode").get<std::uint64_t>();
-                record.stamp.device = value.at("device").get<std::uint64_t>();
-                record.sha256 = value.at("sha256").get<std::string>();
-                record.identity = value.at("identity").get<std::string>();
-                record.validator = value.value("validator", "");
-                record.installed_at = value.value("installed_at", "");
-                records[record.path] = record;
-            } catch (const nlohmann::json::exception&) {
-                continue;
-            }
-        }
-        return records;
     }
 
     std::filesystem::path file_;

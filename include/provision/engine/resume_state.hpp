@@ -14,6 +14,7 @@
 
 #include "../error.hpp"
 #include "../support/files.hpp"
+#include "../support/json_number.hpp"
 #include "segment_scheduler.hpp"
 
 #include <nlohmann/json.hpp>
@@ -27,6 +28,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
 
 namespace provision {
 namespace detail {
@@ -67,14 +69,11 @@ inline std::string to_json_text(const ResumeState& state) {
     return document.dump() + "\n";
 }
 
-/// Reads a state file; nullopt when it is missing, unreadable, from another
-/// format version, or inconsistent (ranges outside the file).
-inline std::optional<ResumeState> load_resume_state(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return std::nullopt;
-    std::ostringstream text;
-    text << in.rdbuf();
-    auto document = nlohmann::json::parse(text.str(), nullptr, false);
+/// Reads the text of a state file; nullopt when it is not one, is from another
+/// format version, or is inconsistent (ranges outside the file). The file sits
+/// in the workspace, where anything may have written it, so nothing is trusted.
+inline std::optional<ResumeState> parse_resume_state(std::string_view text) {
+    auto document = nlohmann::json::parse(text, nullptr, false);
     if (document.is_discarded() || !document.is_object()) return std::nullopt;
     try {
         if (document.value("format", "") != "provision-resume" || document.value("version", 0) != ResumeState::format_version)
@@ -85,17 +84,28 @@ inline std::optional<ResumeState> load_resume_state(const std::filesystem::path&
         state.sha256 = document.value("sha256", "");
         state.etag = document.value("etag", "");
         state.last_modified = document.value("last_modified", "");
-        state.size = document.at("size").get<std::uint64_t>();
+        auto size = json_unsigned(document.at("size"));
+        if (!size) return std::nullopt;
+        state.size = *size;
         for (const auto& range : document.at("done")) {
-            auto begin = range.at(0).get<std::uint64_t>();
-            auto end = range.at(1).get<std::uint64_t>();
-            if (begin > end || end > state.size) return std::nullopt;
-            state.done.add(begin, end);
+            auto begin = json_unsigned(range.at(0));
+            auto end = json_unsigned(range.at(1));
+            if (!begin || !end || *begin > *end || *end > state.size) return std::nullopt;
+            state.done.add(*begin, *end);
         }
         return state;
     } catch (const nlohmann::json::exception&) {
         return std::nullopt;
     }
+}
+
+/// Reads a state file; nullopt when it is missing, unreadable or not a valid state.
+inline std::optional<ResumeState> load_resume_state(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return std::nullopt;
+    std::ostringstream text;
+    text << in.rdbuf();
+    return parse_resume_state(text.str());
 }
 
 /// Writes `text` to `path` atomically: temporary file, fsync, rename. With

@@ -75,6 +75,10 @@ inline std::optional<std::chrono::system_clock::time_point> parse_http_date(std:
     }
     if (year < 100) year += year < 70 ? 2000 : 1900;  // RFC 850 two-digit years
     if (day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return std::nullopt;
+    // system_clock counts nanoseconds in 64 bits: about 1678 to 2262. A date
+    // far outside any real answer is not a date we can wait for (and year 100
+    // overflowed that count: found by tests/fuzz/fuzz_retry_after.cpp).
+    if (year < 1900 || year > 2199) return std::nullopt;
     std::tm parts{};
     parts.tm_year = year - 1900;
     parts.tm_mon = month;
