@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Fuzz target: CivitAI's answers: the model-version JSON, the choice of a file
-// from it, and the error bodies of the API and download routes.
+// from it, the model JSON (a link without a version), and the error bodies of
+// the API and download routes.
 //
 // Input: a response body. The status code, route and token flag used for the
 // error explanation come from the input's length, so every seed stays a
@@ -46,6 +47,12 @@ void check_version(const provision::detail::CivitaiVersion& version) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view body = provision_fuzz::as_text(data, size);
     if (auto version = provision::detail::parse_civitai_version(body)) check_version(version.value());
+    // The same body read as /api/v1/models/{id}: for a link without a version.
+    if (auto model = provision::detail::parse_civitai_model(body)) {
+        for (const auto& id : model->version_ids) PROVISION_FUZZ_CHECK(provision::detail::is_civitai_id(id));
+    } else {
+        PROVISION_FUZZ_CHECK(!model.error().message.empty() && !provision_fuzz::has_control_char(model.error().message));
+    }
 
     static const int statuses[] = {400, 401, 403, 404, 410, 418, 429, 451, 500, 503};
     provision::HttpResponse response;

@@ -7,6 +7,7 @@
 //   STATUS            first line, digits (200 when it is not a number)
 //   Name: value       header lines, up to an empty line
 //   body              the rest (read as a whoami-v2 answer)
+#include "fuzz_answer.hpp"
 #include "fuzz_support.hpp"
 
 #include <provision/sources/huggingface/huggingface.hpp>
@@ -17,46 +18,11 @@
 #include <string>
 #include <string_view>
 
-namespace {
-
-provision::HttpResponse read_answer(std::string_view text, std::string_view& body) {
-    provision::HttpResponse response;
-    response.status = 200;
-    std::size_t pos = 0;
-    bool first = true;
-    while (pos <= text.size()) {
-        std::size_t end = text.find('\n', pos);
-        if (end == std::string_view::npos) end = text.size();
-        std::string_view line = text.substr(pos, end - pos);
-        pos = end + 1;
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-        if (first) {
-            first = false;
-            int status = 0;
-            bool digits = !line.empty() && line.size() <= 3;
-            for (char c : line) digits = digits && c >= '0' && c <= '9';
-            if (digits) {
-                for (char c : line) status = status * 10 + (c - '0');
-                response.status = status;
-                continue;
-            }
-        }
-        if (line.empty()) break;
-        std::size_t colon = line.find(':');
-        if (colon == std::string_view::npos) continue;
-        response.headers.emplace_back(std::string(line.substr(0, colon)),
-                                      std::string(provision::detail::trim(line.substr(colon + 1))));
-    }
-    body = pos < text.size() ? text.substr(pos) : std::string_view{};
-    return response;
-}
-
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     namespace hf = provision::sources::hf;
     std::string_view body;
-    provision::HttpResponse response = read_answer(provision_fuzz::as_text(data, size), body);
+    provision::HttpResponse response = provision_fuzz::read_answer(provision_fuzz::as_text(data, size), body);
     response.body = std::string(body);
 
     hf::FileRef ref;
