@@ -154,6 +154,36 @@ TEST_CASE("cli: a server that keeps failing exits 5, a persistent 429 exits 6, a
     }
 }
 
+TEST_CASE("cli: a SHA-256 mismatch exits 8 and keeps nothing; the right digest installs") {
+    // The expected digest is written out, not computed by the code under test:
+    // `head -c 1048576 /dev/zero | sha256sum`.
+    const std::string zeros_sha256 = "30e14955ebf1352266dc2ff8067e68104607e750abb9d3b36582b8af909fcb58";
+    const std::string other_sha256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";  // of "abc"
+    auto server = LoopbackServer::https({"models.example"});
+    server->server().Get("/zeros.safetensors", [](const httplib::Request&, httplib::Response& res) {
+        res.set_content(std::string(1048576, '\0'), "application/octet-stream");
+    });
+    TempDir dir;
+    auto target = dir / "ws/sdnext/models/Lora/zeros.safetensors";
+    auto run_with = [&](const std::string& sha256) {
+        auto config = dir.write("c.toml", "[models.lora.zeros]\nurl = \"https://models.example/zeros.safetensors\"\n"
+                                          "sha256 = \"" + sha256 + "\"\n");
+        return run_process(cli_args(*server, {config.string(), "--workspace", (dir / "ws").string(), "--retries", "0"}));
+    };
+    auto wrong = run_with(other_sha256);
+    INFO(wrong.out);
+    CHECK(wrong.signal == 0);
+    CHECK(wrong.exit_code == 8);
+    CHECK(wrong.out.find("SHA-256 mismatch") != std::string::npos);
+    CHECK(wrong.out.find(other_sha256) != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(target));
+    auto right = run_with(zeros_sha256);
+    INFO(right.out);
+    CHECK(right.exit_code == 0);
+    REQUIRE(std::filesystem::exists(target));
+    CHECK(std::filesystem::file_size(target) == 1048576);
+}
+
 TEST_CASE("cli: a folder that cannot be made exits 9, naming it") {
     // The layout's folder is a regular file here: mkdir fails (ENOTDIR), a
     // local file-system error, which must read 9 whatever the user is (root
