@@ -14,10 +14,10 @@ int main(int argc, char** argv) {
     auto options = provision::ProvisionOptions::from_environment();
     options.workspace = argv[2];
     provision::ProvisioningSystem system(options);
-    std::future<provision::Report> pending =
-        provision::detail::starts_with(argv[1], "http") ? system.provision_from_url_async(argv[1])
-                                                        : system.provision_from_file_async(argv[1]);
-    provision::Report report = pending.get();
+    // provision() takes what PROVISION_URL takes: an http(s):// URL (Drive
+    // share links too) is fetched, anything else is a local file, so a file
+    // named "http-models.toml" is still read from disk.
+    provision::Report report = system.provision(argv[1]);
     for (const auto& entry : report.entries)
         std::printf("%-9s %s %s\n", provision::to_string(entry.status), entry.key_path.c_str(),
                     entry.status == provision::EntryOutcome::Status::failed ? entry.error.message.c_str()
