@@ -99,6 +99,11 @@ TEST_CASE("cli: exit codes follow the class of failure") {
         res.set_content("<html>login</html>", "text/html");
     });
     server->server().Get("/denied.safetensors", [](const httplib::Request&, httplib::Response& res) { res.status = 403; });
+    // A sign-in page labelled as a binary: only its first bytes tell it apart.
+    server->server().Get("/disguised.safetensors", [](const httplib::Request&, httplib::Response& res) {
+        res.set_content("<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>sign in</body></html>\n",
+                        "application/octet-stream");
+    });
     TempDir dir;
     auto run_with = [&](const std::string& path) {
         auto config = dir.write("c.toml", "[models.lora]\nx = \"https://models.example" + path + "\"\n");
@@ -107,6 +112,9 @@ TEST_CASE("cli: exit codes follow the class of failure") {
     CHECK(run_with("/missing.safetensors").exit_code == 4);
     CHECK(run_with("/login.safetensors").exit_code == 8);
     CHECK(run_with("/denied.safetensors").exit_code == 3);
+    auto disguised = run_with("/disguised.safetensors");
+    CHECK(disguised.exit_code == 8);
+    CHECK_FALSE(std::filesystem::exists(dir / "ws/sdnext/models/Lora/disguised.safetensors"));
     // without --cacert the loopback CA is not trusted: refused at once (no
     // retries: time does not fix a certificate), explained, exit 8
     auto config = dir.write("c.toml", "[models.lora]\nx = \"https://models.example/a.bin\"\n");

@@ -177,8 +177,15 @@ TEST_CASE("cli output: --json is one JSON object per line, ending with the repor
     CHECK(missing.at("status") == "failed");
     CHECK(missing.at("error").at("kind") == "not_found");
     CHECK(missing.at("error").at("exit_code") == 4);
+    // The totals, under the names the README gives: 3 entries, 1 failed, the installed bytes.
+    const auto& totals = report.at("totals");
+    CHECK(totals.at("entries") == 3);
+    CHECK(totals.at("failed") == 1);
+    CHECK(totals.at("bytes") == report.at("entries")[0].at("size").get<std::uint64_t>() +
+                                    report.at("entries")[1].at("size").get<std::uint64_t>());
     auto from_file = nlohmann::json::parse(provision_test::read_whole_file(dir / "report.json"));
     CHECK(from_file.at("entries") == report.at("entries"));
+    CHECK(from_file.at("totals") == totals);
     CHECK(result.err.empty());  // nothing else on the terminal in JSON mode
 }
 

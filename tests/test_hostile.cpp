@@ -253,7 +253,7 @@ TEST_CASE("hostile: two entries that would land on one file are both refused bef
     INFO(run.out);
     INFO(run.err);
     CHECK(run.exit_code == 2);
-    CHECK(contains(run.out + run.err, "models.checkpoints.first and models.checkpoints.second would all be saved as "));
+    CHECK(contains(run.out + run.err, "models.checkpoints.first and models.checkpoints.second would both be saved as "));
     CHECK_FALSE(contains(run.out + run.err, "another provision process"));
     CHECK_FALSE(std::filesystem::exists(workspace.path() / "sdnext/models/Stable-diffusion/model.safetensors"));
     CHECK(installed(workspace, "other.safetensors") == provision_test::test_bytes(2u << 20, 77));

@@ -321,7 +321,7 @@ TEST_CASE("http: the own reader understands every way HTTP/1.1 frames a body") {
         } else if (target == "/interim") {
             answer = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nfinal";
         } else if (target == "/folded") {
-            answer = "HTTP/1.1 200 OK\r\nX-Long: first\r\n  second\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+            answer = "HTTP/1.1 200 OK\r\nX-Long: first\r\n  second\r\n \t \r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
         } else if (target == "/not-http") {
             answer = "SSH-2.0-OpenSSH_9.2\r\n\r\n";
         } else if (target == "/two-lengths") {

@@ -552,7 +552,7 @@ inline void ProvisioningSystem::refuse_shared_targets(Report& report, const Mani
         std::string names;
         for (std::size_t k = 0; k < claimants.size(); ++k)
             names += (k == 0 ? "" : k + 1 == claimants.size() ? " and " : ", ") + manifest.entries[claimants[k]].key_path;
-        std::string message = names + " would all be saved as " + path.string() +
+        std::string message = names + (claimants.size() == 2 ? " would both be saved as " : " would all be saved as ") + path.string() +
                               "; nothing was downloaded for them: give each its own filename = \"...\" (or remove the duplicate)";
         for (std::size_t index : claimants) {
             EntryOutcome outcome = report.entries[index];
