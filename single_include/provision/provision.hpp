@@ -8821,8 +8821,6 @@ inline std::map<std::string, InstallRecord> read_install_records(const std::file
 
 class InstallRegistry {
   public:
-    static constexpr int format_version = install_records_version;
-
     explicit InstallRegistry(std::filesystem::path file) : file_(std::move(file)) {}
 
     const std::filesystem::path& file() const { return file_; }
@@ -9548,10 +9546,6 @@ inline std::optional<std::chrono::system_clock::time_point> parse_http_date(std:
     }
     if (year < 100) year += year < 70 ? 2000 : 1900;  // RFC 850 two-digit years
     if (day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return std::nullopt;
-    // system_clock counts nanoseconds in 64 bits: about 1678 to 2262. A date
-    // far outside any real answer is not a date we can wait for (and year 100
-    // overflowed that count: found by tests/fuzz/fuzz_retry_after.cpp).
-    if (year < 1900 || year > 2199) return std::nullopt;
     std::tm parts{};
     parts.tm_year = year - 1900;
     parts.tm_mon = month;
@@ -9561,6 +9555,13 @@ inline std::optional<std::chrono::system_clock::time_point> parse_http_date(std:
     parts.tm_sec = second;
     std::time_t seconds = timegm(&parts);
     if (seconds == static_cast<std::time_t>(-1)) return std::nullopt;
+    // system_clock counts nanoseconds in 64 bits: about 1678 to 2262. A date
+    // far outside any real answer is not a date we can wait for (and year 100
+    // overflowed that count: found by tests/fuzz/fuzz_retry_after.cpp). The
+    // year is judged after timegm has normalised the fields, so that the
+    // instant accepted is the one bounded (31 Dec 2199 23:59:60 is in 2200).
+    const int normalised_year = parts.tm_year + 1900;
+    if (normalised_year < 1900 || normalised_year > 2199) return std::nullopt;
     return std::chrono::system_clock::from_time_t(seconds);
 }
 
