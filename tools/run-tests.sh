@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Builds provision and runs every test suite (both flavours: include/ and the
 # single header). Ends with "N passed, N failed, N skipped" counted over
-# doctest cases. --quick: the edit loop, the component suites only (seconds
-# to build after a change, not the whole tree); see tests/meson.build.
+# doctest cases. --quick: the edit loop, the component suites only (one -O0
+# program instead of the whole tree); see tests/meson.build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build}

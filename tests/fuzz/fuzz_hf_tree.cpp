@@ -41,7 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (const auto& file : page.value()) {
         // Every listed file has a path, and an LFS digest is a SHA-256 in lower case.
         PROVISION_FUZZ_CHECK(!file.path.empty());
-        PROVISION_FUZZ_CHECK(file.sha256.empty() || (file.sha256.size() == 64 && provision::detail::is_hex_of_length(file.sha256, 64)));
+        PROVISION_FUZZ_CHECK(file.sha256.empty() || provision::detail::is_hex_of_length(file.sha256, 64));
         for (char c : file.sha256) PROVISION_FUZZ_CHECK(!(c >= 'A' && c <= 'Z'));
         // Selection: with no patterns everything is kept; a kept file matches
         // no exclude; a path without pattern characters excludes itself.

@@ -142,8 +142,6 @@ inline std::map<std::string, InstallRecord> read_install_records(const std::file
 
 class InstallRegistry {
   public:
-    static constexpr int format_version = install_records_version;
-
     explicit InstallRegistry(std::filesystem::path file) : file_(std::move(file)) {}
 
     const std::filesystem::path& file() const { return file_; }
