@@ -276,6 +276,16 @@ TEST_CASE("resume state: round trip; other versions and impossible ranges are ig
         CAPTURE(size);
         CHECK_FALSE(provision::detail::parse_resume_state(odd));
     }
+    // The version too: a float is refused before anything casts it to int.
+    for (const char* version : {"1.18447e+20", "1.0", "-1", "\"1\""}) {
+        auto odd = text;
+        odd.replace(odd.find("\"version\":1"), 11, std::string("\"version\":") + version);
+        CAPTURE(version);
+        CHECK_FALSE(provision::detail::parse_resume_state(odd));
+    }
+    auto numeric_format = text;
+    numeric_format.replace(numeric_format.find("\"provision-resume\""), 18, "1");
+    CHECK_FALSE(provision::detail::parse_resume_state(numeric_format));
     CHECK(provision::detail::parse_resume_state(text));
 }
 
@@ -293,6 +303,13 @@ TEST_CASE("install records: an odd number drops only its record") {
     CHECK(records.begin()->second.stamp.size == 12);
     CHECK(records.begin()->second.stamp.mtime_ns == -5);
     CHECK(provision::detail::parse_install_records(provision::detail::install_records_text(records)).size() == 1);
+    auto huge_version = text;
+    huge_version.replace(huge_version.find("\"version\":1"), 11, "\"version\":1e20");
+    CHECK(provision::detail::parse_install_records(huge_version).empty());
+    // A format of the wrong kind is a foreign file, not an exception that ends the run.
+    auto numeric_format = text;
+    numeric_format.replace(numeric_format.find("\"provision-installed\""), 21, "1");
+    CHECK(provision::detail::parse_install_records(numeric_format).empty());
 }
 
 TEST_CASE("install registry: shared through its file, found by identity, corrupt files ignored") {

@@ -8069,23 +8069,26 @@ inline Result<void> write_all_at(int fd, const char* data, std::size_t size, std
 
 #endif
 // ---- end include/provision/support/files.hpp ----
-// ---- begin include/provision/support/json_number.hpp ----
-// provision: whole numbers read from JSON that anyone may have written (the
-// resume state and the install record live in the workspace).
+// ---- begin include/provision/support/json_fields.hpp ----
+// provision: fields read from JSON that anyone may have written (the resume
+// state and the install record live in the workspace). Each reader says "no"
+// to a value of the wrong kind; none throws and none casts.
 //
 // nlohmann/json's get<std::uint64_t>() converts whatever number it holds:
 // a float such as 3e29 is cast to an integer type it does not fit, which is
 // undefined behaviour (found by tests/fuzz/fuzz_resume_state.cpp), and -1
 // silently becomes 18446744073709551615. These accept only an integer written
 // as one, in range, and say "no" to anything else.
-#ifndef PROVISION_SUPPORT_JSON_NUMBER_HPP
-#define PROVISION_SUPPORT_JSON_NUMBER_HPP
+#ifndef PROVISION_SUPPORT_JSON_FIELDS_HPP
+#define PROVISION_SUPPORT_JSON_FIELDS_HPP
 
 // #include <nlohmann/json.hpp>: listed at the top
 
 // #include <cstdint>: listed at the top
 // #include <limits>: listed at the top
 // #include <optional>: listed at the top
+// #include <string>: listed at the top
+// #include <string_view>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -8108,11 +8111,28 @@ inline std::optional<std::int64_t> json_signed(const nlohmann::json& value) {
     return value.get<std::int64_t>();
 }
 
+/// The member `key` of an object as json_unsigned reads it; nullopt when the
+/// member is missing. (`document.value(key, 0)` would cast a float such as
+/// 1e20 to int: the same undefined behaviour, found by fuzz_resume_state.)
+inline std::optional<std::uint64_t> json_field_unsigned(const nlohmann::json& document, const char* key) {
+    auto member = document.find(key);
+    if (member == document.end()) return std::nullopt;
+    return json_unsigned(*member);
+}
+
+/// True when the member `key` is the string `expected`. (`document.value(key,
+/// "")` throws when the member is a number: `{"format":1}` in installed.json
+/// ended the whole run, found by fuzz_install_record.)
+inline bool json_field_is(const nlohmann::json& document, const char* key, std::string_view expected) {
+    auto member = document.find(key);
+    return member != document.end() && member->is_string() && member->get_ref<const std::string&>() == expected;
+}
+
 }  // namespace detail
 }  // namespace provision
 
 #endif
-// ---- end include/provision/support/json_number.hpp ----
+// ---- end include/provision/support/json_fields.hpp ----
 // ---- begin include/provision/report/log_file.hpp ----
 // provision: the append-only run log (${WORKSPACE}/logs/provision.log).
 //
@@ -8265,7 +8285,7 @@ class LogFile {
 
 // #include "../error.hpp": include/provision/error.hpp already inlined above
 // #include "../support/files.hpp": include/provision/support/files.hpp already inlined above
-// #include "../support/json_number.hpp": include/provision/support/json_number.hpp already inlined above
+// #include "../support/json_fields.hpp": include/provision/support/json_fields.hpp already inlined above
 // ---- begin include/provision/engine/segment_scheduler.hpp ----
 // provision: which connection fetches which bytes of a file.
 //
@@ -8623,7 +8643,7 @@ inline std::optional<ResumeState> parse_resume_state(std::string_view text) {
     auto document = nlohmann::json::parse(text, nullptr, false);
     if (document.is_discarded() || !document.is_object()) return std::nullopt;
     try {
-        if (document.value("format", "") != "provision-resume" || document.value("version", 0) != ResumeState::format_version)
+        if (!json_field_is(document, "format", "provision-resume") || json_field_unsigned(document, "version") != std::uint64_t{ResumeState::format_version})
             return std::nullopt;
         ResumeState state;
         state.identity = document.at("identity").get<std::string>();
@@ -8784,8 +8804,8 @@ inline std::string install_records_text(const std::map<std::string, InstallRecor
 inline std::map<std::string, InstallRecord> parse_install_records(std::string_view text) {
     std::map<std::string, InstallRecord> records;
     auto document = nlohmann::json::parse(text, nullptr, false);
-    if (document.is_discarded() || !document.is_object() || document.value("format", "") != "provision-installed" ||
-        document.value("version", 0) != install_records_version)
+    if (document.is_discarded() || !document.is_object() || !json_field_is(document, "format", "provision-installed") ||
+        json_field_unsigned(document, "version") != std::uint64_t{install_records_version})
         return records;
     auto files = document.find("files");
     if (files == document.end() || !files->is_object()) return records;

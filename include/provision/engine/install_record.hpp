@@ -16,7 +16,7 @@
 
 #include "../error.hpp"
 #include "../support/files.hpp"
-#include "../support/json_number.hpp"
+#include "../support/json_fields.hpp"
 #include "../report/log_file.hpp"
 #include "resume_state.hpp"
 
@@ -105,8 +105,8 @@ inline std::string install_records_text(const std::map<std::string, InstallRecor
 inline std::map<std::string, InstallRecord> parse_install_records(std::string_view text) {
     std::map<std::string, InstallRecord> records;
     auto document = nlohmann::json::parse(text, nullptr, false);
-    if (document.is_discarded() || !document.is_object() || document.value("format", "") != "provision-installed" ||
-        document.value("version", 0) != install_records_version)
+    if (document.is_discarded() || !document.is_object() || !json_field_is(document, "format", "provision-installed") ||
+        json_field_unsigned(document, "version") != std::uint64_t{install_records_version})
         return records;
     auto files = document.find("files");
     if (files == document.end() || !files->is_object()) return records;
