@@ -7,6 +7,7 @@
 # survivor is a promise no test holds.
 #
 # Usage: tools/mutants.sh [NAME-SUBSTRING...]   (default: every mutant)
+#        tools/mutants.sh --check               the list still fits the tree (no build)
 #
 # It works on a private copy of HEAD (a detached git worktree in
 # $MUTANTS_DIR, default /tmp/provision-mutants), never on your checkout, so
@@ -28,18 +29,6 @@ source_root=$PWD
 list=$source_root/tools/mutants.txt
 work=${MUTANTS_DIR:-/tmp/provision-mutants}
 build=$work/build-mutants
-
-if [[ ! -d $work/.git && ! -f $work/.git ]]; then
-  git worktree add --detach "$work" HEAD >/dev/null || exit 1
-fi
-git -C "$work" checkout -q --detach "$(git rev-parse HEAD)" || exit 1
-git -C "$work" reset -q --hard
-git -C "$work" clean -q -fd -e build-mutants
-if [[ ! -f $build/build.ninja ]]; then
-  meson setup "$build" "$work" -Dbuildtype=debug -Doptimization=0 >/dev/null || exit 1
-fi
-echo "building the unmutated copy of $(git -C "$work" rev-parse --short HEAD) in $build"
-ninja -C "$build" >/dev/null || { echo "the unmutated tree does not build"; exit 1; }
 
 # Reads tools/mutants.txt: blocks of "name:", "file:", "old:", "new:",
 # "tests:" and optionally "rebuild: tests", separated by blank lines.
@@ -74,6 +63,18 @@ for block in blocks:
 EOF
 }
 
+# Succeeds when OLD occurs exactly once in FILE (else says how often).
+count_once() {
+  python3 - "$1" "$2" <<'EOF'
+import sys
+path, old = sys.argv[1:]
+old = old.encode().decode("unicode_escape")
+count = open(path).read().count(old)
+if count != 1:
+    sys.exit(f"{path}: the text to change occurs {count} times, not once: {old!r}")
+EOF
+}
+
 # Replaces the one occurrence of OLD in FILE by NEW; fails when OLD is not
 # there exactly once (the list went stale: a mutant that changes nothing
 # would "survive" for the wrong reason, or be "killed" by a broken build).
@@ -96,6 +97,40 @@ run_tests() {
   # shellcheck disable=SC2086  # a selection is several doctest arguments
   "$build/tests/tests_include" --no-intro=true --minimal=true $1
 }
+
+# --check: only proves the list still fits the tree (every "old" text occurs
+# exactly once in its file); no build. A test runs it, so a change that moves
+# mutated code (a split, a reformat) updates tools/mutants.txt in the same commit.
+if [[ ${1:-} == --check ]]; then
+  mutants=$(read_list) || exit 1
+  stale=0
+  total=0
+  while IFS=$'\t' read -r name file old _new _tests _rebuild; do
+    total=$((total + 1))
+    if [[ ! -f $source_root/$file ]]; then
+      echo "stale: $name: $file does not exist"
+      stale=$((stale + 1))
+    elif ! count_once "$source_root/$file" "$old"; then
+      echo "stale: $name"
+      stale=$((stale + 1))
+    fi
+  done <<<"$mutants"
+  echo "$total mutants, $stale stale"
+  (( stale == 0 ))
+  exit
+fi
+
+if [[ ! -d $work/.git && ! -f $work/.git ]]; then
+  git worktree add --detach "$work" HEAD >/dev/null || exit 1
+fi
+git -C "$work" checkout -q --detach "$(git rev-parse HEAD)" || exit 1
+git -C "$work" reset -q --hard
+git -C "$work" clean -q -fd -e build-mutants
+if [[ ! -f $build/build.ninja ]]; then
+  meson setup "$build" "$work" -Dbuildtype=debug -Doptimization=0 >/dev/null || exit 1
+fi
+echo "building the unmutated copy of $(git -C "$work" rev-parse --short HEAD) in $build"
+ninja -C "$build" >/dev/null || { echo "the unmutated tree does not build"; exit 1; }
 
 mutants=$(read_list) || exit 1
 filters=("$@")
