@@ -39,7 +39,8 @@ int main(int argc, char** argv) {
     provision::Downloader checker(unused_http, provision::DownloadOptions{});
     std::size_t matching = 0;
     for (const provision::LockRecord& record : lock->files) {
-        std::filesystem::path file = workspace / record.path;  // an absolute path (outside the workspace) stays as it is
+        std::filesystem::path file =
+            workspace / record.path;  // an absolute path (outside the workspace) stays as it is
         provision::DownloadPlan plan;
         plan.key_path = record.entry;
         plan.folder = file.parent_path();

@@ -33,8 +33,7 @@ void print_event(const provision::Event& event) {
         std::printf("start %s (%s bytes)\n", event.path.c_str(), total.c_str());
     else if (event.kind == provision::EventKind::progress)  // at most one per progress_interval (250 ms)
         std::printf("progress %llu of %s bytes\n", static_cast<unsigned long long>(event.bytes_done), total.c_str());
-    else
-        std::printf("%s %s\n", provision::to_string(event.kind), event.message.c_str());  // retries, notices
+    else std::printf("%s %s\n", provision::to_string(event.kind), event.message.c_str());  // retries, notices
     std::fflush(stdout);  // into a pipe or a log, each line as it happens
 }
 

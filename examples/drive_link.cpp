@@ -49,7 +49,8 @@ int main(int argc, char** argv) {
     // Folders and Google Docs items are recognised so they can be refused with a reason.
     if (link->kind != provision::DriveLinkKind::file)
         return usage_error(url->redacted() + " names a " +
-                           (link->kind == provision::DriveLinkKind::folder ? "Drive folder" : "Google Docs item") + ", not a file");
+                           (link->kind == provision::DriveLinkKind::folder ? "Drive folder" : "Google Docs item") +
+                           ", not a file");
     std::printf("file id:  %s\n", link->id.c_str());
     if (!link->resource_key.empty()) std::printf("resource key: %s\n", link->resource_key.c_str());
 

@@ -19,9 +19,9 @@ int main(int argc, char** argv) {
     // named "http-models.toml" is still read from disk.
     provision::Report report = system.provision(argv[1]);
     for (const auto& entry : report.entries)
-        std::printf("%-9s %s %s\n", provision::to_string(entry.status), entry.key_path.c_str(),
-                    entry.status == provision::EntryOutcome::Status::failed ? entry.error.message.c_str()
-                                                                            : entry.path.c_str());
+        std::printf(
+            "%-9s %s %s\n", provision::to_string(entry.status), entry.key_path.c_str(),
+            entry.status == provision::EntryOutcome::Status::failed ? entry.error.message.c_str() : entry.path.c_str());
     for (const auto& problem : report.config_errors) std::printf("%s\n", problem.str().c_str());
     if (report.fatal) std::printf("%s\n", report.fatal->message.c_str());
     return report.exit_code();

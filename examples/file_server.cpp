@@ -41,7 +41,8 @@ int main(int argc, char** argv) {
         return 1;
     }
     server.set_logger([](const httplib::Request& request, const httplib::Response& response) {
-        std::fprintf(stderr, "file_server: %s %s -> %d\n", request.method.c_str(), request.path.c_str(), response.status);
+        std::fprintf(stderr, "file_server: %s %s -> %d\n", request.method.c_str(), request.path.c_str(),
+                     response.status);
     });
     int bound = port == 0 ? server.bind_to_any_port("127.0.0.1") : (server.bind_to_port("127.0.0.1", port) ? port : -1);
     if (bound < 0) {

@@ -24,7 +24,8 @@ std::string describe(const provision::Entry& entry) {
         if (entry.is_multi_file()) return entry.repo + " (several files)";
         return entry.repo + "/" + entry.file + (entry.revision == "main" ? "" : " @ " + entry.revision);
     case provision::SourceKind::civitai:
-        return entry.version_id.empty() ? "model " + entry.model_id + " (its default version)" : "version " + entry.version_id;
+        return entry.version_id.empty() ? "model " + entry.model_id + " (its default version)"
+                                        : "version " + entry.version_id;
     case provision::SourceKind::url:
         // Query values may be tokens: print what the library prints, never the raw URL.
         return provision::redact_url(entry.url);
@@ -62,8 +63,8 @@ int main(int argc, char** argv) {
     // Categories are not checked here: they belong to the layout (see map_layout).
     if (!manifest.settings.layout.empty()) std::printf("layout: %s\n", manifest.settings.layout.c_str());
     for (const provision::Entry& entry : manifest.entries)
-        std::printf("%-14s %-24s %-12s %s\n", entry.category.c_str(), entry.name.c_str(), provision::to_string(entry.source),
-                    describe(entry).c_str());
+        std::printf("%-14s %-24s %-12s %s\n", entry.category.c_str(), entry.name.c_str(),
+                    provision::to_string(entry.source), describe(entry).c_str());
     std::printf("%zu entries in %s\n", manifest.entries.size(), argv[1]);
     return 0;
 }

@@ -46,7 +46,8 @@ int main(int argc, char** argv) {
         } else if (config_path.empty() && arg.rfind("-", 0) != 0) {
             config_path = arg;
         } else {
-            return usage_error(std::string("usage: ") + argv[0] + " CONFIG.toml [--workspace DIR] [--cacert FILE]... [--connect-to RULE]...");
+            return usage_error(std::string("usage: ") + argv[0] +
+                               " CONFIG.toml [--workspace DIR] [--cacert FILE]... [--connect-to RULE]...");
         }
     }
     std::ifstream in(config_path, std::ios::binary);
@@ -74,8 +75,8 @@ int main(int argc, char** argv) {
         auto folder = layout->folder_for(entry.category);
         provision::Result<provision::DownloadPlan> plan =
             expanded.error ? *expanded.error
-            : !folder      ? provision::make_error(provision::errc::config, entry.key_path + ": " + folder.error().message)
-                           : provision::resolve_entry(entry, context);
+            : !folder ? provision::make_error(provision::errc::config, entry.key_path + ": " + folder.error().message)
+                      : provision::resolve_entry(entry, context);
         std::printf("%s\n", entry.key_path.c_str());
         if (!plan) {
             std::printf("  error   %s\n", plan.error().message.c_str());
@@ -86,7 +87,7 @@ int main(int argc, char** argv) {
         std::string target = plan->file_name.empty() ? folder->string() + "/ (name chosen by the server)"
                                                      : (folder.value() / plan->file_name).string();
         std::string size = plan->size ? std::to_string(*plan->size) + " bytes" : "unknown";
-        std::string digest = !plan->sha256.empty()   ? plan->sha256
+        std::string digest = !plan->sha256.empty()     ? plan->sha256
                              : !plan->git_sha1.empty() ? "unknown; git SHA-1 " + plan->git_sha1 + " verifies it"
                                                        : "unknown";
         // redacted(): a signed CDN link carries its credential in the query.

@@ -13,10 +13,10 @@
 using provision::DownloadPlan;
 using provision::Entry;
 using provision::EntryOutcome;
+using provision::errc;
 using provision::HttpClient;
 using provision::ProvisioningSystem;
 using provision::ProvisionOptions;
-using provision::errc;
 using provision_test::CivitaiEmulator;
 using provision_test::CivitaiFileSpec;
 using provision_test::CivitaiVersionSpec;
@@ -39,7 +39,8 @@ CivitaiVersionSpec detail_tweaker(int id = 58390) {
     version.files = {
         CivitaiFileSpec{1002, "add_detail_vae.pt", "VAE", false, vae_bytes, std::nullopt, std::nullopt},
         CivitaiFileSpec{1001, "add_detail.safetensors", "Model", true, model_bytes, std::nullopt, std::nullopt},
-        CivitaiFileSpec{1003, "add_detail-pruned.safetensors", "Pruned Model", false, pruned_bytes, std::nullopt, std::nullopt},
+        CivitaiFileSpec{1003, "add_detail-pruned.safetensors", "Pruned Model", false, pruned_bytes, std::nullopt,
+                        std::nullopt},
     };
     return version;
 }
@@ -51,7 +52,8 @@ provision::HttpOptions http_options(const CivitaiEmulator& civitai) {
     return options;
 }
 
-ProvisionOptions options_for(const TempDir& workspace, const CivitaiEmulator& civitai, const std::string& token = CivitaiEmulator::token) {
+ProvisionOptions options_for(const TempDir& workspace, const CivitaiEmulator& civitai,
+                             const std::string& token = CivitaiEmulator::token) {
     ProvisionOptions options;
     options.workspace = workspace.path();
     options.http = http_options(civitai);
@@ -95,7 +97,8 @@ TEST_CASE("civitai: the primary file is installed under CivitAI's name, verified
     civitai.add(detail_tweaker());
     TempDir workspace;
     ProvisioningSystem system{options_for(workspace, civitai)};
-    auto report = system.provision_from_text("[models.lora.detail-tweaker]\nsource = \"civitai\"\nversion_id = \"58390\"\n", "civitai.toml");
+    auto report = system.provision_from_text(
+        "[models.lora.detail-tweaker]\nsource = \"civitai\"\nversion_id = \"58390\"\n", "civitai.toml");
     REQUIRE(report.entries.size() == 1);
     INFO(report.entries[0].error.message);
     REQUIRE(report.ok());
@@ -158,11 +161,13 @@ TEST_CASE("civitai: B2 storage on b2.civitai.com gets no token although it is a 
     civitai.storage_kind = CivitaiEmulator::Storage::b2;
     TempDir workspace;
     ProvisioningSystem system{options_for(workspace, civitai)};
-    auto report = system.provision_from_text("[models.lora]\ntweak = { source = \"civitai\", version_id = 58390 }\n", "b2.toml");
+    auto report =
+        system.provision_from_text("[models.lora]\ntweak = { source = \"civitai\", version_id = 58390 }\n", "b2.toml");
     REQUIRE(report.entries.size() == 1);
     INFO(report.entries[0].error.message);
     REQUIRE(report.ok());
-    CHECK(provision_test::read_whole_file(workspace.path() / "sdnext/models/Lora/add_detail.safetensors") == model_bytes);
+    CHECK(provision_test::read_whole_file(workspace.path() / "sdnext/models/Lora/add_detail.safetensors") ==
+          model_bytes);
     auto storage = civitai.storage().requests();
     REQUIRE(storage.size() == 1);
     CHECK(storage[0].header("Host") == CivitaiEmulator::b2_host);
@@ -230,7 +235,8 @@ TEST_CASE("civitai: file_id and type pick other files; unknown ones list the fil
     auto no_file = resolver.resolve(missing_id);
     REQUIRE_FALSE(no_file);
     CHECK(no_file.error().code == errc::not_found);
-    CHECK(contains(no_file.error().message, "models.lora.detail-tweaker: CivitAI version 58390 has no file with file_id 999"));
+    CHECK(contains(no_file.error().message,
+                   "models.lora.detail-tweaker: CivitAI version 58390 has no file with file_id 999"));
     CHECK(contains(no_file.error().message, "1001 \"add_detail.safetensors\" (Model, primary)"));
 
     auto missing_type = civitai_entry("58390");
@@ -270,7 +276,8 @@ TEST_CASE("civitai: filename overrides CivitAI's name, and CivitAI's name is san
 
     TempDir workspace;
     ProvisioningSystem system{options_for(workspace, civitai)};
-    auto report = system.provision_from_text("[models.lora.t]\nversion_id = 58390\nfilename = \"mine.safetensors\"\n", "f.toml");
+    auto report =
+        system.provision_from_text("[models.lora.t]\nversion_id = 58390\nfilename = \"mine.safetensors\"\n", "f.toml");
     REQUIRE(report.ok());
     CHECK(files_under(workspace.path() / "sdnext/models") == std::vector<std::string>{"Lora/mine.safetensors"});
 }
@@ -358,38 +365,88 @@ TEST_CASE("civitai: every refusal names the entry, the cause and the fix, and ne
     const std::string token = CivitaiEmulator::token;
     const std::string wrong_token = "civitai-wrong-token-0000";
     std::vector<Case> cases = {
-        {"login required, no token", [](auto&, auto&) {}, "", errc::auth,
+        {"login required, no token",
+         [](auto&, auto&) {},
+         "",
+         errc::auth,
          {"requires a login", "HTTP 401", "set CIVITAI_TOKEN", "https://civitai.com/user/account"}},
-        {"login required, token not accepted", [](auto&, auto&) {}, wrong_token, errc::auth,
+        {"login required, token not accepted",
+         [](auto&, auto&) {},
+         wrong_token,
+         errc::auth,
          {"did not accept CIVITAI_TOKEN", "create a new API key"}},
-        {"downloads disabled", [](auto& v, auto&) { v.downloads_disabled = true; }, token, errc::auth,
+        {"downloads disabled",
+         [](auto& v, auto&) { v.downloads_disabled = true; },
+         token,
+         errc::auth,
          {"disabled downloads", "choose another version or model"}},
-        {"early access", [](auto& v, auto&) { v.early_access_until = "2024-04-01T00:00:00.000Z"; }, token, errc::auth,
+        {"early access",
+         [](auto& v, auto&) { v.early_access_until = "2024-04-01T00:00:00.000Z"; },
+         token,
+         errc::auth,
          {"Early Access until 2024-04-01T00:00:00.000Z", "HTTP 403", "buy access"}},
-        {"no access", [](auto& v, auto&) { v.no_access = true; }, token, errc::auth,
+        {"no access",
+         [](auto& v, auto&) { v.no_access = true; },
+         token,
+         errc::auth,
          {"has no access to this file", "You do not have access to download this file"}},
-        {"archived", [](auto& v, auto&) { v.archived = true; }, token, errc::not_found,
+        {"archived",
+         [](auto& v, auto&) { v.archived = true; },
+         token,
+         errc::not_found,
          {"\"Detail Tweaker\" is archived", "choose another model or version"}},
-        {"archived behind stale details", [](auto& v, auto&) { v.archived = v.stale_details = true; }, token, errc::not_found,
+        {"archived behind stale details",
+         [](auto& v, auto&) { v.archived = v.stale_details = true; },
+         token,
+         errc::not_found,
          {"archived", "HTTP 410", "choose another model or version"}},
-        {"rate limited", [](auto&, auto& e) { e.download_limit = 0; }, token, errc::rate_limited,
+        {"rate limited",
+         [](auto&, auto& e) { e.download_limit = 0; },
+         token,
+         errc::rate_limited,
          {"rate limiting", "HTTP 429", "unusual amount of downloading", "run provision again later"}},
-        {"region blocked", [](auto&, auto& e) { e.region_blocked = true; }, token, errc::auth,
+        {"region blocked",
+         [](auto&, auto& e) { e.region_blocked = true; },
+         token,
+         errc::auth,
          {"region", "HTTP 451", "another region"}},
-        {"a page instead of the file", [](auto& v, auto&) { v.page_instead_of_file = true; }, token, errc::integrity,
+        {"a page instead of the file",
+         [](auto& v, auto&) { v.page_instead_of_file = true; },
+         token,
+         errc::integrity,
          {"text/html", "instead of the model file", "nothing was saved"}},
-        {"details that are not JSON", [](auto& v, auto&) { v.details_body = "<<garbage"; }, token, errc::network,
+        {"details that are not JSON",
+         [](auto& v, auto&) { v.details_body = "<<garbage"; },
+         token,
+         errc::network,
          {"not valid JSON", "try again later"}},
-        {"files that are not a list", [](auto& v, auto&) { v.details_body = R"({"id":58390,"files":{"id":1}})"; }, token,
-         errc::network, {"\"files\" is not a list"}},
-        {"a file without a name", [](auto& v, auto&) { v.details_body = R"({"files":[{"id":5,"name":7}]})"; }, token,
-         errc::network, {"files[0] (id 5) has no \"name\""}},
-        {"a file without an id", [](auto& v, auto&) { v.details_body = R"({"files":[{"id":-5,"name":"x.safetensors"}]})"; }, token,
-         errc::network, {"files[0] has no usable \"id\""}},
-        {"a malformed SHA256", [](auto& v, auto&) { v.details_body = R"({"files":[{"id":5,"name":"x.safetensors","hashes":{"SHA256":"XYZ"}}]})"; },
-         token, errc::network, {"malformed hashes.SHA256"}},
-        {"a version without files", [](auto& v, auto&) { v.details_body = R"({"model":{"name":"M"},"files":[]})"; }, token,
-         errc::not_found, {"lists no downloadable files"}},
+        {"files that are not a list",
+         [](auto& v, auto&) { v.details_body = R"({"id":58390,"files":{"id":1}})"; },
+         token,
+         errc::network,
+         {"\"files\" is not a list"}},
+        {"a file without a name",
+         [](auto& v, auto&) { v.details_body = R"({"files":[{"id":5,"name":7}]})"; },
+         token,
+         errc::network,
+         {"files[0] (id 5) has no \"name\""}},
+        {"a file without an id",
+         [](auto& v, auto&) { v.details_body = R"({"files":[{"id":-5,"name":"x.safetensors"}]})"; },
+         token,
+         errc::network,
+         {"files[0] has no usable \"id\""}},
+        {"a malformed SHA256",
+         [](auto& v, auto&) {
+             v.details_body = R"({"files":[{"id":5,"name":"x.safetensors","hashes":{"SHA256":"XYZ"}}]})";
+         },
+         token,
+         errc::network,
+         {"malformed hashes.SHA256"}},
+        {"a version without files",
+         [](auto& v, auto&) { v.details_body = R"({"model":{"name":"M"},"files":[]})"; },
+         token,
+         errc::not_found,
+         {"lists no downloadable files"}},
     };
     for (const auto& test : cases) {
         CAPTURE(test.name);
@@ -416,7 +473,8 @@ TEST_CASE("civitai: an unknown version is not_found and points at version_id; th
     civitai.add(detail_tweaker());
     TempDir workspace;
     ProvisioningSystem system{options_for(workspace, civitai)};
-    auto report = system.provision_from_text("[models.lora.gone]\nversion_id = \"999999\"\n\n[models.lora.ok]\nversion_id = 58390\n", "x.toml");
+    auto report = system.provision_from_text(
+        "[models.lora.gone]\nversion_id = \"999999\"\n\n[models.lora.ok]\nversion_id = 58390\n", "x.toml");
     REQUIRE(report.entries.size() == 2);
     const auto& gone = report.entries[0];
     CHECK(gone.status == EntryOutcome::Status::failed);
@@ -436,7 +494,8 @@ TEST_CASE("civitai: a browser User-Agent's redirects to the login page or the mo
     civitai.add(early);
     TempDir workspace;
     auto options = options_for(workspace, civitai, "");
-    options.http.user_agent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0 Safari/537.36";
+    options.http.user_agent =
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0 Safari/537.36";
     ProvisioningSystem anonymous{options};
     auto report = anonymous.provision_from_text("[models.lora.t]\nversion_id = 58390\n", "browser.toml");
     REQUIRE(report.entries.size() == 1);
@@ -517,7 +576,8 @@ TEST_CASE("civitai: the token goes to civitai.red API routes, but not to other e
         res.set_content(R"({"error":"Model not found"})", "application/json");
     });
     auto options = http_options(civitai);
-    options.connect_to.push_back({"models.example.org", std::nullopt, "127.0.0.1", static_cast<std::uint16_t>(mirror->port())});
+    options.connect_to.push_back(
+        {"models.example.org", std::nullopt, "127.0.0.1", static_cast<std::uint16_t>(mirror->port())});
     Resolver elsewhere{options};
     elsewhere.context.civitai_endpoint = "https://models.example.org";
     auto result = elsewhere.resolve(civitai_entry("58390"));
@@ -569,7 +629,8 @@ TEST_CASE("civitai: the version JSON is read defensively") {
     CHECK(provision::detail::is_civitai_host("civitai.red"));
     CHECK_FALSE(provision::detail::is_civitai_host("evilcivitai.com"));
     CHECK_FALSE(provision::detail::is_civitai_host("civitai.com.example.org"));
-    CHECK_FALSE(provision::detail::may_carry_civitai_token(provision::parse_url("https://b2.civitai.com/file/x").value()));
+    CHECK_FALSE(
+        provision::detail::may_carry_civitai_token(provision::parse_url("https://b2.civitai.com/file/x").value()));
     CHECK_FALSE(provision::detail::may_carry_civitai_token(provision::parse_url("http://civitai.com/api/x").value()));
     CHECK(provision::detail::may_carry_civitai_token(provision::parse_url("https://civitai.com/api/x").value()));
 }
@@ -589,15 +650,17 @@ provision::Result<provision::detail::CivitaiReference> link(const std::string& t
 }
 
 /// A one-file version of a model of the given CivitAI type.
-CivitaiVersionSpec typed_version(int id, int model_id, const std::string& type, const std::string& file_name, int index = 0) {
+CivitaiVersionSpec typed_version(int id, int model_id, const std::string& type, const std::string& file_name,
+                                 int index = 0) {
     CivitaiVersionSpec version;
     version.id = id;
     version.model_id = model_id;
     version.model_type = type;
     version.model_name = type + " model " + std::to_string(model_id);
     version.index = index;
-    version.files = {CivitaiFileSpec{id * 10, file_name, "Model", true, test_bytes(4000 + static_cast<std::size_t>(id % 1000), id),
-                                     std::nullopt, std::nullopt}};
+    version.files = {CivitaiFileSpec{id * 10, file_name, "Model", true,
+                                     test_bytes(4000 + static_cast<std::size_t>(id % 1000), id), std::nullopt,
+                                     std::nullopt}};
     return version;
 }
 
@@ -626,7 +689,8 @@ TEST_CASE("civitai: every link form a user pastes is reduced to ids") {
     CHECK(red->site == "https://civitai.red");
     CHECK(red->version_id == "62833");
     CHECK(link("https://www.civitai.com/models/1?version=2")->version_id == "2");
-    auto download = link("https://civitai.com/api/download/models/62833?type=Model&format=SafeTensor&fileId=1001&token=secret");
+    auto download =
+        link("https://civitai.com/api/download/models/62833?type=Model&format=SafeTensor&fileId=1001&token=secret");
     REQUIRE(download);
     CHECK(download->version_id == "62833");
     CHECK(download->file_id == "1001");
@@ -655,8 +719,9 @@ TEST_CASE("civitai: AIR ids name model, version and file; other sources are refu
     auto model_only = parse_civitai_air("URN:AIR:other:upscaler:civitai:147759");
     REQUIRE(model_only);
     CHECK(model_only->version_id.empty());
-    CHECK(contains(parse_civitai_air("urn:air:flux1:checkpoint:huggingface:black-forest-labs/FLUX.1-dev").error().message,
-                   "only civitai AIR ids"));
+    CHECK(
+        contains(parse_civitai_air("urn:air:flux1:checkpoint:huggingface:black-forest-labs/FLUX.1-dev").error().message,
+                 "only civitai AIR ids"));
     CHECK(contains(parse_civitai_air("urn:air:sdxl:lora:civitai:abc@1").error().message, "model id is not a number"));
     CHECK(contains(parse_civitai_air("urn:air:sdxl:lora:civitai:1@v2").error().message, "version"));
     CHECK_FALSE(parse_civitai_air("hello"));
@@ -741,9 +806,11 @@ url = "https://example.com/models/1"
     CHECK(bad.entries.empty());
 }
 
-TEST_CASE("civitai: page links, slugs, civitai.red, download links, model_id and AIR ids all provision, verified and with the token") {
+TEST_CASE(
+    "civitai: page links, slugs, civitai.red, download links, model_id and AIR ids all provision, verified and with "
+    "the token") {
     CivitaiEmulator civitai;
-    civitai.add(detail_tweaker());                                  // model 58390, version 58390
+    civitai.add(detail_tweaker());  // model 58390, version 58390
     civitai.add(typed_version(700, 777, "LORA", "older.safetensors", 1));
     civitai.add(typed_version(701, 777, "LORA", "newest.safetensors", 0));  // the site's default version
     TempDir workspace;
@@ -781,7 +848,8 @@ air = "urn:air:sd1:lora:civitai:58390@58390+1002"
     for (const auto& request : civitai.api().requests()) {
         CHECK(request.header("Authorization") == std::string("Bearer ") + CivitaiEmulator::token);
         CHECK_FALSE(contains(request.target, "token="));
-        red_seen = red_seen || (request.header("Host") == "civitai.red" && contains(request.target, "/api/download/models/700"));
+        red_seen = red_seen ||
+                   (request.header("Host") == "civitai.red" && contains(request.target, "/api/download/models/700"));
     }
     CHECK(red_seen);
     CHECK(civitai.api().count("/api/v1/models/777") == 2);  // slug and model_id each ask for the default version
@@ -794,7 +862,8 @@ TEST_CASE("civitai: a civitai.com link under source = \"url\" is verified agains
     civitai.corrupt_storage = true;
     TempDir workspace;
     ProvisioningSystem system{options_for(workspace, civitai)};
-    auto report = system.provision_from_text("[models.lora]\ntweaker = \"https://civitai.com/api/download/models/58390\"\n", "url.toml");
+    auto report = system.provision_from_text(
+        "[models.lora]\ntweaker = \"https://civitai.com/api/download/models/58390\"\n", "url.toml");
     REQUIRE(report.entries.size() == 1);
     CHECK(report.entries[0].status == EntryOutcome::Status::failed);
     CHECK(report.entries[0].error.code == errc::integrity);
@@ -809,7 +878,8 @@ TEST_CASE("civitai: an unknown model id is explained") {
     auto result = resolver.resolve(entry);
     REQUIRE_FALSE(result);
     CHECK(result.error().code == errc::not_found);
-    CHECK(contains(result.error().message, "models.lora.detail-tweaker: CivitAI model 424242 does not exist on CivitAI"));
+    CHECK(
+        contains(result.error().message, "models.lora.detail-tweaker: CivitAI model 424242 does not exist on CivitAI"));
     CHECK(contains(result.error().message, "No model with id 424242"));
 }
 
@@ -846,14 +916,20 @@ model_id = 88
     };
     const Expectation expectations[] = {
         {"comfyui",
-         {{"juggernaut.safetensors", "ComfyUI/models/checkpoints"}, {"detail.safetensors", "ComfyUI/models/loras"},
-          {"easynegative.safetensors", "ComfyUI/models/embeddings"}, {"locon.safetensors", "ComfyUI/models/loras"},
-          {"4x_ultrasharp.pth", "ComfyUI/models/upscale_models"}, {"vae.safetensors", "ComfyUI/models/vae"},
+         {{"juggernaut.safetensors", "ComfyUI/models/checkpoints"},
+          {"detail.safetensors", "ComfyUI/models/loras"},
+          {"easynegative.safetensors", "ComfyUI/models/embeddings"},
+          {"locon.safetensors", "ComfyUI/models/loras"},
+          {"4x_ultrasharp.pth", "ComfyUI/models/upscale_models"},
+          {"vae.safetensors", "ComfyUI/models/vae"},
           {"canny.safetensors", "ComfyUI/models/controlnet"}}},
         {"sdnext",
-         {{"juggernaut.safetensors", "sdnext/models/Stable-diffusion"}, {"detail.safetensors", "sdnext/models/Lora"},
-          {"easynegative.safetensors", "sdnext/models/embeddings"}, {"locon.safetensors", "sdnext/models/Lora"},
-          {"4x_ultrasharp.pth", "sdnext/models/ESRGAN"}, {"vae.safetensors", "sdnext/models/VAE"},
+         {{"juggernaut.safetensors", "sdnext/models/Stable-diffusion"},
+          {"detail.safetensors", "sdnext/models/Lora"},
+          {"easynegative.safetensors", "sdnext/models/embeddings"},
+          {"locon.safetensors", "sdnext/models/Lora"},
+          {"4x_ultrasharp.pth", "sdnext/models/ESRGAN"},
+          {"vae.safetensors", "sdnext/models/VAE"},
           {"canny.safetensors", "sdnext/models/ControlNet"}}},
     };
     for (const auto& expected : expectations) {
@@ -887,7 +963,9 @@ model_id = 88
     }
 }
 
-TEST_CASE("civitai: examples/configs/comfyui.toml, run by the CLI, fills ComfyUI's folders, and A1111's with --layout a1111") {
+TEST_CASE(
+    "civitai: examples/configs/comfyui.toml, run by the CLI, fills ComfyUI's folders, and A1111's with --layout "
+    "a1111") {
     using provision_test::HubEmulator;
     using provision_test::HubFile;
     using provision_test::HubStorage;
@@ -907,7 +985,8 @@ TEST_CASE("civitai: examples/configs/comfyui.toml, run by the CLI, fills ComfyUI
     hf_repo("stabilityai/stable-diffusion-xl-refiner-1.0", {"sd_xl_refiner_1.0.safetensors"});
     hf_repo("madebyollin/sdxl-vae-fp16-fix", {"sdxl_vae.safetensors"});
     hf_repo("xinsir/controlnet-union-sdxl-1.0", {"diffusion_pytorch_model_promax.safetensors"});
-    hf_repo("h94/IP-Adapter", {"models/image_encoder/model.safetensors", "sdxl_models/ip-adapter_sdxl_vit-h.safetensors"});
+    hf_repo("h94/IP-Adapter",
+            {"models/image_encoder/model.safetensors", "sdxl_models/ip-adapter_sdxl_vit-h.safetensors"});
     hf_repo("lokCX/4x-Ultrasharp", {"4x-UltraSharp.pth"});
     CivitaiEmulator civitai;
     civitai.add(typed_version(130000, 122359, "LORA", "add-detail-xl-old.safetensors", 1));
@@ -919,16 +998,21 @@ TEST_CASE("civitai: examples/configs/comfyui.toml, run by the CLI, fills ComfyUI
         const char* layout;
         std::map<std::string, std::string> files;  ///< path under the workspace -> expected bytes
     };
-    const std::string civitai_lora = test_bytes(4867, 135867), embedding = test_bytes(4208, 9208), auto_lora = test_bytes(4833, 62833);
+    const std::string civitai_lora = test_bytes(4867, 135867), embedding = test_bytes(4208, 9208),
+                      auto_lora = test_bytes(4833, 62833);
     const Placement placements[] = {
         {"",
-         {{"ComfyUI/models/checkpoints/sd_xl_base_1.0.safetensors", hf["stabilityai/stable-diffusion-xl-base-1.0:sd_xl_base_1.0.safetensors"]},
-          {"ComfyUI/models/checkpoints/sd_xl_refiner_1.0.safetensors", hf["stabilityai/stable-diffusion-xl-refiner-1.0:sd_xl_refiner_1.0.safetensors"]},
+         {{"ComfyUI/models/checkpoints/sd_xl_base_1.0.safetensors",
+           hf["stabilityai/stable-diffusion-xl-base-1.0:sd_xl_base_1.0.safetensors"]},
+          {"ComfyUI/models/checkpoints/sd_xl_refiner_1.0.safetensors",
+           hf["stabilityai/stable-diffusion-xl-refiner-1.0:sd_xl_refiner_1.0.safetensors"]},
           {"ComfyUI/models/vae/sdxl_vae.safetensors", hf["madebyollin/sdxl-vae-fp16-fix:sdxl_vae.safetensors"]},
           {"ComfyUI/models/controlnet/controlnet-union-sdxl-promax.safetensors",
            hf["xinsir/controlnet-union-sdxl-1.0:diffusion_pytorch_model_promax.safetensors"]},
-          {"ComfyUI/models/clip_vision/CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors", hf["h94/IP-Adapter:models/image_encoder/model.safetensors"]},
-          {"ComfyUI/models/ipadapter/ip-adapter_sdxl_vit-h.safetensors", hf["h94/IP-Adapter:sdxl_models/ip-adapter_sdxl_vit-h.safetensors"]},
+          {"ComfyUI/models/clip_vision/CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors",
+           hf["h94/IP-Adapter:models/image_encoder/model.safetensors"]},
+          {"ComfyUI/models/ipadapter/ip-adapter_sdxl_vit-h.safetensors",
+           hf["h94/IP-Adapter:sdxl_models/ip-adapter_sdxl_vit-h.safetensors"]},
           {"ComfyUI/models/upscale_models/4x-UltraSharp.pth", hf["lokCX/4x-Ultrasharp:4x-UltraSharp.pth"]},
           {"ComfyUI/models/loras/add-detail-xl.safetensors", civitai_lora},
           {"ComfyUI/models/embeddings/easynegative.safetensors", embedding},
@@ -936,22 +1020,24 @@ TEST_CASE("civitai: examples/configs/comfyui.toml, run by the CLI, fills ComfyUI
         {"a1111",
          {{"stable-diffusion-webui/models/Stable-diffusion/sd_xl_base_1.0.safetensors",
            hf["stabilityai/stable-diffusion-xl-base-1.0:sd_xl_base_1.0.safetensors"]},
-          {"stable-diffusion-webui/models/VAE/sdxl_vae.safetensors", hf["madebyollin/sdxl-vae-fp16-fix:sdxl_vae.safetensors"]},
+          {"stable-diffusion-webui/models/VAE/sdxl_vae.safetensors",
+           hf["madebyollin/sdxl-vae-fp16-fix:sdxl_vae.safetensors"]},
           {"stable-diffusion-webui/models/ControlNet/controlnet-union-sdxl-promax.safetensors",
            hf["xinsir/controlnet-union-sdxl-1.0:diffusion_pytorch_model_promax.safetensors"]},
           {"stable-diffusion-webui/models/ipadapter/ip-adapter_sdxl_vit-h.safetensors",
            hf["h94/IP-Adapter:sdxl_models/ip-adapter_sdxl_vit-h.safetensors"]},
           {"stable-diffusion-webui/models/ESRGAN/4x-UltraSharp.pth", hf["lokCX/4x-Ultrasharp:4x-UltraSharp.pth"]},
           {"stable-diffusion-webui/models/Lora/add-detail-xl.safetensors", civitai_lora},
-          {"stable-diffusion-webui/embeddings/easynegative.safetensors", embedding},  // A1111 reads embeddings beside models/
+          {"stable-diffusion-webui/embeddings/easynegative.safetensors",
+           embedding},  // A1111 reads embeddings beside models/
           {"stable-diffusion-webui/models/Lora/add_detail.safetensors", auto_lora}}},
     };
     const std::string config = std::string(PROVISION_SOURCE_DIR) + "/examples/configs/comfyui.toml";
     for (const auto& placement : placements) {
         CAPTURE(placement.layout);
         TempDir dir;
-        std::vector<std::string> argv = {PROVISION_CLI_PATH, config, "--workspace", (dir / "ws").string(), "--cacert",
-                                         provision_test::test_ca().ca_cert_path};
+        std::vector<std::string> argv = {PROVISION_CLI_PATH,    config,     "--workspace",
+                                         (dir / "ws").string(), "--cacert", provision_test::test_ca().ca_cert_path};
         if (*placement.layout) {
             argv.push_back("--layout");
             argv.push_back(placement.layout);

@@ -67,7 +67,9 @@ TEST_CASE("cli: provisions from PROVISION_URL into WORKSPACE and exits 0") {
     auto server = LoopbackServer::https({"models.example"});
     std::string model = provision_test::test_bytes(300000, 21);
     std::string config = "[models.checkpoints]\nbase = \"https://models.example/base.safetensors\"\n";
-    server->server().Get("/config.toml", [&](const httplib::Request&, httplib::Response& res) { res.set_content(config, "text/plain"); });
+    server->server().Get("/config.toml", [&](const httplib::Request&, httplib::Response& res) {
+        res.set_content(config, "text/plain");
+    });
     server->server().Get("/base.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
         server->serve_bytes(res, req, model);
     });
@@ -84,7 +86,8 @@ TEST_CASE("cli: provisions from PROVISION_URL into WORKSPACE and exits 0") {
     // --dry-run on the same config downloads nothing and still exits 0.
     auto before = server->requests().size();
     TempDir other;
-    auto dry = run_process(cli_args(*server, {"https://models.example/config.toml", "--dry-run", "--workspace", other.path().string()}));
+    auto dry = run_process(
+        cli_args(*server, {"https://models.example/config.toml", "--dry-run", "--workspace", other.path().string()}));
     CHECK(dry.exit_code == 0);
     // The config, and the model's first byte only (is the link alive, how big is it).
     auto requests = server->requests();
@@ -98,7 +101,8 @@ TEST_CASE("cli: exit codes follow the class of failure") {
     server->server().Get("/login.safetensors", [](const httplib::Request&, httplib::Response& res) {
         res.set_content("<html>login</html>", "text/html");
     });
-    server->server().Get("/denied.safetensors", [](const httplib::Request&, httplib::Response& res) { res.status = 403; });
+    server->server().Get("/denied.safetensors",
+                         [](const httplib::Request&, httplib::Response& res) { res.status = 403; });
     // A sign-in page labelled as a binary: only its first bytes tell it apart.
     server->server().Get("/disguised.safetensors", [](const httplib::Request&, httplib::Response& res) {
         res.set_content("<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>sign in</body></html>\n",
@@ -153,7 +157,8 @@ TEST_CASE("cli: a server that keeps failing exits 5, a persistent 429 exits 6, a
         CAPTURE(each.retries);
         auto config = dir.write("c.toml", "[models.lora]\nx = \"https://models.example" + each.path + "\"\n");
         std::size_t before = asked_for(each.path);
-        auto run = run_process(cli_args(*server, {config.string(), "--workspace", (dir / "ws").string(), "--retries", each.retries}));
+        auto run = run_process(
+            cli_args(*server, {config.string(), "--workspace", (dir / "ws").string(), "--retries", each.retries}));
         INFO(run.out);
         CHECK(run.signal == 0);
         CHECK(run.exit_code == each.exit_code);
@@ -174,9 +179,12 @@ TEST_CASE("cli: a SHA-256 mismatch exits 8 and keeps nothing; the right digest i
     TempDir dir;
     auto target = dir / "ws/sdnext/models/Lora/zeros.safetensors";
     auto run_with = [&](const std::string& sha256) {
-        auto config = dir.write("c.toml", "[models.lora.zeros]\nurl = \"https://models.example/zeros.safetensors\"\n"
-                                          "sha256 = \"" + sha256 + "\"\n");
-        return run_process(cli_args(*server, {config.string(), "--workspace", (dir / "ws").string(), "--retries", "0"}));
+        auto config = dir.write("c.toml",
+                                "[models.lora.zeros]\nurl = \"https://models.example/zeros.safetensors\"\n"
+                                "sha256 = \"" +
+                                    sha256 + "\"\n");
+        return run_process(
+            cli_args(*server, {config.string(), "--workspace", (dir / "ws").string(), "--retries", "0"}));
     };
     auto wrong = run_with(other_sha256);
     INFO(wrong.out);

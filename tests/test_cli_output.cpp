@@ -31,15 +31,15 @@ std::unique_ptr<LoopbackServer> slow_model_server(std::string bytes) {
     // all the earlier ones. An 8 MiB copy stalled the server for minutes.
     auto body = std::make_shared<const std::string>(std::move(bytes));
     server->server().Get("/slow.safetensors", [body](const httplib::Request&, httplib::Response& res) {
-        res.set_content_provider(body->size(), "application/octet-stream",
-                                 [body](std::size_t offset, std::size_t, httplib::DataSink& sink) {
-                                     std::size_t piece = std::min<std::size_t>(body->size() - offset, body->size() / 10);
-                                     std::this_thread::sleep_for(std::chrono::milliseconds(120));
-                                     // A client that gave up ends the response: otherwise the
-                                     // server thread retries the same piece forever, and a slow
-                                     // (TSan) run used up the server's 8 threads that way.
-                                     return sink.write(body->data() + offset, piece);
-                                 });
+        res.set_content_provider(
+            body->size(), "application/octet-stream", [body](std::size_t offset, std::size_t, httplib::DataSink& sink) {
+                std::size_t piece = std::min<std::size_t>(body->size() - offset, body->size() / 10);
+                std::this_thread::sleep_for(std::chrono::milliseconds(120));
+                // A client that gave up ends the response: otherwise the
+                // server thread retries the same piece forever, and a slow
+                // (TSan) run used up the server's 8 threads that way.
+                return sink.write(body->data() + offset, piece);
+            });
     });
     server->server().Get("/fast.safetensors", [](const httplib::Request&, httplib::Response& res) {
         res.set_content(std::string(1000, 'f'), "application/octet-stream");
@@ -61,9 +61,10 @@ std::vector<std::string> base_args(const LoopbackServer& server, const std::file
             "1"};
 }
 
-const char* config_text = "[models.checkpoints]\nslow = \"https://models.example/slow.safetensors\"\n"
-                          "[models.lora]\nfast = \"https://models.example/fast.safetensors\"\n"
-                          "missing = \"https://models.example/missing.safetensors\"\n";
+const char* config_text =
+    "[models.checkpoints]\nslow = \"https://models.example/slow.safetensors\"\n"
+    "[models.lora]\nfast = \"https://models.example/fast.safetensors\"\n"
+    "missing = \"https://models.example/missing.safetensors\"\n";
 
 }  // namespace
 
@@ -112,7 +113,8 @@ TEST_CASE("cli output: on a terminal the live view redraws in place") {
     CHECK(result.out.find("\x1b[32mdone\x1b[0m") != std::string::npos);  // colour on a terminal
     std::string fresh;  // a new workspace, or everything would already be in place
     for (const auto& arg : base_args(*server, config, dir / "ws-plain")) fresh += "'" + arg + "' ";
-    auto plain = run_process({"/usr/bin/script", "-qfec", fresh + "2>&1", "/dev/null"}, {{"TERM", "xterm"}, {"NO_COLOR", "1"}});
+    auto plain =
+        run_process({"/usr/bin/script", "-qfec", fresh + "2>&1", "/dev/null"}, {{"TERM", "xterm"}, {"NO_COLOR", "1"}});
     CHECK(plain.out.find("\x1b[32m") == std::string::npos);
     CHECK(plain.out.find("total: ") != std::string::npos);
 }
@@ -124,12 +126,14 @@ TEST_CASE("cli output: on a terminal, entries still queued count in the total li
     }
     auto server = slow_model_server(provision_test::test_bytes(2 << 20, 9));
     TempDir dir;
-    auto config = dir.write("q.toml", "[models.checkpoints]\na = \"https://models.example/slow.safetensors\"\n"
-                                      "[models.lora]\nb = \"https://models.example/slow.safetensors\"\n"
-                                      "[models.vae]\nc = \"https://models.example/slow.safetensors\"\n");
+    auto config = dir.write("q.toml",
+                            "[models.checkpoints]\na = \"https://models.example/slow.safetensors\"\n"
+                            "[models.lora]\nb = \"https://models.example/slow.safetensors\"\n"
+                            "[models.vae]\nc = \"https://models.example/slow.safetensors\"\n");
     std::string command;
     for (const auto& arg : base_args(*server, config, dir / "ws")) command += "'" + arg + "' ";
-    auto result = run_process({"/usr/bin/script", "-qfec", command + "--jobs 1 2>&1", "/dev/null"}, {{"TERM", "xterm"}});
+    auto result =
+        run_process({"/usr/bin/script", "-qfec", command + "--jobs 1 2>&1", "/dev/null"}, {{"TERM", "xterm"}});
     INFO(result.out);
     CHECK(result.exit_code == 0);
     // One file at a time: while the first is running, the other two wait,
@@ -225,18 +229,21 @@ struct Services {
         hub.add_repo("org/open");
         hub.commit("org/open", {{"open.safetensors", provision_test::HubFile{provision_test::test_bytes(60000, 43)}}});
         hub.add_repo("org/gated", "model", provision_test::HubAccess::gated);
-        hub.commit("org/gated", {{"gated.safetensors", provision_test::HubFile{provision_test::test_bytes(50000, 44)}}});
+        hub.commit("org/gated",
+                   {{"gated.safetensors", provision_test::HubFile{provision_test::test_bytes(50000, 44)}}});
         provision_test::CivitaiVersionSpec version;
         version.id = 58390;
         version.model_id = 58;
         version.files = {provision_test::CivitaiFileSpec{1001, "add_detail.safetensors", "Model", true,
-                                                         provision_test::test_bytes(40000, 45), std::nullopt, std::nullopt}};
+                                                         provision_test::test_bytes(40000, 45), std::nullopt,
+                                                         std::nullopt}};
         civitai.add(version);
         provision_test::CivitaiVersionSpec huge;  // announces about a petabyte: no disk has that free
         huge.id = 77;
         huge.model_id = 7;
-        huge.files = {provision_test::CivitaiFileSpec{7001, "huge.safetensors", "Model", true, provision_test::test_bytes(1000, 46),
-                                                      (1e15 + 1) / 1024, std::nullopt}};
+        huge.files = {provision_test::CivitaiFileSpec{7001, "huge.safetensors", "Model", true,
+                                                      provision_test::test_bytes(1000, 46), (1e15 + 1) / 1024,
+                                                      std::nullopt}};
         civitai.add(huge);
         for (const char* path : {"/plain.safetensors", "/placed.safetensors", "/private.safetensors"}) {
             std::string route = path;
@@ -247,8 +254,9 @@ struct Services {
     }
 
     std::vector<std::string> args(const std::filesystem::path& config, const std::filesystem::path& workspace) const {
-        std::vector<std::string> out = {cli, config.string(), "--workspace", workspace.string(), "--cacert",
-                                        provision_test::test_ca().ca_cert_path};
+        std::vector<std::string> out = {cli,           config.string(),
+                                        "--workspace", workspace.string(),
+                                        "--cacert",    provision_test::test_ca().ca_cert_path};
         auto rules = hub.connect_to();
         for (const auto& rule : civitai.connect_to()) rules.push_back(rule);
         for (const auto& rule : rules) {
@@ -267,7 +275,8 @@ struct Services {
 
 }  // namespace
 
-TEST_CASE("cli output: --dry-run prints a table of every entry from metadata alone, and exits with the real run's code") {
+TEST_CASE(
+    "cli output: --dry-run prints a table of every entry from metadata alone, and exits with the real run's code") {
     Services services;
     TempDir dir;
     std::string placed_sha = provision::detail::sha256_hex(services.placed);
@@ -276,9 +285,11 @@ TEST_CASE("cli output: --dry-run prints a table of every entry from metadata alo
                             "[models.vae.gated]\nrepo = \"org/gated\"\nfile = \"gated.safetensors\"\ngated = true\n\n"
                             "[models.lora.tweak]\nversion_id = \"58390\"\n\n"
                             "[models.embeddings.plain]\nurl = \"https://models.example/plain.safetensors\"\n\n"
-                            "[models.esrgan.placed]\nurl = \"https://models.example/placed.safetensors\"\nfilename = \"placed.safetensors\"\nsha256 = \"" +
+                            "[models.esrgan.placed]\nurl = \"https://models.example/placed.safetensors\"\nfilename = "
+                            "\"placed.safetensors\"\nsha256 = \"" +
                                 placed_sha + "\"\n");
-    dir.write("ws/sdnext/models/ESRGAN/placed.safetensors", services.placed);  // already in place, provable by its digest
+    dir.write("ws/sdnext/models/ESRGAN/placed.safetensors",
+              services.placed);  // already in place, provable by its digest
     auto args = services.args(config, dir / "ws");
     args.push_back("--dry-run");
     auto result = run_process(args, {{"CIVITAI_TOKEN", CivitaiEmulator::token}});
@@ -360,19 +371,25 @@ TEST_CASE("cli output: no secret reaches the terminal, --json, the report, the l
     // A server that quotes the credentials it was sent in its error page, as some do.
     services.files->server().Get("/echo.safetensors", [](const httplib::Request& req, httplib::Response& res) {
         res.status = 403;
-        res.set_content("{\"error\": \"key " + req.get_header_value("Authorization") + " refused\"}", "application/json");
+        res.set_content("{\"error\": \"key " + req.get_header_value("Authorization") + " refused\"}",
+                        "application/json");
     });
     TempDir dir;
     std::string entries =
         "[models.checkpoints.open]\nrepo = \"org/open\"\nfile = \"open.safetensors\"\n\n"
         "[models.vae.gated]\nrepo = \"org/gated\"\nfile = \"gated.safetensors\"\ngated = true\n\n"
         "[models.lora.tweak]\nversion_id = \"58390\"\n\n"
-        "[models.embeddings.query]\nurl = \"https://models.example/plain.safetensors?token=" + dry_query_secret + "\"\n\n"
+        "[models.embeddings.query]\nurl = \"https://models.example/plain.safetensors?token=" +
+        dry_query_secret +
+        "\"\n\n"
         "[models.embeddings.header]\nurl = \"https://models.example/placed.safetensors\"\nauth_header = \"Bearer " +
-        dry_header_secret + "\"\n\n"
-        "[models.esrgan.userinfo]\nurl = \"https://someone:" + dry_userinfo_secret + "@models.example/private.safetensors\"\n";
+        dry_header_secret +
+        "\"\n\n"
+        "[models.esrgan.userinfo]\nurl = \"https://someone:" +
+        dry_userinfo_secret + "@models.example/private.safetensors\"\n";
     std::map<std::string, std::string> env = {{"HF_TOKEN", dry_hf_token}, {"CIVITAI_TOKEN", CivitaiEmulator::token}};
-    std::vector<std::string> secrets = {dry_hf_token, CivitaiEmulator::token, dry_query_secret, dry_header_secret, dry_userinfo_secret};
+    std::vector<std::string> secrets = {dry_hf_token, CivitaiEmulator::token, dry_query_secret, dry_header_secret,
+                                        dry_userinfo_secret};
     auto check_clean = [&](const std::string& what, const std::string& text) {
         for (const auto& secret : secrets) {
             INFO(what << " must not contain " << secret);
@@ -391,11 +408,12 @@ TEST_CASE("cli output: no secret reaches the terminal, --json, the report, the l
     check_clean("lockfile", lock);
 
     // Failing runs, in JSON and as text: every error message redacted too.
-    auto bad = dir.write("bad.toml",
-                         "[models.lora.echo]\nurl = \"https://models.example/echo.safetensors\"\nauth_header = \"Bearer " +
-                             dry_header_secret + "\"\n\n"
-                             "[models.lora.gone]\nurl = \"https://someone:" + dry_userinfo_secret +
-                             "@models.example/gone.safetensors?token=" + dry_query_secret + "\"\n");
+    auto bad = dir.write(
+        "bad.toml", "[models.lora.echo]\nurl = \"https://models.example/echo.safetensors\"\nauth_header = \"Bearer " +
+                        dry_header_secret +
+                        "\"\n\n"
+                        "[models.lora.gone]\nurl = \"https://someone:" +
+                        dry_userinfo_secret + "@models.example/gone.safetensors?token=" + dry_query_secret + "\"\n");
     auto json_args = services.args(bad, dir / "ws");
     json_args.push_back("--json");
     json_args.push_back("--report");
@@ -445,7 +463,9 @@ TEST_CASE("cli output: the log file gets a header per run and is rotated past it
     std::string both = provision_test::read_whole_file(log);
     CHECK(both.substr(0, fresh.size()) == fresh);
     std::size_t headers = 0;
-    for (std::size_t at = both.find("---- provision "); at != std::string::npos; at = both.find("---- provision ", at + 1)) ++headers;
+    for (std::size_t at = both.find("---- provision "); at != std::string::npos;
+         at = both.find("---- provision ", at + 1))
+        ++headers;
     CHECK(headers == 2);
     CHECK(both[4] == '-');
     CHECK(both.find("Z ---- provision") == 19);  // "2026-11-27T05:48:58Z ---- provision ..."
@@ -459,7 +479,8 @@ TEST_CASE("cli output: the log file gets a header per run and is rotated past it
     CHECK(provision_test::read_whole_file(dir / "small/provision.log").find("line 99") != std::string::npos);
 }
 
-TEST_CASE("cli output: a library caller's Report carries redacted error messages, even when a server quotes the secret") {
+TEST_CASE(
+    "cli output: a library caller's Report carries redacted error messages, even when a server quotes the secret") {
     // A CivitAI stand-in that quotes the API key back in its 403 body; the
     // resolver puts the server's words into the message, so only the redactor
     // stands between the key and everything that shows that message.
@@ -474,7 +495,8 @@ TEST_CASE("cli output: a library caller's Report carries redacted error messages
     provision::ProvisionOptions options;
     options.workspace = workspace.path();
     options.http.ca_files = {provision_test::test_ca().ca_cert_path};
-    options.http.connect_to = {provision::ConnectTo{"civitai.com", std::nullopt, "127.0.0.1", static_cast<std::uint16_t>(civitai->port())}};
+    options.http.connect_to = {
+        provision::ConnectTo{"civitai.com", std::nullopt, "127.0.0.1", static_cast<std::uint16_t>(civitai->port())}};
     options.credentials.civitai_token = "civitaiQuotedSecret5150";
     options.env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
     std::vector<std::string> event_messages;
@@ -496,5 +518,6 @@ TEST_CASE("cli output: a library caller's Report carries redacted error messages
     CHECK(failure.credential_needed);
     CHECK(failure.credential_present);
     for (const auto& message : event_messages) CHECK_FALSE(has(message, "civitaiQuotedSecret5150"));
-    CHECK_FALSE(has(provision_test::read_whole_file(workspace.path() / "logs/provision.log"), "civitaiQuotedSecret5150"));
+    CHECK_FALSE(
+        has(provision_test::read_whole_file(workspace.path() / "logs/provision.log"), "civitaiQuotedSecret5150"));
 }

@@ -462,7 +462,8 @@ version_id = true
 )");
     REQUIRE(m.diagnostics.size() == 1);
     CHECK(m.diagnostics[0].str() ==
-          "config.toml:7:14: models.lora.detail-tweaker.version_id: expected a number or a string of digits, got a boolean");
+          "config.toml:7:14: models.lora.detail-tweaker.version_id: expected a number or a string of digits, got a "
+          "boolean");
     CHECK(m.entries.size() == 1);  // the valid entry is still listed
     CHECK_FALSE(m.ok());
 }
@@ -518,7 +519,9 @@ colour = "blue"
     CHECK(model_id.where.line == 3);
     CHECK(model_id.where.column == 1);  // the key
     CHECK(contains(model_id.message, "unknown key \"modelId\" for source \"civitai\""));
-    CHECK(contains(model_id.message, "allowed keys: source, version_id, model_id, url, air, file_id, type, filename, sha256, description, notes"));
+    CHECK(contains(
+        model_id.message,
+        "allowed keys: source, version_id, model_id, url, air, file_id, type, filename, sha256, description, notes"));
     CHECK(contains(model_id.message, "write model_id"));
     // without an explicit source, repo and url together leave the source undecided
     auto b = only_diagnostic(m, "models.checkpoints.b");
@@ -537,7 +540,9 @@ colour = "blue"
     REQUIRE(explicit_source.diagnostics.size() == 2);
     auto headers = only_diagnostic(explicit_source, "models.checkpoints.b.headers");
     CHECK(headers.where.line == 5);
-    CHECK(contains(headers.message, "allowed keys: source, repo, file, files, include, exclude, revision, repo_type, gated, filename, sha256"));
+    CHECK(contains(
+        headers.message,
+        "allowed keys: source, repo, file, files, include, exclude, revision, repo_type, gated, filename, sha256"));
     CHECK(contains(headers.message, "belongs to source = \"url\""));
     CHECK(only_diagnostic(explicit_source, "models.checkpoints.b.colour").where.line == 6);
 }
@@ -567,13 +572,15 @@ description = 1
     CHECK(repo.message == "expected a string, got an integer");
     CHECK(only_diagnostic(m, "models.checkpoints.a.file").message == "expected a string, got an array");
     CHECK(only_diagnostic(m, "models.checkpoints.a.gated").message == "expected true or false, got a string");
-    CHECK(only_diagnostic(m, "models.checkpoints.a.revision").message == "expected a string, got a floating-point number");
+    CHECK(only_diagnostic(m, "models.checkpoints.a.revision").message ==
+          "expected a string, got a floating-point number");
     CHECK(only_diagnostic(m, "models.checkpoints.a.filename").message == "expected a string, got a boolean");
     CHECK(only_diagnostic(m, "models.checkpoints.a.sha256").message == "expected a string, got a date");
     auto version = only_diagnostic(m, "models.lora.b.version_id");
     CHECK(version.where.line == 10);
     CHECK(version.message == "expected a number or a string of digits, got a floating-point number");
-    CHECK(only_diagnostic(m, "models.lora.b.file_id").message == "expected a number or a string of digits, got a boolean");
+    CHECK(only_diagnostic(m, "models.lora.b.file_id").message ==
+          "expected a number or a string of digits, got a boolean");
     CHECK(only_diagnostic(m, "models.lora.b.type").where.line == 12);
     CHECK(only_diagnostic(m, "models.lora.b.description").where.line == 13);
 }
@@ -796,7 +803,8 @@ url = "https://example.com/ok"
 }
 
 TEST_CASE("config: a config without models is an error") {
-    for (const char* raw : {"", "# only a comment\n", "[models]\n", "[models.lora]\n[settings]\nlayout = \"forge\"\n"}) {
+    for (const char* raw :
+         {"", "# only a comment\n", "[models]\n", "[models.lora]\n[settings]\nlayout = \"forge\"\n"}) {
         CAPTURE(raw);
         auto m = provision::parse_config(raw, "config.toml", env_of({}));
         REQUIRE(m.diagnostics.size() == 1);
@@ -1010,9 +1018,10 @@ TEST_CASE("config: the seed's example configs parse") {
         REQUIRE(m.entries.size() == 11);
         std::vector<std::string> names;
         for (const auto& e : m.entries) names.push_back(e.category + "/" + e.name);
-        CHECK(names == std::vector<std::string>{"checkpoints/sdxl-base", "vae/sdxl-vae", "lora/model-name", "embeddings/easynegative",
-                                                "vae/model-name", "checkpoints/gdrive-model", "lora/another-model",
-                                                "lora/simple-model", "lora/inline-model", "clip/clip_l", "controlnet/canny"});
+        CHECK(names == std::vector<std::string>{"checkpoints/sdxl-base", "vae/sdxl-vae", "lora/model-name",
+                                                "embeddings/easynegative", "vae/model-name", "checkpoints/gdrive-model",
+                                                "lora/another-model", "lora/simple-model", "lora/inline-model",
+                                                "clip/clip_l", "controlnet/canny"});
         int counts[3] = {0, 0, 0};
         for (const auto& e : m.entries) ++counts[static_cast<int>(e.source)];
         CHECK(counts[static_cast<int>(SourceKind::huggingface)] == 4);
@@ -1035,12 +1044,14 @@ TEST_CASE("config: the seed's example configs parse") {
 
 TEST_CASE("config: hostile input gives diagnostics, never a crash") {
     SUBCASE("invalid UTF-8") {
-        auto m = provision::parse_config("[models.lora.a]\nurl = \"https://example.com/\xff\xfe\"\n", "c.toml", env_of({}));
+        auto m =
+            provision::parse_config("[models.lora.a]\nurl = \"https://example.com/\xff\xfe\"\n", "c.toml", env_of({}));
         CHECK_FALSE(m.ok());
         CHECK(m.entries.empty());
     }
     SUBCASE("NUL bytes") {
-        auto m = provision::parse_config(std::string("[models.lora.a]\nurl = \"https://e\0x\"\n", 35), "c.toml", env_of({}));
+        auto m =
+            provision::parse_config(std::string("[models.lora.a]\nurl = \"https://e\0x\"\n", 35), "c.toml", env_of({}));
         CHECK_FALSE(m.ok());
     }
     SUBCASE("deep nesting") {
@@ -1052,8 +1063,8 @@ TEST_CASE("config: hostile input gives diagnostics, never a crash") {
     }
     SUBCASE("huge values are cut in messages") {
         std::string huge(1 << 20, 'x');
-        auto m = provision::parse_config("[models.lora.a]\nversion_id = \"" + huge + "\"\nfilename = \"" + huge + "\"\n", "c.toml",
-                                         env_of({}));
+        auto m = provision::parse_config(
+            "[models.lora.a]\nversion_id = \"" + huge + "\"\nfilename = \"" + huge + "\"\n", "c.toml", env_of({}));
         REQUIRE(m.diagnostics.size() == 2);
         CHECK(m.error_text().size() < 2000);
     }
@@ -1097,7 +1108,8 @@ exclude = ["model_index.json"]
     INFO(m.error_text());
     REQUIRE(m.ok());
     REQUIRE(m.entries.size() == 2);
-    CHECK(m.entries[0].files == std::vector<std::string>{"unet/diffusion_pytorch_model.fp16.safetensors", "unet/config.json"});
+    CHECK(m.entries[0].files ==
+          std::vector<std::string>{"unet/diffusion_pytorch_model.fp16.safetensors", "unet/config.json"});
     CHECK(m.entries[0].file.empty());
     CHECK(m.entries[0].is_multi_file());
     CHECK(m.entries[1].include == std::vector<std::string>{"vae/*", "*.json"});
@@ -1147,7 +1159,8 @@ repo = "o/n"
     CHECK(contains(wrong_type.message, "for one file write file = \"...\""));
     CHECK(contains(only_diagnostic(m, "models.a.empty.include").message, "the list is empty"));
     CHECK(contains(only_diagnostic(m, "models.a.both.files").message, "\"file\" and \"files\" cannot be combined"));
-    CHECK(contains(only_diagnostic(m, "models.a.mixed.include").message, "\"files\" and \"include\" cannot be combined"));
+    CHECK(
+        contains(only_diagnostic(m, "models.a.mixed.include").message, "\"files\" and \"include\" cannot be combined"));
     CHECK(contains(only_diagnostic(m, "models.a.exclude-only.exclude").message, "exclude needs include"));
     CHECK(contains(only_diagnostic(m, "models.a.bad-item.files[1]").message, "expected a string, got an integer"));
     CHECK(contains(only_diagnostic(m, "models.a.bad-item.files[2]").message, "\"..\""));
@@ -1170,11 +1183,13 @@ TEST_CASE("config: every example in examples/configs parses, and its categories 
         std::ifstream in(item.path(), std::ios::binary);
         std::stringstream text;
         text << in.rdbuf();
-        auto m = provision::parse_config(text.str(), item.path().filename().string(), env_of({{"WORKSPACE", "/workspace"}}));
+        auto m =
+            provision::parse_config(text.str(), item.path().filename().string(), env_of({{"WORKSPACE", "/workspace"}}));
         INFO(m.error_text());
         REQUIRE(m.ok());
         CHECK(m.entries.size() >= 5);
-        auto layout = provision::Layout::by_name(m.settings.layout.empty() ? "sdnext" : m.settings.layout, "/workspace");
+        auto layout =
+            provision::Layout::by_name(m.settings.layout.empty() ? "sdnext" : m.settings.layout, "/workspace");
         REQUIRE(layout);
         for (const auto& [category, target] : m.settings.directories) layout->add(category, target);
         for (const auto& entry : m.entries) {

@@ -176,7 +176,8 @@ CaseRun run_case(const std::string& name, provision::ProvisioningSystem& system)
     run.manifest = provision::parse_config(text, origin, corpus_environment());
     for (const auto& entry : run.manifest.entries)
         if (auto folder = system.layout().folder_for(entry.category); !folder)
-            run.layout_diagnostics.push_back(Diagnostic{entry.where, "models." + entry.category, folder.error().message});
+            run.layout_diagnostics.push_back(
+                Diagnostic{entry.where, "models." + entry.category, folder.error().message});
     if (run.manifest.ok() && run.layout_diagnostics.empty()) return run;
 
     provision::Report report = system.provision_from_text(text, origin);
@@ -291,12 +292,14 @@ TEST_CASE("config corpus: no message repeats a secret or carries a control chara
             const std::string line = d.str();
             INFO("diagnostic: " << line.substr(0, 300));
             for (const auto& item : corpus_variables()) {
-                const auto& variable = item.first;  // named, not bound: clang (C++17) cannot capture a binding in INFO/CAPTURE
+                const auto& variable =
+                    item.first;  // named, not bound: clang (C++17) cannot capture a binding in INFO/CAPTURE
                 const auto& value = item.second;
                 if (value.empty()) continue;
                 std::istringstream pieces(value);
                 for (std::string piece; std::getline(pieces, piece);)
-                    CHECK_MESSAGE(line.find(piece) == std::string::npos, "the value of " << variable << " leaked into a message");
+                    CHECK_MESSAGE(line.find(piece) == std::string::npos,
+                                  "the value of " << variable << " leaked into a message");
             }
             // One diagnostic is one log line: a raw line break or escape sequence
             // taken from the config would forge or garble the lines after it.

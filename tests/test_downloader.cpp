@@ -15,8 +15,8 @@
 #include <mutex>
 #include <thread>
 
-using provision::DownloadPlan;
 using provision::Downloader;
+using provision::DownloadPlan;
 using provision::HttpClient;
 using provision_test::fast_options;
 using provision_test::files_under;
@@ -26,10 +26,7 @@ using provision_test::TempDir;
 using provision_test::test_bytes;
 using provision_test::trusting_options;
 
-namespace {
-
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("downloader: installs the exact bytes under the final name, verified") {
     auto server = LoopbackServer::https();
@@ -86,7 +83,8 @@ TEST_CASE("downloader: text/plain decides by the body: a binary model installs, 
     // nginx without its MIME map (and many object stores) label every
     // unknown file text/plain; an error message served the same way is not a model.
     auto server = LoopbackServer::https();
-    std::string model = std::string("\x18\x00\x00\x00\x00\x00\x00\x00", 8) + R"({"__metadata__":{}}     )" + test_bytes(5000, 41);
+    std::string model =
+        std::string("\x18\x00\x00\x00\x00\x00\x00\x00", 8) + R"({"__metadata__":{}}     )" + test_bytes(5000, 41);
     server->server().Get("/plain/model.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
         provision_test::ServeOptions as_text;
         as_text.content_type = "text/plain";
@@ -106,7 +104,8 @@ TEST_CASE("downloader: text/plain decides by the body: a binary model installs, 
     auto refused = downloader.download(plan_for(server->url("/denied/model.safetensors"), dir / "VAE"));
     REQUIRE_FALSE(refused);
     CHECK(refused.error().code == provision::errc::integrity);
-    CHECK(refused.error().message.find("sent text (\"Access denied: this bucket requires a signed request") != std::string::npos);
+    CHECK(refused.error().message.find("sent text (\"Access denied: this bucket requires a signed request") !=
+          std::string::npos);
     CHECK(files_under(dir / "VAE").empty());
 }
 
@@ -133,11 +132,14 @@ TEST_CASE("downloader: the file name comes from filename, then Content-Dispositi
         };
     };
     server->server().Get("/cd/plain", disposition("attachment; filename=\"plain.safetensors\""));
-    server->server().Get("/cd/star", disposition("attachment; filename=\"fallback.bin\"; filename*=UTF-8''na%C3%AFve%20lora.safetensors"));
+    server->server().Get(
+        "/cd/star",
+        disposition("attachment; filename=\"fallback.bin\"; filename*=UTF-8''na%C3%AFve%20lora.safetensors"));
     server->server().Get("/cd/climb", disposition("attachment; filename=\"../../escape.safetensors\""));
     server->server().Get("/cd/abs", disposition("attachment; filename=\"/etc/cron.d/x.bin\""));
     server->server().Get("/cd/dots", disposition("attachment; filename=\"..\""));
-    server->server().Get("/cd/control", disposition(std::string("attachment; filename=\"a\x01" "b.bin\"")));
+    server->server().Get("/cd/control", disposition(std::string("attachment; filename=\"a\x01"
+                                                                "b.bin\"")));
     // A name with a literal percent sign: decoded once, as sent (cpp-httplib
     // 0.11 decodes header values itself, and would have made this "aA").
     server->server().Get("/cd/percent", disposition("attachment; filename*=UTF-8''a%2541.safetensors"));
@@ -356,7 +358,8 @@ TEST_CASE("engine: connections dropped at chosen offsets continue where they bro
     server->server().Get("/drop.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
         provision_test::ServeOptions options;
         int number = served++;
-        if (number < 3) options.abort_after = 300000u + 1000u * static_cast<unsigned>(number);  // three drops, then good answers
+        if (number < 3)
+            options.abort_after = 300000u + 1000u * static_cast<unsigned>(number);  // three drops, then good answers
         server->serve_bytes(res, req, body, options);
     });
     TempDir dir;
@@ -411,7 +414,8 @@ TEST_CASE("engine: a stalled connection is dropped and its bytes fetched again")
     CHECK(provision_test::read_whole_file(dir / "Lora/stall.safetensors") == *body);
     CHECK(log.any(provision::EventKind::retry, "stalled"));
     bool refetched = false;  // the bytes from the silent point on were asked for again
-    for (const auto& request : server->requests()) refetched = refetched || request.header("Range").find("bytes=400000-") == 0;
+    for (const auto& request : server->requests())
+        refetched = refetched || request.header("Range").find("bytes=400000-") == 0;
     CHECK(refetched);
 }
 
@@ -535,7 +539,7 @@ TEST_CASE("engine: wrong bytes get one fresh download, then a failure naming bot
     CHECK(result.error().code == provision::errc::integrity);
     CHECK(result.error().message.find("expected " + always_plan.sha256) != std::string::npos);
     CHECK(result.error().message.find("got " + provision::detail::sha256_hex(*bad)) != std::string::npos);
-    CHECK(server->bytes_sent() - before == 2 * bad->size());  // exactly one fresh download
+    CHECK(server->bytes_sent() - before == 2 * bad->size());                              // exactly one fresh download
     CHECK(files_under(dir.path()) == std::vector<std::string>{"Lora/once.safetensors"});  // no .part, no state
 }
 
@@ -550,7 +554,8 @@ TEST_CASE("engine: the install record makes a re-run free; a changed file or sou
     auto options = fast_options(2);
     options.registry = std::make_shared<provision::InstallRegistry>(dir / "ws/.provision/installed.json");
     Downloader downloader{http, options};
-    auto plan = plan_for(server->url("/rec.safetensors"), dir / "Lora", "rec.safetensors");  // no digest: only the record can vouch
+    auto plan = plan_for(server->url("/rec.safetensors"), dir / "Lora",
+                         "rec.safetensors");  // no digest: only the record can vouch
     plan.identity = "url:" + plan.url.redacted();
     auto first = downloader.download(plan);
     REQUIRE(first);
@@ -648,7 +653,8 @@ TEST_CASE("engine: a target locked elsewhere waits, and a holder in this very pr
     EventLog log;
     std::atomic<bool> waiting{false};
     log.also = [&](const provision::Event& event) {
-        if (event.kind == provision::EventKind::message && event.message.find("waiting") != std::string::npos) waiting = true;
+        if (event.kind == provision::EventKind::message && event.message.find("waiting") != std::string::npos)
+            waiting = true;
     };
     auto options = fast_options(2);
     options.on_event = log.handler();
@@ -657,7 +663,8 @@ TEST_CASE("engine: a target locked elsewhere waits, and a holder in this very pr
     std::optional<provision::Result<provision::InstalledFile>> result;
     std::thread worker([&] { result = downloader.download(plan); });
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!waiting && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    while (!waiting && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
     CHECK(waiting.load());
     CHECK(server->requests().empty());  // nothing is fetched while someone else holds the file
     // The holder is this very process (the test took the lock itself): the
@@ -713,7 +720,8 @@ TEST_CASE("engine: cancelling stops promptly during a backoff and during a stall
         canceller.join();
         REQUIRE_FALSE(result);
         CHECK(result.error().code == provision::errc::cancelled);
-        auto took = ended - std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(cancelled_at.load()));
+        auto took =
+            ended - std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(cancelled_at.load()));
         CHECK(took < std::chrono::seconds(5));  // not the 60 s Retry-After or stall timeout
     }
     // The stalled download had bytes: its .part and state stay for the next run.
@@ -748,7 +756,8 @@ TEST_CASE("engine: the global connection cap holds over several files") {
     CHECK(ok.load() == 3);
     CHECK(server->peak_active() <= 3);
     CHECK(options.connection_budget->in_use() == 0);
-    for (int i = 0; i < 3; ++i) CHECK(provision_test::read_whole_file(dir / ("VAE/" + std::to_string(i) + ".bin")) == *body);
+    for (int i = 0; i < 3; ++i)
+        CHECK(provision_test::read_whole_file(dir / ("VAE/" + std::to_string(i) + ".bin")) == *body);
 }
 
 TEST_CASE("engine: an idle connection takes over the second half of a slow piece") {

@@ -105,12 +105,13 @@ std::uint64_t recorded_bytes(const std::filesystem::path& part) {
 /// Serves `body` at /big.safetensors, throttled per connection while `throttled`.
 void serve_big(LoopbackServer& server, std::shared_ptr<const std::string> body, std::atomic<bool>& throttled,
                std::uint64_t rate = 4u << 20) {
-    server.server().Get("/big.safetensors", [&server, body, &throttled, rate](const httplib::Request& req, httplib::Response& res) {
-        provision_test::ServeOptions options;
-        if (throttled) options.bytes_per_second = rate;
-        res.set_header("ETag", "\"big-v1\"");
-        server.serve_bytes(res, req, body, options);
-    });
+    server.server().Get("/big.safetensors",
+                        [&server, body, &throttled, rate](const httplib::Request& req, httplib::Response& res) {
+                            provision_test::ServeOptions options;
+                            if (throttled) options.bytes_per_second = rate;
+                            res.set_header("ETag", "\"big-v1\"");
+                            server.serve_bytes(res, req, body, options);
+                        });
 }
 
 }  // namespace
@@ -142,7 +143,8 @@ TEST_CASE("engine cli: after SIGKILL mid-file, the re-run fetches only the missi
     auto requests_before = server->requests().size();
     std::string kept_ranges;
     if (auto state = provision::detail::load_resume_state(provision::detail::resume_state_path(part)))
-        for (const auto& span : state->done.spans()) kept_ranges += std::to_string(span.begin) + "-" + std::to_string(span.end) + " ";
+        for (const auto& span : state->done.spans())
+            kept_ranges += std::to_string(span.begin) + "-" + std::to_string(span.end) + " ";
     INFO("kept: " << kept_ranges);
     // One connection: no piece is split, so the server's count is exact.
     auto second = provision_test::run_process(cli_args(*server, {config.string(), "--connections", "1"}), env);
@@ -168,7 +170,8 @@ TEST_CASE("engine cli: by default a failing download is retried 8 times, the wai
         res.set_content("busy", "text/plain");
     });
     TempDir workspace;
-    auto config = workspace.write("c.toml", "[models.checkpoints]\nbusy = \"https://models.example/busy.safetensors\"\n");
+    auto config =
+        workspace.write("c.toml", "[models.checkpoints]\nbusy = \"https://models.example/busy.safetensors\"\n");
     Child child(cli_args(*server, {config.string(), "--json"}), {{"WORKSPACE", workspace.path().string()}});
     REQUIRE(wait_for([&] { return child.out().find("retry 2 of 8 in ") != std::string::npos; }));
     child.signal(SIGTERM);
@@ -204,7 +207,8 @@ TEST_CASE("engine cli: SIGTERM and SIGINT stop promptly, keep the partial file, 
     for (int number : {SIGTERM, SIGINT}) {
         CAPTURE(number);
         TempDir workspace;
-        auto config = workspace.write("c.toml", "[models.checkpoints]\nbig = \"https://models.example/big.safetensors\"\n");
+        auto config =
+            workspace.write("c.toml", "[models.checkpoints]\nbig = \"https://models.example/big.safetensors\"\n");
         auto part = workspace.path() / "sdnext/models/Stable-diffusion/big.safetensors.part";
         Child child(cli_args(*server, {config.string()}), {{"WORKSPACE", workspace.path().string()}});
         REQUIRE(wait_for([&] { return recorded_bytes(part) > 0; }));
@@ -225,7 +229,8 @@ TEST_CASE("engine cli: SIGTERM and SIGINT stop promptly, keep the partial file, 
     }
 }
 
-TEST_CASE("engine cli: two provisioners on one workspace never write the same file; the second waits and names the first") {
+TEST_CASE(
+    "engine cli: two provisioners on one workspace never write the same file; the second waits and names the first") {
     auto server = LoopbackServer::https({"models.example"});
     auto body = std::make_shared<const std::string>(test_bytes(3u << 20, 52));
     std::atomic<bool> throttled{true};
@@ -243,7 +248,8 @@ TEST_CASE("engine cli: two provisioners on one workspace never write the same fi
     INFO(second.err());
     CHECK(second.err().find("pid " + std::to_string(first.pid())) != std::string::npos);
     CHECK(second.out().find("present") != std::string::npos);
-    CHECK(provision_test::read_whole_file(workspace.path() / "sdnext/models/Stable-diffusion/big.safetensors") == *body);
+    CHECK(provision_test::read_whole_file(workspace.path() / "sdnext/models/Stable-diffusion/big.safetensors") ==
+          *body);
     std::string asked;
     for (const auto& request : server->requests()) asked += request.header("Range") + " ";
     INFO("asked: " << asked << " first: " << first.err());
@@ -299,7 +305,8 @@ TEST_CASE("engine cli: a re-run with everything in place fetches nothing; --veri
 TEST_CASE("engine cli: a filesystem too small for the file fails it at once with exit 7 and a clear message") {
     TempDir mount_point;
     if (::mount("tmpfs", mount_point.path().c_str(), "tmpfs", 0, "size=1m") != 0) {
-        provision_test::skip_test("disk-full-tmpfs", std::string("cannot mount a small tmpfs here (") + std::strerror(errno) + ")");
+        provision_test::skip_test("disk-full-tmpfs",
+                                  std::string("cannot mount a small tmpfs here (") + std::strerror(errno) + ")");
         return;
     }
     struct Unmount {
@@ -312,8 +319,8 @@ TEST_CASE("engine cli: a filesystem too small for the file fails it at once with
     serve_big(*server, body, throttled);
     TempDir elsewhere;
     auto config = elsewhere.write("c.toml", "[models.checkpoints]\nbig = \"https://models.example/big.safetensors\"\n");
-    auto result = provision_test::run_process(cli_args(*server, {config.string()}),
-                                              {{"WORKSPACE", mount_point.path().string()}});
+    auto result =
+        provision_test::run_process(cli_args(*server, {config.string()}), {{"WORKSPACE", mount_point.path().string()}});
     INFO(result.out);
     INFO(result.err);
     CHECK(result.exit_code == 7);

@@ -140,9 +140,11 @@ class Child {
 class FileServer {
   public:
     explicit FileServer(const fs::path& root)
-        : child_({fs::path(PROVISION_FILE_SERVER_PATH).string(), root.string(), "--ready-file", (ready_.path() / "port").string()}) {
-        REQUIRE_MESSAGE(wait_for([&] { return read_whole_file(ready_.path() / "port").find('\n') != std::string::npos; }),
-                        "file_server did not start: " << child_.err());
+        : child_({fs::path(PROVISION_FILE_SERVER_PATH).string(), root.string(), "--ready-file",
+                  (ready_.path() / "port").string()}) {
+        REQUIRE_MESSAGE(
+            wait_for([&] { return read_whole_file(ready_.path() / "port").find('\n') != std::string::npos; }),
+            "file_server did not start: " << child_.err());
         port_ = std::stoi(read_whole_file(ready_.path() / "port"));
     }
     ~FileServer() {
@@ -178,7 +180,8 @@ std::map<std::string, std::map<std::string, std::string>> plans_of(const std::st
 
 }  // namespace
 
-TEST_CASE("examples: parse_config lists every entry with category, name and source, or every problem with where and what") {
+TEST_CASE(
+    "examples: parse_config lists every entry with category, name and source, or every problem with where and what") {
     TempDir dir;
     auto good = dir.write("provision.toml",
                           "[settings]\nlayout = \"comfyui\"\n\n"
@@ -192,17 +195,20 @@ TEST_CASE("examples: parse_config lists every entry with category, name and sour
     auto lines = lines_of(result.out);
     REQUIRE(lines.size() == 5);
     CHECK(lines[0] == "layout: comfyui");
-    CHECK(words_of(lines[1]) == std::vector<std::string>{"checkpoints", "sdxl-base", "huggingface",
-                                                         "stabilityai/stable-diffusion-xl-base-1.0/sd_xl_base_1.0.safetensors"});
+    CHECK(words_of(lines[1]) ==
+          std::vector<std::string>{"checkpoints", "sdxl-base", "huggingface",
+                                   "stabilityai/stable-diffusion-xl-base-1.0/sd_xl_base_1.0.safetensors"});
     CHECK(words_of(lines[2]) == std::vector<std::string>{"lora", "detail-tweaker", "civitai", "version", "58390"});
     // The query value that may be a token is hidden; a harmless one is kept.
-    CHECK(words_of(lines[3]) == std::vector<std::string>{"vae", "plain", "url", "https://example.com/vae.safetensors?token=***&download=1"});
+    CHECK(words_of(lines[3]) ==
+          std::vector<std::string>{"vae", "plain", "url", "https://example.com/vae.safetensors?token=***&download=1"});
     CHECK_FALSE(contains(result.out, "s3cr3t"));
     CHECK(lines[4] == "3 entries in " + good.string());
 
     // Two problems in one file: both reported, each with file:line:column and the key.
-    auto bad = dir.write("bad.toml", "[models.lora.x]\nsource = \"civitai\"\nversion_id = true\n\n"
-                                     "[models.vae.y]\nsource = \"url\"\n");
+    auto bad = dir.write("bad.toml",
+                         "[models.lora.x]\nsource = \"civitai\"\nversion_id = true\n\n"
+                         "[models.vae.y]\nsource = \"url\"\n");
     auto failed = run_process({example("parse_config"), bad.string()});
     INFO(failed.err);
     CHECK(failed.exit_code == 2);
@@ -252,7 +258,8 @@ TEST_CASE("examples: map_layout prints category -> folder for each UI, with over
     CHECK(sdnext["clip"] == "/workspace/sdnext/models/text_encoder");
 
     // An override moves the category and the aliases that follow it.
-    auto moved = folders_of(run_process({example("map_layout"), "comfyui", "/ws", "lora=loras/sdxl", "motion=/models/motion"}));
+    auto moved =
+        folders_of(run_process({example("map_layout"), "comfyui", "/ws", "lora=loras/sdxl", "motion=/models/motion"}));
     CHECK(moved["lora"] == "/ws/ComfyUI/models/loras/sdxl");
     CHECK(moved["lycoris"] == "/ws/ComfyUI/models/loras/sdxl");
     CHECK(moved["motion"] == "/models/motion");
@@ -270,13 +277,15 @@ TEST_CASE("examples: map_layout prints category -> folder for each UI, with over
 TEST_CASE("examples: resolve_plans prints each entry's URL, target, size and SHA-256 with metadata requests only") {
     provision_test::SeedWorld world;
     TempDir dir;
-    auto config = dir.write("provision.toml",
-                            read_whole_file(fs::path(PROVISION_SOURCE_DIR) / "tests/data/configs/minimal.toml") +
-                                "\n[models.lora.shared]\nurl = \"https://drive.google.com/file/d/1ABC123DEF456/view?usp=sharing\"\n"
-                                "\n[models.vae]\nplain = \"https://example.com/model.safetensors\"\n");
+    auto config = dir.write(
+        "provision.toml",
+        read_whole_file(fs::path(PROVISION_SOURCE_DIR) / "tests/data/configs/minimal.toml") +
+            "\n[models.lora.shared]\nurl = \"https://drive.google.com/file/d/1ABC123DEF456/view?usp=sharing\"\n"
+            "\n[models.vae]\nplain = \"https://example.com/model.safetensors\"\n");
     auto ws = dir / "ws";
-    auto result = run_process(concat({example("resolve_plans"), config.string(), "--workspace", ws.string()}, world.cli_options()),
-                              world.env());
+    auto result = run_process(
+        concat({example("resolve_plans"), config.string(), "--workspace", ws.string()}, world.cli_options()),
+        world.env());
     INFO(result.out << result.err);
     CHECK(result.exit_code == 0);
     auto plans = plans_of(result.out);
@@ -315,21 +324,26 @@ TEST_CASE("examples: resolve_plans prints each entry's URL, target, size and SHA
     CHECK_FALSE(fs::exists(ws));  // and nothing was written
 
     // One entry that cannot resolve fails alone, with the CLI's exit code for it (4: not found).
-    auto broken = dir.write("broken.toml", "[models.checkpoints.gone]\nrepo = \"stabilityai/stable-diffusion-xl-base-1.0\"\n"
-                                           "file = \"no_such_file.safetensors\"\n\n"
-                                           "[models.text_encoder.clip_l]\nrepo = \"comfyanonymous/flux_text_encoders\"\n"
-                                           "file = \"clip_l.safetensors\"\n");
-    auto partly = run_process(concat({example("resolve_plans"), broken.string(), "--workspace", ws.string()}, world.cli_options()),
-                              world.env());
+    auto broken = dir.write("broken.toml",
+                            "[models.checkpoints.gone]\nrepo = \"stabilityai/stable-diffusion-xl-base-1.0\"\n"
+                            "file = \"no_such_file.safetensors\"\n\n"
+                            "[models.text_encoder.clip_l]\nrepo = \"comfyanonymous/flux_text_encoders\"\n"
+                            "file = \"clip_l.safetensors\"\n");
+    auto partly = run_process(
+        concat({example("resolve_plans"), broken.string(), "--workspace", ws.string()}, world.cli_options()),
+        world.env());
     INFO(partly.out << partly.err);
     CHECK(partly.exit_code == 4);
     auto partial = plans_of(partly.out);
     CHECK(contains(partial["models.checkpoints.gone"]["error"], "no_such_file.safetensors"));
     CHECK(partial["models.text_encoder.clip_l"]["size"] == "120000 bytes");
-    CHECK(partial["models.text_encoder.clip_l"]["target"] == (ws / "sdnext/models/text_encoder/clip_l.safetensors").string());
+    CHECK(partial["models.text_encoder.clip_l"]["target"] ==
+          (ws / "sdnext/models/text_encoder/clip_l.safetensors").string());
 }
 
-TEST_CASE("examples: drive_link prints a Drive file's id, name, size and confirmed download URL, and refuses what is no file") {
+TEST_CASE(
+    "examples: drive_link prints a Drive file's id, name, size and confirmed download URL, and refuses what is no "
+    "file") {
     provision_test::DriveEmulator drive;
     provision_test::DriveItemSpec large;
     large.id = "1LargeCheckpoint_x9";
@@ -337,7 +351,9 @@ TEST_CASE("examples: drive_link prints a Drive file's id, name, size and confirm
     large.bytes = test_bytes(300000, 61);
     large.serving = provision_test::DriveServing::scan_warning;  // the warning page and its form first
     drive.add(large);
-    auto args = [&](const std::string& link) { return concat({example("drive_link"), link}, reach(drive.connect_to())); };
+    auto args = [&](const std::string& link) {
+        return concat({example("drive_link"), link}, reach(drive.connect_to()));
+    };
 
     auto result = run_process(args("https://drive.google.com/file/d/1LargeCheckpoint_x9/view?usp=sharing"));
     INFO(result.out << result.err);
@@ -348,7 +364,7 @@ TEST_CASE("examples: drive_link prints a Drive file's id, name, size and confirm
     CHECK(lines[1] == "name:     big_model.safetensors");
     CHECK(lines[2] == "size:     300000 bytes");
     CHECK(lines[3].rfind("download: https://drive.usercontent.google.com/download?id=1LargeCheckpoint_x9", 0) == 0);
-    CHECK(contains(lines[3], "uuid=***"));  // the confirmation is a short-lived credential
+    CHECK(contains(lines[3], "uuid=***"));               // the confirmation is a short-lived credential
     CHECK(drive.usercontent().count("/download") >= 2);  // the warning page, then the confirmed URL
 
     auto unknown = run_process(args("https://drive.google.com/open?id=1NoSuchFile"));
@@ -381,13 +397,15 @@ TEST_CASE("examples: download_one installs a URL into a folder with progress eve
     auto lines = lines_of(result.out);
     REQUIRE(lines.size() >= 2);
     CHECK(lines.front() == "start " + installed.string() + " (3000000 bytes)");
-    CHECK(lines.back() == "installed " + installed.string() + ": 3000000 bytes, sha256 " + provision::detail::sha256_hex(model));
+    CHECK(lines.back() ==
+          "installed " + installed.string() + ": 3000000 bytes, sha256 " + provision::detail::sha256_hex(model));
     CHECK(read_whole_file(installed) == model);
-    CHECK(std::vector<fs::path>(fs::directory_iterator(folder), fs::directory_iterator()) == std::vector<fs::path>{installed});
+    CHECK(std::vector<fs::path>(fs::directory_iterator(folder), fs::directory_iterator()) ==
+          std::vector<fs::path>{installed});
 
     // A digest that does not match is never installed (8: integrity).
-    auto wrong = run_process({example("download_one"), server.url("/models/model.safetensors"), (dir / "wrong").string(),
-                              "--sha256", std::string(64, 'a')});
+    auto wrong = run_process({example("download_one"), server.url("/models/model.safetensors"),
+                              (dir / "wrong").string(), "--sha256", std::string(64, 'a')});
     CHECK(wrong.exit_code == 8);
     CHECK(contains(wrong.err, "error: download_one: "));
     CHECK_FALSE(fs::exists(dir / "wrong/model.safetensors"));
@@ -396,16 +414,19 @@ TEST_CASE("examples: download_one installs a URL into a folder with progress eve
     CHECK(contains(gone.err, "404"));
 }
 
-TEST_CASE("examples: download_one stops promptly on SIGINT through the cancel flag, keeps the .part, exits 130, and resumes") {
+TEST_CASE(
+    "examples: download_one stops promptly on SIGINT through the cancel flag, keeps the .part, exits 130, and "
+    "resumes") {
     auto server = LoopbackServer::http();
     auto body = std::make_shared<const std::string>(test_bytes(20u << 20, 63));
     std::atomic<bool> throttled{true};
-    server->server().Get("/big.safetensors", [&server, body, &throttled](const httplib::Request& req, httplib::Response& res) {
-        provision_test::ServeOptions options;
-        if (throttled) options.bytes_per_second = 512u << 10;  // about 20 s for the whole file
-        res.set_header("ETag", "\"big-v1\"");
-        server->serve_bytes(res, req, body, options);
-    });
+    server->server().Get("/big.safetensors",
+                         [&server, body, &throttled](const httplib::Request& req, httplib::Response& res) {
+                             provision_test::ServeOptions options;
+                             if (throttled) options.bytes_per_second = 512u << 10;  // about 20 s for the whole file
+                             res.set_header("ETag", "\"big-v1\"");
+                             server->serve_bytes(res, req, body, options);
+                         });
     TempDir dir;
     auto part = dir / "out/big.safetensors.part";
     Child child({example("download_one"), server->url("/big.safetensors"), (dir / "out").string()});
@@ -436,7 +457,9 @@ TEST_CASE("examples: download_one stops promptly on SIGINT through the cancel fl
     CHECK_FALSE(fs::exists(part));
 }
 
-TEST_CASE("examples: check_lockfile checks a workspace against the provision.lock the CLI wrote, naming what is missing or differs") {
+TEST_CASE(
+    "examples: check_lockfile checks a workspace against the provision.lock the CLI wrote, naming what is missing or "
+    "differs") {
     TempDir served;
     std::string base = test_bytes(400000, 64);
     std::string detail = test_bytes(150000, 65);
@@ -445,9 +468,12 @@ TEST_CASE("examples: check_lockfile checks a workspace against the provision.loc
     FileServer server(served.path());
     TempDir dir;
     auto ws = dir / "ws";
-    auto config = dir.write("provision.toml", "[models.checkpoints]\nbase = \"" + server.url("/base.safetensors") + "\"\n\n"
-                                              "[models.lora.detail]\nurl = \"" + server.url("/detail.safetensors") + "\"\n"
-                                              "filename = \"add_detail.safetensors\"\n");
+    auto config = dir.write("provision.toml", "[models.checkpoints]\nbase = \"" + server.url("/base.safetensors") +
+                                                  "\"\n\n"
+                                                  "[models.lora.detail]\nurl = \"" +
+                                                  server.url("/detail.safetensors") +
+                                                  "\"\n"
+                                                  "filename = \"add_detail.safetensors\"\n");
     auto provisioned = run_process({PROVISION_CLI_PATH, config.string(), "--workspace", ws.string()});
     INFO(provisioned.out << provisioned.err);
     REQUIRE(provisioned.exit_code == 0);
@@ -460,8 +486,10 @@ TEST_CASE("examples: check_lockfile checks a workspace against the provision.loc
     auto lines = lines_of(matching.out);
     REQUIRE(lines.size() == 4);
     CHECK(lines[0].rfind(lock + ": 2 files pinned by a run of " + config.string() + " at ", 0) == 0);
-    CHECK(words_of(lines[1]) == std::vector<std::string>{"ok", "models.checkpoints.base", "sdnext/models/Stable-diffusion/base.safetensors"});
-    CHECK(words_of(lines[2]) == std::vector<std::string>{"ok", "models.lora.detail", "sdnext/models/Lora/add_detail.safetensors"});
+    CHECK(words_of(lines[1]) ==
+          std::vector<std::string>{"ok", "models.checkpoints.base", "sdnext/models/Stable-diffusion/base.safetensors"});
+    CHECK(words_of(lines[2]) ==
+          std::vector<std::string>{"ok", "models.lora.detail", "sdnext/models/Lora/add_detail.safetensors"});
     CHECK(lines[3] == "2 of 2 files match " + lock);
 
     // Same size, other bytes: only the digest can tell. Then a missing and a truncated file.
@@ -470,15 +498,19 @@ TEST_CASE("examples: check_lockfile checks a workspace against the provision.loc
     dir.write("ws/sdnext/models/Lora/add_detail.safetensors", tampered);
     auto differs = run_process({example("check_lockfile"), lock, ws.string()});
     CHECK(differs.exit_code == 1);
-    CHECK(contains(differs.out, "differs  models.lora.detail  sdnext/models/Lora/add_detail.safetensors: its SHA-256 is not the lock's " +
-                                    provision::detail::sha256_hex(detail)));
+    CHECK(contains(
+        differs.out,
+        "differs  models.lora.detail  sdnext/models/Lora/add_detail.safetensors: its SHA-256 is not the lock's " +
+            provision::detail::sha256_hex(detail)));
     CHECK(contains(differs.out, "1 of 2 files match"));
     fs::remove(ws / "sdnext/models/Stable-diffusion/base.safetensors");
     dir.write("ws/sdnext/models/Lora/add_detail.safetensors", detail.substr(0, 1000));
     auto broken = run_process({example("check_lockfile"), lock, ws.string()});
     INFO(broken.out);
     CHECK(broken.exit_code == 1);
-    CHECK(words_of(lines_of(broken.out).at(1)) == std::vector<std::string>{"missing", "models.checkpoints.base", "sdnext/models/Stable-diffusion/base.safetensors"});
+    CHECK(words_of(lines_of(broken.out).at(1)) ==
+          std::vector<std::string>{"missing", "models.checkpoints.base",
+                                   "sdnext/models/Stable-diffusion/base.safetensors"});
     CHECK(contains(broken.out, "add_detail.safetensors: 1000 bytes, the lock says 150000"));
     CHECK(contains(broken.out, "0 of 2 files match"));
 
@@ -489,7 +521,9 @@ TEST_CASE("examples: check_lockfile checks a workspace against the provision.loc
     CHECK(unreadable.out.empty());
 }
 
-TEST_CASE("examples: embed_minimal provisions from a URL or a local path, as provision() chooses, through the single header") {
+TEST_CASE(
+    "examples: embed_minimal provisions from a URL or a local path, as provision() chooses, through the single "
+    "header") {
     TempDir served;
     std::string model = test_bytes(200000, 66);
     served.write("base.safetensors", model);
@@ -502,17 +536,20 @@ TEST_CASE("examples: embed_minimal provisions from a URL or a local path, as pro
     INFO(from_url.out << from_url.err);
     CHECK(from_url.exit_code == 0);
     auto installed = dir / "a/sdnext/models/Stable-diffusion/base.safetensors";
-    CHECK(lines_of(from_url.out) == std::vector<std::string>{"installed models.checkpoints.base " + installed.string()});
+    CHECK(lines_of(from_url.out) ==
+          std::vector<std::string>{"installed models.checkpoints.base " + installed.string()});
     CHECK(read_whole_file(installed) == model);
 
     // A local file whose name starts with "http" is still a file, not a URL.
     dir.write("http-models.toml", config);
-    auto from_file = run_process({"/bin/sh", "-c", "cd '" + dir.path().string() + "' && exec '" + example("embed_minimal") +
-                                                       "' http-models.toml '" + (dir / "b").string() + "'"});
+    auto from_file = run_process({"/bin/sh", "-c",
+                                  "cd '" + dir.path().string() + "' && exec '" + example("embed_minimal") +
+                                      "' http-models.toml '" + (dir / "b").string() + "'"});
     INFO(from_file.out << from_file.err);
     CHECK(from_file.exit_code == 0);
     CHECK(lines_of(from_file.out) ==
-          std::vector<std::string>{"installed models.checkpoints.base " + (dir / "b/sdnext/models/Stable-diffusion/base.safetensors").string()});
+          std::vector<std::string>{"installed models.checkpoints.base " +
+                                   (dir / "b/sdnext/models/Stable-diffusion/base.safetensors").string()});
     // And a second run finds it in place.
     auto again = run_process({example("embed_minimal"), (dir / "http-models.toml").string(), (dir / "b").string()});
     CHECK(again.exit_code == 0);

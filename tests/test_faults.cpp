@@ -28,8 +28,8 @@
 #include <random>
 #include <thread>
 
-using provision::DownloadPlan;
 using provision::Downloader;
+using provision::DownloadPlan;
 using provision::HttpClient;
 using provision_test::files_under;
 using provision_test::LoopbackServer;
@@ -50,7 +50,9 @@ DownloadPlan plan_for(const std::string& url, const std::filesystem::path& folde
 
 /// Four attempts where the engine suites allow three: the storms and seeded
 /// faults here fail several requests in a row by design.
-provision::DownloadOptions fast_options(std::size_t connections = 4) { return provision_test::fast_options(connections, 4); }
+provision::DownloadOptions fast_options(std::size_t connections = 4) {
+    return provision_test::fast_options(connections, 4);
+}
 
 bool contains(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
 
@@ -105,7 +107,8 @@ RawRequest parse_raw_request(const std::string& head) {
     RawRequest request;
     auto space = head.find(' ');
     auto second = head.find(' ', space + 1);
-    if (space != std::string::npos && second != std::string::npos) request.target = head.substr(space + 1, second - space - 1);
+    if (space != std::string::npos && second != std::string::npos)
+        request.target = head.substr(space + 1, second - space - 1);
     std::string lower = provision::detail::to_lower(head);
     auto at = lower.find("\r\nrange: bytes=");
     if (at != std::string::npos) {
@@ -133,8 +136,8 @@ void reset_on_close(int fd) {
 
 /// Answers a Range request for `body` (or the whole of it), optionally cutting
 /// the body after `cut_after` bytes with a FIN or a reset.
-void answer_range(int fd, const RawRequest& request, const std::string& body, std::optional<std::uint64_t> cut_after = {},
-                  bool reset = false) {
+void answer_range(int fd, const RawRequest& request, const std::string& body,
+                  std::optional<std::uint64_t> cut_after = {}, bool reset = false) {
     std::uint64_t first = 0;
     std::uint64_t last = body.size() - 1;
     std::string head;
@@ -143,7 +146,8 @@ void answer_range(int fd, const RawRequest& request, const std::string& body, st
         last = std::min<std::uint64_t>(request.last.value_or(last), last);
         head = raw_head("206 Partial Content",
                         {"Content-Type: application/octet-stream", "Accept-Ranges: bytes", "ETag: \"v1\"",
-                         "Content-Range: bytes " + std::to_string(first) + "-" + std::to_string(last) + "/" + std::to_string(body.size()),
+                         "Content-Range: bytes " + std::to_string(first) + "-" + std::to_string(last) + "/" +
+                             std::to_string(body.size()),
                          "Content-Length: " + std::to_string(last - first + 1)});
     } else {
         head = raw_head("200 OK", {"Content-Type: application/octet-stream", "Accept-Ranges: bytes", "ETag: \"v1\"",
@@ -179,20 +183,27 @@ TEST_CASE("faults: resets, cuts and 503s at seeded random points always end byte
                     std::lock_guard<std::mutex> lock(mutex);
                     nth = asked[request.first]++;
                 }
-                std::seed_seq sequence{seed, static_cast<unsigned>(request.first), static_cast<unsigned>(request.first >> 32), nth};
+                std::seed_seq sequence{seed, static_cast<unsigned>(request.first),
+                                       static_cast<unsigned>(request.first >> 32), nth};
                 std::mt19937_64 random(sequence);
-                std::uint64_t length = (request.has_range ? request.last.value_or(body.size() - 1) + 1 : body.size()) - request.first;
+                std::uint64_t length =
+                    (request.has_range ? request.last.value_or(body.size() - 1) + 1 : body.size()) - request.first;
                 unsigned roll = static_cast<unsigned>(random() % 100);
                 // The engine gives up on a connection after max_attempts failures
                 // without progress, rightly: after a few faults the byte gets through.
                 if (nth >= 6) roll = 0;
-                std::string kind = roll < 35 ? "clean" : roll < 60 ? "fin" : roll < 80 ? "reset" : roll < 90 ? "503" : "reset-before-head";
+                std::string kind = roll < 35   ? "clean"
+                                   : roll < 60 ? "fin"
+                                   : roll < 80 ? "reset"
+                                   : roll < 90 ? "503"
+                                               : "reset-before-head";
                 {
                     std::lock_guard<std::mutex> lock(mutex);
                     ++faults[kind];
                 }
                 if (kind == "clean") return answer_range(fd, request, body);
-                if (kind == "fin" || kind == "reset") return answer_range(fd, request, body, random() % length, kind == "reset");
+                if (kind == "fin" || kind == "reset")
+                    return answer_range(fd, request, body, random() % length, kind == "reset");
                 if (kind == "503") {
                     RawLoopbackServer::send_all(fd, raw_head("503 Service Unavailable", {"Content-Length: 0"}));
                     return;
@@ -229,10 +240,11 @@ TEST_CASE("faults: a body shorter than its Content-Length is fetched again; one 
     // No Accept-Ranges: the only way on is the whole body again.
     RawLoopbackServer server([&](int fd, const std::string&) {
         int n = answers++;
-        std::string head = raw_head("200 OK", {"Content-Type: application/octet-stream",
-                                               "Content-Length: " + std::to_string(body.size())});
+        std::string head = raw_head(
+            "200 OK", {"Content-Type: application/octet-stream", "Content-Length: " + std::to_string(body.size())});
         std::size_t send = n < short_answers ? body.size() / 3 + static_cast<std::size_t>(n) * 1000 : body.size();
-        if (RawLoopbackServer::send_all(fd, head)) RawLoopbackServer::send_all(fd, std::string_view(body).substr(0, send));
+        if (RawLoopbackServer::send_all(fd, head))
+            RawLoopbackServer::send_all(fd, std::string_view(body).substr(0, send));
     });
     TempDir dir;
     HttpClient http{trusting_options()};
@@ -262,13 +274,15 @@ TEST_CASE("faults: a chunked body cut short is never taken for the whole file") 
     std::atomic<int> cut_answers{1};
     server->server().Get("/chunked.safetensors", [&](const httplib::Request&, httplib::Response& res) {
         bool cut = answers++ < cut_answers;
-        res.set_chunked_content_provider("application/octet-stream", [&body, cut](std::size_t offset, httplib::DataSink& sink) {
-            if (cut && offset >= body.size() / 2) return false;  // drop the connection without the last chunk
-            std::size_t chunk = std::min<std::size_t>(32 * 1024, body.size() - offset);
-            sink.write(body.data() + offset, chunk);
-            if (offset + chunk == body.size()) sink.done();
-            return true;
-        });
+        res.set_chunked_content_provider("application/octet-stream",
+                                         [&body, cut](std::size_t offset, httplib::DataSink& sink) {
+                                             if (cut && offset >= body.size() / 2)
+                                                 return false;  // drop the connection without the last chunk
+                                             std::size_t chunk = std::min<std::size_t>(32 * 1024, body.size() - offset);
+                                             sink.write(body.data() + offset, chunk);
+                                             if (offset + chunk == body.size()) sink.done();
+                                             return true;
+                                         });
     });
     TempDir dir;
     HttpClient http{trusting_options()};
@@ -325,8 +339,8 @@ TEST_CASE("faults: a storm of 500, 502, 503 and 504 passes; 429 without Retry-Af
 TEST_CASE("faults: a slow drip of a few bytes a second counts as a stall and ends within the timeouts") {
     const std::string body = test_bytes(256 * 1024, 65);
     RawLoopbackServer server([&](int fd, const std::string&) {
-        std::string head = raw_head("200 OK", {"Content-Type: application/octet-stream",
-                                               "Content-Length: " + std::to_string(body.size())});
+        std::string head = raw_head(
+            "200 OK", {"Content-Type: application/octet-stream", "Content-Length: " + std::to_string(body.size())});
         if (!RawLoopbackServer::send_all(fd, head)) return;
         for (std::size_t offset = 0; offset < body.size() && !server.stopping(); offset += 8) {
             if (!RawLoopbackServer::send_all(fd, std::string_view(body).substr(offset, 8))) return;
@@ -427,8 +441,9 @@ TEST_CASE("faults: hostile Content-Disposition names land inside the folder, san
     std::atomic<std::size_t> which{0};
     RawLoopbackServer server([&](int fd, const std::string&) {
         const Case& current = cases[which.load()];
-        std::string head = raw_head("200 OK", {"Content-Type: application/octet-stream", "Content-Disposition: " + current.header,
-                                               "Content-Length: " + std::to_string(body.size())});
+        std::string head =
+            raw_head("200 OK", {"Content-Type: application/octet-stream", "Content-Disposition: " + current.header,
+                                "Content-Length: " + std::to_string(body.size())});
         if (RawLoopbackServer::send_all(fd, head)) RawLoopbackServer::send_all(fd, body);
     });
     for (std::size_t i = 0; i < cases.size(); ++i) {
@@ -488,7 +503,8 @@ TEST_CASE("faults: a JSON error page with a 200 and a binary Content-Type is nev
     }
 }
 
-TEST_CASE("faults: a model whose first bytes arrive two at a time is judged on its first 512 bytes, not on the first read") {
+TEST_CASE(
+    "faults: a model whose first bytes arrive two at a time is judged on its first 512 bytes, not on the first read") {
     // A safetensors header length of 0x4141 begins "AA": printable. Judged on a
     // first read of two bytes, text/plain would have made it an error message.
     const std::uint64_t header_length = 0x4141;
@@ -498,14 +514,16 @@ TEST_CASE("faults: a model whose first bytes arrive two at a time is judged on i
     for (int shift = 0; shift < 64; shift += 8) model += static_cast<char>((header_length >> shift) & 0xff);
     model += header + test_bytes(100 * 1024, 73);
     RawLoopbackServer server([&](int fd, const std::string&) {
-        std::string head = raw_head("200 OK", {"Content-Type: text/plain", "Content-Length: " + std::to_string(model.size())});
+        std::string head =
+            raw_head("200 OK", {"Content-Type: text/plain", "Content-Length: " + std::to_string(model.size())});
         if (!RawLoopbackServer::send_all(fd, head + model.substr(0, 2))) return;
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
         RawLoopbackServer::send_all(fd, model.substr(2));
     });
     TempDir dir;
     HttpClient http{trusting_options()};
-    auto result = Downloader{http, fast_options()}.download(plan_for(server.url("/drip/model.safetensors"), dir / "Lora"));
+    auto result =
+        Downloader{http, fast_options()}.download(plan_for(server.url("/drip/model.safetensors"), dir / "Lora"));
     INFO((result ? std::string() : result.error().message));
     REQUIRE(result);
     CHECK(provision_test::read_whole_file(dir / "Lora/model.safetensors") == model);
@@ -578,7 +596,8 @@ TEST_CASE("faults: bytes beyond Content-Length do not leak into the next respons
         while (true) {
             ++served;
             std::string answer = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: " +
-                                 std::to_string(body.size()) + "\r\n\r\n" + body + "EXTRA BYTES THAT NOBODY ASKED FOR\r\n\r\n";
+                                 std::to_string(body.size()) + "\r\n\r\n" + body +
+                                 "EXTRA BYTES THAT NOBODY ASKED FOR\r\n\r\n";
             if (!RawLoopbackServer::send_all(fd, answer)) return;
             head.clear();
             while (head.find("\r\n\r\n") == std::string::npos) {
@@ -641,8 +660,11 @@ TEST_CASE("faults: config, API and page requests end at their deadline when head
                 std::this_thread::sleep_for(std::chrono::milliseconds(20));
             return;
         }
-        if (!RawLoopbackServer::send_all(fd, raw_head("200 OK", {"Content-Type: application/toml", "Content-Length: 100000"}))) return;
-        while (!server.stopping() && RawLoopbackServer::send_all(fd, "#")) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        if (!RawLoopbackServer::send_all(
+                fd, raw_head("200 OK", {"Content-Type: application/toml", "Content-Length: 100000"})))
+            return;
+        while (!server.stopping() && RawLoopbackServer::send_all(fd, "#"))
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
     });
     auto options = trusting_options();
     options.request_deadline = std::chrono::seconds(1);
@@ -676,17 +698,20 @@ TEST_CASE("faults: config, API and page requests end at their deadline when head
 TEST_CASE("faults: an expired certificate and one for another host are refused before any byte is written") {
     for (bool expired : {true, false}) {
         CAPTURE(expired);
-        auto server = expired ? LoopbackServer::https({"localhost", "127.0.0.1"}, true) : LoopbackServer::https({"elsewhere.example"});
+        auto server = expired ? LoopbackServer::https({"localhost", "127.0.0.1"}, true)
+                              : LoopbackServer::https({"elsewhere.example"});
         server->server().Get("/model.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
             server->serve_bytes(res, req, test_bytes(1000, 70));
         });
         TempDir dir;
         HttpClient http{trusting_options()};
-        auto result = Downloader{http, fast_options()}.download(plan_for(server->url("/model.safetensors"), dir / "Lora"));
+        auto result =
+            Downloader{http, fast_options()}.download(plan_for(server->url("/model.safetensors"), dir / "Lora"));
         REQUIRE_FALSE(result);
         CHECK(contains(result.error().message, "models.lora.hostile"));
         CHECK(result.error().code == provision::errc::unsafe);  // refused at once, never retried
-        CHECK(contains(result.error().message, expired ? "is not valid now (certificate has expired)" : "is for another host name"));
+        CHECK(contains(result.error().message,
+                       expired ? "is not valid now (certificate has expired)" : "is for another host name"));
         CHECK(server->requests().empty());
         CHECK(files_under(dir.path()).empty());
     }
@@ -711,7 +736,9 @@ void leave_partial(HttpClient& http, const DownloadPlan& plan, std::atomic<std::
 
 }  // namespace
 
-TEST_CASE("faults: a .part or resume state deleted, truncated, corrupted or tampered with between runs still ends byte-exact") {
+TEST_CASE(
+    "faults: a .part or resume state deleted, truncated, corrupted or tampered with between runs still ends "
+    "byte-exact") {
     auto server = LoopbackServer::https();
     auto body = std::make_shared<const std::string>(test_bytes(1200 * 1024, 71));
     std::atomic<std::uint64_t> cut_at{std::numeric_limits<std::uint64_t>::max()};
@@ -722,8 +749,8 @@ TEST_CASE("faults: a .part or resume state deleted, truncated, corrupted or tamp
         server->serve_bytes(res, req, body, options);
     });
     HttpClient http{trusting_options()};
-    const std::vector<std::string> damages = {"part deleted", "state deleted", "part truncated", "state garbage",
-                                              "state claims everything", "part bytes flipped"};
+    const std::vector<std::string> damages = {"part deleted",  "state deleted",           "part truncated",
+                                              "state garbage", "state claims everything", "part bytes flipped"};
     for (const auto& damage : damages) {
         CAPTURE(damage);
         TempDir dir;
@@ -738,7 +765,8 @@ TEST_CASE("faults: a .part or resume state deleted, truncated, corrupted or tamp
         if (damage == "part deleted") std::filesystem::remove(part);
         if (damage == "state deleted") std::filesystem::remove(state);
         if (damage == "part truncated") std::filesystem::resize_file(part, 1000);
-        if (damage == "state garbage") std::ofstream(state, std::ios::binary | std::ios::trunc) << std::string("\x01{[garbage\xff", 11);
+        if (damage == "state garbage")
+            std::ofstream(state, std::ios::binary | std::ios::trunc) << std::string("\x01{[garbage\xff", 11);
         if (damage == "state claims everything") {
             auto loaded = provision::detail::load_resume_state(state);
             REQUIRE(loaded);
@@ -757,7 +785,8 @@ TEST_CASE("faults: a .part or resume state deleted, truncated, corrupted or tamp
     }
 }
 
-TEST_CASE("faults: a model folder that cannot be written fails its entries with the path; other folders are unaffected") {
+TEST_CASE(
+    "faults: a model folder that cannot be written fails its entries with the path; other folders are unaffected") {
     auto server = LoopbackServer::https();
     const std::string lora = test_bytes(50 * 1024, 72);
     const std::string vae = test_bytes(60 * 1024, 73);
@@ -767,10 +796,14 @@ TEST_CASE("faults: a model folder that cannot be written fails its entries with 
     server->server().Get("/vae.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
         server->serve_bytes(res, req, vae);
     });
-    std::string config = "[models.lora]\n"
-                         "blocked = \"" + server->url("/lora.safetensors") + "\"\n"
-                         "[models.vae]\n"
-                         "fine = \"" + server->url("/vae.safetensors") + "\"\n";
+    std::string config =
+        "[models.lora]\n"
+        "blocked = \"" +
+        server->url("/lora.safetensors") +
+        "\"\n"
+        "[models.vae]\n"
+        "fine = \"" +
+        server->url("/vae.safetensors") + "\"\n";
     // A read-only mount where a folder should be writable (root ignores file
     // modes, so chmod proves nothing here); without mount rights, a plain file
     // standing where the folder should be.
@@ -783,7 +816,8 @@ TEST_CASE("faults: a model folder that cannot be written fails its entries with 
         if (std::string(how) == "read-only mount") {
             mounted = ::mount("tmpfs", folder.c_str(), "tmpfs", MS_RDONLY, "size=1m") == 0;
             if (!mounted) {
-                provision_test::skip_test("read-only-mount", std::string("cannot mount a read-only tmpfs here: ") + std::strerror(errno));
+                provision_test::skip_test("read-only-mount",
+                                          std::string("cannot mount a read-only tmpfs here: ") + std::strerror(errno));
                 continue;
             }
         } else {
@@ -809,16 +843,20 @@ TEST_CASE("faults: a model folder that cannot be written fails its entries with 
     }
 }
 
-TEST_CASE("faults: one run against a hostile world: every bad entry fails with its own message, the good ones install") {
+TEST_CASE(
+    "faults: one run against a hostile world: every bad entry fails with its own message, the good ones install") {
     const std::string good = test_bytes(200 * 1024, 74);
     RawLoopbackServer raw([&](int fd, const std::string& head) {
         RawRequest request = parse_raw_request(head);
         if (request.target == "/drip.safetensors") {
-            RawLoopbackServer::send_all(fd, raw_head("200 OK", {"Content-Type: application/octet-stream", "Content-Length: 100000"}));
-            while (!raw.stopping() && RawLoopbackServer::send_all(fd, "x")) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+            RawLoopbackServer::send_all(
+                fd, raw_head("200 OK", {"Content-Type: application/octet-stream", "Content-Length: 100000"}));
+            while (!raw.stopping() && RawLoopbackServer::send_all(fd, "x"))
+                std::this_thread::sleep_for(std::chrono::milliseconds(200));
         } else if (request.target == "/escape.safetensors") {
-            std::string head_text = raw_head("200 OK", {"Content-Type: application/octet-stream", "Content-Length: 1000",
-                                                        "Content-Disposition: attachment; filename=\"../../../outside.safetensors\""});
+            std::string head_text =
+                raw_head("200 OK", {"Content-Type: application/octet-stream", "Content-Length: 1000",
+                                    "Content-Disposition: attachment; filename=\"../../../outside.safetensors\""});
             RawLoopbackServer::send_all(fd, head_text + std::string(1000, 'e'));
         } else if (request.target == "/reset.safetensors") {
             reset_on_close(fd);
@@ -834,15 +872,29 @@ TEST_CASE("faults: one run against a hostile world: every bad entry fails with i
     pages->server().Get("/login.safetensors", [](const httplib::Request&, httplib::Response& res) {
         res.set_content("<!DOCTYPE html><html>sign in</html>", "application/octet-stream");
     });
-    std::string config = "[models.lora]\n"
-                         "good-1 = \"" + raw.url("/good.safetensors") + "\"\n"
-                         "drip = \"" + raw.url("/drip.safetensors") + "\"\n"
-                         "reset = \"" + raw.url("/reset.safetensors") + "\"\n"
-                         "expired = \"" + expired->url("/model.safetensors") + "\"\n"
-                         "login = \"" + pages->url("/login.safetensors") + "\"\n"
-                         "[models.vae]\n"
-                         "escape = \"" + raw.url("/escape.safetensors") + "\"\n"
-                         "good-2 = { url = \"" + raw.url("/good.safetensors") + "\", filename = \"second.safetensors\" }\n";
+    std::string config =
+        "[models.lora]\n"
+        "good-1 = \"" +
+        raw.url("/good.safetensors") +
+        "\"\n"
+        "drip = \"" +
+        raw.url("/drip.safetensors") +
+        "\"\n"
+        "reset = \"" +
+        raw.url("/reset.safetensors") +
+        "\"\n"
+        "expired = \"" +
+        expired->url("/model.safetensors") +
+        "\"\n"
+        "login = \"" +
+        pages->url("/login.safetensors") +
+        "\"\n"
+        "[models.vae]\n"
+        "escape = \"" +
+        raw.url("/escape.safetensors") +
+        "\"\n"
+        "good-2 = { url = \"" +
+        raw.url("/good.safetensors") + "\", filename = \"second.safetensors\" }\n";
     TempDir workspace;
     provision::ProvisionOptions options;
     options.workspace = workspace.path();
@@ -879,7 +931,8 @@ TEST_CASE("faults: one run against a hostile world: every bad entry fails with i
     CHECK(by_key.at("models.vae.escape")->path.parent_path() == models / "VAE");
     for (const auto& name : files_under(workspace.path())) {
         CAPTURE(name);
-        bool expected_place = provision::detail::starts_with(name, "sdnext/models/") || provision::detail::starts_with(name, "logs/") ||
+        bool expected_place = provision::detail::starts_with(name, "sdnext/models/") ||
+                              provision::detail::starts_with(name, "logs/") ||
                               provision::detail::starts_with(name, ".provision/");
         CHECK(expected_place);
         CHECK_FALSE(provision::detail::ends_with(name, ".part"));

@@ -11,9 +11,11 @@ TEST_CASE("file name: Content-Disposition forms") {
     CHECK(content_disposition_filename("attachment;filename=\"a \\\"q\\\".bin\"") == "a \"q\".bin");
     CHECK(content_disposition_filename("inline") == std::nullopt);
     // filename*= wins over filename=, in either order
-    CHECK(content_disposition_filename("attachment; filename=\"fallback.bin\"; filename*=UTF-8''na%C3%AFve%20lora.safetensors") ==
+    CHECK(content_disposition_filename(
+              "attachment; filename=\"fallback.bin\"; filename*=UTF-8''na%C3%AFve%20lora.safetensors") ==
           "naïve lora.safetensors");
-    CHECK(content_disposition_filename("attachment; filename*=UTF-8''first.bin; filename=\"second.bin\"") == "first.bin");
+    CHECK(content_disposition_filename("attachment; filename*=UTF-8''first.bin; filename=\"second.bin\"") ==
+          "first.bin");
     CHECK(content_disposition_filename("attachment; filename*=iso-8859-1'en'caf%E9.bin") == "café.bin");
     // an unknown charset falls back to the plain form
     CHECK(content_disposition_filename("attachment; filename=\"plain.bin\"; filename*=koi8-r''x") == "plain.bin");

@@ -9,14 +9,14 @@ using provision::DownloadPlan;
 using provision::DriveLinkKind;
 using provision::Entry;
 using provision::EntryOutcome;
+using provision::errc;
 using provision::HttpClient;
 using provision::ProvisioningSystem;
 using provision::ProvisionOptions;
-using provision::errc;
 using provision_test::DriveEmulator;
 using provision_test::DriveItemSpec;
-using provision_test::files_under;
 using provision_test::DriveServing;
+using provision_test::files_under;
 using provision_test::RecordedRequest;
 using provision_test::TempDir;
 using provision_test::test_bytes;
@@ -100,7 +100,8 @@ TEST_CASE("gdrive: every share form is recognised, keeping the resource key") {
              "https://drive.google.com/a/example.com/uc?id=" + id,
              "https://docs.google.com/uc?export=download&id=" + id,
              "https://drive.usercontent.google.com/download?id=" + id + "&export=download",
-             "https://drive.usercontent.google.com/download?id=" + id + "&export=download&authuser=0&confirm=t&uuid=0b1e",
+             "https://drive.usercontent.google.com/download?id=" + id +
+                 "&export=download&authuser=0&confirm=t&uuid=0b1e",
          }) {
         CAPTURE(url);
         auto link = link_of(url);
@@ -109,7 +110,8 @@ TEST_CASE("gdrive: every share form is recognised, keeping the resource key") {
         CHECK(link->id == id);
         CHECK(link->resource_key.empty());
     }
-    auto keyed = link_of("https://drive.google.com/file/d/0B7ZlDeWx9yz1OGRhY2Q/view?usp=sharing&resourcekey=0-AbCdEf_gh");
+    auto keyed =
+        link_of("https://drive.google.com/file/d/0B7ZlDeWx9yz1OGRhY2Q/view?usp=sharing&resourcekey=0-AbCdEf_gh");
     REQUIRE(keyed);
     CHECK(keyed->id == "0B7ZlDeWx9yz1OGRhY2Q");
     CHECK(keyed->resource_key == "0-AbCdEf_gh");
@@ -122,8 +124,10 @@ TEST_CASE("gdrive: every share form is recognised, keeping the resource key") {
     };
     for (const auto& native : std::vector<Native>{
              {"https://docs.google.com/document/d/" + id + "/edit", DriveLinkKind::google_doc, "document"},
-             {"https://docs.google.com/document/u/0/d/" + id + "/edit?usp=sharing", DriveLinkKind::google_doc, "document"},
-             {"https://docs.google.com/spreadsheets/d/" + id + "/edit#gid=0", DriveLinkKind::google_doc, "spreadsheets"},
+             {"https://docs.google.com/document/u/0/d/" + id + "/edit?usp=sharing", DriveLinkKind::google_doc,
+              "document"},
+             {"https://docs.google.com/spreadsheets/d/" + id + "/edit#gid=0", DriveLinkKind::google_doc,
+              "spreadsheets"},
              {"https://docs.google.com/presentation/d/" + id + "/view", DriveLinkKind::google_doc, "presentation"},
              {"https://drive.google.com/drive/folders/" + id + "?usp=sharing", DriveLinkKind::folder, ""},
              {"https://drive.google.com/drive/u/0/folders/" + id, DriveLinkKind::folder, ""},
@@ -151,7 +155,9 @@ TEST_CASE("gdrive: every share form is recognised, keeping the resource key") {
 }
 
 TEST_CASE("gdrive: the confirmation form yields its action plus every hidden input") {
-    auto page_url = provision::parse_url("https://drive.usercontent.google.com/download?id=" + file_id + "&export=download").value();
+    auto page_url =
+        provision::parse_url("https://drive.usercontent.google.com/download?id=" + file_id + "&export=download")
+            .value();
     std::string page = DriveEmulator::warning_page(file_id, "big.safetensors", "4c1c7d1a-7e7c-4b1b-9a4e-5b2f6c0a9d31");
     auto confirmed = provision::detail::drive_confirmation_form_url(page, page_url);
     REQUIRE(confirmed);
@@ -180,12 +186,15 @@ TEST_CASE("gdrive: the confirmation form yields its action plus every hidden inp
     REQUIRE(old_confirmed);
     CHECK(old_confirmed->host == "drive.usercontent.google.com");
     CHECK(old_confirmed->path == "/uc");
-    provision::detail::QueryParameters old_expected{{"export", "download"}, {"id", "OLD"}, {"confirm", "Xy_9"}, {"nonce", "a\"b&c"}};
+    provision::detail::QueryParameters old_expected{
+        {"export", "download"}, {"id", "OLD"}, {"confirm", "Xy_9"}, {"nonce", "a\"b&c"}};
     CHECK(provision::detail::parse_query(old_confirmed->query) == old_expected);
 
-    CHECK_FALSE(provision::detail::drive_confirmation_form_url("<form id=\"other\" action=\"/x\"><input type=hidden name=a value=b></form>", page_url));
+    CHECK_FALSE(provision::detail::drive_confirmation_form_url(
+        "<form id=\"other\" action=\"/x\"><input type=hidden name=a value=b></form>", page_url));
     CHECK_FALSE(provision::detail::drive_confirmation_form_url("<form id=\"download-form\"></form>", page_url));
-    CHECK_FALSE(provision::detail::drive_confirmation_form_url("<formation id=\"download-form\" action=\"/x\">", page_url));
+    CHECK_FALSE(
+        provision::detail::drive_confirmation_form_url("<formation id=\"download-form\" action=\"/x\">", page_url));
 }
 
 TEST_CASE("gdrive: the older page variants and the error pages are read") {
@@ -193,7 +202,8 @@ TEST_CASE("gdrive: the older page variants and the error pages are read") {
     auto base = provision::parse_url("https://drive.google.com/uc?export=download&id=X").value();
 
     auto legacy = provision::detail::drive_legacy_confirm_link(
-        "<a id=\"uc-download-link\" class=\"goog-inline-block jfk-button\" href=\"/uc?export=download&amp;confirm=9iBg&amp;id=X\">Download anyway</a>");
+        "<a id=\"uc-download-link\" class=\"goog-inline-block jfk-button\" "
+        "href=\"/uc?export=download&amp;confirm=9iBg&amp;id=X\">Download anyway</a>");
     REQUIRE(legacy);
     CHECK(legacy->str() == "https://docs.google.com/uc?export=download&confirm=9iBg&id=X");
     CHECK_FALSE(provision::detail::drive_legacy_confirm_link("<a href=\"/open?id=X\">name</a>"));
@@ -213,12 +223,15 @@ TEST_CASE("gdrive: the older page variants and the error pages are read") {
         "<html><p class=\"uc-error-caption\">Sorry, the file you have requested does not exist.</p></html>", base);
     CHECK(gone.kind == Kind::not_found);
     auto infected = provision::detail::read_drive_page(
-        "<p class='uc-error-caption big'>Sorry, this file is infected with a virus. Only the owner is allowed to download infected files.</p>", base);
+        "<p class='uc-error-caption big'>Sorry, this file is infected with a virus. Only the owner is allowed to "
+        "download infected files.</p>",
+        base);
     CHECK(infected.kind == Kind::infected);
     auto other = provision::detail::read_drive_page("<p class=\"uc-error-subcaption\">Something &amp; else</p>", base);
     CHECK(other.kind == Kind::error_caption);
     CHECK(other.text == "Something & else");
-    auto sign_in = provision::detail::read_drive_page("<html><head><title>Google Drive: Sign-in</title></head></html>", base);
+    auto sign_in =
+        provision::detail::read_drive_page("<html><head><title>Google Drive: Sign-in</title></head></html>", base);
     CHECK(sign_in.kind == Kind::sign_in);
     auto unknown = provision::detail::read_drive_page("<html><head><title>Something</title></head></html>", base);
     CHECK(unknown.kind == Kind::unknown);
@@ -226,8 +239,9 @@ TEST_CASE("gdrive: the older page variants and the error pages are read") {
     auto form = provision::detail::read_drive_page(DriveEmulator::warning_page("X", "n", "u"), base);
     CHECK(form.kind == Kind::confirm);  // the warning page's sign-in link does not make it a sign-in page
 
-    std::vector<provision::Header> headers{{"Set-Cookie", "NID=511=abc; path=/"},
-                                           {"set-cookie", "download_warning_13058876669334088843_X=Xq3Z; Path=/uc; Secure"}};
+    std::vector<provision::Header> headers{
+        {"Set-Cookie", "NID=511=abc; path=/"},
+        {"set-cookie", "download_warning_13058876669334088843_X=Xq3Z; Path=/uc; Secure"}};
     CHECK(provision::detail::drive_download_warning_cookie(headers) == std::optional<std::string>("Xq3Z"));
     CHECK_FALSE(provision::detail::drive_download_warning_cookie({{"Set-Cookie", "NID=1"}}));
     CHECK(provision::detail::html_unescape("a&amp;b&#39;c&#x2F;d&lt;&bogus;&") == "a&b'c/d<&bogus;&");
@@ -239,8 +253,8 @@ TEST_CASE("gdrive: a small shared file is installed from its share link under Dr
     drive.add(spec);
     TempDir workspace;
     ProvisioningSystem system{options_for(workspace, drive)};
-    auto report = system.provision_from_text("[models.checkpoints.gdrive-model]\nsource = \"url\"\nurl = \"" + share_link(file_id) + "\"\n",
-                                             "drive.toml");
+    auto report = system.provision_from_text(
+        "[models.checkpoints.gdrive-model]\nsource = \"url\"\nurl = \"" + share_link(file_id) + "\"\n", "drive.toml");
     REQUIRE(report.entries.size() == 1);
     INFO(report.entries[0].error.message);
     REQUIRE(report.ok());
@@ -266,7 +280,8 @@ TEST_CASE("gdrive: resolving reads headers only, not the file") {
     auto options = options_for(workspace, drive);
     options.dry_run = true;
     ProvisioningSystem system{options};
-    auto report = system.provision_from_text("[models.lora]\nbig = \"https://drive.google.com/uc?id=" + file_id + "\"\n", "dry.toml");
+    auto report = system.provision_from_text(
+        "[models.lora]\nbig = \"https://drive.google.com/uc?id=" + file_id + "\"\n", "dry.toml");
     REQUIRE(report.ok());
     REQUIRE(report.entries.size() == 1);
     CHECK(report.entries[0].status == EntryOutcome::Status::planned);
@@ -280,11 +295,13 @@ TEST_CASE("gdrive: a file too large to scan is confirmed with every hidden input
     drive.add(spec);
     TempDir workspace;
     ProvisioningSystem system{options_for(workspace, drive)};
-    auto report = system.provision_from_text("[models.checkpoints.big]\nurl = \"" + share_link(file_id) + "\"\n", "big.toml");
+    auto report =
+        system.provision_from_text("[models.checkpoints.big]\nurl = \"" + share_link(file_id) + "\"\n", "big.toml");
     REQUIRE(report.entries.size() == 1);
     INFO(report.entries[0].error.message);
     REQUIRE(report.ok());
-    CHECK(provision_test::read_whole_file(workspace.path() / "sdnext/models/Stable-diffusion/flux-finetune.safetensors") == spec.bytes);
+    CHECK(provision_test::read_whole_file(workspace.path() /
+                                          "sdnext/models/Stable-diffusion/flux-finetune.safetensors") == spec.bytes);
 
     auto uuids = drive.issued_uuids();
     REQUIRE(uuids.size() == 1);  // one warning page; the transfer reuses the confirmed URL
@@ -314,11 +331,14 @@ TEST_CASE("gdrive: the pre-2022 confirm link, download_warning cookie and viewer
     drive.add(viewer);
     TempDir workspace;
     ProvisioningSystem system{options_for(workspace, drive)};
-    auto report = system.provision_from_text("[models.lora]\n"
-                                             "a = \"" + share_link("LegacyLink01") + "\"\n"
-                                             "b = \"https://drive.google.com/open?id=LegacyCookie01\"\n"
-                                             "c = \"https://docs.google.com/uc?export=download&id=Viewer01\"\n",
-                                             "legacy.toml");
+    auto report = system.provision_from_text(
+        "[models.lora]\n"
+        "a = \"" +
+            share_link("LegacyLink01") +
+            "\"\n"
+            "b = \"https://drive.google.com/open?id=LegacyCookie01\"\n"
+            "c = \"https://docs.google.com/uc?export=download&id=Viewer01\"\n",
+        "legacy.toml");
     for (const auto& entry : report.entries) INFO(entry.key_path << ": " << entry.error.message);
     REQUIRE(report.ok());
     auto lora = workspace.path() / "sdnext/models/Lora";
@@ -331,10 +351,12 @@ TEST_CASE("gdrive: the pre-2022 confirm link, download_warning cookie and viewer
     for (const auto& request : drive.drive().requests()) {
         if (request.header("Host") == "docs.google.com" && param(request, "confirm") == DriveEmulator::legacy_confirm)
             link_followed = true;
-        if (param(request, "id") == "LegacyCookie01" && param(request, "confirm") == DriveEmulator::legacy_cookie_token) {
+        if (param(request, "id") == "LegacyCookie01" &&
+            param(request, "confirm") == DriveEmulator::legacy_cookie_token) {
             cookie_confirmed = true;
-            CHECK(contains(request.header("Cookie"), std::string("download_warning_13058876669334088843_LegacyCookie01=") +
-                                                         DriveEmulator::legacy_cookie_token));
+            CHECK(contains(request.header("Cookie"),
+                           std::string("download_warning_13058876669334088843_LegacyCookie01=") +
+                               DriveEmulator::legacy_cookie_token));
         }
     }
     CHECK(link_followed);
@@ -351,27 +373,64 @@ TEST_CASE("gdrive: each refusal names the entry, the cause and the fix, and inst
         std::function<void(DriveEmulator&)> setup;
     };
     std::vector<Case> cases = {
-        {"quota exceeded", item("Quota01", "q.safetensors", DriveServing::quota_exceeded), share_link("Quota01"), errc::rate_limited,
-         {"Too many users have viewed or downloaded this file recently", "try again later", "up to 24 hours"}, nullptr},
-        {"not shared publicly", item("Private01", "p.safetensors", DriveServing::restricted), share_link("Private01"), errc::auth,
-         {"is not shared publicly", "Anyone with the link"}, nullptr},
-        {"deleted", item("Other01", "o.safetensors", DriveServing::direct), share_link("Missing01"), errc::not_found,
-         {"Google Drive file Missing01 does not exist", "HTTP 404", "check the link"}, nullptr},
-        {"infected", item("Virus01", "v.safetensors", DriveServing::infected), share_link("Virus01"), errc::unsafe,
-         {"infected with a virus", "only its owner"}, nullptr},
-        {"throttled", item("Busy01", "b.safetensors", DriveServing::direct), share_link("Busy01"), errc::rate_limited,
-         {"throttling", "HTTP 429", "try again later"}, [](DriveEmulator& d) { d.throttled = true; }},
-        {"a Docs link", item("Doc01", "d", DriveServing::google_doc), "https://docs.google.com/document/d/Doc01/edit?usp=sharing",
-         errc::integrity, {"is a Google Docs document, not a file", "upload the file itself"}, nullptr},
-        {"a Sheets item behind a file link", [] {
+        {"quota exceeded",
+         item("Quota01", "q.safetensors", DriveServing::quota_exceeded),
+         share_link("Quota01"),
+         errc::rate_limited,
+         {"Too many users have viewed or downloaded this file recently", "try again later", "up to 24 hours"},
+         nullptr},
+        {"not shared publicly",
+         item("Private01", "p.safetensors", DriveServing::restricted),
+         share_link("Private01"),
+         errc::auth,
+         {"is not shared publicly", "Anyone with the link"},
+         nullptr},
+        {"deleted",
+         item("Other01", "o.safetensors", DriveServing::direct),
+         share_link("Missing01"),
+         errc::not_found,
+         {"Google Drive file Missing01 does not exist", "HTTP 404", "check the link"},
+         nullptr},
+        {"infected",
+         item("Virus01", "v.safetensors", DriveServing::infected),
+         share_link("Virus01"),
+         errc::unsafe,
+         {"infected with a virus", "only its owner"},
+         nullptr},
+        {"throttled",
+         item("Busy01", "b.safetensors", DriveServing::direct),
+         share_link("Busy01"),
+         errc::rate_limited,
+         {"throttling", "HTTP 429", "try again later"},
+         [](DriveEmulator& d) { d.throttled = true; }},
+        {"a Docs link",
+         item("Doc01", "d", DriveServing::google_doc),
+         "https://docs.google.com/document/d/Doc01/edit?usp=sharing",
+         errc::integrity,
+         {"is a Google Docs document, not a file", "upload the file itself"},
+         nullptr},
+        {"a Sheets item behind a file link",
+         [] {
              auto doc = item("Sheet01", "s", DriveServing::google_doc);
              doc.doc_type = "spreadsheets";
              return doc;
-         }(), "https://drive.google.com/open?id=Sheet01", errc::integrity, {"is a Google Sheets spreadsheet, not a file"}, nullptr},
-        {"a folder", item("Folder01", "f", DriveServing::direct), "https://drive.google.com/drive/folders/Folder01", errc::config,
-         {"folder", "share each file"}, nullptr},
-        {"a Drive URL that names nothing", item("X01", "x", DriveServing::direct), "https://drive.google.com/drive/my-drive",
-         errc::config, {"names no file", "https://drive.google.com/file/d/FILE_ID/view"}, nullptr},
+         }(),
+         "https://drive.google.com/open?id=Sheet01",
+         errc::integrity,
+         {"is a Google Sheets spreadsheet, not a file"},
+         nullptr},
+        {"a folder",
+         item("Folder01", "f", DriveServing::direct),
+         "https://drive.google.com/drive/folders/Folder01",
+         errc::config,
+         {"folder", "share each file"},
+         nullptr},
+        {"a Drive URL that names nothing",
+         item("X01", "x", DriveServing::direct),
+         "https://drive.google.com/drive/my-drive",
+         errc::config,
+         {"names no file", "https://drive.google.com/file/d/FILE_ID/view"},
+         nullptr},
     };
     for (const auto& test : cases) {
         CAPTURE(test.name);
@@ -471,7 +530,8 @@ TEST_CASE("gdrive: a file deleted after resolution is explained as not found") {
     auto result = downloader.download(plan.value());
     REQUIRE_FALSE(result);
     CHECK(result.error().code == errc::not_found);
-    CHECK(contains(result.error().message, "models.checkpoints.gdrive-model: Google Drive file " + file_id + " is gone (HTTP 404)"));
+    CHECK(contains(result.error().message,
+                   "models.checkpoints.gdrive-model: Google Drive file " + file_id + " is gone (HTTP 404)"));
 }
 
 TEST_CASE("gdrive: filename overrides Drive's name; refresh walks the flow again") {
@@ -523,7 +583,8 @@ TEST_CASE("gdrive: a Drive share link works as the config URL") {
     REQUIRE(report.ok());
     CHECK(report.origin == share_link("Config01"));
     REQUIRE(report.entries.size() == 1);
-    CHECK(provision_test::read_whole_file(workspace.path() / "sdnext/models/Stable-diffusion/finetune.safetensors") == model.bytes);
+    CHECK(provision_test::read_whole_file(workspace.path() / "sdnext/models/Stable-diffusion/finetune.safetensors") ==
+          model.bytes);
 
     auto text = system.fetch_config("https://drive.google.com/open?id=Config01");
     REQUIRE(text);

@@ -43,9 +43,10 @@ std::unique_ptr<ServerProcess> start_hostile(const TempDir& dir) {
 
 ProcessResult run_cli(const ServerProcess& server, const TempDir& workspace, const std::string& config) {
     auto config_path = workspace.write("provision.toml", config);
-    return provision_test::run_process({cli, config_path.string(), "--cacert", provision_test::test_ca().ca_cert_path,
-                                        "--connect-to", "models.example:443:127.0.0.1:" + std::to_string(server.port())},
-                                       {{"WORKSPACE", workspace.path().string()}});
+    return provision_test::run_process(
+        {cli, config_path.string(), "--cacert", provision_test::test_ca().ca_cert_path, "--connect-to",
+         "models.example:443:127.0.0.1:" + std::to_string(server.port())},
+        {{"WORKSPACE", workspace.path().string()}});
 }
 
 std::string installed(const TempDir& workspace, const std::string& name) {
@@ -56,7 +57,9 @@ bool contains(const std::string& text, const std::string& part) { return text.fi
 
 }  // namespace
 
-TEST_CASE("hostile: a stalled HTTPS download is dropped at the 30 s default and retried; the run lives and both files install") {
+TEST_CASE(
+    "hostile: a stalled HTTPS download is dropped at the 30 s default and retried; the run lives and both files "
+    "install") {
     // The server sends 1 MiB of 3 MiB and then nothing, socket open. When the
     // watchdog shuts that socket down, OpenSSL's next write on it (an alert,
     // a key update) used to raise SIGPIPE and end the process: exit by signal
@@ -107,8 +110,15 @@ namespace {
 /// The hostile server serving `dir`'s files under /files/ as well.
 std::unique_ptr<ServerProcess> start_hostile_with_files(const TempDir& dir, bool plain = false) {
     auto leaf = provision_test::test_ca().issue({"models.example"});
-    std::vector<std::string> argv = {hostile_server, "--cert", leaf.cert_path, "--key",   leaf.key_path,
-                                     "--log",        (dir / "requests.log").string(), "--files", dir.path().string()};
+    std::vector<std::string> argv = {hostile_server,
+                                     "--cert",
+                                     leaf.cert_path,
+                                     "--key",
+                                     leaf.key_path,
+                                     "--log",
+                                     (dir / "requests.log").string(),
+                                     "--files",
+                                     dir.path().string()};
     if (plain) argv.push_back("--plain");
     return std::make_unique<ServerProcess>(argv);
 }
@@ -127,10 +137,11 @@ ProcessResult run_cli_args(const ServerProcess& server, const TempDir& workspace
 TEST_CASE("hostile: a config fetched from a URL cannot read the machine's variables unless the operator allows them") {
     TempDir workspace;
     auto server = start_hostile_with_files(workspace);
-    workspace.write("remote.toml", "[models.checkpoints]\n"
-                                   "stolen = { url = \"https://models.example/ok/stolen.safetensors\", "
-                                   "headers = { \"X-Steal\" = \"${AWS_SECRET_ACCESS_KEY}\" } }\n"
-                                   "fine = \"https://models.example/ok/fine.safetensors\"\n");
+    workspace.write("remote.toml",
+                    "[models.checkpoints]\n"
+                    "stolen = { url = \"https://models.example/ok/stolen.safetensors\", "
+                    "headers = { \"X-Steal\" = \"${AWS_SECRET_ACCESS_KEY}\" } }\n"
+                    "fine = \"https://models.example/ok/fine.safetensors\"\n");
     std::map<std::string, std::string> env = {{"AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY"}};
     auto run = run_cli_args(*server, workspace, {"https://models.example/files/remote.toml"}, env);
     INFO(run.out);
@@ -161,10 +172,11 @@ TEST_CASE("hostile: a local config with an unset variable fails only the entry t
     // without S3_TOKEN the other entries must still install.
     TempDir workspace;
     auto server = start_hostile(workspace);
-    auto run = run_cli(*server, workspace,
-                       "[models.checkpoints]\n"
-                       "private = { url = \"https://models.example/ok/private.safetensors\", auth_header = \"Bearer ${S3_TOKEN}\" }\n"
-                       "fine = \"https://models.example/ok/fine.safetensors\"\n");
+    auto run = run_cli(
+        *server, workspace,
+        "[models.checkpoints]\n"
+        "private = { url = \"https://models.example/ok/private.safetensors\", auth_header = \"Bearer ${S3_TOKEN}\" }\n"
+        "fine = \"https://models.example/ok/fine.safetensors\"\n");
     INFO(run.out);
     INFO(run.err);
     CHECK(run.exit_code == 3);
@@ -178,7 +190,8 @@ TEST_CASE("hostile: a config over plain http from a host that is not loopback is
     auto server = start_hostile_with_files(workspace, true);
     workspace.write("remote.toml", "[models.checkpoints]\nfine = \"http://127.0.0.1:" + std::to_string(server->port()) +
                                        "/ok/fine.safetensors\"\n");
-    std::vector<std::string> argv = {cli, "--connect-to", "config.example:80:127.0.0.1:" + std::to_string(server->port()),
+    std::vector<std::string> argv = {cli, "--connect-to",
+                                     "config.example:80:127.0.0.1:" + std::to_string(server->port()),
                                      "http://config.example/files/remote.toml"};
     auto refused = provision_test::run_process(argv, {{"WORKSPACE", workspace.path().string()}});
     INFO(refused.err);
@@ -186,13 +199,14 @@ TEST_CASE("hostile: a config over plain http from a host that is not loopback is
     CHECK(contains(refused.err + refused.out, "PROVISION_ALLOW_HTTP_CONFIG=1"));
     CHECK_FALSE(contains(provision_test::read_whole_file(workspace.path() / "requests.log"), "remote.toml"));
 
-    auto allowed = provision_test::run_process(argv, {{"WORKSPACE", workspace.path().string()}, {"PROVISION_ALLOW_HTTP_CONFIG", "1"}});
+    auto allowed = provision_test::run_process(
+        argv, {{"WORKSPACE", workspace.path().string()}, {"PROVISION_ALLOW_HTTP_CONFIG", "1"}});
     INFO(allowed.out);
     CHECK(allowed.exit_code == 0);
     // From loopback itself, plain http needs no leave.
-    auto local = provision_test::run_process(
-        {cli, "http://127.0.0.1:" + std::to_string(server->port()) + "/files/remote.toml"},
-        {{"WORKSPACE", workspace.path().string()}});
+    auto local =
+        provision_test::run_process({cli, "http://127.0.0.1:" + std::to_string(server->port()) + "/files/remote.toml"},
+                                    {{"WORKSPACE", workspace.path().string()}});
     CHECK(local.exit_code == 0);
 }
 
@@ -200,33 +214,39 @@ TEST_CASE("hostile: a config fetched from a URL may not place files outside the 
     TempDir workspace;
     auto server = start_hostile_with_files(workspace);
     TempDir elsewhere;
-    workspace.write("remote.toml", "[directories]\ncheckpoints = \"" + elsewhere.path().string() + "\"\n"
-                                   "[models.checkpoints]\nfine = \"https://models.example/ok/fine.safetensors\"\n");
+    workspace.write("remote.toml", "[directories]\ncheckpoints = \"" + elsewhere.path().string() +
+                                       "\"\n"
+                                       "[models.checkpoints]\nfine = \"https://models.example/ok/fine.safetensors\"\n");
     auto refused = run_cli_args(*server, workspace, {"https://models.example/files/remote.toml"});
     INFO(refused.out);
     INFO(refused.err);
     CHECK(refused.exit_code == 2);
     CHECK(contains(refused.out + refused.err, "PROVISION_ALLOW_REMOTE_PATHS=1"));
     CHECK_FALSE(std::filesystem::exists(elsewhere / "fine.safetensors"));
-    auto allowed = run_cli_args(*server, workspace, {"https://models.example/files/remote.toml", "--allow-remote-paths"});
+    auto allowed =
+        run_cli_args(*server, workspace, {"https://models.example/files/remote.toml", "--allow-remote-paths"});
     CHECK(allowed.exit_code == 0);
     CHECK(std::filesystem::exists(elsewhere / "fine.safetensors"));
 }
 
-TEST_CASE("hostile: query values of a signed URL never reach the log, the lockfile, the install record, --json or --report") {
+TEST_CASE(
+    "hostile: query values of a signed URL never reach the log, the lockfile, the install record, --json or --report") {
     TempDir workspace;
     auto server = start_hostile(workspace);
-    std::string signed_url = "https://models.example/ok/signed.safetensors?X-Goog-Algorithm=GOOG4-RSA-SHA256"
-                             "&X-Goog-Credential=CREDSECRET456%2F20261203&X-Goog-Signature=SIGSECRET123abcdef"
-                             "&hf_token=hf_TOKENSECRET789";
+    std::string signed_url =
+        "https://models.example/ok/signed.safetensors?X-Goog-Algorithm=GOOG4-RSA-SHA256"
+        "&X-Goog-Credential=CREDSECRET456%2F20261203&X-Goog-Signature=SIGSECRET123abcdef"
+        "&hf_token=hf_TOKENSECRET789";
     auto config = workspace.write("provision.toml", "[models.checkpoints]\nsigned = \"" + signed_url + "\"\n");
-    auto run = provision_test::run_process(
-        {cli, config.string(), "--json", "--report", (workspace / "report.json").string(), "--cacert",
-         provision_test::test_ca().ca_cert_path, "--connect-to", "models.example:443:127.0.0.1:" + std::to_string(server->port())},
-        {{"WORKSPACE", workspace.path().string()}});
+    auto run =
+        provision_test::run_process({cli, config.string(), "--json", "--report", (workspace / "report.json").string(),
+                                     "--cacert", provision_test::test_ca().ca_cert_path, "--connect-to",
+                                     "models.example:443:127.0.0.1:" + std::to_string(server->port())},
+                                    {{"WORKSPACE", workspace.path().string()}});
     INFO(run.err);
     REQUIRE(run.exit_code == 0);
-    CHECK(contains(provision_test::read_whole_file(workspace.path() / "requests.log"), "SIGSECRET123abcdef"));  // it was used
+    CHECK(contains(provision_test::read_whole_file(workspace.path() / "requests.log"),
+                   "SIGSECRET123abcdef"));  // it was used
     for (const auto& [what, text] : std::vector<std::pair<std::string, std::string>>{
              {"stdout", run.out},
              {"stderr", run.err},
@@ -253,7 +273,8 @@ TEST_CASE("hostile: two entries that would land on one file are both refused bef
     INFO(run.out);
     INFO(run.err);
     CHECK(run.exit_code == 2);
-    CHECK(contains(run.out + run.err, "models.checkpoints.first and models.checkpoints.second would both be saved as "));
+    CHECK(
+        contains(run.out + run.err, "models.checkpoints.first and models.checkpoints.second would both be saved as "));
     CHECK_FALSE(contains(run.out + run.err, "another provision process"));
     CHECK_FALSE(std::filesystem::exists(workspace.path() / "sdnext/models/Stable-diffusion/model.safetensors"));
     CHECK(installed(workspace, "other.safetensors") == provision_test::test_bytes(2u << 20, 77));
@@ -271,10 +292,12 @@ TEST_CASE("hostile: links planted in the workspace are never written through") {
     std::filesystem::create_directories(models);
     std::filesystem::create_directories(workspace.path() / "logs");
     std::filesystem::create_directories(workspace.path() / ".provision");
-    for (const auto& planted : {models / "fine.safetensors.part", workspace.path() / "logs/provision.log",
-                                workspace.path() / "provision.lock.tmp", workspace.path() / ".provision/installed.json.tmp"})
+    for (const auto& planted :
+         {models / "fine.safetensors.part", workspace.path() / "logs/provision.log",
+          workspace.path() / "provision.lock.tmp", workspace.path() / ".provision/installed.json.tmp"})
         std::filesystem::create_symlink(victim, planted);
-    auto run = run_cli(*server, workspace, "[models.checkpoints]\nfine = \"https://models.example/ok/fine.safetensors\"\n");
+    auto run =
+        run_cli(*server, workspace, "[models.checkpoints]\nfine = \"https://models.example/ok/fine.safetensors\"\n");
     INFO(run.out);
     INFO(run.err);
     CHECK(run.exit_code == 0);
@@ -285,17 +308,20 @@ TEST_CASE("hostile: links planted in the workspace are never written through") {
     std::filesystem::remove(models / "fine.safetensors");
     std::filesystem::remove(workspace.path() / ".provision/installed.json");
     std::filesystem::create_symlink(victim, models / "fine.safetensors.lock");
-    auto refused = run_cli(*server, workspace, "[models.checkpoints]\nfine = \"https://models.example/ok/fine.safetensors\"\n");
+    auto refused =
+        run_cli(*server, workspace, "[models.checkpoints]\nfine = \"https://models.example/ok/fine.safetensors\"\n");
     INFO(refused.out);
     CHECK(refused.exit_code == 8);
     CHECK(contains(refused.out + refused.err, "is a symbolic link"));
     CHECK(provision_test::read_whole_file(victim) == "precious");
 }
 
-TEST_CASE("hostile: a Hub listing shaped to be expensive (16 MiB of empty objects) is refused within 128 MiB of memory") {
+TEST_CASE(
+    "hostile: a Hub listing shaped to be expensive (16 MiB of empty objects) is refused within 128 MiB of memory") {
     TempDir workspace;
     auto server = start_hostile(workspace);
-    auto config = workspace.write("provision.toml", "[models.checkpoints]\nall = { repo = \"padded/repo\", include = [\"*\"] }\n");
+    auto config = workspace.write("provision.toml",
+                                  "[models.checkpoints]\nall = { repo = \"padded/repo\", include = [\"*\"] }\n");
     auto run = provision_test::run_process(
         {cli, config.string(), "--cacert", provision_test::test_ca().ca_cert_path, "--connect-to",
          "models.example:443:127.0.0.1:" + std::to_string(server->port())},
@@ -340,7 +366,9 @@ bool accepts_connections(int port) {
 
 }  // namespace
 
-TEST_CASE("hostile: through a real squid forward proxy, a file and a CDN redirect arrive byte-exact, TLS verified end to end") {
+TEST_CASE(
+    "hostile: through a real squid forward proxy, a file and a CDN redirect arrive byte-exact, TLS verified end to "
+    "end") {
     if (!std::filesystem::exists("/usr/sbin/squid")) {
         provision_test::skip_test("squid", "/usr/sbin/squid is not installed (tools/install-deps.sh installs it)");
         return;
@@ -348,22 +376,35 @@ TEST_CASE("hostile: through a real squid forward proxy, a file and a CDN redirec
     TempDir dir;
     std::filesystem::permissions(dir.path(), std::filesystem::perms::all);  // squid's workers run as the proxy user
     auto leaf = provision_test::test_ca().issue({"models.example", "cdn.example"});
-    ServerProcess server({hostile_server, "--cert", leaf.cert_path, "--key", leaf.key_path, "--log", (dir / "requests.log").string()});
+    ServerProcess server(
+        {hostile_server, "--cert", leaf.cert_path, "--key", leaf.key_path, "--log", (dir / "requests.log").string()});
     dir.write("hosts", "127.0.0.1 models.example cdn.example\n");
     int squid_port = free_port();
-    dir.write("squid.conf", "http_port 127.0.0.1:" + std::to_string(squid_port) + "\n"
-                            "http_access allow all\n"
-                            "cache deny all\n"
-                            "hosts_file " + (dir / "hosts").string() + "\n"
-                            "pid_filename " + (dir / "squid.pid").string() + "\n"
-                            "cache_log " + (dir / "cache.log").string() + "\n"
-                            "access_log stdio:" + (dir / "access.log").string() + "\n"
-                            "coredump_dir " + dir.path().string() + "\n"
-                            "pinger_enable off\n"
-                            "shutdown_lifetime 0 seconds\n"
-                            "visible_hostname provision-test\n");
+    dir.write("squid.conf", "http_port 127.0.0.1:" + std::to_string(squid_port) +
+                                "\n"
+                                "http_access allow all\n"
+                                "cache deny all\n"
+                                "hosts_file " +
+                                (dir / "hosts").string() +
+                                "\n"
+                                "pid_filename " +
+                                (dir / "squid.pid").string() +
+                                "\n"
+                                "cache_log " +
+                                (dir / "cache.log").string() +
+                                "\n"
+                                "access_log stdio:" +
+                                (dir / "access.log").string() +
+                                "\n"
+                                "coredump_dir " +
+                                dir.path().string() +
+                                "\n"
+                                "pinger_enable off\n"
+                                "shutdown_lifetime 0 seconds\n"
+                                "visible_hostname provision-test\n");
     int squid_out = ::open((dir / "squid.out").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    pid_t squid = provision_test::spawn_process({"/usr/sbin/squid", "-N", "-f", (dir / "squid.conf").string()}, {}, squid_out, squid_out);
+    pid_t squid = provision_test::spawn_process({"/usr/sbin/squid", "-N", "-f", (dir / "squid.conf").string()}, {},
+                                                squid_out, squid_out);
     ::close(squid_out);
     struct StopSquid {
         pid_t pid;
@@ -375,18 +416,23 @@ TEST_CASE("hostile: through a real squid forward proxy, a file and a CDN redirec
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (!accepts_connections(squid_port) && std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    std::string squid_said = provision_test::read_whole_file(dir / "squid.out") + provision_test::read_whole_file(dir / "cache.log");
+    std::string squid_said =
+        provision_test::read_whole_file(dir / "squid.out") + provision_test::read_whole_file(dir / "cache.log");
     INFO(squid_said);
     REQUIRE(accepts_connections(squid_port));
 
     TempDir workspace;
     std::string origin = "https://models.example:" + std::to_string(server.port());
-    auto config = workspace.write("provision.toml", "[models.checkpoints]\n"
-                                                    "plain = \"" + origin + "/ok/plain.safetensors\"\n"
-                                                    "cdn = \"" + origin + "/hub-redirect/cdn.safetensors\"\n");
-    auto run = provision_test::run_process({cli, config.string(), "--cacert", provision_test::test_ca().ca_cert_path},
-                                           {{"WORKSPACE", workspace.path().string()},
-                                            {"HTTPS_PROXY", "http://127.0.0.1:" + std::to_string(squid_port)}});
+    auto config = workspace.write("provision.toml",
+                                  "[models.checkpoints]\n"
+                                  "plain = \"" +
+                                      origin +
+                                      "/ok/plain.safetensors\"\n"
+                                      "cdn = \"" +
+                                      origin + "/hub-redirect/cdn.safetensors\"\n");
+    auto run = provision_test::run_process(
+        {cli, config.string(), "--cacert", provision_test::test_ca().ca_cert_path},
+        {{"WORKSPACE", workspace.path().string()}, {"HTTPS_PROXY", "http://127.0.0.1:" + std::to_string(squid_port)}});
     INFO(run.out);
     INFO(run.err);
     CHECK(run.exit_code == 0);

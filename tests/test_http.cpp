@@ -28,12 +28,12 @@ HttpRequest get(const std::string& url) {
     return request;
 }
 
-
 }  // namespace
 
 TEST_CASE("http: TLS verification is on: fails without the CA, passes with --cacert") {
     auto server = LoopbackServer::https();
-    server->server().Get("/ok", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok", "text/plain"); });
+    server->server().Get("/ok",
+                         [](const httplib::Request&, httplib::Response& res) { res.set_content("ok", "text/plain"); });
 
     HttpClient untrusting{HttpOptions{}};
     auto refused = untrusting.fetch(get(server->url("/ok")));
@@ -51,7 +51,8 @@ TEST_CASE("http: TLS verification is on: fails without the CA, passes with --cac
 
 TEST_CASE("http: a certificate for another host is refused even with the right CA") {
     auto server = LoopbackServer::https({"other.test"});
-    server->server().Get("/x", [](const httplib::Request&, httplib::Response& res) { res.set_content("x", "text/plain"); });
+    server->server().Get("/x",
+                         [](const httplib::Request&, httplib::Response& res) { res.set_content("x", "text/plain"); });
     auto options = trusting_options();
     options.connect_to.push_back(route("hub.test", *server));
     HttpClient client{options};
@@ -124,7 +125,8 @@ TEST_CASE("http: credentials and user headers never follow a redirect to another
         res.status = 307;
         res.set_header("Location", hub_back);  // and back to the original host
     });
-    hub->server().Get("/back", [](const httplib::Request&, httplib::Response& res) { res.set_content("done", "text/plain"); });
+    hub->server().Get("/back",
+                      [](const httplib::Request&, httplib::Response& res) { res.set_content("done", "text/plain"); });
 
     auto options = trusting_options();
     options.connect_to = {route("hub.test", *hub), route("cdn.test", *cdn)};
@@ -151,7 +153,8 @@ TEST_CASE("http: credentials and user headers never follow a redirect to another
 
 TEST_CASE("http: a redirect from https to http is refused") {
     auto plain = LoopbackServer::http();
-    plain->server().Get("/x", [](const httplib::Request&, httplib::Response& res) { res.set_content("x", "text/plain"); });
+    plain->server().Get("/x",
+                        [](const httplib::Request&, httplib::Response& res) { res.set_content("x", "text/plain"); });
     auto secure = LoopbackServer::https();
     std::string target = plain->url("/x");
     secure->server().Get("/start", [&](const httplib::Request&, httplib::Response& res) {
@@ -247,7 +250,8 @@ TEST_CASE("http: connection refused is explained") {
     HttpClient client{HttpOptions{}};
     auto result = client.fetch(get("http://127.0.0.1:" + std::to_string(closed_port) + "/x"));
     REQUIRE_FALSE(result);
-    CHECK(result.error().message.find("could not connect to 127.0.0.1:" + std::to_string(closed_port)) != std::string::npos);
+    CHECK(result.error().message.find("could not connect to 127.0.0.1:" + std::to_string(closed_port)) !=
+          std::string::npos);
 }
 
 TEST_CASE("http: a signed storage link in Location reaches the storage host with its escapes intact") {
@@ -314,14 +318,18 @@ TEST_CASE("http: the own reader understands every way HTTP/1.1 frames a body") {
         std::string target = head.substr(4, head.find(' ', 4) - 4);
         std::string answer;
         if (target == "/chunked") {
-            answer = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-                     "5;name=value\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nX-Trailer: yes\r\n\r\n";
+            answer =
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                "5;name=value\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\nX-Trailer: yes\r\n\r\n";
         } else if (target == "/until-close") {
             answer = "HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n\r\nbytes until the end";
         } else if (target == "/interim") {
-            answer = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nfinal";
+            answer =
+                "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nfinal";
         } else if (target == "/folded") {
-            answer = "HTTP/1.1 200 OK\r\nX-Long: first\r\n  second\r\n \t \r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+            answer =
+                "HTTP/1.1 200 OK\r\nX-Long: first\r\n  second\r\n \t \r\nContent-Length: 2\r\nConnection: "
+                "close\r\n\r\nok";
         } else if (target == "/not-http") {
             answer = "SSH-2.0-OpenSSH_9.2\r\n\r\n";
         } else if (target == "/two-lengths") {

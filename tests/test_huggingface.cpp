@@ -13,11 +13,11 @@
 using provision::DownloadPlan;
 using provision::Entry;
 using provision::EntryOutcome;
+using provision::errc;
 using provision::HttpClient;
 using provision::ProvisioningSystem;
 using provision::ProvisionOptions;
 using provision::ResolveContext;
-using provision::errc;
 using provision_test::HubAccess;
 using provision_test::HubEmulator;
 using provision_test::HubFile;
@@ -32,7 +32,8 @@ namespace {
 
 const std::string token = "hf_emulatorTokenDoNotLeak0123456789";
 
-Entry hf_entry(const std::string& repo, const std::string& file, const std::string& key_path = "models.checkpoints.test") {
+Entry hf_entry(const std::string& repo, const std::string& file,
+               const std::string& key_path = "models.checkpoints.test") {
     Entry entry;
     entry.source = provision::SourceKind::huggingface;
     entry.category = "checkpoints";
@@ -47,7 +48,8 @@ Entry hf_entry(const std::string& repo, const std::string& file, const std::stri
 struct Resolver {
     HttpClient http;
     ResolveContext context;
-    Resolver(const HubEmulator& hub, const std::string& hf_token, const std::string& endpoint = "https://huggingface.co")
+    Resolver(const HubEmulator& hub, const std::string& hf_token,
+             const std::string& endpoint = "https://huggingface.co")
         : http(hub.http_options()), context{http, credentials(hf_token), endpoint} {}
     static provision::Credentials credentials(const std::string& hf_token) {
         provision::Credentials credentials;
@@ -66,13 +68,16 @@ ProvisionOptions options_for(const TempDir& workspace, const HubEmulator& hub, c
     return options;
 }
 
-std::string hf_config(const std::string& key, const std::string& repo, const std::string& file, const std::string& extra = "") {
-    return "[models." + key + "]\nsource = \"huggingface\"\nrepo = \"" + repo + "\"\nfile = \"" + file + "\"\n" + extra + "\n";
+std::string hf_config(const std::string& key, const std::string& repo, const std::string& file,
+                      const std::string& extra = "") {
+    return "[models." + key + "]\nsource = \"huggingface\"\nrepo = \"" + repo + "\"\nfile = \"" + file + "\"\n" +
+           extra + "\n";
 }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
-std::vector<provision_test::RecordedRequest> requests_with_method(provision_test::LoopbackServer& server, const std::string& method) {
+std::vector<provision_test::RecordedRequest> requests_with_method(provision_test::LoopbackServer& server,
+                                                                  const std::string& method) {
     std::vector<provision_test::RecordedRequest> out;
     for (const auto& request : server.requests())
         if (request.method == method) out.push_back(request);
@@ -96,7 +101,8 @@ provision::Result<provision::HttpResponse> fetch_plan(HttpClient& http, const Do
 // small functions
 
 TEST_CASE("huggingface: resolve URLs follow the Hub's encoding, including its awful-filename test vector") {
-    CHECK(hf::resolve_url("https://huggingface.co", "model", "gpt2", "main", "subfolder/to?/awful?filename%you:should,never.give") ==
+    CHECK(hf::resolve_url("https://huggingface.co", "model", "gpt2", "main",
+                          "subfolder/to?/awful?filename%you:should,never.give") ==
           "https://huggingface.co/gpt2/resolve/main/subfolder/to%3F/awful%3Ffilename%25you%3Ashould%2Cnever.give");
     // the revision is one segment: every '/' is encoded
     CHECK(hf::resolve_url("https://huggingface.co", "model", "org/name", "refs/pr/1", "a b/c.safetensors") ==
@@ -134,7 +140,8 @@ TEST_CASE("huggingface: git blob SHA-1 matches git's own test vector (toolkit an
 TEST_CASE("huggingface: RateLimit, RateLimit-Policy and Retry-After are read") {
     provision::HttpResponse response;
     response.status = 429;
-    response.headers = {{"RateLimit", "\"api\";r=0;t=42"}, {"RateLimit-Policy", "\"fixed window\";\"api\";q=500;w=300"}};
+    response.headers = {{"RateLimit", "\"api\";r=0;t=42"},
+                        {"RateLimit-Policy", "\"fixed window\";\"api\";q=500;w=300"}};
     auto info = hf::parse_rate_limit(response);
     CHECK(info.bucket == "api");
     CHECK(info.remaining == 0u);
@@ -161,8 +168,10 @@ TEST_CASE("huggingface: metadata prefers the linked headers, and a redirect's Co
     provision::HttpResponse redirect;
     redirect.status = 302;
     redirect.url = provision::parse_url("https://huggingface.co/o/n/resolve/main/f.bin").value();
-    redirect.headers = {{"X-Repo-Commit", commit}, {"ETag", "\"" + std::string(40, 'b') + "\""},
-                        {"X-Linked-Etag", "\"" + sha256 + "\""}, {"Content-Length", "1097"},
+    redirect.headers = {{"X-Repo-Commit", commit},
+                        {"ETag", "\"" + std::string(40, 'b') + "\""},
+                        {"X-Linked-Etag", "\"" + sha256 + "\""},
+                        {"Content-Length", "1097"},
                         {"Location", "https://cdn-lfs.hf.co/x?Signature=s"}};
     auto metadata = hf::read_file_metadata(ref, redirect);
     REQUIRE(metadata);
@@ -176,7 +185,8 @@ TEST_CASE("huggingface: metadata prefers the linked headers, and a redirect's Co
     provision::HttpResponse direct;
     direct.status = 200;
     direct.url = redirect.url;
-    direct.headers = {{"X-Repo-Commit", commit}, {"ETag", "W/\"" + std::string(40, 'b') + "\""}, {"Content-Length", "42"}};
+    direct.headers = {
+        {"X-Repo-Commit", commit}, {"ETag", "W/\"" + std::string(40, 'b') + "\""}, {"Content-Length", "42"}};
     metadata = hf::read_file_metadata(ref, direct);
     REQUIRE(metadata);
     CHECK(metadata->etag == std::string(40, 'b'));
@@ -191,7 +201,8 @@ TEST_CASE("huggingface: metadata prefers the linked headers, and a redirect's Co
 }
 
 TEST_CASE("huggingface: pinning a resolve URL to the commit replaces only the revision segment") {
-    auto url = provision::parse_url("https://huggingface.co/resolve/resolve/resolve/refs%2Fpr%2F3/resolve/a%20b.bin").value();
+    auto url =
+        provision::parse_url("https://huggingface.co/resolve/resolve/resolve/refs%2Fpr%2F3/resolve/a%20b.bin").value();
     auto pinned = hf::pin_to_commit(url, "resolve/a b.bin", std::string(40, 'c'));
     REQUIRE(pinned);
     CHECK(pinned->path == "/resolve/resolve/resolve/" + std::string(40, 'c') + "/resolve/a%20b.bin");
@@ -202,7 +213,8 @@ TEST_CASE("huggingface: a commit header that is not a commit hash is never pinne
     // Found by fuzz_huggingface: "X-Repo-Commit: ." made /resolve/./vae/x, which
     // a server reads as /resolve/vae/x: another file than the one asked for.
     auto url = provision::parse_url("https://huggingface.co/o/n/resolve/main/vae/x.safetensors").value();
-    for (const std::string& commit : std::vector<std::string>{".", "..", "", "main", std::string(39, 'a'), std::string(40, 'g'), std::string(40, 'a') + "/.."}) {
+    for (const std::string& commit : std::vector<std::string>{".", "..", "", "main", std::string(39, 'a'),
+                                                              std::string(40, 'g'), std::string(40, 'a') + "/.."}) {
         CAPTURE(commit);
         CHECK_FALSE(hf::pin_to_commit(url, "vae/x.safetensors", commit));
     }
@@ -214,7 +226,9 @@ TEST_CASE("huggingface: a commit header that is not a commit hash is never pinne
 // ---------------------------------------------------------------------------
 // resolving against the emulated Hub
 
-TEST_CASE("huggingface: an LFS file resolves to the signed CDN link with the linked metadata, and the token stays on the Hub") {
+TEST_CASE(
+    "huggingface: an LFS file resolves to the signed CDN link with the linked metadata, and the token stays on the "
+    "Hub") {
     HubEmulator hub;
     std::string content = test_bytes(300000, 11);
     hub.add_repo("stabilityai/sdxl");
@@ -256,11 +270,13 @@ TEST_CASE("huggingface: an LFS file resolves to the signed CDN link with the lin
     for (const auto& request : hub.cdn().requests()) CHECK_FALSE(request.has_header("Authorization"));
 }
 
-TEST_CASE("huggingface: a small git file is fetched from the Hub pinned to the commit, with its git SHA-1 and the token") {
+TEST_CASE(
+    "huggingface: a small git file is fetched from the Hub pinned to the commit, with its git SHA-1 and the token") {
     HubEmulator hub;
     std::string json = "{\"_class_name\": \"StableDiffusionXLPipeline\"}\n";
     hub.add_repo("org/pipe");
-    std::string commit = hub.commit("org/pipe", {{"model_index.json", HubFile(json, HubStorage::git).with_weak_etag()}});
+    std::string commit =
+        hub.commit("org/pipe", {{"model_index.json", HubFile(json, HubStorage::git).with_weak_etag()}});
     hub.add_token(token, HubToken{"alice"});
     Resolver resolver(hub, token);
 
@@ -292,8 +308,8 @@ TEST_CASE("huggingface: Xet-backed files go to cas-bridge.xethub.hf.co without t
     hub.add_token(token, HubToken{"alice"});
     TempDir workspace;
     ProvisioningSystem system{options_for(workspace, hub, token)};
-    auto report = system.provision_from_text(hf_config("vae.flux-vae", "black-forest-labs/FLUX.1-dev", "ae.safetensors", "gated = true"),
-                                             "flux.toml");
+    auto report = system.provision_from_text(
+        hf_config("vae.flux-vae", "black-forest-labs/FLUX.1-dev", "ae.safetensors", "gated = true"), "flux.toml");
     REQUIRE(report.entries.size() == 1);
     INFO(report.entries[0].error.message);
     REQUIRE(report.ok());
@@ -323,12 +339,14 @@ TEST_CASE("huggingface: end to end, files keep their folders under the category 
     ProvisioningSystem system{options_for(workspace, hub, "")};
     std::string toml = hf_config("checkpoints.unet", "org/sdxl", "unet/diffusion_pytorch_model.safetensors") +
                        hf_config("checkpoints.unet-config", "org/sdxl", "unet/config.json") +
-                       hf_config("lora.renamed", "org/sdxl", "unet/diffusion_pytorch_model.safetensors", "filename = \"flat.safetensors\"");
+                       hf_config("lora.renamed", "org/sdxl", "unet/diffusion_pytorch_model.safetensors",
+                                 "filename = \"flat.safetensors\"");
     auto report = system.provision_from_text(toml, "sdxl.toml");
     for (const auto& entry : report.entries) INFO(entry.key_path << ": " << entry.error.message);
     REQUIRE(report.ok());
     auto models = workspace.path() / "sdnext/models";
-    CHECK(provision_test::read_whole_file(models / "Stable-diffusion/unet/diffusion_pytorch_model.safetensors") == unet);
+    CHECK(provision_test::read_whole_file(models / "Stable-diffusion/unet/diffusion_pytorch_model.safetensors") ==
+          unet);
     CHECK(provision_test::read_whole_file(models / "Stable-diffusion/unet/config.json") == config);
     CHECK(provision_test::read_whole_file(models / "Lora/flat.safetensors") == unet);
     // anonymous: no Authorization anywhere, and no whoami request without gated entries
@@ -336,7 +354,9 @@ TEST_CASE("huggingface: end to end, files keep their folders under the category 
     CHECK(hub.hub().count("/api/") == 0);
 }
 
-TEST_CASE("huggingface: wrong bytes are caught by the SHA-256 (LFS) and by the git SHA-1 (small files); nothing is installed") {
+TEST_CASE(
+    "huggingface: wrong bytes are caught by the SHA-256 (LFS) and by the git SHA-1 (small files); nothing is "
+    "installed") {
     HubEmulator hub;
     std::string good = test_bytes(50000, 2);
     std::string bad = good;
@@ -363,7 +383,8 @@ TEST_CASE("huggingface: wrong bytes are caught by the SHA-256 (LFS) and by the g
     CHECK(report.exit_code() == provision::exit_code(errc::integrity));
 }
 
-TEST_CASE("huggingface: renamed repos and letter-case differences follow the Hub's relative redirects, with the token") {
+TEST_CASE(
+    "huggingface: renamed repos and letter-case differences follow the Hub's relative redirects, with the token") {
     HubEmulator hub;
     std::string content = test_bytes(20000, 3);
     hub.add_repo("NewOrg/Model");
@@ -493,25 +514,50 @@ TEST_CASE("huggingface: every Hub error gets its own message naming the entry an
         return entry;
     };
     std::vector<ErrorCase> cases = {
-        {"gated, anonymous", "", hf_entry("org/gated", "model.safetensors", "models.vae.gated-anon"), errc::auth,
+        {"gated, anonymous",
+         "",
+         hf_entry("org/gated", "model.safetensors", "models.vae.gated-anon"),
+         errc::auth,
          {"models.vae.gated-anon", "org/gated", "gated", "HF_TOKEN is not set", "https://huggingface.co/org/gated",
           "https://huggingface.co/settings/tokens", "HTTP 401"}},
-        {"gated, not approved", token, hf_entry("org/gated", "model.safetensors", "models.vae.gated-pending"), errc::auth,
+        {"gated, not approved",
+         token,
+         hf_entry("org/gated", "model.safetensors", "models.vae.gated-pending"),
+         errc::auth,
          {"models.vae.gated-pending", "org/gated", "not been granted access", "accept its terms",
           "https://huggingface.co/org/gated", "HTTP 403"}},
-        {"private or missing, anonymous", "", hf_entry("org/private", "model.safetensors", "models.lora.private"), errc::not_found,
+        {"private or missing, anonymous",
+         "",
+         hf_entry("org/private", "model.safetensors", "models.lora.private"),
+         errc::not_found,
          {"models.lora.private", "org/private", "not found", "private", "set HF_TOKEN", "repo_type", "HTTP 401"}},
-        {"missing, with token", token, hf_entry("org/nothing", "model.safetensors", "models.lora.nothing"), errc::not_found,
+        {"missing, with token",
+         token,
+         hf_entry("org/nothing", "model.safetensors", "models.lora.nothing"),
+         errc::not_found,
          {"models.lora.nothing", "org/nothing", "not found, or the account of HF_TOKEN cannot see it", "HTTP 404"}},
-        {"missing file", "", hf_entry("org/public", "unet/missing.safetensors", "models.lora.nofile"), errc::not_found,
+        {"missing file",
+         "",
+         hf_entry("org/public", "unet/missing.safetensors", "models.lora.nofile"),
+         errc::not_found,
          {"models.lora.nofile", "\"unet/missing.safetensors\"", "org/public", "revision \"main\"", "(commit ",
           "https://huggingface.co/org/public/tree/main", "case-sensitive"}},
-        {"missing revision", "", with_revision(hf_entry("org/public", "model.safetensors", "models.lora.norev"), "v9"), errc::not_found,
+        {"missing revision",
+         "",
+         with_revision(hf_entry("org/public", "model.safetensors", "models.lora.norev"), "v9"),
+         errc::not_found,
          {"models.lora.norev", "org/public", "no revision \"v9\"", "refs/pr/N", "40-character commit",
           "https://huggingface.co/org/public/tree/main"}},
-        {"invalid token", revoked, hf_entry("org/public", "model.safetensors", "models.lora.badtoken"), errc::auth,
-         {"models.lora.badtoken", "rejected HF_TOKEN as invalid", "https://huggingface.co/settings/tokens", "HTTP 401"}},
-        {"disabled repo", "", hf_entry("org/banned", "model.safetensors", "models.lora.banned"), errc::not_found,
+        {"invalid token",
+         revoked,
+         hf_entry("org/public", "model.safetensors", "models.lora.badtoken"),
+         errc::auth,
+         {"models.lora.badtoken", "rejected HF_TOKEN as invalid", "https://huggingface.co/settings/tokens",
+          "HTTP 401"}},
+        {"disabled repo",
+         "",
+         hf_entry("org/banned", "model.safetensors", "models.lora.banned"),
+         errc::not_found,
          {"models.lora.banned", "org/banned", "disabled", "remove the entry", "HTTP 403"}},
     };
     for (const auto& c : cases) {
@@ -557,7 +603,8 @@ TEST_CASE("huggingface: an answer without X-Repo-Commit is blamed on whatever si
     });
     provision::HttpOptions options;
     options.ca_files = {provision_test::test_ca().ca_cert_path};
-    options.connect_to = {provision::ConnectTo{"huggingface.co", std::nullopt, "127.0.0.1", static_cast<std::uint16_t>(portal->port())}};
+    options.connect_to = {
+        provision::ConnectTo{"huggingface.co", std::nullopt, "127.0.0.1", static_cast<std::uint16_t>(portal->port())}};
     HttpClient http{options};
     provision::Credentials credentials;
     credentials.hf_token = token;
@@ -565,7 +612,8 @@ TEST_CASE("huggingface: an answer without X-Repo-Commit is blamed on whatever si
     auto plan = provision::resolve_entry(hf_entry("org/m", "model.safetensors", "models.vae.portal"), context);
     REQUIRE_FALSE(plan);
     CHECK(plan.error().code == errc::network);
-    for (const char* part : {"models.vae.portal", "did not come from Hugging Face", "X-Repo-Commit", "proxy", "captive portal"}) {
+    for (const char* part :
+         {"models.vae.portal", "did not come from Hugging Face", "X-Repo-Commit", "proxy", "captive portal"}) {
         CAPTURE(part);
         CHECK(contains(plan.error().message, part));
     }
@@ -584,7 +632,8 @@ TEST_CASE("huggingface: a redirect to plain http is refused, and the config's sh
     });
     provision::HttpOptions options;
     options.ca_files = {provision_test::test_ca().ca_cert_path};
-    options.connect_to = {provision::ConnectTo{"huggingface.co", std::nullopt, "127.0.0.1", static_cast<std::uint16_t>(fake->port())}};
+    options.connect_to = {
+        provision::ConnectTo{"huggingface.co", std::nullopt, "127.0.0.1", static_cast<std::uint16_t>(fake->port())}};
     HttpClient http{options};
     ResolveContext context{http, {}};
     auto plan = provision::resolve_entry(hf_entry("org/m", "m.bin", "models.lora.downgrade"), context);
@@ -636,8 +685,8 @@ TEST_CASE("huggingface: an expired CDN link is explained, and refresh gets a fre
     CHECK(expired->status == 403);
     auto explained = plan->explain(expired.value());
     CHECK(explained.code == errc::network);
-    for (const char* part : {"models.checkpoints.big", "\"big.safetensors\" from org/m", "cdn-lfs.hf.co answered HTTP 403",
-                             "expire", "run again"}) {
+    for (const char* part : {"models.checkpoints.big", "\"big.safetensors\" from org/m",
+                             "cdn-lfs.hf.co answered HTTP 403", "expire", "run again"}) {
         CAPTURE(part);
         CHECK(contains(explained.message, part));
     }
@@ -701,9 +750,10 @@ TEST_CASE("huggingface: without HF_TOKEN, gated entries fail up front with their
         if (event.kind == provision::EventKind::message) messages.push_back(event);
     };
     ProvisioningSystem system{options};
-    auto report = system.provision_from_text(hf_config("checkpoints.gated", "org/gated", "g.safetensors", "gated = true") +
-                                                 hf_config("checkpoints.open", "org/open", "open.safetensors"),
-                                             "gated.toml");
+    auto report =
+        system.provision_from_text(hf_config("checkpoints.gated", "org/gated", "g.safetensors", "gated = true") +
+                                       hf_config("checkpoints.open", "org/open", "open.safetensors"),
+                                   "gated.toml");
     REQUIRE(report.entries.size() == 2);
     const auto& gated = report.entries[0];
     CHECK(gated.key_path == "models.checkpoints.gated");
@@ -717,7 +767,8 @@ TEST_CASE("huggingface: without HF_TOKEN, gated entries fail up front with their
         CHECK(contains(gated.error.message, part));
     }
     CHECK(report.entries[1].status == EntryOutcome::Status::installed);
-    CHECK(provision_test::read_whole_file(workspace.path() / "sdnext/models/Stable-diffusion/open.safetensors") == open);
+    CHECK(provision_test::read_whole_file(workspace.path() / "sdnext/models/Stable-diffusion/open.safetensors") ==
+          open);
     CHECK(report.exit_code() == provision::exit_code(errc::auth));
     // nothing was asked of the Hub for the gated entry, and no whoami without a token
     CHECK(hub.hub().count("/org/gated/") == 0);
@@ -745,8 +796,8 @@ TEST_CASE("huggingface: an invalid HF_TOKEN fails the gated entries after one wh
     ProvisioningSystem system{options};
     auto report = system.provision_from_text(
         hf_config("checkpoints.one", "org/gated", "g.safetensors", "gated = true") +
-            hf_config("checkpoints.two", "org/other-gated", "h.safetensors", "gated = true") + "[models.lora]\nplain = \"" +
-            file_server->url("/plain.bin") + "\"\n",
+            hf_config("checkpoints.two", "org/other-gated", "h.safetensors", "gated = true") +
+            "[models.lora]\nplain = \"" + file_server->url("/plain.bin") + "\"\n",
         "bad-token.toml");
     REQUIRE(report.entries.size() == 3);
     for (std::size_t i : {0u, 1u}) {
@@ -782,9 +833,10 @@ TEST_CASE("huggingface: a valid token lets gated entries through to the Hub, whi
     hub.add_token(token, HubToken{"alice"});
     TempDir workspace;
     ProvisioningSystem system{options_for(workspace, hub, token)};
-    auto report = system.provision_from_text(hf_config("lora.approved", "org/approved", "a.safetensors", "gated = true") +
-                                                 hf_config("lora.pending", "org/pending", "p.safetensors", "gated = true"),
-                                             "gated.toml");
+    auto report =
+        system.provision_from_text(hf_config("lora.approved", "org/approved", "a.safetensors", "gated = true") +
+                                       hf_config("lora.pending", "org/pending", "p.safetensors", "gated = true"),
+                                   "gated.toml");
     REQUIRE(report.entries.size() == 2);
     INFO(report.entries[0].error.message);
     CHECK(report.entries[0].status == EntryOutcome::Status::installed);
@@ -813,8 +865,9 @@ TEST_CASE("huggingface: a fine-grained token that cannot read gated repos fails 
     REQUIRE(report.entries.size() == 2);
     CHECK(report.entries[0].status == EntryOutcome::Status::failed);
     CHECK(report.entries[0].error.code == errc::auth);
-    for (const char* part : {"models.lora.gated", "org/gated", "fine-grained", "Read access to contents of all public gated repos",
-                             "https://huggingface.co/settings/tokens"}) {
+    for (const char* part :
+         {"models.lora.gated", "org/gated", "fine-grained", "Read access to contents of all public gated repos",
+          "https://huggingface.co/settings/tokens"}) {
         CAPTURE(part);
         CHECK(contains(report.entries[0].error.message, part));
     }
@@ -867,7 +920,9 @@ TEST_CASE("huggingface: a dry run resolves through the Hub and reports the CDN l
     CHECK(report.entries[0].status == EntryOutcome::Status::planned);
 }
 
-TEST_CASE("huggingface: the CLI provisions from the emulated Hub with --connect-to and exits 3 for a gated entry without HF_TOKEN") {
+TEST_CASE(
+    "huggingface: the CLI provisions from the emulated Hub with --connect-to and exits 3 for a gated entry without "
+    "HF_TOKEN") {
     HubEmulator hub;
     std::string vae = test_bytes(60000, 81);
     hub.add_repo("black-forest-labs/FLUX.1-dev", "model", HubAccess::gated);
@@ -876,10 +931,11 @@ TEST_CASE("huggingface: the CLI provisions from the emulated Hub with --connect-
     std::string clip = test_bytes(40000, 82);
     hub.commit("comfyanonymous/flux_text_encoders", {{"clip_l.safetensors", HubFile(clip)}});
     TempDir dir;
-    auto config = dir.write("flux.toml", hf_config("vae.flux-vae", "black-forest-labs/FLUX.1-dev", "ae.safetensors", "gated = true") +
-                                             hf_config("clip.clip_l", "comfyanonymous/flux_text_encoders", "clip_l.safetensors"));
-    std::vector<std::string> argv = {PROVISION_CLI_PATH, config.string(), "--workspace", (dir / "ws").string(), "--cacert",
-                                     provision_test::test_ca().ca_cert_path};
+    auto config = dir.write(
+        "flux.toml", hf_config("vae.flux-vae", "black-forest-labs/FLUX.1-dev", "ae.safetensors", "gated = true") +
+                         hf_config("clip.clip_l", "comfyanonymous/flux_text_encoders", "clip_l.safetensors"));
+    std::vector<std::string> argv = {PROVISION_CLI_PATH,    config.string(), "--workspace",
+                                     (dir / "ws").string(), "--cacert",      provision_test::test_ca().ca_cert_path};
     for (const auto& rule : hub.connect_to()) {
         argv.push_back("--connect-to");
         argv.push_back(rule.from_host + "::127.0.0.1:" + std::to_string(*rule.to_port));
@@ -893,7 +949,8 @@ TEST_CASE("huggingface: the CLI provisions from the emulated Hub with --connect-
 
     hub.grant("black-forest-labs/FLUX.1-dev", "alice");
     hub.add_token(token, HubToken("alice"));
-    auto signed_in = provision_test::run_process(argv, {{"HF_TOKEN", token}, {"HF_ENDPOINT", "https://huggingface.co/"}});
+    auto signed_in =
+        provision_test::run_process(argv, {{"HF_TOKEN", token}, {"HF_ENDPOINT", "https://huggingface.co/"}});
     INFO(signed_in.out << signed_in.err);
     CHECK(signed_in.exit_code == 0);
     CHECK(provision_test::read_whole_file(dir / "ws/sdnext/models/VAE/ae.safetensors") == vae);
@@ -911,8 +968,8 @@ TEST_CASE("huggingface: the CLI takes HF_ENDPOINT from its environment and asks 
     hub.commit("org/mirrored", {{"m.safetensors", HubFile(weights, HubStorage::git)}});
     TempDir dir;
     auto config = dir.write("m.toml", hf_config("checkpoints.m", "org/mirrored", "m.safetensors"));
-    std::vector<std::string> argv = {PROVISION_CLI_PATH, config.string(), "--workspace", (dir / "ws").string(), "--cacert",
-                                     provision_test::test_ca().ca_cert_path};
+    std::vector<std::string> argv = {PROVISION_CLI_PATH,    config.string(), "--workspace",
+                                     (dir / "ws").string(), "--cacert",      provision_test::test_ca().ca_cert_path};
     for (const auto& rule : hub.connect_to()) {
         if (rule.from_host == "huggingface.co") continue;
         argv.push_back("--connect-to");
@@ -927,7 +984,9 @@ TEST_CASE("huggingface: the CLI takes HF_ENDPOINT from its environment and asks 
     for (const auto& request : requests) CHECK(request.header("Host") == "hf-mirror.test");
 }
 
-TEST_CASE("huggingface: a download whose signed link expires mid-way resumes through refresh, same commit, no token on the CDN") {
+TEST_CASE(
+    "huggingface: a download whose signed link expires mid-way resumes through refresh, same commit, no token on the "
+    "CDN") {
     HubEmulator hub;
     std::string content = test_bytes(3 << 20, 91);
     hub.add_repo("org/big");
@@ -941,7 +1000,8 @@ TEST_CASE("huggingface: a download whose signed link expires mid-way resumes thr
     REQUIRE(report.entries.size() == 1);
     INFO(report.entries[0].error.message);
     REQUIRE(report.ok());
-    CHECK(provision_test::read_whole_file(workspace.path() / "sdnext/models/Stable-diffusion/big.safetensors") == content);
+    CHECK(provision_test::read_whole_file(workspace.path() / "sdnext/models/Stable-diffusion/big.safetensors") ==
+          content);
     // The Hub was asked again, pinned to the commit it named the first time.
     auto resolves = requests_with_method(hub.hub(), "HEAD");
     REQUIRE(resolves.size() >= 2);
@@ -999,8 +1059,10 @@ TEST_CASE("huggingface: patterns follow huggingface_hub's fnmatch rules") {
 
 TEST_CASE("huggingface: the next page comes from Link rel=\"next\" only") {
     provision::HttpResponse response;
-    response.headers = {{"Link", "<https://huggingface.co/api/models/a/b/tree/x?recursive=true&cursor=abc>; rel=\"next\""}};
-    CHECK(hf::next_page_link(response) == std::optional<std::string>("https://huggingface.co/api/models/a/b/tree/x?recursive=true&cursor=abc"));
+    response.headers = {
+        {"Link", "<https://huggingface.co/api/models/a/b/tree/x?recursive=true&cursor=abc>; rel=\"next\""}};
+    CHECK(hf::next_page_link(response) ==
+          std::optional<std::string>("https://huggingface.co/api/models/a/b/tree/x?recursive=true&cursor=abc"));
     response.headers = {{"link", "<https://h/first>; rel=\"first\", <https://h/2>; rel=\"next\""}};
     CHECK(hf::next_page_link(response) == std::optional<std::string>("https://h/2"));
     response.headers = {{"Link", "<https://huggingface.co/api/models/a/b/xet-read-token/main>; rel=\"xet-auth\""}};
@@ -1016,16 +1078,18 @@ TEST_CASE("huggingface: files = [...] downloads each listed file at one commit, 
     std::string config = "{\"_class_name\": \"UNet2DConditionModel\"}\n";
     hub.add_token(token, HubToken{"alice"});
     hub.add_repo("org/pipeline");
-    std::string commit = hub.commit("org/pipeline", {{"unet/diffusion_pytorch_model.safetensors", HubFile{unet}},
-                                                     {"unet/config.json", HubFile{config, HubStorage::git}},
-                                                     {"vae/diffusion_pytorch_model.safetensors", HubFile{vae, HubStorage::xet}},
-                                                     {"text_encoder/model.safetensors", HubFile{test_bytes(1000, 13)}}});
+    std::string commit =
+        hub.commit("org/pipeline", {{"unet/diffusion_pytorch_model.safetensors", HubFile{unet}},
+                                    {"unet/config.json", HubFile{config, HubStorage::git}},
+                                    {"vae/diffusion_pytorch_model.safetensors", HubFile{vae, HubStorage::xet}},
+                                    {"text_encoder/model.safetensors", HubFile{test_bytes(1000, 13)}}});
     TempDir workspace;
     ProvisioningSystem system{options_for(workspace, hub, token)};
-    auto report = system.provision_from_text(
-        multi_config("checkpoints.pipeline", "org/pipeline",
-                     "files = [\"unet/diffusion_pytorch_model.safetensors\", \"unet/config.json\", \"vae/diffusion_pytorch_model.safetensors\"]"),
-        "multi.toml");
+    auto report =
+        system.provision_from_text(multi_config("checkpoints.pipeline", "org/pipeline",
+                                                "files = [\"unet/diffusion_pytorch_model.safetensors\", "
+                                                "\"unet/config.json\", \"vae/diffusion_pytorch_model.safetensors\"]"),
+                                   "multi.toml");
     INFO(failures_of(report));
     REQUIRE(report.ok());
     REQUIRE(report.entries.size() == 3);  // one outcome per file, in the order of files
@@ -1066,10 +1130,10 @@ TEST_CASE("huggingface: include / exclude patterns select from a listing that sp
     std::string commit = hub.commit("org/diffusers", files, "main", "dataset");
     TempDir workspace;
     ProvisioningSystem system{options_for(workspace, hub, "")};
-    auto report = system.provision_from_text(
-        multi_config("checkpoints.sd", "org/diffusers",
-                     "repo_type = \"dataset\"\ninclude = [\"*.safetensors\", \"model_index.json\"]\nexclude = [\"text_encoder/\"]"),
-        "patterns.toml");
+    auto report = system.provision_from_text(multi_config("checkpoints.sd", "org/diffusers",
+                                                          "repo_type = \"dataset\"\ninclude = [\"*.safetensors\", "
+                                                          "\"model_index.json\"]\nexclude = [\"text_encoder/\"]"),
+                                             "patterns.toml");
     INFO(failures_of(report));
     REQUIRE(report.ok());
     std::set<std::string> installed;
@@ -1090,11 +1154,12 @@ TEST_CASE("huggingface: include / exclude patterns select from a listing that sp
     // The whole repo, asked for explicitly.
     TempDir whole;
     ProvisioningSystem all{options_for(whole, hub, "")};
-    auto everything = all.provision_from_text(multi_config("checkpoints.sd", "org/diffusers", "repo_type = \"dataset\"\ninclude = [\"*\"]"),
-                                              "whole.toml");
+    auto everything = all.provision_from_text(
+        multi_config("checkpoints.sd", "org/diffusers", "repo_type = \"dataset\"\ninclude = [\"*\"]"), "whole.toml");
     REQUIRE(everything.ok());
     CHECK(everything.entries.size() == 7);
-    CHECK(provision_test::read_whole_file(whole.path() / "sdnext/models/Stable-diffusion/text_encoder/sub/model.safetensors") ==
+    CHECK(provision_test::read_whole_file(whole.path() /
+                                          "sdnext/models/Stable-diffusion/text_encoder/sub/model.safetensors") ==
           test_bytes(3000, 24));
 }
 
@@ -1103,21 +1168,26 @@ TEST_CASE("huggingface: every file comes from the commit listed, even when the b
     hub.set_tree_page_size(1);
     hub.add_repo("org/moving");
     std::string old_a = test_bytes(6000, 31), old_b = "{\"v\": 1}\n";
-    std::string first = hub.commit("org/moving", {{"a.safetensors", HubFile{old_a}}, {"b.json", HubFile{old_b, HubStorage::git}}});
-    std::string second = hub.commit("org/moving", {{"a.safetensors", HubFile{test_bytes(6000, 32)}}, {"b.json", HubFile{"{\"v\": 2}\n", HubStorage::git}}});
+    std::string first =
+        hub.commit("org/moving", {{"a.safetensors", HubFile{old_a}}, {"b.json", HubFile{old_b, HubStorage::git}}});
+    std::string second = hub.commit("org/moving", {{"a.safetensors", HubFile{test_bytes(6000, 32)}},
+                                                   {"b.json", HubFile{"{\"v\": 2}\n", HubStorage::git}}});
     hub.set_ref("org/moving", "main", first);
     hub.move_ref_after_tree_page("org/moving", "main", second);  // a push lands right after the first page
     TempDir workspace;
     ProvisioningSystem system{options_for(workspace, hub, "")};
-    auto report = system.provision_from_text(multi_config("vae.moving", "org/moving", "include = [\"*\"]"), "moving.toml");
+    auto report =
+        system.provision_from_text(multi_config("vae.moving", "org/moving", "include = [\"*\"]"), "moving.toml");
     INFO(failures_of(report));
     REQUIRE(report.ok());
     REQUIRE(report.entries.size() == 2);
     auto folder = workspace.path() / "sdnext/models/VAE";
     CHECK(provision_test::read_whole_file(folder / "a.safetensors") == old_a);
     CHECK(provision_test::read_whole_file(folder / "b.json") == old_b);
-    for (const auto& target : targets_containing(hub.hub(), "/api/models/org/moving/tree/")) CHECK(contains(target, first));
-    for (const auto& target : targets_containing(hub.hub(), "/resolve/")) CHECK(contains(target, "/resolve/" + first + "/"));
+    for (const auto& target : targets_containing(hub.hub(), "/api/models/org/moving/tree/"))
+        CHECK(contains(target, first));
+    for (const auto& target : targets_containing(hub.hub(), "/resolve/"))
+        CHECK(contains(target, "/resolve/" + first + "/"));
 }
 
 TEST_CASE("huggingface: a file missing from files = [...] fails alone, with what the repo has; the others install") {
@@ -1128,7 +1198,8 @@ TEST_CASE("huggingface: a file missing from files = [...] fails alone, with what
     TempDir workspace;
     ProvisioningSystem system{options_for(workspace, hub, "")};
     auto report = system.provision_from_text(
-        multi_config("vae.flux", "org/flux", "files = [\"ae.safetensors\", \"text_encoder/model.safetensors\"]"), "missing.toml");
+        multi_config("vae.flux", "org/flux", "files = [\"ae.safetensors\", \"text_encoder/model.safetensors\"]"),
+        "missing.toml");
     REQUIRE(report.entries.size() == 2);
     CHECK(report.entries[0].status == EntryOutcome::Status::installed);
     const auto& missing = report.entries[1];
@@ -1157,10 +1228,11 @@ TEST_CASE("huggingface: listing errors use the Hub's wording: missing revision, 
     hub.commit("org/open", {{"x.safetensors", HubFile{test_bytes(100, 52)}}});
     TempDir workspace;
     ProvisioningSystem system{options_for(workspace, hub, "")};
-    auto report = system.provision_from_text(multi_config("vae.gated", "org/gated", "include = [\"*\"]") +
-                                                 multi_config("vae.nobranch", "org/open", "include = [\"*\"]\nrevision = \"v9\"") +
-                                                 multi_config("vae.norepo", "org/nothing", "files = [\"x.safetensors\"]"),
-                                             "errors.toml");
+    auto report = system.provision_from_text(
+        multi_config("vae.gated", "org/gated", "include = [\"*\"]") +
+            multi_config("vae.nobranch", "org/open", "include = [\"*\"]\nrevision = \"v9\"") +
+            multi_config("vae.norepo", "org/nothing", "files = [\"x.safetensors\"]"),
+        "errors.toml");
     REQUIRE(report.entries.size() == 3);
     for (const auto& entry : report.entries) CHECK(entry.status == EntryOutcome::Status::failed);
     CHECK(report.entries[0].error.code == errc::auth);
@@ -1180,7 +1252,8 @@ TEST_CASE("huggingface: a multi-file entry catches wrong bytes per file; the goo
                                {"bad.json", HubFile("{\"a\": 1}\n", HubStorage::git).serving("{\"a\": 2}\n")}});
     TempDir workspace;
     ProvisioningSystem system{options_for(workspace, hub, "")};
-    auto report = system.provision_from_text(multi_config("lora.corrupt", "org/corrupt", "include = [\"*\"]"), "corrupt.toml");
+    auto report =
+        system.provision_from_text(multi_config("lora.corrupt", "org/corrupt", "include = [\"*\"]"), "corrupt.toml");
     REQUIRE(report.entries.size() == 3);
     std::map<std::string, const EntryOutcome*> by_key;
     for (const auto& entry : report.entries) by_key[entry.key_path] = &entry;
@@ -1211,11 +1284,12 @@ TEST_CASE("huggingface: examples/configs/flux.toml, run by the CLI, lands where 
     hub.add_repo("XLabs-AI/flux-RealismLora");
     hub.commit("XLabs-AI/flux-RealismLora", {{"lora.safetensors", HubFile(lora)}});
     hub.add_repo("Shakker-Labs/FLUX.1-dev-ControlNet-Union-Pro");
-    hub.commit("Shakker-Labs/FLUX.1-dev-ControlNet-Union-Pro", {{"diffusion_pytorch_model.safetensors", HubFile(controlnet)},
-                                                                {"config.json", HubFile("{}\n", HubStorage::git)}});
+    hub.commit("Shakker-Labs/FLUX.1-dev-ControlNet-Union-Pro",
+               {{"diffusion_pytorch_model.safetensors", HubFile(controlnet)},
+                {"config.json", HubFile("{}\n", HubStorage::git)}});
 
     struct Placement {
-        const char* layout;  ///< "" runs the config as written (its [settings] say comfyui)
+        const char* layout;                        ///< "" runs the config as written (its [settings] say comfyui)
         std::map<std::string, std::string> files;  ///< path under the workspace -> expected bytes
     };
     const Placement placements[] = {
@@ -1246,8 +1320,8 @@ TEST_CASE("huggingface: examples/configs/flux.toml, run by the CLI, lands where 
     for (const auto& placement : placements) {
         CAPTURE(placement.layout);
         TempDir dir;
-        std::vector<std::string> argv = {PROVISION_CLI_PATH, config, "--workspace", (dir / "ws").string(), "--cacert",
-                                         provision_test::test_ca().ca_cert_path};
+        std::vector<std::string> argv = {PROVISION_CLI_PATH,    config,     "--workspace",
+                                         (dir / "ws").string(), "--cacert", provision_test::test_ca().ca_cert_path};
         if (*placement.layout) {
             argv.push_back("--layout");
             argv.push_back(placement.layout);

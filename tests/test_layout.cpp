@@ -77,22 +77,22 @@ TEST_CASE("layout: Forge reads LyCORIS from Lora") {
 
 TEST_CASE("layout: ComfyUI's folder names") {
     check_table(Layout::by_name("comfyui", "/ws").value(), {
-                                                              {"checkpoints", "ComfyUI/models/checkpoints"},
-                                                              {"lora", "ComfyUI/models/loras"},
-                                                              {"vae", "ComfyUI/models/vae"},
-                                                              {"controlnet", "ComfyUI/models/controlnet"},
-                                                              {"esrgan", "ComfyUI/models/upscale_models"},
-                                                              {"upscale", "ComfyUI/models/upscale_models"},
-                                                              {"embeddings", "ComfyUI/models/embeddings"},
-                                                              {"hypernetworks", "ComfyUI/models/hypernetworks"},
-                                                              {"text_encoder", "ComfyUI/models/text_encoders"},
-                                                              {"clip", "ComfyUI/models/text_encoders"},
-                                                              {"unet", "ComfyUI/models/diffusion_models"},
-                                                              {"diffusion_models", "ComfyUI/models/diffusion_models"},
-                                                              {"clip_vision", "ComfyUI/models/clip_vision"},
-                                                              {"lycoris", "ComfyUI/models/loras"},
-                                                              {"motion", "ComfyUI/models/animatediff_models"},
-                                                          });
+                                                               {"checkpoints", "ComfyUI/models/checkpoints"},
+                                                               {"lora", "ComfyUI/models/loras"},
+                                                               {"vae", "ComfyUI/models/vae"},
+                                                               {"controlnet", "ComfyUI/models/controlnet"},
+                                                               {"esrgan", "ComfyUI/models/upscale_models"},
+                                                               {"upscale", "ComfyUI/models/upscale_models"},
+                                                               {"embeddings", "ComfyUI/models/embeddings"},
+                                                               {"hypernetworks", "ComfyUI/models/hypernetworks"},
+                                                               {"text_encoder", "ComfyUI/models/text_encoders"},
+                                                               {"clip", "ComfyUI/models/text_encoders"},
+                                                               {"unet", "ComfyUI/models/diffusion_models"},
+                                                               {"diffusion_models", "ComfyUI/models/diffusion_models"},
+                                                               {"clip_vision", "ComfyUI/models/clip_vision"},
+                                                               {"lycoris", "ComfyUI/models/loras"},
+                                                               {"motion", "ComfyUI/models/animatediff_models"},
+                                                           });
 }
 
 TEST_CASE("layout: models_dir overrides the root; unknown layouts are named") {
@@ -116,7 +116,7 @@ TEST_CASE("layout: an unknown category is an error that lists the known ones") {
 TEST_CASE("layout: categories can be added and overridden") {
     auto layout = Layout::sdnext("/ws");
     layout.add("ipadapter", "ipadapter");
-    layout.add("clip", "CLIP");  // an alias replaced by a real folder
+    layout.add("clip", "CLIP");               // an alias replaced by a real folder
     layout.add_alias("checkpoints", "unet");  // a real folder replaced by an alias
     CHECK(layout.folder_for("ipadapter").value() == "/ws/sdnext/models/ipadapter");
     CHECK(layout.folder_for("clip").value() == "/ws/sdnext/models/CLIP");

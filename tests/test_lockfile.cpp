@@ -9,10 +9,10 @@
 #include <mutex>
 
 using provision::EntryOutcome;
+using provision::errc;
 using provision::Lockfile;
 using provision::ProvisioningSystem;
 using provision::ProvisionOptions;
-using provision::errc;
 using provision_test::CivitaiEmulator;
 using provision_test::CivitaiFileSpec;
 using provision_test::CivitaiVersionSpec;
@@ -65,7 +65,9 @@ struct World {
             }
             files->serve_bytes(res, req, body);
         });
-        files->server().Get("/neg.pt", [this](const httplib::Request& req, httplib::Response& res) { files->serve_bytes(res, req, neg); });
+        files->server().Get("/neg.pt", [this](const httplib::Request& req, httplib::Response& res) {
+            files->serve_bytes(res, req, neg);
+        });
     }
 
     void change_vae(std::string bytes) {
@@ -76,7 +78,8 @@ struct World {
     std::vector<provision::ConnectTo> connect_to() const {
         auto rules = hub.connect_to();
         for (const auto& rule : civitai.connect_to()) rules.push_back(rule);
-        rules.push_back(provision::ConnectTo{"models.example", std::nullopt, "127.0.0.1", static_cast<std::uint16_t>(files->port())});
+        rules.push_back(provision::ConnectTo{"models.example", std::nullopt, "127.0.0.1",
+                                             static_cast<std::uint16_t>(files->port())});
         return rules;
     }
 
@@ -91,9 +94,10 @@ struct World {
         return options;
     }
 
-    std::vector<std::string> cli_args(const std::filesystem::path& config, const std::filesystem::path& workspace) const {
-        std::vector<std::string> args = {PROVISION_CLI_PATH, config.string(), "--workspace", workspace.string(), "--cacert",
-                                         provision_test::test_ca().ca_cert_path};
+    std::vector<std::string> cli_args(const std::filesystem::path& config,
+                                      const std::filesystem::path& workspace) const {
+        std::vector<std::string> args = {PROVISION_CLI_PATH, config.string(), "--workspace",
+                                         workspace.string(), "--cacert",      provision_test::test_ca().ca_cert_path};
         for (const auto& rule : connect_to()) {
             args.push_back("--connect-to");
             args.push_back(rule.from_host + "::127.0.0.1:" + std::to_string(*rule.to_port));
@@ -104,9 +108,12 @@ struct World {
 
 const std::string hf_entry = "[models.checkpoints.base]\nrepo = \"org/base\"\nfile = \"base.safetensors\"\n\n";
 const std::string civitai_entry = "[models.lora.tweak]\nversion_id = \"58390\"\n\n";
-const std::string url_entries = "[models.vae.plain]\nurl = \"https://models.example/vae.safetensors?token=" + query_secret +
-                                "\"\nauth_header = \"Bearer " + header_secret + "\"\n\n"
-                                "[models.embeddings.neg]\nurl = \"https://someone:" + userinfo_secret + "@models.example/neg.pt\"\n";
+const std::string url_entries =
+    "[models.vae.plain]\nurl = \"https://models.example/vae.safetensors?token=" + query_secret +
+    "\"\nauth_header = \"Bearer " + header_secret +
+    "\"\n\n"
+    "[models.embeddings.neg]\nurl = \"https://someone:" +
+    userinfo_secret + "@models.example/neg.pt\"\n";
 const std::string full_config = hf_entry + civitai_entry + url_entries;
 
 void require_ok(const provision::Report& report) {
@@ -134,7 +141,8 @@ Lockfile provision_and_lock(World& world, const TempDir& workspace) {
 
 }  // namespace
 
-TEST_CASE("lockfile: a successful run pins every file, by commit, file id and URL, with size and SHA-256, and no secret") {
+TEST_CASE(
+    "lockfile: a successful run pins every file, by commit, file id and URL, with size and SHA-256, and no secret") {
     World world;
     TempDir workspace;
     auto lock = provision_and_lock(world, workspace);
@@ -162,7 +170,8 @@ TEST_CASE("lockfile: a successful run pins every file, by commit, file id and UR
     CHECK(neg.sha256 == provision::detail::sha256_hex(world.neg));
 
     std::string text = provision_test::read_whole_file(workspace.path() / "provision.lock");
-    for (const auto& secret : {hf_token, std::string(CivitaiEmulator::token), query_secret, header_secret, userinfo_secret}) {
+    for (const auto& secret :
+         {hf_token, std::string(CivitaiEmulator::token), query_secret, header_secret, userinfo_secret}) {
         CAPTURE(secret);
         CHECK_FALSE(contains(text, secret));
     }
@@ -175,7 +184,8 @@ TEST_CASE("lockfile: no lock after a failed run, a dry run, or with write_lock o
     {
         TempDir workspace;
         ProvisioningSystem system{world.options(workspace.path())};
-        auto report = system.provision_from_text(hf_entry + "[models.lora]\ngone = \"https://models.example/missing.bin\"\n", "f.toml");
+        auto report = system.provision_from_text(
+            hf_entry + "[models.lora]\ngone = \"https://models.example/missing.bin\"\n", "f.toml");
         CHECK_FALSE(report.ok());
         CHECK_FALSE(std::filesystem::exists(workspace.path() / "provision.lock"));
     }
@@ -207,12 +217,15 @@ TEST_CASE("lockfile: no lock after a failed run, a dry run, or with write_lock o
     CHECK_FALSE(std::filesystem::exists(dir / "ws/provision.lock"));
 }
 
-TEST_CASE("lockfile: --locked installs the pinned bits on another machine, even after the branch moved without touching them") {
+TEST_CASE(
+    "lockfile: --locked installs the pinned bits on another machine, even after the branch moved without touching "
+    "them") {
     World world;
     TempDir first;
     auto lock = provision_and_lock(world, first);
     // main moves on: a README is added, the model is the same bytes.
-    world.hub.commit("org/base", {{"base.safetensors", HubFile{world.base}}, {"README.md", HubFile{"# base", provision_test::HubStorage::git}}});
+    world.hub.commit("org/base", {{"base.safetensors", HubFile{world.base}},
+                                  {"README.md", HubFile{"# base", provision_test::HubStorage::git}}});
 
     TempDir second;
     auto options = world.options(second.path());
@@ -229,7 +242,8 @@ TEST_CASE("lockfile: --locked installs the pinned bits on another machine, even 
     CHECK_FALSE(std::filesystem::exists(second.path() / "provision.lock"));  // a locked run leaves the lock alone
 }
 
-TEST_CASE("lockfile: --locked fails a moved branch whose file changed, a changed CivitAI file and changed URL content") {
+TEST_CASE(
+    "lockfile: --locked fails a moved branch whose file changed, a changed CivitAI file and changed URL content") {
     World world;
     TempDir first;
     auto lock = provision_and_lock(world, first);
@@ -254,7 +268,8 @@ TEST_CASE("lockfile: --locked fails a moved branch whose file changed, a changed
 
     const auto& civitai = outcome_of(report, "models.lora.tweak");
     CHECK(civitai.error.code == errc::integrity);
-    CHECK(contains(civitai.error.message, "CivitAI file 1001 now has SHA-256 " + provision::detail::sha256_hex(test_bytes(50000, 98))));
+    CHECK(contains(civitai.error.message,
+                   "CivitAI file 1001 now has SHA-256 " + provision::detail::sha256_hex(test_bytes(50000, 98))));
 
     const auto& plain = outcome_of(report, "models.vae.plain");
     CHECK(plain.error.code == errc::integrity);
@@ -272,7 +287,8 @@ TEST_CASE("lockfile: --locked fails entries the lock does not pin, lock entries 
     World world;
     TempDir first;
     auto lock = provision_and_lock(world, first);
-    std::string edited = "[models.checkpoints.base]\nrepo = \"org/other\"\nfile = \"base.safetensors\"\n\n" + civitai_entry +
+    std::string edited = "[models.checkpoints.base]\nrepo = \"org/other\"\nfile = \"base.safetensors\"\n\n" +
+                         civitai_entry +
                          "[models.lora.added]\nversion_id = \"58390\"\n";  // vae.plain and embeddings.neg are gone
     TempDir second;
     auto options = world.options(second.path());
@@ -296,17 +312,18 @@ TEST_CASE("lockfile: --locked fails entries the lock does not pin, lock entries 
 }
 
 TEST_CASE("lockfile: a broken lock is reported with file:line:column and key path, every problem at once") {
-    std::string text = "version = 1\n"
-                       "[[file]]\n"
-                       "entry = \"models.lora.x\"\n"
-                       "file = \"x.safetensors\"\n"
-                       "source = \"url\"\n"
-                       "url = \"https://example.com/x\"\n"
-                       "path = \"x\"\n"
-                       "sha256 = \"ABC\"\n"
-                       "[[file]]\n"
-                       "entry = \"models.lora.y\"\n"
-                       "source = \"ftp\"\n";
+    std::string text =
+        "version = 1\n"
+        "[[file]]\n"
+        "entry = \"models.lora.x\"\n"
+        "file = \"x.safetensors\"\n"
+        "source = \"url\"\n"
+        "url = \"https://example.com/x\"\n"
+        "path = \"x\"\n"
+        "sha256 = \"ABC\"\n"
+        "[[file]]\n"
+        "entry = \"models.lora.y\"\n"
+        "source = \"ftp\"\n";
     auto lock = provision::parse_lockfile(text, "fleet.lock");
     REQUIRE_FALSE(lock.ok());
     CHECK(lock.error().code == errc::config);
@@ -361,7 +378,8 @@ TEST_CASE("lockfile: the CLI's --locked exits 8 naming what moved, and 2 for an 
     CHECK(contains(bad.err, "cannot read the lock file"));
 }
 
-TEST_CASE("lockfile: an entry with several files pins each one, and --locked names a changed, an added and a removed file") {
+TEST_CASE(
+    "lockfile: an entry with several files pins each one, and --locked names a changed, an added and a removed file") {
     World world;
     world.hub.add_repo("org/pack");
     std::string a = test_bytes(20000, 61), b = test_bytes(21000, 62);
@@ -380,7 +398,8 @@ TEST_CASE("lockfile: an entry with several files pins each one, and --locked nam
     CHECK(lock->files[0].repo_file != lock->files[1].repo_file);
 
     // Upstream: a changed, b removed, c added.
-    world.hub.commit("org/pack", {{"a.safetensors", HubFile{test_bytes(20000, 63)}}, {"c.safetensors", HubFile{test_bytes(100, 64)}}});
+    world.hub.commit("org/pack", {{"a.safetensors", HubFile{test_bytes(20000, 63)}},
+                                  {"c.safetensors", HubFile{test_bytes(100, 64)}}});
     TempDir two;
     auto options = world.options(two.path());
     options.locked = lock.value();
@@ -394,7 +413,8 @@ TEST_CASE("lockfile: an entry with several files pins each one, and --locked nam
         messages += entry.error.message + "\n";
     }
     INFO(messages);
-    CHECK(contains(messages, "lists a.safetensors with SHA-256 " + provision::detail::sha256_hex(test_bytes(20000, 63))));
+    CHECK(
+        contains(messages, "lists a.safetensors with SHA-256 " + provision::detail::sha256_hex(test_bytes(20000, 63))));
     CHECK(contains(messages, "the file is different from the one pinned at commit " + first));
     CHECK(contains(messages, "now lists c.safetensors, which is not among the files the lock pins"));
     CHECK(contains(messages, "org/pack no longer lists b.safetensors, which the lock pins"));
@@ -406,7 +426,8 @@ TEST_CASE("lockfile: --locked with --dry-run says what moved without fetching a 
     TempDir first;
     auto lock = provision_and_lock(world, first);
     world.hub.commit("org/base", {{"base.safetensors", HubFile{test_bytes(70000, 91)}}});
-    std::uint64_t served_before = world.hub.cdn().bytes_sent() + world.civitai.storage().bytes_sent() + world.files->bytes_sent();
+    std::uint64_t served_before =
+        world.hub.cdn().bytes_sent() + world.civitai.storage().bytes_sent() + world.files->bytes_sent();
 
     TempDir second;
     auto options = world.options(second.path());
@@ -424,6 +445,7 @@ TEST_CASE("lockfile: --locked with --dry-run says what moved without fetching a 
     CHECK(*civitai.expected_size == world.tweak.size());  // the pinned size
     CHECK(civitai.digest_known);
     // One byte per plain URL entry at most: the dry run's reachability probe.
-    CHECK(world.hub.cdn().bytes_sent() + world.civitai.storage().bytes_sent() + world.files->bytes_sent() <= served_before + 2);
+    CHECK(world.hub.cdn().bytes_sent() + world.civitai.storage().bytes_sent() + world.files->bytes_sent() <=
+          served_before + 2);
     CHECK_FALSE(std::filesystem::exists(second.path() / "sdnext"));
 }

@@ -43,15 +43,24 @@ TEST_CASE("provisioner: url entries in every config form land in the seed's fold
     std::string config =
         "[models.checkpoints.base]\n"
         "source = \"url\"\n"
-        "url = \"" + server->url("/files/base.safetensors") + "\"\n"
+        "url = \"" +
+        server->url("/files/base.safetensors") +
+        "\"\n"
         "filename = \"sdxl-base.safetensors\"\n"
         "\n[models.lora]\n"
-        "detail = \"" + server->url("/files/detail.safetensors") + "\"\n"
+        "detail = \"" +
+        server->url("/files/detail.safetensors") +
+        "\"\n"
         "\n[models.vae.flux-vae]\n"
-        "url = \"" + server->url("/files/ae.safetensors") + "\"\n"
-        "sha256 = \"" + provision::detail::sha256_hex(files["/files/ae.safetensors"]) + "\"\n"
+        "url = \"" +
+        server->url("/files/ae.safetensors") +
+        "\"\n"
+        "sha256 = \"" +
+        provision::detail::sha256_hex(files["/files/ae.safetensors"]) +
+        "\"\n"
         "\n[models.clip]\n"
-        "clip_l = { source = \"url\", url = \"" + server->url("/files/clip_l.safetensors") + "\" }\n";
+        "clip_l = { source = \"url\", url = \"" +
+        server->url("/files/clip_l.safetensors") + "\" }\n";
     TempDir workspace;
     ProvisioningSystem system{options_for(workspace)};
     auto report = system.provision_from_text(config, "test.toml");
@@ -60,10 +69,12 @@ TEST_CASE("provisioner: url entries in every config form land in the seed's fold
     REQUIRE(report.ok());
     REQUIRE(report.entries.size() == 4);
     auto models = workspace.path() / "sdnext" / "models";
-    CHECK(provision_test::read_whole_file(models / "Stable-diffusion/sdxl-base.safetensors") == files["/files/base.safetensors"]);
+    CHECK(provision_test::read_whole_file(models / "Stable-diffusion/sdxl-base.safetensors") ==
+          files["/files/base.safetensors"]);
     CHECK(provision_test::read_whole_file(models / "Lora/detail.safetensors") == files["/files/detail.safetensors"]);
     CHECK(provision_test::read_whole_file(models / "VAE/ae.safetensors") == files["/files/ae.safetensors"]);
-    CHECK(provision_test::read_whole_file(models / "text_encoder/clip_l.safetensors") == files["/files/clip_l.safetensors"]);
+    CHECK(provision_test::read_whole_file(models / "text_encoder/clip_l.safetensors") ==
+          files["/files/clip_l.safetensors"]);
     for (const auto& entry : report.entries) CHECK(entry.status == EntryOutcome::Status::installed);
     auto log = provision_test::read_whole_file(workspace.path() / "logs" / "provision.log");
     CHECK(log.find("run: test.toml") != std::string::npos);
@@ -94,7 +105,8 @@ TEST_CASE("provisioner: at most `jobs` entries download at once") {
         res.set_content(std::string(100, 'x'), "application/octet-stream");
     });
     std::string config = "[models.lora]\n";
-    for (int i = 0; i < 12; ++i) config += "f" + std::to_string(i) + " = \"" + server->url("/slow/" + std::to_string(i) + ".bin") + "\"\n";
+    for (int i = 0; i < 12; ++i)
+        config += "f" + std::to_string(i) + " = \"" + server->url("/slow/" + std::to_string(i) + ".bin") + "\"\n";
     for (std::size_t jobs : {std::size_t{5}, std::size_t{2}}) {
         CAPTURE(jobs);
         {
@@ -110,8 +122,8 @@ TEST_CASE("provisioner: at most `jobs` entries download at once") {
         auto report = system.provision_from_text(config, "jobs.toml");
         REQUIRE(report.ok());
         std::lock_guard<std::mutex> lock(mutex);
-        CHECK(gate_opened);                          // `jobs` requests were in flight together
-        CHECK(peak <= static_cast<int>(jobs));       // and never more
+        CHECK(gate_opened);                     // `jobs` requests were in flight together
+        CHECK(peak <= static_cast<int>(jobs));  // and never more
     }
     CHECK(ProvisionOptions{}.jobs == 5);
 }
@@ -124,10 +136,16 @@ TEST_CASE("provisioner: one failed entry never stops the others") {
     server->server().Get("/login.safetensors", [](const httplib::Request&, httplib::Response& res) {
         res.set_content("<html>login</html>", "text/html");
     });
-    std::string config = "[models.lora]\n"
-                         "a = \"" + server->url("/missing.safetensors") + "\"\n"
-                         "b = \"" + server->url("/ok.safetensors") + "\"\n"
-                         "c = \"" + server->url("/login.safetensors") + "\"\n";
+    std::string config =
+        "[models.lora]\n"
+        "a = \"" +
+        server->url("/missing.safetensors") +
+        "\"\n"
+        "b = \"" +
+        server->url("/ok.safetensors") +
+        "\"\n"
+        "c = \"" +
+        server->url("/login.safetensors") + "\"\n";
     TempDir workspace;
     ProvisioningSystem system{options_for(workspace)};
     auto report = system.provision_from_text(config, "mixed.toml");
@@ -147,7 +165,9 @@ TEST_CASE("provisioner: one failed entry never stops the others") {
 
 TEST_CASE("provisioner: an unknown category stops the run before any download, naming the line") {
     auto server = LoopbackServer::https();
-    server->server().Get("/x.bin", [](const httplib::Request&, httplib::Response& res) { res.set_content("x", "application/octet-stream"); });
+    server->server().Get("/x.bin", [](const httplib::Request&, httplib::Response& res) {
+        res.set_content("x", "application/octet-stream");
+    });
     std::string config = "[models.lora]\nok = \"" + server->url("/x.bin") + "\"\n\n[models.loras.typo]\nurl = \"" +
                          server->url("/x.bin") + "\"\n";
     TempDir workspace;
@@ -171,7 +191,8 @@ TEST_CASE("provisioner: dry run fetches no model bytes") {
     auto options = options_for(workspace);
     options.dry_run = true;
     ProvisioningSystem system{options};
-    auto report = system.provision_from_text("[models.vae]\nv = \"" + server->url("/x.safetensors") + "\"\n", "dry.toml");
+    auto report =
+        system.provision_from_text("[models.vae]\nv = \"" + server->url("/x.safetensors") + "\"\n", "dry.toml");
     REQUIRE(report.ok());
     REQUIRE(report.entries.size() == 1);
     CHECK(report.entries[0].status == EntryOutcome::Status::planned);
@@ -188,7 +209,8 @@ TEST_CASE("provisioner: a dry run fails a dead or refused plain URL with the dow
     server->server().Get("/login.safetensors", [](const httplib::Request&, httplib::Response& res) {
         res.set_content("<!DOCTYPE html><html><body>Sign in</body></html>", "text/html");
     });
-    server->server().Get("/private.safetensors", [](const httplib::Request&, httplib::Response& res) { res.status = 403; });
+    server->server().Get("/private.safetensors",
+                         [](const httplib::Request&, httplib::Response& res) { res.status = 403; });
     server->server().Get("/ok.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
         server->serve_bytes(res, req, std::string(70000, 'm'));
     });
@@ -196,8 +218,8 @@ TEST_CASE("provisioner: a dry run fails a dead or refused plain URL with the dow
     auto options = options_for(workspace);
     options.dry_run = true;
     ProvisioningSystem system{options};
-    auto report = system.provision_from_text("[models.lora]\nmissing = \"" + server->url("/missing.safetensors") + "\"\n" +
-                                                 "login = \"" + server->url("/login.safetensors") + "\"\n" +
+    auto report = system.provision_from_text("[models.lora]\nmissing = \"" + server->url("/missing.safetensors") +
+                                                 "\"\n" + "login = \"" + server->url("/login.safetensors") + "\"\n" +
                                                  "private = \"" + server->url("/private.safetensors") + "\"\n" +
                                                  "ok = \"" + server->url("/ok.safetensors") + "\"\n",
                                              "dry.toml");
@@ -217,13 +239,14 @@ TEST_CASE("provisioner: a config from a URL, synchronously and through a future"
     auto server = LoopbackServer::https();
     std::string model = test_bytes(4096, 11);
     std::string config = "[models.embeddings]\nneg = \"" + server->url("/neg.pt") + "\"\n";
-    server->server().Get("/config.toml", [&](const httplib::Request&, httplib::Response& res) { res.set_content(config, "text/plain"); });
+    server->server().Get("/config.toml", [&](const httplib::Request&, httplib::Response& res) {
+        res.set_content(config, "text/plain");
+    });
     server->server().Get("/page.toml", [&](const httplib::Request&, httplib::Response& res) {
         res.set_content("<!DOCTYPE html><html>GitHub blob view</html>", "text/html");
     });
-    server->server().Get("/neg.pt", [&](const httplib::Request& req, httplib::Response& res) {
-        server->serve_bytes(res, req, model);
-    });
+    server->server().Get(
+        "/neg.pt", [&](const httplib::Request& req, httplib::Response& res) { server->serve_bytes(res, req, model); });
     TempDir workspace;
     ProvisioningSystem system{options_for(workspace)};
     auto report = system.provision_from_url_async(server->url("/config.toml")).get();
@@ -246,8 +269,12 @@ TEST_CASE("provisioner: an exception escaping a thread of the library fails its 
     // run_guarded, the exception reached std::terminate and ended the program.
     auto server = LoopbackServer::https();
     std::string body_a = test_bytes(100000, 5), body_b = test_bytes(100000, 6);
-    server->server().Get("/a.safetensors", [&](const httplib::Request& req, httplib::Response& res) { server->serve_bytes(res, req, body_a); });
-    server->server().Get("/b.safetensors", [&](const httplib::Request& req, httplib::Response& res) { server->serve_bytes(res, req, body_b); });
+    server->server().Get("/a.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
+        server->serve_bytes(res, req, body_a);
+    });
+    server->server().Get("/b.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
+        server->serve_bytes(res, req, body_b);
+    });
     TempDir workspace;
     auto options = options_for(workspace);
     options.jobs = 2;
@@ -256,8 +283,8 @@ TEST_CASE("provisioner: an exception escaping a thread of the library fails its 
             throw std::runtime_error("the host's handler broke");
     };
     ProvisioningSystem system{options};
-    auto report = system.provision_from_text("[models.lora]\nthrows = \"" + server->url("/a.safetensors") + "\"\nfine = \"" +
-                                                 server->url("/b.safetensors") + "\"\n",
+    auto report = system.provision_from_text("[models.lora]\nthrows = \"" + server->url("/a.safetensors") +
+                                                 "\"\nfine = \"" + server->url("/b.safetensors") + "\"\n",
                                              "test.toml");
     REQUIRE(report.entries.size() == 2);
     CHECK(report.entries[0].status == EntryOutcome::Status::failed);

@@ -22,10 +22,11 @@ provision::Url url(const std::string& text) { return provision::parse_url(text).
 }  // namespace
 
 TEST_CASE("proxy: variables are read in both cases, lower case first") {
-    auto settings = ProxySettings::from_environment(env_of({{"HTTPS_PROXY", "http://upper:1"},
-                                                            {"https_proxy", "http://lower:2"},
-                                                            {"HTTP_PROXY", "plain.proxy:3128"},
-                                                            {"NO_PROXY", " localhost, .internal.example ,10.0.0.7,*.x"}}));
+    auto settings =
+        ProxySettings::from_environment(env_of({{"HTTPS_PROXY", "http://upper:1"},
+                                                {"https_proxy", "http://lower:2"},
+                                                {"HTTP_PROXY", "plain.proxy:3128"},
+                                                {"NO_PROXY", " localhost, .internal.example ,10.0.0.7,*.x"}}));
     REQUIRE(settings);
     CHECK(settings->https->host == "lower");
     CHECK(settings->http->str() == "http://plain.proxy:3128/");
@@ -65,7 +66,8 @@ TEST_CASE("proxy: NO_PROXY matches hosts, domain suffixes, ports and *") {
 
 TEST_CASE("proxy: https goes through a CONNECT tunnel with proxy credentials, TLS still verified end to end") {
     auto hub = LoopbackServer::https({"hub.test"});
-    hub->server().Get("/file", [](const httplib::Request&, httplib::Response& res) { res.set_content("via tunnel", "text/plain"); });
+    hub->server().Get(
+        "/file", [](const httplib::Request&, httplib::Response& res) { res.set_content("via tunnel", "text/plain"); });
     std::string target = "hub.test:" + std::to_string(hub->port());
     ForwardProxy proxy({{target, hub->port()}});
     provision::HttpOptions options;
@@ -101,7 +103,8 @@ TEST_CASE("proxy: https goes through a CONNECT tunnel with proxy credentials, TL
 
 TEST_CASE("proxy: plain http goes through the proxy in absolute form; NO_PROXY bypasses it") {
     auto plain = LoopbackServer::http();
-    plain->server().Get("/f", [](const httplib::Request&, httplib::Response& res) { res.set_content("plain", "text/plain"); });
+    plain->server().Get(
+        "/f", [](const httplib::Request&, httplib::Response& res) { res.set_content("plain", "text/plain"); });
     std::string target = "mirror.test:" + std::to_string(plain->port());
     ForwardProxy proxy({{target, plain->port()}});
     provision::HttpOptions options;

@@ -16,8 +16,8 @@
 #include <cstring>
 #include <thread>
 
-using provision::DownloadPlan;
 using provision::Downloader;
+using provision::DownloadPlan;
 using provision::HttpClient;
 using provision::detail::ByteSpan;
 using provision::detail::RangeSet;
@@ -450,7 +450,8 @@ TEST_CASE("resume: a changed ETag, a server that stops honouring Range, or a new
 
         version = 2;
         if (change == Change::no_range) ignore_range = true;
-        if (change == Change::digest) plan.sha256 = provision::detail::sha256_hex(*v2);  // the source now expects other bytes
+        if (change == Change::digest)
+            plan.sha256 = provision::detail::sha256_hex(*v2);  // the source now expects other bytes
         std::vector<std::string> notes;
         auto options = fast_options(2);
         options.on_event = [&](const provision::Event& event) {
@@ -470,7 +471,8 @@ TEST_CASE("resume: a changed ETag, a server that stops honouring Range, or a new
         } else {
             bool explained = false;
             for (const auto& note : notes)
-                if (note.find(change == Change::etag ? "changed on the server" : "ignores Range") != std::string::npos) explained = true;
+                if (note.find(change == Change::etag ? "changed on the server" : "ignores Range") != std::string::npos)
+                    explained = true;
             CHECK(explained);
         }
     }
@@ -598,7 +600,8 @@ TEST_CASE("disk full: preallocation fails at the start; without it, mid-way, kee
     CHECK(at_start.error().message.find("cannot reserve 1.5 MiB") != std::string::npos);
     CHECK(at_start.error().message.find("free") != std::string::npos);
     CHECK(server->bytes_sent() < body->size() / 2);  // stopped at the first answer, not after the body
-    CHECK_FALSE(std::filesystem::exists(small.path() / "Lora/huge.safetensors.part"));  // nothing was kept: space is given back
+    CHECK_FALSE(
+        std::filesystem::exists(small.path() / "Lora/huge.safetensors.part"));  // nothing was kept: space is given back
 
     auto options = fast_options(1);
     options.preallocate = false;
@@ -640,8 +643,9 @@ TEST_CASE("provisioner: nothing is fetched when the files would not fit; the mes
     options.workspace = small.path();
     options.http = hub.http_options();
     options.env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
-    std::string config = "[models.lora.a]\nsource = \"huggingface\"\nrepo = \"acme/big\"\nfile = \"a.safetensors\"\n"
-                         "[models.vae.b]\nsource = \"huggingface\"\nrepo = \"acme/big\"\nfile = \"b.safetensors\"\n";
+    std::string config =
+        "[models.lora.a]\nsource = \"huggingface\"\nrepo = \"acme/big\"\nfile = \"a.safetensors\"\n"
+        "[models.vae.b]\nsource = \"huggingface\"\nrepo = \"acme/big\"\nfile = \"b.safetensors\"\n";
     provision::ProvisioningSystem system{options};
     auto report = system.provision_from_text(config, "space.toml");
     REQUIRE(report.fatal);
@@ -650,7 +654,8 @@ TEST_CASE("provisioner: nothing is fetched when the files would not fit; the mes
     CAPTURE(text);
     CHECK(text.find("not enough disk space") != std::string::npos);
     CHECK(text.find(small.path().string() + ": needs 1.4 MiB for 2 files") != std::string::npos);
-    CHECK(text.find("models.lora.a: 700.0 KiB in " + (small.path() / "sdnext/models/Lora").string()) != std::string::npos);
+    CHECK(text.find("models.lora.a: 700.0 KiB in " + (small.path() / "sdnext/models/Lora").string()) !=
+          std::string::npos);
     CHECK(text.find("models.vae.b: 700.0 KiB") != std::string::npos);
     CHECK(hub.cdn().requests().empty());  // not one model byte asked for
     for (const auto& entry : report.entries) CHECK(entry.status == provision::EntryOutcome::Status::failed);

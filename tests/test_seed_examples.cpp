@@ -17,9 +17,9 @@
 using provision_test::CivitaiEmulator;
 using provision_test::LoopbackServer;
 using provision_test::RecordedRequest;
-using provision_test::SeedWorld;
 using provision_test::seed_example_token;
 using provision_test::seed_hf_token;
+using provision_test::SeedWorld;
 using provision_test::TempDir;
 
 namespace {
@@ -28,7 +28,8 @@ std::string read_config(const std::string& name) {
     return provision_test::read_whole_file(std::filesystem::path(PROVISION_SOURCE_DIR) / "tests/data/configs" / name);
 }
 
-std::vector<std::string> argv(const SeedWorld& world, const std::filesystem::path& config, const std::filesystem::path& workspace) {
+std::vector<std::string> argv(const SeedWorld& world, const std::filesystem::path& config,
+                              const std::filesystem::path& workspace) {
     std::vector<std::string> args = {PROVISION_CLI_PATH, config.string(), "--workspace", workspace.string()};
     for (auto& option : world.cli_options()) args.push_back(option);
     return args;
@@ -50,7 +51,8 @@ void check_secrets_stayed_home(SeedWorld& world) {
         CHECK_FALSE(contains(request.target, seed_example_token));
         if (request.header("Authorization") == "Bearer " + seed_hf_token) {
             bool hub_request = false;
-            for (const auto& hub_request_seen : world.hub.hub().requests()) hub_request = hub_request || hub_request_seen.target == request.target;
+            for (const auto& hub_request_seen : world.hub.hub().requests())
+                hub_request = hub_request || hub_request_seen.target == request.target;
             CHECK(hub_request);
         }
     }
@@ -58,7 +60,9 @@ void check_secrets_stayed_home(SeedWorld& world) {
 
 }  // namespace
 
-TEST_CASE("seed examples: the basic config installs a Hugging Face checkpoint and a CivitAI LoRA, and a re-run fetches nothing") {
+TEST_CASE(
+    "seed examples: the basic config installs a Hugging Face checkpoint and a CivitAI LoRA, and a re-run fetches "
+    "nothing") {
     SeedWorld world;
     TempDir dir;
     auto config = dir.write("config.toml", read_config("minimal.toml"));
@@ -73,7 +77,8 @@ TEST_CASE("seed examples: the basic config installs a Hugging Face checkpoint an
     // The CivitAI key reached the API, as a header.
     bool civitai_signed_in = false;
     for (const auto& request : world.civitai.api().requests())
-        civitai_signed_in = civitai_signed_in || request.header("Authorization") == std::string("Bearer ") + CivitaiEmulator::token;
+        civitai_signed_in =
+            civitai_signed_in || request.header("Authorization") == std::string("Bearer ") + CivitaiEmulator::token;
     CHECK(civitai_signed_in);
 
     auto model_bytes_before = world.model_bytes_served();
@@ -94,7 +99,8 @@ TEST_CASE("seed examples: the FLUX config installs the gated model, its VAE and 
     auto models = dir / "ws/sdnext/models";
     CHECK(provision_test::read_whole_file(models / "Stable-diffusion/flux1-dev.safetensors") ==
           world.bytes["black-forest-labs/FLUX.1-dev/flux1-dev.safetensors"]);
-    CHECK(provision_test::read_whole_file(models / "VAE/ae.safetensors") == world.bytes["black-forest-labs/FLUX.1-dev/ae.safetensors"]);
+    CHECK(provision_test::read_whole_file(models / "VAE/ae.safetensors") ==
+          world.bytes["black-forest-labs/FLUX.1-dev/ae.safetensors"]);
     CHECK(provision_test::read_whole_file(models / "text_encoder/clip_l.safetensors") ==
           world.bytes["comfyanonymous/flux_text_encoders/clip_l.safetensors"]);
     CHECK(provision_test::read_whole_file(models / "text_encoder/t5xxl_fp8_e4m3fn.safetensors") ==
@@ -118,7 +124,9 @@ TEST_CASE("seed examples: the FLUX config installs the gated model, its VAE and 
     CHECK_FALSE(std::filesystem::exists(other / "ws/sdnext/models/Stable-diffusion/flux1-dev.safetensors"));
 }
 
-TEST_CASE("seed examples: every source and form in one config; a wrong digest is caught, named, and fixed by editing the config") {
+TEST_CASE(
+    "seed examples: every source and form in one config; a wrong digest is caught, named, and fixed by editing the "
+    "config") {
     SeedWorld world;
     TempDir dir;
     std::string text = read_config("mixed.toml");
@@ -128,7 +136,8 @@ TEST_CASE("seed examples: every source and form in one config; a wrong digest is
     // The config's sha256 for the SDXL VAE is a made-up one: that entry fails
     // as an integrity error naming both digests; everything else installs.
     CHECK(first.exit_code == 8);
-    std::string vae_sha = provision::detail::sha256_hex(world.bytes["stabilityai/sdxl-vae/vae/diffusion_pytorch_model.safetensors"]);
+    std::string vae_sha =
+        provision::detail::sha256_hex(world.bytes["stabilityai/sdxl-vae/vae/diffusion_pytorch_model.safetensors"]);
     CHECK(contains(first.err, "models.vae.sdxl-vae"));
     CHECK(contains(first.err, "63aeecb90ff7a1c1b1d7a1e7b1d6a9e1c4d1f2a3b4c5d6e7f8091a2b3c4d5e6f"));
     CHECK(contains(first.err, vae_sha));
@@ -136,7 +145,8 @@ TEST_CASE("seed examples: every source and form in one config; a wrong digest is
     CHECK_FALSE(std::filesystem::exists(models / "VAE/sdxl_vae.safetensors"));
 
     std::map<std::string, std::string> expected = {
-        {"Stable-diffusion/sd_xl_base_1.0.safetensors", world.bytes["stabilityai/stable-diffusion-xl-base-1.0/sd_xl_base_1.0.safetensors"]},
+        {"Stable-diffusion/sd_xl_base_1.0.safetensors",
+         world.bytes["stabilityai/stable-diffusion-xl-base-1.0/sd_xl_base_1.0.safetensors"]},
         {"Lora/custom_name.safetensors", world.bytes["civitai/12345"]},
         {"embeddings/easynegative.safetensors", world.bytes["civitai/9208"]},
         {"VAE/model.safetensors", world.bytes["example/model"]},
@@ -180,7 +190,6 @@ TEST_CASE("seed examples: every source and form in one config; a wrong digest is
     auto model_bytes_before = world.model_bytes_served();
     auto second = provision_test::run_process(argv(world, fixed, dir / "ws"), world.env());
     INFO(second.out << second.err);
-
 
     CHECK(second.exit_code == 0);
     CHECK(provision_test::read_whole_file(models / "VAE/sdxl_vae.safetensors") ==

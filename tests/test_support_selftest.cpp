@@ -22,7 +22,8 @@ using provision_test::test_ca;
 
 namespace {
 
-std::unique_ptr<httplib::SSLClient> trusting_client(const LoopbackServer& server, const std::string& host = "127.0.0.1") {
+std::unique_ptr<httplib::SSLClient> trusting_client(const LoopbackServer& server,
+                                                    const std::string& host = "127.0.0.1") {
     auto client = std::make_unique<httplib::SSLClient>(host, server.port());
     client->enable_server_certificate_verification(true);
     client->set_ca_cert_path(test_ca().ca_cert_path);
@@ -41,9 +42,8 @@ std::string pattern_body(std::size_t size) {
 
 TEST_CASE("support: TLS verifies against the test CA and only against it") {
     auto server = LoopbackServer::https();
-    server->server().Get("/hello", [](const httplib::Request&, httplib::Response& res) {
-        res.set_content("hi", "text/plain");
-    });
+    server->server().Get("/hello",
+                         [](const httplib::Request&, httplib::Response& res) { res.set_content("hi", "text/plain"); });
     CHECK(server->url("/hello") == "https://127.0.0.1:" + std::to_string(server->port()) + "/hello");
 
     SUBCASE("trusting the test CA, by IP and by the name localhost") {
@@ -69,9 +69,8 @@ TEST_CASE("support: TLS verifies against the test CA and only against it") {
 
 TEST_CASE("support: a real host name routed to the loopback server verifies by that name") {
     auto server = LoopbackServer::https({"huggingface.co"});
-    server->server().Get("/ok", [](const httplib::Request&, httplib::Response& res) {
-        res.set_content("ok", "text/plain");
-    });
+    server->server().Get("/ok",
+                         [](const httplib::Request&, httplib::Response& res) { res.set_content("ok", "text/plain"); });
     CHECK(server->url_for("huggingface.co", "/ok") ==
           "https://huggingface.co:" + std::to_string(server->port()) + "/ok");
 
@@ -117,9 +116,8 @@ TEST_CASE("support: issued leaves are cached per name list") {
 TEST_CASE("support: serve_bytes honours Range and counts what it serves") {
     auto server = LoopbackServer::http();
     const std::string body = pattern_body(300000);  // several provider chunks
-    server->server().Get("/blob", [&](const httplib::Request& req, httplib::Response& res) {
-        server->serve_bytes(res, req, body);
-    });
+    server->server().Get(
+        "/blob", [&](const httplib::Request& req, httplib::Response& res) { server->serve_bytes(res, req, body); });
     httplib::Client client("127.0.0.1", server->port());
     CHECK(server->url("blob") == "http://127.0.0.1:" + std::to_string(server->port()) + "/blob");
 
@@ -221,7 +219,8 @@ TEST_CASE("support: run_process passes the sanitizer settings on to the child") 
     const std::string saved = before ? before : "";
     ::setenv("TSAN_OPTIONS", "selftest=1", 1);
     auto result = provision_test::run_process({"/bin/sh", "-c", "printf %s \"$TSAN_OPTIONS\""});
-    auto overridden = provision_test::run_process({"/bin/sh", "-c", "printf %s \"$TSAN_OPTIONS\""}, {{"TSAN_OPTIONS", "mine"}});
+    auto overridden =
+        provision_test::run_process({"/bin/sh", "-c", "printf %s \"$TSAN_OPTIONS\""}, {{"TSAN_OPTIONS", "mine"}});
     if (before) ::setenv("TSAN_OPTIONS", saved.c_str(), 1);
     else ::unsetenv("TSAN_OPTIONS");
     CHECK(result.out == "selftest=1");

@@ -56,14 +56,16 @@ TEST_CASE("url: redaction hides user-info and every query value whose parameter 
     std::string shown = url.redacted();
     CHECK(shown == "https://h.example/f?token=***&keep=***&X-Amz-Signature=***&sig=***&download");
     // Names nobody listed as secret are hidden too: Google Cloud's signed URLs, common token names.
-    auto signed_url = parse_url("https://storage.googleapis.com/b/m.safetensors?X-Goog-Algorithm=GOOG4-RSA-SHA256"
-                                "&X-Goog-Credential=svc%40proj.iam&X-Goog-Signature=0a1b2c&hf_token=hf_abcdef")
+    auto signed_url = parse_url(
+                          "https://storage.googleapis.com/b/m.safetensors?X-Goog-Algorithm=GOOG4-RSA-SHA256"
+                          "&X-Goog-Credential=svc%40proj.iam&X-Goog-Signature=0a1b2c&hf_token=hf_abcdef")
                           .value();
-    CHECK(signed_url.redacted() == "https://storage.googleapis.com/b/m.safetensors?X-Goog-Algorithm=***"
-                                   "&X-Goog-Credential=***&X-Goog-Signature=***&hf_token=***");
+    CHECK(signed_url.redacted() ==
+          "https://storage.googleapis.com/b/m.safetensors?X-Goog-Algorithm=***"
+          "&X-Goog-Credential=***&X-Goog-Signature=***&hf_token=***");
     // What identifies a link stays readable: CivitAI's version, Drive's file id, formats.
-    CHECK(parse_url("https://civitai.com/api/download/models/12345?type=Model&format=SafeTensor&token=t0k3n")->redacted() ==
-          "https://civitai.com/api/download/models/12345?type=Model&format=SafeTensor&token=***");
+    CHECK(parse_url("https://civitai.com/api/download/models/12345?type=Model&format=SafeTensor&token=t0k3n")
+              ->redacted() == "https://civitai.com/api/download/models/12345?type=Model&format=SafeTensor&token=***");
     CHECK(parse_url("https://drive.google.com/uc?export=download&id=1AbC&confirm=t&uuid=9f")->redacted() ==
           "https://drive.google.com/uc?export=download&id=1AbC&confirm=***&uuid=***");
     CHECK(shown.find("pw") == std::string::npos);
@@ -85,7 +87,8 @@ TEST_CASE("url: every URL inside free text is shown as redacted() shows it") {
     CHECK(SecretRedactor::redact_patterns("from \"http://u:p@proxy.example:3128/\" failed") ==
           "from \"http://proxy.example:3128/\" failed");
     // Not a URL we can parse: nothing after its '?' is kept.
-    CHECK(SecretRedactor::redact_patterns("odd https://h.example/%zz?hf_token=abcdef").find("abcdef") == std::string::npos);
+    CHECK(SecretRedactor::redact_patterns("odd https://h.example/%zz?hf_token=abcdef").find("abcdef") ==
+          std::string::npos);
     CHECK(SecretRedactor::redact_patterns("no url here, only a://") == "no url here, only a://");
     // The sentence's punctuation after a URL is not part of its last value.
     CHECK(SecretRedactor::redact_patterns("(from https://h.example/t?recursive=true&cursor=abc)") ==

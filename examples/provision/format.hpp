@@ -32,12 +32,9 @@ inline std::string human_rate(double bytes_per_second) {
 inline std::string human_duration(double seconds) {
     auto total = static_cast<long long>(seconds + 0.5);
     char buffer[32];
-    if (total < 60)
-        std::snprintf(buffer, sizeof buffer, "%llds", total);
-    else if (total < 3600)
-        std::snprintf(buffer, sizeof buffer, "%lldm%02llds", total / 60, total % 60);
-    else
-        std::snprintf(buffer, sizeof buffer, "%lldh%02lldm", total / 3600, (total % 3600) / 60);
+    if (total < 60) std::snprintf(buffer, sizeof buffer, "%llds", total);
+    else if (total < 3600) std::snprintf(buffer, sizeof buffer, "%lldm%02llds", total / 60, total % 60);
+    else std::snprintf(buffer, sizeof buffer, "%lldh%02lldm", total / 3600, (total % 3600) / 60);
     return buffer;
 }
 

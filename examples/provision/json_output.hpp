@@ -30,7 +30,8 @@ inline nlohmann::json event_json(const provision::Event& event) {
     out["time"] = seconds_since_epoch();
     if (!event.key_path.empty()) out["entry"] = event.key_path;
     if (!event.path.empty()) out["path"] = event.path;
-    if (event.kind == provision::EventKind::progress || event.kind == provision::EventKind::done) out["bytes"] = event.bytes_done;
+    if (event.kind == provision::EventKind::progress || event.kind == provision::EventKind::done)
+        out["bytes"] = event.bytes_done;
     if (event.bytes_total) out["total"] = *event.bytes_total;
     if (!event.message.empty()) out[event.kind == provision::EventKind::done ? "status" : "message"] = event.message;
     return out;
@@ -45,7 +46,8 @@ inline nlohmann::json report_json(const provision::Report& report, bool dry_run)
     out["ok"] = report.ok();
     out["exit_code"] = report.exit_code();
     out["dry_run"] = dry_run;
-    if (report.fatal) out["error"] = {{"kind", provision::to_string(report.fatal->code)}, {"message", report.fatal->message}};
+    if (report.fatal)
+        out["error"] = {{"kind", provision::to_string(report.fatal->code)}, {"message", report.fatal->message}};
     nlohmann::json problems = nlohmann::json::array();
     for (const auto& diagnostic : report.config_errors)
         problems.push_back({{"file", diagnostic.where.file},
@@ -70,7 +72,8 @@ inline nlohmann::json report_json(const provision::Report& report, bool dry_run)
         item["seconds"] = entry.seconds;
         item["expected_size"] = entry.expected_size ? nlohmann::json(*entry.expected_size) : nlohmann::json(nullptr);
         item["digest_known"] = entry.digest_known;
-        item["credential"] = {{"name", entry.credential}, {"needed", entry.credential_needed}, {"present", entry.credential_present}};
+        item["credential"] = {
+            {"name", entry.credential}, {"needed", entry.credential_needed}, {"present", entry.credential_present}};
         if (entry.status == provision::EntryOutcome::Status::failed) {
             ++failed;
             item["error"] = {{"kind", provision::to_string(entry.error.code)},

@@ -48,13 +48,15 @@ const char* exit_codes_help =
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"provision " PROVISION_VERSION_STRING ": download the models a TOML config lists into the web UI's folders"};
-    app.footer(std::string("Environment: PROVISION_URL (config when none is given), WORKSPACE (default /workspace),\n"
-                           "  HF_TOKEN, CIVITAI_TOKEN, HF_ENDPOINT, SSL_CERT_FILE, HTTPS_PROXY, HTTP_PROXY, NO_PROXY,\n"
-                           "  PROVISION_ALLOW_VARS, PROVISION_ALLOW_REMOTE_PATHS, PROVISION_ALLOW_HTTP_CONFIG.\n"
-                           "Files: $WORKSPACE/logs/provision.log (appended per run, rotated at 8 MiB, 3 old logs kept);\n"
-                           "  $WORKSPACE/provision.lock (written after a successful run; see --locked).\n") +
-               exit_codes_help);
+    CLI::App app{"provision " PROVISION_VERSION_STRING
+                 ": download the models a TOML config lists into the web UI's folders"};
+    app.footer(
+        std::string("Environment: PROVISION_URL (config when none is given), WORKSPACE (default /workspace),\n"
+                    "  HF_TOKEN, CIVITAI_TOKEN, HF_ENDPOINT, SSL_CERT_FILE, HTTPS_PROXY, HTTP_PROXY, NO_PROXY,\n"
+                    "  PROVISION_ALLOW_VARS, PROVISION_ALLOW_REMOTE_PATHS, PROVISION_ALLOW_HTTP_CONFIG.\n"
+                    "Files: $WORKSPACE/logs/provision.log (appended per run, rotated at 8 MiB, 3 old logs kept);\n"
+                    "  $WORKSPACE/provision.lock (written after a successful run; see --locked).\n") +
+        exit_codes_help);
     std::string config;
     bool dry_run = false;
     bool verbose = false;
@@ -69,25 +71,32 @@ int main(int argc, char** argv) {
     std::vector<std::string> ca_files;
     std::vector<std::string> connect_to;
     app.add_option("config", config, "TOML config: a local path or an http(s) URL (default: $PROVISION_URL)");
-    app.add_flag("--dry-run", dry_run,
-                 "resolve every entry (metadata requests only, no model bytes) and print a table: target, size, digest, "
-                 "credentials, already in place; totals and free space per filesystem; non-zero exit if any entry would fail");
+    app.add_flag(
+        "--dry-run", dry_run,
+        "resolve every entry (metadata requests only, no model bytes) and print a table: target, size, digest, "
+        "credentials, already in place; totals and free space per filesystem; non-zero exit if any entry would fail");
     app.add_option("--workspace", workspace, "target directory (default: $WORKSPACE or /workspace)");
     app.add_option("-j,--jobs", jobs, "entries downloaded at once (default 5)")->check(CLI::Range(1, 64));
     app.add_option("--connections", connections,
-                   "connections per file when the server supports Range (default 16; at most 16 open over all files, shared by the files downloading at once, or N if larger)")
+                   "connections per file when the server supports Range (default 16; at most 16 open over all files, "
+                   "shared by the files downloading at once, or N if larger)")
         ->check(CLI::Range(1, 64));
     app.add_flag("--verify", verify, "re-hash files already in place instead of trusting the install record");
     app.add_option("--retries", retries,
-                   "retries of a failing download (server errors, 429, broken or stalled connections) before its entry fails (default 8; "
+                   "retries of a failing download (server errors, 429, broken or stalled connections) before its entry "
+                   "fails (default 8; "
                    "waits double from 1 s up to 30 s, or what the server asks, up to 10 minutes)")
         ->check(CLI::Range(0, 100));
-    app.add_option("--cacert", ca_files, "extra trusted CA certificates (PEM file); may repeat")->check(CLI::ExistingFile)->allow_extra_args(false);
-    app.add_option("--connect-to", connect_to, "HOST1:PORT1:HOST2:PORT2: connect there instead (curl semantics); may repeat")
+    app.add_option("--cacert", ca_files, "extra trusted CA certificates (PEM file); may repeat")
+        ->check(CLI::ExistingFile)
+        ->allow_extra_args(false);
+    app.add_option("--connect-to", connect_to,
+                   "HOST1:PORT1:HOST2:PORT2: connect there instead (curl semantics); may repeat")
         ->allow_extra_args(false);
     std::string layout_name;
     std::string models_dir;
-    app.add_option("--layout", layout_name, "folder layout: sdnext (default), a1111, forge or comfyui; overrides [settings]")
+    app.add_option("--layout", layout_name,
+                   "folder layout: sdnext (default), a1111, forge or comfyui; overrides [settings]")
         ->check(CLI::IsMember({"sdnext", "a1111", "forge", "comfyui"}));
     app.add_option("--models-dir", models_dir, "the UI's models folder (default: the layout's, inside the workspace)");
     bool quiet = false;
@@ -108,7 +117,8 @@ int main(int argc, char** argv) {
                  "let a config fetched from a URL place files outside the workspace (absolute or .. folders)");
     app.add_flag("--allow-http-config", allow_http_config,
                  "accept a config over plain http from a host that is not loopback");
-    app.add_option("--lock-out", lock_out, "where a successful run writes its lock (default: $WORKSPACE/provision.lock)");
+    app.add_option("--lock-out", lock_out,
+                   "where a successful run writes its lock (default: $WORKSPACE/provision.lock)");
     app.set_version_flag("--version", "provision " PROVISION_VERSION_STRING);
     try {
         app.parse(argc, argv);
@@ -193,9 +203,13 @@ int main(int argc, char** argv) {
         if (stop_requested.load()) {
             std::size_t left = 0;
             for (const auto& entry : report.entries)
-                if (entry.status == provision::EntryOutcome::Status::failed && entry.error.code == provision::errc::cancelled) ++left;
-            std::fprintf(stderr, "interrupted: %zu entr%s left unfinished; partial downloads are kept and the next run continues them\n",
-                         left, left == 1 ? "y" : "ies");
+                if (entry.status == provision::EntryOutcome::Status::failed &&
+                    entry.error.code == provision::errc::cancelled)
+                    ++left;
+            std::fprintf(
+                stderr,
+                "interrupted: %zu entr%s left unfinished; partial downloads are kept and the next run continues them\n",
+                left, left == 1 ? "y" : "ies");
             return stop_signal.load() == SIGTERM ? 143 : 130;
         }
         return report.exit_code();

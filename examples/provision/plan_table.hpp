@@ -27,13 +27,15 @@ namespace console {
 inline std::string credential_cell(const provision::EntryOutcome& entry) {
     if (entry.credential.empty()) return "-";
     if (entry.credential == "headers") return "headers: given";
-    if (entry.credential_needed) return entry.credential + (entry.credential_present ? ": needed, set" : ": needed, MISSING");
+    if (entry.credential_needed)
+        return entry.credential + (entry.credential_present ? ": needed, set" : ": needed, MISSING");
     return entry.credential + (entry.credential_present ? ": set" : ": not needed");
 }
 
 /// A path shown relative to the workspace when it is inside it (shorter rows).
 inline std::string target_cell(const provision::EntryOutcome& entry, const std::filesystem::path& workspace) {
-    if (entry.path.empty()) return entry.status == provision::EntryOutcome::Status::failed ? "-" : "(name chosen by the server)";
+    if (entry.path.empty())
+        return entry.status == provision::EntryOutcome::Status::failed ? "-" : "(name chosen by the server)";
     auto relative = entry.path.lexically_relative(workspace);
     if (!relative.empty() && relative.native().compare(0, 2, "..") != 0) return relative.string();
     return entry.path.string();
@@ -60,7 +62,8 @@ inline std::vector<FilesystemNeed> filesystem_needs(const provision::Report& rep
         if (!still_to_fetch(entry) || entry.path.empty()) continue;
         auto space = provision::detail::filesystem_space(entry.path.parent_path());
         if (!space) continue;
-        auto group = std::find_if(out.begin(), out.end(), [&](const FilesystemNeed& need) { return need.space.device == space->device; });
+        auto group = std::find_if(out.begin(), out.end(),
+                                  [&](const FilesystemNeed& need) { return need.space.device == space->device; });
         if (group == out.end()) {
             out.push_back(FilesystemNeed{space.value(), 0, 0});
             group = std::prev(out.end());
@@ -72,7 +75,8 @@ inline std::vector<FilesystemNeed> filesystem_needs(const provision::Report& rep
 }
 
 /// Prints the dry-run table to `out`. Returns nothing: the exit code is the report's.
-inline void print_plan_table(const provision::Report& report, const std::filesystem::path& workspace, std::FILE* out = stdout) {
+inline void print_plan_table(const provision::Report& report, const std::filesystem::path& workspace,
+                             std::FILE* out = stdout) {
     using Status = provision::EntryOutcome::Status;
     if (!report.config_errors.empty() || (report.fatal && report.entries.empty())) return;  // the summary says why
 
@@ -81,20 +85,21 @@ inline void print_plan_table(const provision::Report& report, const std::filesys
     std::uint64_t to_fetch = 0;
     std::size_t planned = 0, present = 0, failed = 0, unknown_size = 0;
     for (const auto& entry : report.entries) {
-        std::string size = entry.expected_size ? human_bytes(*entry.expected_size)
+        std::string size = entry.expected_size               ? human_bytes(*entry.expected_size)
                            : entry.status == Status::present ? human_bytes(entry.bytes)
                                                              : "?";
-        std::string in_place = entry.status == Status::present ? "yes" : entry.status == Status::failed ? "FAILS" : "no";
+        std::string in_place = entry.status == Status::present  ? "yes"
+                               : entry.status == Status::failed ? "FAILS"
+                                                                : "no";
         rows.push_back({entry.key_path, provision::to_string(entry.source), target_cell(entry, workspace), size,
-                        entry.digest_known || entry.status == Status::present ? "yes" : "no", credential_cell(entry), in_place});
+                        entry.digest_known || entry.status == Status::present ? "yes" : "no", credential_cell(entry),
+                        in_place});
         if (entry.status == Status::failed) ++failed;
         if (entry.status == Status::present) ++present;
         if (entry.status == Status::planned) ++planned;
         if (still_to_fetch(entry)) {
-            if (entry.expected_size)
-                to_fetch += *entry.expected_size;
-            else
-                ++unknown_size;
+            if (entry.expected_size) to_fetch += *entry.expected_size;
+            else ++unknown_size;
         }
     }
     std::vector<std::size_t> widths(header.size());
@@ -135,14 +140,14 @@ inline void print_plan_table(const provision::Report& report, const std::filesys
                      need.files == 1 ? "" : "s");
         if (short_of_space)
             std::fprintf(out, "  WARNING: %s is %s short; free some space or point WORKSPACE at a larger disk\n",
-                         need.space.mount_point.string().c_str(), human_bytes(need.needed - need.space.available).c_str());
+                         need.space.mount_point.string().c_str(),
+                         human_bytes(need.needed - need.space.available).c_str());
     }
     if (report.fatal) std::fprintf(out, "\nerror: %s\n", report.fatal->message.c_str());
     int code = report.exit_code();
     if (code != 0)
         std::fprintf(out, "\nA real run would fail: exit code %d (see --help for what each code means)\n", code);
-    else
-        std::fprintf(out, "\nA real run should succeed.\n");
+    else std::fprintf(out, "\nA real run should succeed.\n");
     std::fflush(out);
 }
 

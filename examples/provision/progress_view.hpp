@@ -82,8 +82,8 @@ class ProgressView {
         case EventKind::plan:
             planned_bytes_[event.key_path] = event.bytes_total.value_or(0);  // 0: size unknown until it starts
             if (options_.verbose)
-                print_line(event.key_path + ": will fetch " + (event.bytes_total ? human_bytes(*event.bytes_total) + " " : "") +
-                           "from " + event.message);
+                print_line(event.key_path + ": will fetch " +
+                           (event.bytes_total ? human_bytes(*event.bytes_total) + " " : "") + "from " + event.message);
             break;
         case EventKind::start: {
             planned_bytes_.erase(event.key_path);  // no longer queued
@@ -108,7 +108,8 @@ class ProgressView {
             if (event.bytes_total) transfer.total = event.bytes_total;
             update_rate(transfer, now);
             if (!options_.terminal && !options_.quiet) {
-                int decile = transfer.total && *transfer.total > 0 ? static_cast<int>(transfer.done * 10 / *transfer.total) : 0;
+                int decile =
+                    transfer.total && *transfer.total > 0 ? static_cast<int>(transfer.done * 10 / *transfer.total) : 0;
                 if (decile > transfer.last_decile || now - transfer.last_line >= options_.log_interval) {
                     transfer.last_decile = decile;
                     transfer.last_line = now;
@@ -124,17 +125,16 @@ class ProgressView {
         case EventKind::done: {
             planned_bytes_.erase(event.key_path);
             auto found = active_.find(event.key_path);
-            double seconds = found == active_.end()
-                                 ? 0
-                                 : std::chrono::duration<double>(now - found->second.started).count();
+            double seconds =
+                found == active_.end() ? 0 : std::chrono::duration<double>(now - found->second.started).count();
             if (found != active_.end()) active_.erase(found);
             ++finished_;
             finished_bytes_ += event.bytes_done;
             bool present = event.message == "present";
             if (event.message == "planned") break;  // a dry run: its table says it all
             if (!options_.quiet && (!present || options_.verbose)) {
-                std::string line = paint(present ? "present" : "done", green) + " " + event.key_path + " -> " + event.path +
-                                   " (" + human_bytes(event.bytes_done);
+                std::string line = paint(present ? "present" : "done", green) + " " + event.key_path + " -> " +
+                                   event.path + " (" + human_bytes(event.bytes_done);
                 if (!present && seconds > 0.05) line += ", " + human_rate(event.bytes_done / seconds);
                 print_line(line + ")");
             }
@@ -185,8 +185,7 @@ class ProgressView {
         if (transfer.total && *transfer.total > 0)
             text = std::to_string(transfer.done * 100 / *transfer.total) + "% " + human_bytes(transfer.done) + " / " +
                    human_bytes(*transfer.total);
-        else
-            text = human_bytes(transfer.done);
+        else text = human_bytes(transfer.done);
         double rate = transfer.rate;
         if (rate == 0) {
             double elapsed = std::chrono::duration<double>(now - transfer.started).count();

@@ -17,18 +17,18 @@ namespace provision {
 
 /// The class of a failure. Values are stable; `exit_code()` maps them to the CLI's exit status.
 enum class errc {
-    usage = 1,         ///< bad command line or environment
-    config,            ///< the TOML manifest is malformed or invalid
-    auth,              ///< a token is missing, invalid or not allowed to see the resource
-    not_found,         ///< the repo, file, version or URL does not exist
-    network,           ///< connection, TLS or protocol failure that survived retries
-    rate_limited,      ///< the service kept answering 429
-    disk_full,         ///< not enough space on the target filesystem
-    integrity,         ///< size or digest mismatch, or a web page where a model was expected
-    unsafe,            ///< something we refuse on principle (path escape, https->http, ...)
-    io,                ///< local file-system failure other than a full disk
-    cancelled,         ///< stopped by a signal or by the caller
-    internal,          ///< a bug in provision
+    usage = 1,     ///< bad command line or environment
+    config,        ///< the TOML manifest is malformed or invalid
+    auth,          ///< a token is missing, invalid or not allowed to see the resource
+    not_found,     ///< the repo, file, version or URL does not exist
+    network,       ///< connection, TLS or protocol failure that survived retries
+    rate_limited,  ///< the service kept answering 429
+    disk_full,     ///< not enough space on the target filesystem
+    integrity,     ///< size or digest mismatch, or a web page where a model was expected
+    unsafe,        ///< something we refuse on principle (path escape, https->http, ...)
+    io,            ///< local file-system failure other than a full disk
+    cancelled,     ///< stopped by a signal or by the caller
+    internal,      ///< a bug in provision
 };
 
 /// A short stable name for an error kind, used in reports and JSON output.
@@ -90,8 +90,8 @@ class error : public std::runtime_error {
 template <class T>
 class Result {
   public:
-    Result(T value) : state_(std::move(value)) {}                 // NOLINT(google-explicit-constructor)
-    Result(Error failure) : state_(std::move(failure)) {}         // NOLINT(google-explicit-constructor)
+    Result(T value) : state_(std::move(value)) {}          // NOLINT(google-explicit-constructor)
+    Result(Error failure) : state_(std::move(failure)) {}  // NOLINT(google-explicit-constructor)
     bool ok() const noexcept { return state_.index() == 0; }
     explicit operator bool() const noexcept { return ok(); }
     T& value() & { return std::get<0>(state_); }

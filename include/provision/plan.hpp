@@ -30,19 +30,19 @@ using FailureExplainer = std::function<Error(const HttpResponse&)>;
 using Refresher = std::function<Result<DownloadPlan>()>;
 
 struct DownloadPlan {
-    std::string key_path;             ///< the entry, for messages: "models.lora.detail-tweaker"
-    Url url;                          ///< first request of the download
-    std::vector<Header> headers;      ///< sent on every hop
+    std::string key_path;                ///< the entry, for messages: "models.lora.detail-tweaker"
+    Url url;                             ///< first request of the download
+    std::vector<Header> headers;         ///< sent on every hop
     std::vector<Header> scoped_headers;  ///< credentials and user headers: only to url's origin
     std::optional<std::uint64_t> size;   ///< expected size when the source knows it
-    std::string sha256;               ///< expected SHA-256, lower-case hex, or empty
-    std::string git_sha1;             ///< expected git blob SHA-1 (small Hugging Face files), or empty
-    std::filesystem::path folder;     ///< target folder (set by the provisioner from the layout)
-    std::string file_name;            ///< relative to folder, may contain '/' (Hugging Face folders); empty: from the response
-    std::string identity;             ///< what these bytes are: "hf:repo@commit/path", "civitai:file/123", "url:..."
-    std::string validator;            ///< ETag or commit; a change means the upstream file changed
-    FailureExplainer explain;         ///< optional; defaults to a generic message
-    Refresher refresh;                ///< optional; re-resolve when a signed URL expires
+    std::string sha256;                  ///< expected SHA-256, lower-case hex, or empty
+    std::string git_sha1;                ///< expected git blob SHA-1 (small Hugging Face files), or empty
+    std::filesystem::path folder;        ///< target folder (set by the provisioner from the layout)
+    std::string file_name;     ///< relative to folder, may contain '/' (Hugging Face folders); empty: from the response
+    std::string identity;      ///< what these bytes are: "hf:repo@commit/path", "civitai:file/123", "url:..."
+    std::string validator;     ///< ETag or commit; a change means the upstream file changed
+    FailureExplainer explain;  ///< optional; defaults to a generic message
+    Refresher refresh;         ///< optional; re-resolve when a signed URL expires
 };
 
 /// Tokens the sources may use. Never printed.

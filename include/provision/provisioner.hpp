@@ -45,7 +45,7 @@ struct ProvisionOptions {
     std::string layout_name;           ///< --layout: overrides the config's [settings] layout (default sdnext)
     std::filesystem::path models_dir;  ///< --models-dir: overrides the config's [settings] models_dir
     std::optional<Layout> layout;      ///< a complete custom layout; when set, the two above and [settings] are ignored
-    std::filesystem::path log_file;  ///< default: workspace/logs/provision.log
+    std::filesystem::path log_file;    ///< default: workspace/logs/provision.log
     EventHandler on_event;
     const std::atomic<bool>* cancel = nullptr;
     EnvLookup env = process_environment();
@@ -59,7 +59,8 @@ struct ProvisionOptions {
     /// --verify, segment sizes, timeouts, retries. cancel, on_event, the
     /// connection budget and the install record are filled in by the system.
     DownloadOptions download;
-    std::size_t max_connections = 16;  ///< connections open at once over all files (at least download.connections_per_file)
+    std::size_t max_connections =
+        16;  ///< connections open at once over all files (at least download.connections_per_file)
     /// --locked: install exactly the files this lock pins; an entry whose upstream moved fails (lockfile/lockfile.hpp).
     std::optional<Lockfile> locked;
     std::filesystem::path lock_file;  ///< written after a successful run; default: workspace/provision.lock
@@ -127,11 +128,11 @@ inline const char* to_string(EntryOutcome::Status status) noexcept {
 
 /// The result of a run.
 struct Report {
-    std::string origin;                    ///< the config it came from
-    std::string config_sha256;             ///< of the config's text, when it was read
-    std::optional<Error> fatal;            ///< the config could not be read or parsed
-    std::vector<Diagnostic> config_errors; ///< every problem found in the config
-    std::vector<EntryOutcome> entries;     ///< in config order
+    std::string origin;                     ///< the config it came from
+    std::string config_sha256;              ///< of the config's text, when it was read
+    std::optional<Error> fatal;             ///< the config could not be read or parsed
+    std::vector<Diagnostic> config_errors;  ///< every problem found in the config
+    std::vector<EntryOutcome> entries;      ///< in config order
 
     bool ok() const {
         if (fatal || !config_errors.empty()) return false;
@@ -152,7 +153,8 @@ struct Report {
 class ProvisioningSystem {
   public:
     explicit ProvisioningSystem(ProvisionOptions options)
-        : options_(std::move(options)), http_(options_.http),
+        : options_(std::move(options)),
+          http_(options_.http),
           layout_(options_.layout ? *options_.layout : Layout::sdnext(options_.workspace)) {
         redactor_.add(options_.credentials.hf_token);
         redactor_.add(options_.credentials.civitai_token);
@@ -207,7 +209,8 @@ class ProvisioningSystem {
     };
 
     void emit(const Event& event);
-    EntryOutcome finish_entry(EntryOutcome outcome, EntryOutcome::Status status, std::chrono::steady_clock::time_point started);
+    EntryOutcome finish_entry(EntryOutcome outcome, EntryOutcome::Status status,
+                              std::chrono::steady_clock::time_point started);
     EntryOutcome prepare_entry(const Entry& entry, const std::filesystem::path& folder, PendingEntry& pending);
     EntryOutcome download_entry(EntryOutcome outcome, PendingEntry& pending);
     /// One file, one entry: entries whose files would land on one path are all
@@ -259,8 +262,11 @@ inline Result<std::string> ProvisioningSystem::fetch_config(const std::string& u
     auto response = http_.fetch(request, 4u << 20);
     if (!response) return make_error(response.error().code, "cannot download the config: " + response.error().message);
     if (response->status != 200)
-        return make_error(response->status == 404 ? errc::not_found : response->status == 401 || response->status == 403 ? errc::auth : errc::network,
-                          "cannot download the config: " + url->redacted() + " answered HTTP " + std::to_string(response->status));
+        return make_error(
+            response->status == 404                              ? errc::not_found
+            : response->status == 401 || response->status == 403 ? errc::auth
+                                                                 : errc::network,
+            "cannot download the config: " + url->redacted() + " answered HTTP " + std::to_string(response->status));
     if (detail::looks_like_html(response->body))
         return make_error(errc::config, "the config URL " + url->redacted() +
                                             " returned a web page, not a TOML file; link to the raw file");
@@ -272,8 +278,9 @@ inline Report ProvisioningSystem::provision_from_file(const std::filesystem::pat
     if (!in) {
         Report report;
         report.origin = path.string();
-        report.fatal = make_error(errc::usage, "cannot read the config file " + path.string() + ": " +
-                                                   (std::filesystem::exists(path) ? "permission denied" : "no such file"));
+        report.fatal =
+            make_error(errc::usage, "cannot read the config file " + path.string() + ": " +
+                                        (std::filesystem::exists(path) ? "permission denied" : "no such file"));
         return report;
     }
     std::ostringstream text;
@@ -287,9 +294,10 @@ inline Report ProvisioningSystem::provision_from_url(const std::string& url) {
     if (parsed && parsed->scheme == "http" && !detail::is_loopback_host(parsed->host) && !options_.allow_http_config) {
         Report report;
         report.origin = redact_url(url);
-        report.fatal = make_error(errc::unsafe, "refusing the config at " + report.origin +
-                                                    ": over plain http anyone on the network path can rewrite it; serve it "
-                                                    "over https, or set PROVISION_ALLOW_HTTP_CONFIG=1 to accept it");
+        report.fatal =
+            make_error(errc::unsafe, "refusing the config at " + report.origin +
+                                         ": over plain http anyone on the network path can rewrite it; serve it "
+                                         "over https, or set PROVISION_ALLOW_HTTP_CONFIG=1 to accept it");
         log_.write("error: " + report.fatal->message);
         return report;
     }
@@ -419,11 +427,11 @@ inline Report ProvisioningSystem::provision_from_text(const std::string& text, c
         detail::ThreadPool pool(std::min(options_.jobs, manifest.entries.size()));
         for (std::size_t i = 0; i < manifest.entries.size(); ++i) {
             if (settled[i]) continue;
-            pool.submit([this, &report, &manifest, &folders, &pending, i] {
-                report.entries[i] = prepare_entry(manifest.entries[i], folders[i], pending[i]);
-            }, [this, &report, &manifest, &pending, i](const std::string& what) {
-                report.entries[i] = escaped(EntryOutcome{}, manifest.entries[i], pending[i], what);
-            });
+            pool.submit([this, &report, &manifest, &folders, &pending,
+                         i] { report.entries[i] = prepare_entry(manifest.entries[i], folders[i], pending[i]); },
+                        [this, &report, &manifest, &pending, i](const std::string& what) {
+                            report.entries[i] = escaped(EntryOutcome{}, manifest.entries[i], pending[i], what);
+                        });
         }
         pool.wait();
     }
@@ -437,7 +445,8 @@ inline Report ProvisioningSystem::provision_from_text(const std::string& text, c
         log_.write("error: " + shortfall->message);
         for (std::size_t i = 0; i < manifest.entries.size(); ++i) {
             if (!pending[i].plan) continue;
-            report.entries[i].error = make_error(errc::disk_full, manifest.entries[i].key_path + ": not downloaded: not enough disk space");
+            report.entries[i].error =
+                make_error(errc::disk_full, manifest.entries[i].key_path + ": not downloaded: not enough disk space");
             report.entries[i].status = EntryOutcome::Status::failed;
         }
         return report;
@@ -446,10 +455,11 @@ inline Report ProvisioningSystem::provision_from_text(const std::string& text, c
         detail::ThreadPool pool(std::min(options_.jobs, manifest.entries.size()));
         for (std::size_t i = 0; i < manifest.entries.size(); ++i) {
             if (!pending[i].plan || options_.dry_run) continue;
-            pool.submit([this, &report, &pending, i] { report.entries[i] = download_entry(report.entries[i], pending[i]); },
-                        [this, &report, &manifest, &pending, i](const std::string& what) {
-                            report.entries[i] = escaped(report.entries[i], manifest.entries[i], pending[i], what);
-                        });
+            pool.submit(
+                [this, &report, &pending, i] { report.entries[i] = download_entry(report.entries[i], pending[i]); },
+                [this, &report, &manifest, &pending, i](const std::string& what) {
+                    report.entries[i] = escaped(report.entries[i], manifest.entries[i], pending[i], what);
+                });
         }
         pool.wait();
     }
@@ -460,7 +470,8 @@ inline Report ProvisioningSystem::provision_from_text(const std::string& text, c
             stale.key_path = record->entry;
             stale.source = record->source;
             stale.error = problem;
-            report.entries.push_back(finish_entry(stale, EntryOutcome::Status::failed, std::chrono::steady_clock::now()));
+            report.entries.push_back(
+                finish_entry(stale, EntryOutcome::Status::failed, std::chrono::steady_clock::now()));
         }
     }
     write_lock(report);
@@ -498,11 +509,12 @@ inline void ProvisioningSystem::write_lock(const Report& report) {
     lock.created = detail::utc_timestamp();
     for (const auto& entry : report.entries)
         if (entry.pin) lock.files.push_back(*entry.pin);
-    std::filesystem::path path = options_.lock_file.empty() ? options_.workspace / "provision.lock" : options_.lock_file;
+    std::filesystem::path path =
+        options_.lock_file.empty() ? options_.workspace / "provision.lock" : options_.lock_file;
     auto written = write_lockfile(path, lock);
     emit(Event{EventKind::message, "", written ? path.string() : "", 0, std::nullopt,
                written ? "wrote " + path.string() + " (" + std::to_string(lock.files.size()) +
-                                   (lock.files.size() == 1 ? " file pinned)" : " files pinned)")
+                             (lock.files.size() == 1 ? " file pinned)" : " files pinned)")
                        : "warning: " + written.error().message});
 }
 
@@ -522,17 +534,17 @@ inline EntryOutcome ProvisioningSystem::finish_entry(EntryOutcome outcome, Entry
     outcome.error.message = redactor_.apply(std::move(outcome.error.message));  // the report is output too
     if (outcome.pin && (status == EntryOutcome::Status::installed || status == EntryOutcome::Status::present))
         finish_lock_record(*outcome.pin, outcome.path, outcome.bytes, outcome.sha256, options_.workspace);
-    else
-        outcome.pin.reset();
+    else outcome.pin.reset();
     if (status == EntryOutcome::Status::failed)
         emit(Event{EventKind::failed, outcome.key_path, outcome.path.string(), 0, std::nullopt, outcome.error.message});
     else
-        emit(Event{EventKind::done, outcome.key_path, outcome.path.string(), outcome.bytes, outcome.bytes, to_string(status)});
+        emit(Event{EventKind::done, outcome.key_path, outcome.path.string(), outcome.bytes, outcome.bytes,
+                   to_string(status)});
     return outcome;
 }
 
 inline void ProvisioningSystem::refuse_shared_targets(Report& report, const Manifest& manifest,
-                                                     std::vector<PendingEntry>& pending) {
+                                                      std::vector<PendingEntry>& pending) {
     std::map<std::filesystem::path, std::vector<std::size_t>> claims;
     for (std::size_t i = 0; i < report.entries.size(); ++i) {
         const auto& outcome = report.entries[i];
@@ -551,9 +563,13 @@ inline void ProvisioningSystem::refuse_shared_targets(Report& report, const Mani
         if (claimants.size() < 2) continue;
         std::string names;
         for (std::size_t k = 0; k < claimants.size(); ++k)
-            names += (k == 0 ? "" : k + 1 == claimants.size() ? " and " : ", ") + manifest.entries[claimants[k]].key_path;
-        std::string message = names + (claimants.size() == 2 ? " would both be saved as " : " would all be saved as ") + path.string() +
-                              "; nothing was downloaded for them: give each its own filename = \"...\" (or remove the duplicate)";
+            names += (k == 0                      ? ""
+                      : k + 1 == claimants.size() ? " and "
+                                                  : ", ") +
+                     manifest.entries[claimants[k]].key_path;
+        std::string message =
+            names + (claimants.size() == 2 ? " would both be saved as " : " would all be saved as ") + path.string() +
+            "; nothing was downloaded for them: give each its own filename = \"...\" (or remove the duplicate)";
         for (std::size_t index : claimants) {
             EntryOutcome outcome = report.entries[index];
             outcome.error = make_error(errc::config, manifest.entries[index].key_path + ": " + message);
@@ -636,13 +652,15 @@ inline EntryOutcome ProvisioningSystem::download_entry(EntryOutcome outcome, Pen
     Downloader downloader(http_, download_options());
     auto installed = downloader.download(*pending.plan, pending.check);
     if (!installed) {
-        outcome.error = options_.locked ? explain_locked_failure(installed.error(), *options_.locked) : installed.error();
+        outcome.error =
+            options_.locked ? explain_locked_failure(installed.error(), *options_.locked) : installed.error();
         return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
     }
     outcome.path = installed->path;
     outcome.bytes = installed->size;
     outcome.sha256 = installed->sha256;
-    return finish_entry(outcome, installed->already_present ? EntryOutcome::Status::present : EntryOutcome::Status::installed,
+    return finish_entry(outcome,
+                        installed->already_present ? EntryOutcome::Status::present : EntryOutcome::Status::installed,
                         pending.started);
 }
 

@@ -58,9 +58,7 @@ struct Url {
 
 namespace detail {
 
-inline bool is_unreserved(unsigned char c) {
-    return std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
-}
+inline bool is_unreserved(unsigned char c) { return std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~'; }
 
 inline int hex_value(char c) {
     if (c >= '0' && c <= '9') return c - '0';
@@ -87,7 +85,8 @@ inline std::string to_lower(std::string_view text) {
 inline bool iequals(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
     for (std::size_t i = 0; i < a.size(); ++i)
-        if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+        if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
+            return false;
     return true;
 }
 
@@ -169,7 +168,8 @@ inline std::string percent_decode(std::string_view text) {
     std::string out;
     out.reserve(text.size());
     for (std::size_t i = 0; i < text.size(); ++i) {
-        if (text[i] == '%' && i + 2 < text.size() && detail::hex_value(text[i + 1]) >= 0 && detail::hex_value(text[i + 2]) >= 0) {
+        if (text[i] == '%' && i + 2 < text.size() && detail::hex_value(text[i + 1]) >= 0 &&
+            detail::hex_value(text[i + 2]) >= 0) {
             out += static_cast<char>(detail::hex_value(text[i + 1]) * 16 + detail::hex_value(text[i + 2]));
             i += 2;
         } else {
@@ -256,7 +256,8 @@ inline Result<Url> parse_url(std::string_view text) {
     if (!port.empty()) {
         unsigned long value = 0;
         for (char c : port) {
-            if (!std::isdigit(static_cast<unsigned char>(c))) return fail("the port \"" + std::string(port) + "\" is not a number");
+            if (!std::isdigit(static_cast<unsigned char>(c)))
+                return fail("the port \"" + std::string(port) + "\" is not a number");
             value = value * 10 + static_cast<unsigned long>(c - '0');
             if (value > 65535) return fail("the port " + std::string(port) + " is out of range");
         }
@@ -321,9 +322,9 @@ namespace detail {
 /// forgot. These are the ones users need to recognise a link by: file
 /// and version ids (CivitAI, Drive), formats, download and listing switches.
 inline bool is_harmless_query_parameter(const std::string& lower_name) {
-    static const char* const harmless[] = {"download", "dl",   "export", "file", "filename", "format",  "fp",     "id",
-                                           "modelversionid", "name", "raw",  "recursive", "revision", "size", "type",
-                                           "usp", "v", "version"};
+    static const char* const harmless[] = {"download", "dl",   "export",         "file", "filename", "format",
+                                           "fp",       "id",   "modelversionid", "name", "raw",      "recursive",
+                                           "revision", "size", "type",           "usp",  "v",        "version"};
     for (const char* name : harmless)
         if (lower_name == name) return true;
     return false;

@@ -134,18 +134,18 @@ namespace provision {
 
 /// The class of a failure. Values are stable; `exit_code()` maps them to the CLI's exit status.
 enum class errc {
-    usage = 1,         ///< bad command line or environment
-    config,            ///< the TOML manifest is malformed or invalid
-    auth,              ///< a token is missing, invalid or not allowed to see the resource
-    not_found,         ///< the repo, file, version or URL does not exist
-    network,           ///< connection, TLS or protocol failure that survived retries
-    rate_limited,      ///< the service kept answering 429
-    disk_full,         ///< not enough space on the target filesystem
-    integrity,         ///< size or digest mismatch, or a web page where a model was expected
-    unsafe,            ///< something we refuse on principle (path escape, https->http, ...)
-    io,                ///< local file-system failure other than a full disk
-    cancelled,         ///< stopped by a signal or by the caller
-    internal,          ///< a bug in provision
+    usage = 1,     ///< bad command line or environment
+    config,        ///< the TOML manifest is malformed or invalid
+    auth,          ///< a token is missing, invalid or not allowed to see the resource
+    not_found,     ///< the repo, file, version or URL does not exist
+    network,       ///< connection, TLS or protocol failure that survived retries
+    rate_limited,  ///< the service kept answering 429
+    disk_full,     ///< not enough space on the target filesystem
+    integrity,     ///< size or digest mismatch, or a web page where a model was expected
+    unsafe,        ///< something we refuse on principle (path escape, https->http, ...)
+    io,            ///< local file-system failure other than a full disk
+    cancelled,     ///< stopped by a signal or by the caller
+    internal,      ///< a bug in provision
 };
 
 /// A short stable name for an error kind, used in reports and JSON output.
@@ -207,8 +207,8 @@ class error : public std::runtime_error {
 template <class T>
 class Result {
   public:
-    Result(T value) : state_(std::move(value)) {}                 // NOLINT(google-explicit-constructor)
-    Result(Error failure) : state_(std::move(failure)) {}         // NOLINT(google-explicit-constructor)
+    Result(T value) : state_(std::move(value)) {}          // NOLINT(google-explicit-constructor)
+    Result(Error failure) : state_(std::move(failure)) {}  // NOLINT(google-explicit-constructor)
     bool ok() const noexcept { return state_.index() == 0; }
     explicit operator bool() const noexcept { return ok(); }
     T& value() & { return std::get<0>(state_); }
@@ -304,9 +304,7 @@ struct Url {
 
 namespace detail {
 
-inline bool is_unreserved(unsigned char c) {
-    return std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
-}
+inline bool is_unreserved(unsigned char c) { return std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~'; }
 
 inline int hex_value(char c) {
     if (c >= '0' && c <= '9') return c - '0';
@@ -333,7 +331,8 @@ inline std::string to_lower(std::string_view text) {
 inline bool iequals(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
     for (std::size_t i = 0; i < a.size(); ++i)
-        if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+        if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
+            return false;
     return true;
 }
 
@@ -415,7 +414,8 @@ inline std::string percent_decode(std::string_view text) {
     std::string out;
     out.reserve(text.size());
     for (std::size_t i = 0; i < text.size(); ++i) {
-        if (text[i] == '%' && i + 2 < text.size() && detail::hex_value(text[i + 1]) >= 0 && detail::hex_value(text[i + 2]) >= 0) {
+        if (text[i] == '%' && i + 2 < text.size() && detail::hex_value(text[i + 1]) >= 0 &&
+            detail::hex_value(text[i + 2]) >= 0) {
             out += static_cast<char>(detail::hex_value(text[i + 1]) * 16 + detail::hex_value(text[i + 2]));
             i += 2;
         } else {
@@ -502,7 +502,8 @@ inline Result<Url> parse_url(std::string_view text) {
     if (!port.empty()) {
         unsigned long value = 0;
         for (char c : port) {
-            if (!std::isdigit(static_cast<unsigned char>(c))) return fail("the port \"" + std::string(port) + "\" is not a number");
+            if (!std::isdigit(static_cast<unsigned char>(c)))
+                return fail("the port \"" + std::string(port) + "\" is not a number");
             value = value * 10 + static_cast<unsigned long>(c - '0');
             if (value > 65535) return fail("the port " + std::string(port) + " is out of range");
         }
@@ -567,9 +568,9 @@ namespace detail {
 /// forgot. These are the ones users need to recognise a link by: file
 /// and version ids (CivitAI, Drive), formats, download and listing switches.
 inline bool is_harmless_query_parameter(const std::string& lower_name) {
-    static const char* const harmless[] = {"download", "dl",   "export", "file", "filename", "format",  "fp",     "id",
-                                           "modelversionid", "name", "raw",  "recursive", "revision", "size", "type",
-                                           "usp", "v", "version"};
+    static const char* const harmless[] = {"download", "dl",   "export",         "file", "filename", "format",
+                                           "fp",       "id",   "modelversionid", "name", "raw",      "recursive",
+                                           "revision", "size", "type",           "usp",  "v",        "version"};
     for (const char* name : harmless)
         if (lower_name == name) return true;
     return false;
@@ -734,19 +735,20 @@ struct Entry {
     // huggingface
     std::string repo;                ///< "owner/name"
     std::string file;                ///< path inside the repo, may contain folders
-    std::vector<std::string> files;    ///< several paths inside the repo (instead of file)
-    std::vector<std::string> include;  ///< glob patterns selecting repo files (hf-protocol.md rules; include = ["*"]: the whole repo)
+    std::vector<std::string> files;  ///< several paths inside the repo (instead of file)
+    std::vector<std::string>
+        include;  ///< glob patterns selecting repo files (hf-protocol.md rules; include = ["*"]: the whole repo)
     std::vector<std::string> exclude;  ///< glob patterns removed from the selection
-    std::string revision = "main";   ///< branch, tag, commit or refs/pr/N
-    std::string repo_type = "model"; ///< model, dataset or space
+    std::string revision = "main";     ///< branch, tag, commit or refs/pr/N
+    std::string repo_type = "model";   ///< model, dataset or space
     bool gated = false;
 
     // civitai
-    std::string version_id;  ///< model version id (digits); empty: the default version of model_id
-    std::string model_id;    ///< model id (digits), from model_id, a link or an AIR id
+    std::string version_id;    ///< model version id (digits); empty: the default version of model_id
+    std::string model_id;      ///< model id (digits), from model_id, a link or an AIR id
     std::string civitai_site;  ///< "https://civitai.red" when a link named that site; empty: civitai.com
-    std::string file_id;     ///< optional: which file of the version
-    std::string file_type;   ///< optional: pick the file by its type ("Model", "VAE", ...)
+    std::string file_id;       ///< optional: which file of the version
+    std::string file_type;     ///< optional: pick the file by its type ("Model", "VAE", ...)
 
     // url
     std::string url;
@@ -780,8 +782,9 @@ struct Diagnostic {
 
 /// The optional [settings] and [directories] tables: which UI's folders to fill.
 struct ManifestSettings {
-    std::string layout;      ///< "sdnext", "a1111", "forge", "comfyui"; empty: the default (or the CLI's --layout)
-    std::string models_dir;  ///< ${VAR} expanded; relative paths are relative to the workspace; empty: the layout's default
+    std::string layout;  ///< "sdnext", "a1111", "forge", "comfyui"; empty: the default (or the CLI's --layout)
+    std::string
+        models_dir;  ///< ${VAR} expanded; relative paths are relative to the workspace; empty: the layout's default
     SourceLocation layout_where;
     /// [directories]: category -> folder (relative to the models directory, or absolute); adds or overrides.
     std::vector<std::pair<std::string, std::string>> directories;
@@ -810,9 +813,9 @@ struct ConfigTrust {
 
 /// A parsed config: the entries and every problem found. Usable only when ok().
 struct Manifest {
-    std::string origin;  ///< the file path or (redacted) URL it came from
-    std::string sha256;  ///< of the text as read: says which config a log or a dry run was about
-    bool remote = false; ///< it came from a URL (ConfigTrust::remote)
+    std::string origin;   ///< the file path or (redacted) URL it came from
+    std::string sha256;   ///< of the text as read: says which config a log or a dry run was about
+    bool remote = false;  ///< it came from a URL (ConfigTrust::remote)
     ManifestSettings settings;
     std::vector<Entry> entries;
     std::vector<Diagnostic> diagnostics;
@@ -827,8 +830,8 @@ struct Manifest {
 
 /// Parses and validates config text. `origin` names the file or URL in messages.
 /// Categories are checked against the layout by the provisioner, not here.
-inline Manifest parse_config(std::string_view text, const std::string& origin, const EnvLookup& env = process_environment(),
-                             const ConfigTrust& trust = {});
+inline Manifest parse_config(std::string_view text, const std::string& origin,
+                             const EnvLookup& env = process_environment(), const ConfigTrust& trust = {});
 
 /// Whether a file name is safe to create inside a folder: not empty, no separators,
 /// not "." or "..", no control characters, at most 255 bytes.
@@ -989,17 +992,21 @@ inline const char* filename_problem(std::string_view name) {
 
 /// Why a path inside a Hugging Face repo is unusable, or "" when it is fine.
 inline std::string repo_path_problem(std::string_view path) {
-    if (path.empty()) return "the path is empty; write the file's path inside the repo, e.g. file = \"model.safetensors\"";
+    if (path.empty())
+        return "the path is empty; write the file's path inside the repo, e.g. file = \"model.safetensors\"";
     if (path.front() == '/') return "the path must be relative to the repo root; remove the leading '/'";
     if (path.find('\\') != std::string_view::npos) return "use '/' between folders, not '\\'";
     if (has_control_char(path)) return "the path contains a control character";
     std::size_t pos = 0;
     while (true) {
         std::size_t slash = path.find('/', pos);
-        std::string_view segment = path.substr(pos, slash == std::string_view::npos ? std::string_view::npos : slash - pos);
-        if (segment.empty()) return "the path has an empty folder name (\"//\" or a trailing '/'); write folder/file.safetensors";
+        std::string_view segment =
+            path.substr(pos, slash == std::string_view::npos ? std::string_view::npos : slash - pos);
+        if (segment.empty())
+            return "the path has an empty folder name (\"//\" or a trailing '/'); write folder/file.safetensors";
         if (segment == ".." || segment == ".")
-            return "the path must not contain \"..\" or \".\" folders; write the path from the repo root, e.g. vae/model.safetensors";
+            return "the path must not contain \"..\" or \".\" folders; write the path from the repo root, e.g. "
+                   "vae/model.safetensors";
         if (segment.size() > 255) return "a folder or file name in the path is longer than 255 bytes";
         if (slash == std::string_view::npos) break;
         pos = slash + 1;
@@ -1030,7 +1037,8 @@ inline bool is_all_digits(std::string_view text) {
 inline bool is_header_name(std::string_view name) {
     if (name.empty()) return false;
     for (unsigned char c : name) {
-        bool ok = std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
+        bool ok =
+            std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
         if (!ok) return false;
     }
     return true;
@@ -1042,7 +1050,6 @@ inline bool is_header_value(std::string_view value) {
         if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
     return true;
 }
-
 
 }  // namespace config_parser
 }  // namespace detail
@@ -1060,7 +1067,6 @@ inline bool is_header_value(std::string_view value) {
 
 #ifndef PROVISION_CONFIG_VARIABLES_HPP
 #define PROVISION_CONFIG_VARIABLES_HPP
-
 
 // #include <string>: listed at the top
 // #include <string_view>: listed at the top
@@ -1090,22 +1096,26 @@ inline bool expand_variables(std::string_view text, const EnvLookup& env, const 
         }
         std::size_t close = text.find('}', i + 2);
         if (close == std::string_view::npos) {
-            problem = "\"${\" is not closed; write ${NAME} to insert an environment variable (or $${ for a literal \"${\")";
+            problem =
+                "\"${\" is not closed; write ${NAME} to insert an environment variable (or $${ for a literal \"${\")";
             return false;
         }
         std::string_view name = text.substr(i + 2, close - i - 2);
         bool valid = !name.empty() && !std::isdigit(static_cast<unsigned char>(name.front()));
         for (unsigned char c : name) valid = valid && (std::isalnum(c) || c == '_');
         if (!valid) {
-            problem = "invalid variable reference; write ${NAME} with letters, digits and underscores (or $${ for a literal \"${\")";
+            problem =
+                "invalid variable reference; write ${NAME} with letters, digits and underscores (or $${ for a literal "
+                "\"${\")";
             return false;
         }
         std::string variable(name);
         if (!trust.may_expand(variable)) {
             unavailable = true;
-            problem = "${" + variable + "} is not expanded: this config was fetched from a URL, and such a config reads "
-                      "only the variables the operator allows; to allow it, set PROVISION_ALLOW_VARS=" + variable +
-                      " (names separated by commas) or pass --allow-var " + variable;
+            problem = "${" + variable +
+                      "} is not expanded: this config was fetched from a URL, and such a config reads "
+                      "only the variables the operator allows; to allow it, set PROVISION_ALLOW_VARS=" +
+                      variable + " (names separated by commas) or pass --allow-var " + variable;
             return false;
         }
         std::optional<std::string> value = env ? env(variable) : std::nullopt;
@@ -1125,7 +1135,6 @@ inline bool expand_variables(std::string_view text, const EnvLookup& env, const 
     }
     return true;
 }
-
 
 }  // namespace config_parser
 }  // namespace detail
@@ -1149,11 +1158,12 @@ namespace config_parser {
 
 /// The keys each source accepts, in the order messages list them.
 inline const std::vector<std::string_view>& allowed_keys(SourceKind kind) {
-    static const std::vector<std::string_view> huggingface{"source",   "repo",     "file",   "files",       "include", "exclude",
-                                                           "revision", "repo_type", "gated", "filename",    "sha256",  "description",
-                                                           "notes"};
-    static const std::vector<std::string_view> civitai{"source",   "version_id", "model_id", "url", "air", "file_id", "type",
-                                                       "filename", "sha256",     "description", "notes"};
+    static const std::vector<std::string_view> huggingface{"source",  "repo",        "file",      "files", "include",
+                                                           "exclude", "revision",    "repo_type", "gated", "filename",
+                                                           "sha256",  "description", "notes"};
+    static const std::vector<std::string_view> civitai{"source", "version_id",  "model_id", "url",
+                                                       "air",    "file_id",     "type",     "filename",
+                                                       "sha256", "description", "notes"};
     static const std::vector<std::string_view> url{"source",      "url",    "filename",    "headers",
                                                    "auth_header", "sha256", "description", "notes"};
     switch (kind) {
@@ -1178,7 +1188,8 @@ inline bool earlier(const toml::source_position& a, const toml::source_position&
 /// Walks a parsed document and fills a Manifest.
 class Checker {
   public:
-    Checker(Manifest& manifest, const EnvLookup& env, const ConfigTrust& trust) : manifest_(manifest), env_(env), trust_(trust) {}
+    Checker(Manifest& manifest, const EnvLookup& env, const ConfigTrust& trust)
+        : manifest_(manifest), env_(env), trust_(trust) {}
 
     void check_document(const toml::table& root);
 
@@ -1236,14 +1247,16 @@ class Checker {
 
     /// A CivitAI entry names its model one way: version_id (optionally with
     /// model_id), model_id alone (the model's default version), air, or url.
-    void check_civitai_ids(const toml::table& table, const std::string& key_path, const std::vector<std::string_view>& seen);
+    void check_civitai_ids(const toml::table& table, const std::string& key_path,
+                           const std::vector<std::string_view>& seen);
 
     /// [models.auto.<name>] places a file by its CivitAI model type, which only the CivitAI source knows.
     void check_auto_category(const Entry& entry, const toml::source_region& where);
 
     /// files / include / exclude: a non-empty array of strings. files holds repo
     /// paths (checked like file); include and exclude hold glob patterns.
-    void check_repo_path_list(const toml::node& value, const std::string& path, std::string_view key, std::vector<std::string>& out);
+    void check_repo_path_list(const toml::node& value, const std::string& path, std::string_view key,
+                              std::vector<std::string>& out);
 
     /// Why a glob pattern is unusable, or "" when it is fine.
     static std::string pattern_problem(std::string_view pattern);
@@ -1251,18 +1264,21 @@ class Checker {
     /// Which files of a Hugging Face repo: file, files, or include (with optional
     /// exclude). Exactly one way, so an entry never means two things; a whole repo
     /// must be asked for (include = ["*"]), never implied by a forgotten key.
-    void check_file_selection(const toml::table& table, const std::string& key_path, const std::vector<std::string_view>& seen);
+    void check_file_selection(const toml::table& table, const std::string& key_path,
+                              const std::vector<std::string_view>& seen);
 
     static std::string unknown_key_message(std::string_view key, SourceKind kind);
 
     /// version_id / file_id: an integer or a string of digits, kept as digits.
     void check_numeric_id(const toml::node& value, const std::string& path, std::string_view key, std::string& out);
 
-    void check_string_key(std::string_view key, const std::string& text, const toml::node& value, const std::string& path, Entry& entry);
+    void check_string_key(std::string_view key, const std::string& text, const toml::node& value,
+                          const std::string& path, Entry& entry);
 
     /// headers = { Name = "value", ... } and auth_header = "Bearer ${VAR}".
     /// Values are never quoted in messages: they may hold secrets.
-    void check_headers(const toml::node* headers, const toml::node* auth_header, const std::string& entry_path, Entry& entry);
+    void check_headers(const toml::node* headers, const toml::node* auth_header, const std::string& entry_path,
+                       Entry& entry);
 
     Manifest& manifest_;
     const EnvLookup& env_;
@@ -1397,14 +1413,15 @@ namespace detail {
 /// subdomains (a dotted-suffix match, so "evilcivitai.com" is not one).
 inline bool is_civitai_host(std::string_view host) {
     for (std::string_view domain : {std::string_view("civitai.com"), std::string_view("civitai.red")})
-        if (host == domain || (host.size() > domain.size() && ends_with(host, domain) && host[host.size() - domain.size() - 1] == '.'))
+        if (host == domain ||
+            (host.size() > domain.size() && ends_with(host, domain) && host[host.size() - domain.size() - 1] == '.'))
             return true;
     return false;
 }
 
 /// The ids a link or AIR names. Empty strings are "not given".
 struct CivitaiReference {
-    std::string site;        ///< "https://civitai.red" when the link is on civitai.red; "" for civitai.com
+    std::string site;  ///< "https://civitai.red" when the link is on civitai.red; "" for civitai.com
     std::string model_id;
     std::string version_id;
     std::string file_id;
@@ -1482,7 +1499,8 @@ inline Result<CivitaiReference> parse_civitai_link(const Url& url) {
         }
         return ref;
     }
-    if (n == 4 && segments[0] == "api" && segments[1] == "v1" && (segments[2] == "model-versions" || segments[2] == "models")) {
+    if (n == 4 && segments[0] == "api" && segments[1] == "v1" &&
+        (segments[2] == "model-versions" || segments[2] == "models")) {
         auto id = id_or_fail(segments[3], segments[2] == "models" ? "model id" : "version id");
         if (!id) return id.error();
         (segments[2] == "models" ? ref.model_id : ref.version_id) = id.value();
@@ -1503,33 +1521,39 @@ inline Result<CivitaiReference> parse_civitai_air(std::string_view text) {
         if (colon == std::string::npos) break;
         pos = colon + 1;
     }
-    const char* shape = "write it as urn:air:<ecosystem>:<type>:civitai:<model id>@<version id>, e.g. "
-                        "urn:air:sdxl:lora:civitai:328553@368189";
-    if (parts.size() < 2 || parts.size() > 4)
-        return make_error(errc::config, std::string("not an AIR id; ") + shape);
+    const char* shape =
+        "write it as urn:air:<ecosystem>:<type>:civitai:<model id>@<version id>, e.g. "
+        "urn:air:sdxl:lora:civitai:328553@368189";
+    if (parts.size() < 2 || parts.size() > 4) return make_error(errc::config, std::string("not an AIR id; ") + shape);
     for (const auto& part : parts) {
         bool ok = !part.empty();
-        for (unsigned char c : part) ok = ok && (std::isalnum(c) || c == '_' || c == '-' || c == '/' || c == '@' || c == '+' || c == '.');
+        for (unsigned char c : part)
+            ok = ok && (std::isalnum(c) || c == '_' || c == '-' || c == '/' || c == '@' || c == '+' || c == '.');
         if (!ok) return make_error(errc::config, std::string("not an AIR id (an empty or odd segment); ") + shape);
     }
     const std::string& source = parts[parts.size() - 2];
     if (source != "civitai")
-        return make_error(errc::config, "the AIR id names the source \"" + source +
-                                            "\"; only civitai AIR ids can be used here (a Hugging Face model takes source = \"huggingface\")");
+        return make_error(
+            errc::config,
+            "the AIR id names the source \"" + source +
+                "\"; only civitai AIR ids can be used here (a Hugging Face model takes source = \"huggingface\")");
     std::string id = parts.back();
     CivitaiReference ref;
     if (std::size_t dot = id.find('.'); dot != std::string::npos) id.erase(dot);  // .safetensor / .ckpt: a format hint
     if (std::size_t plus = id.find('+'); plus != std::string::npos) {
         ref.file_id = id.substr(plus + 1);
         id.erase(plus);
-        if (!is_civitai_id(ref.file_id)) return make_error(errc::config, "the AIR id's file id (after '+') is not a number; " + std::string(shape));
+        if (!is_civitai_id(ref.file_id))
+            return make_error(errc::config, "the AIR id's file id (after '+') is not a number; " + std::string(shape));
     }
     if (std::size_t at = id.find('@'); at != std::string::npos) {
         ref.version_id = id.substr(at + 1);
         id.erase(at);
-        if (!is_civitai_id(ref.version_id)) return make_error(errc::config, "the AIR id's version (after '@') is not a number; " + std::string(shape));
+        if (!is_civitai_id(ref.version_id))
+            return make_error(errc::config, "the AIR id's version (after '@') is not a number; " + std::string(shape));
     }
-    if (!is_civitai_id(id)) return make_error(errc::config, "the AIR id's model id is not a number; " + std::string(shape));
+    if (!is_civitai_id(id))
+        return make_error(errc::config, "the AIR id's model id is not a number; " + std::string(shape));
     ref.model_id = id;
     return ref;
 }
@@ -1627,7 +1651,8 @@ inline void Checker::check_document(const toml::table& root) {
         } else if (name == "directories") {
             check_directories(*value);
         } else {
-            std::string message = "unknown top-level key " + quote_untrusted(name) + "; models are listed as [models.<category>.<name>] tables";
+            std::string message = "unknown top-level key " + quote_untrusted(name) +
+                                  "; models are listed as [models.<category>.<name>] tables";
             if (value->is_table()) message += " (did you mean [models." + child_path("", name) + ".<name>]?)";
             report(key->source(), child_path("", name), message);
         }
@@ -1649,17 +1674,19 @@ inline void Checker::check_document(const toml::table& root) {
                "no models listed; add at least one, e.g. [models.checkpoints.sdxl-base] with source = \"huggingface\", "
                "repo = \"owner/name\" and file = \"model.safetensors\"");
     }
-    std::stable_sort(manifest_.diagnostics.begin(), manifest_.diagnostics.end(), [](const Diagnostic& a, const Diagnostic& b) {
-        return a.where.line != b.where.line ? a.where.line < b.where.line : a.where.column < b.where.column;
-    });
+    std::stable_sort(
+        manifest_.diagnostics.begin(), manifest_.diagnostics.end(), [](const Diagnostic& a, const Diagnostic& b) {
+            return a.where.line != b.where.line ? a.where.line < b.where.line : a.where.column < b.where.column;
+        });
 }
 
 inline std::vector<Checker::Member> Checker::in_file_order(const toml::table& table) {
     std::vector<Member> members;
     members.reserve(table.size());
     for (const auto& [key, value] : table) members.emplace_back(&key, &value);
-    std::stable_sort(members.begin(), members.end(),
-                     [](const Member& a, const Member& b) { return earlier(a.first->source().begin, b.first->source().begin); });
+    std::stable_sort(members.begin(), members.end(), [](const Member& a, const Member& b) {
+        return earlier(a.first->source().begin, b.first->source().begin);
+    });
     return members;
 }
 
@@ -1685,7 +1712,8 @@ inline void Checker::wrong_type(const toml::node& value, const std::string& key_
 
 inline void Checker::check_settings(const toml::node& node) {
     const toml::table* table = node.as_table();
-    if (!table) return wrong_type(node, "settings", "a table ([settings] with layout = \"...\" and models_dir = \"...\")");
+    if (!table)
+        return wrong_type(node, "settings", "a table ([settings] with layout = \"...\" and models_dir = \"...\")");
     ManifestSettings& settings = manifest_.settings;
     for (const auto& [key, value] : in_file_order(*table)) {
         std::string path = child_path("settings", key->str());
@@ -1699,7 +1727,9 @@ inline void Checker::check_settings(const toml::node& node) {
             bool known = false;
             for (const char* layout : layouts) known = known || text->get() == layout;
             if (!known) {
-                report(value->source(), path, "unknown layout " + quote_untrusted(text->get()) + "; use one of: sdnext, a1111, forge, comfyui");
+                report(
+                    value->source(), path,
+                    "unknown layout " + quote_untrusted(text->get()) + "; use one of: sdnext, a1111, forge, comfyui");
                 continue;
             }
             settings.layout = text->get();
@@ -1722,7 +1752,8 @@ inline void Checker::check_settings(const toml::node& node) {
                 settings.models_dir = expanded;
             }
         } else {
-            report(key->source(), path, "unknown setting " + quote_untrusted(key->str()) + "; [settings] takes layout and models_dir");
+            report(key->source(), path,
+                   "unknown setting " + quote_untrusted(key->str()) + "; [settings] takes layout and models_dir");
         }
     }
 }
@@ -1773,8 +1804,8 @@ inline std::size_t Checker::check_models(const toml::table& categories, bool& mo
         const toml::table* entries = category_value->as_table();
         if (!entries) {
             report(category_value->source(), category_path,
-                   std::string("expected a table of models ([") + category_path + ".<name>] sections or name = \"https://...\"), got " +
-                       type_phrase(*category_value));
+                   std::string("expected a table of models ([") + category_path +
+                       ".<name>] sections or name = \"https://...\"), got " + type_phrase(*category_value));
             models_problem = true;
             continue;
         }
@@ -1793,7 +1824,8 @@ inline std::size_t Checker::check_models(const toml::table& categories, bool& mo
             entry = check_simple_entry(candidate, text->get());
         } else {
             report(candidate.value->source(), candidate.key_path,
-                   std::string("expected a table (with source, repo, url, ...) or a URL string, got ") + type_phrase(*candidate.value));
+                   std::string("expected a table (with source, repo, url, ...) or a URL string, got ") +
+                       type_phrase(*candidate.value));
         }
         if (entry) manifest_.entries.push_back(std::move(*entry));
     }
@@ -1884,12 +1916,13 @@ inline std::optional<SourceKind> Checker::entry_source(const Candidate& candidat
         // but point at the intended one when it is obvious.
         std::string message = "unknown source " + quote_untrusted(name) + "; " + choices;
         std::string lower = to_lower(name);
-        if (lower == "hf" || lower == "hugging face" || lower == "hugging_face" || lower == "hugging-face" || lower == "huggingface")
+        if (lower == "hf" || lower == "hugging face" || lower == "hugging_face" || lower == "hugging-face" ||
+            lower == "huggingface")
             message += " (did you mean \"huggingface\"?)";
         else if (lower == "civitai" || lower == "civit" || lower == "civit.ai")
             message += " (did you mean \"civitai\"?)";
-        else if (lower == "url" || lower == "http" || lower == "https" || lower == "gdrive" || lower == "google_drive" ||
-                 lower == "googledrive" || lower == "google-drive" || lower == "drive")
+        else if (lower == "url" || lower == "http" || lower == "https" || lower == "gdrive" ||
+                 lower == "google_drive" || lower == "googledrive" || lower == "google-drive" || lower == "drive")
             message += " (did you mean \"url\"? Google Drive links use source = \"url\")";
         report(source->source(), path, message);
         return std::nullopt;
@@ -1910,7 +1943,8 @@ inline std::optional<SourceKind> Checker::entry_source(const Candidate& candidat
         std::string keys;
         for (const auto& hint : hints) keys += (keys.empty() ? "\"" : " and \"") + std::string(hint.first) + "\"";
         report(table.source(), candidate.key_path,
-               "cannot tell the source: the entry has both " + keys + "; add source = \"...\" and remove the keys of the other source");
+               "cannot tell the source: the entry has both " + keys +
+                   "; add source = \"...\" and remove the keys of the other source");
     }
     return std::nullopt;
 }
@@ -1944,9 +1978,15 @@ inline std::optional<Entry> Checker::check_table_entry(const Candidate& candidat
             if (const auto* flag = value.as_boolean()) entry.gated = flag->get();
             else wrong_type(value, path, "true or false");
         } else if (key == "version_id" || key == "file_id" || key == "model_id") {
-            check_numeric_id(value, path, key, key == "version_id" ? entry.version_id : key == "file_id" ? entry.file_id : entry.model_id);
+            check_numeric_id(value, path, key,
+                             key == "version_id" ? entry.version_id
+                             : key == "file_id"  ? entry.file_id
+                                                 : entry.model_id);
         } else if (key == "files" || key == "include" || key == "exclude") {
-            check_repo_path_list(value, path, key, key == "files" ? entry.files : key == "include" ? entry.include : entry.exclude);
+            check_repo_path_list(value, path, key,
+                                 key == "files"     ? entry.files
+                                 : key == "include" ? entry.include
+                                                    : entry.exclude);
         } else if (const auto* text = value.as_string()) {
             check_string_key(key, text->get(), value, path, entry);
         } else {
@@ -1962,7 +2002,8 @@ inline std::optional<Entry> Checker::check_table_entry(const Candidate& candidat
     auto require = [&](std::string_view key, const char* example) {
         if (std::find(seen.begin(), seen.end(), key) == seen.end())
             report(table.source(), candidate.key_path,
-                   "missing required key \"" + std::string(key) + "\" for source \"" + to_string(*kind) + "\"; add " + example);
+                   "missing required key \"" + std::string(key) + "\" for source \"" + to_string(*kind) + "\"; add " +
+                       example);
     };
     switch (*kind) {
     case SourceKind::huggingface:
@@ -1978,9 +2019,11 @@ inline std::optional<Entry> Checker::check_table_entry(const Candidate& candidat
 
 inline void Checker::check_auto_category(const Entry& entry, const toml::source_region& where) {
     if (entry.category == "auto" && entry.source != SourceKind::civitai)
-        report(where, entry.key_path,
-               "[models.auto] places files by their CivitAI model type, and this entry is not from CivitAI; put it under "
-               "[models.<category>] (e.g. [models.checkpoints." + child_path("", entry.name) + "])");
+        report(
+            where, entry.key_path,
+            "[models.auto] places files by their CivitAI model type, and this entry is not from CivitAI; put it under "
+            "[models.<category>] (e.g. [models.checkpoints." +
+                child_path("", entry.name) + "])");
 }
 
 inline std::string Checker::unknown_key_message(std::string_view key, SourceKind kind) {
@@ -1991,25 +2034,30 @@ inline std::string Checker::unknown_key_message(std::string_view key, SourceKind
     else if (kind == SourceKind::civitai && (key == "modelVersionId" || key == "version"))
         message += " (write version_id)";
     else if (key == "token" || key == "api_key" || key == "hf_token" || key == "civitai_token")
-        message += kind == SourceKind::url
-                       ? " (put secrets in the environment and write auth_header = \"Bearer ${MY_TOKEN}\")"
-                       : " (tokens come from the HF_TOKEN and CIVITAI_TOKEN environment variables, not from the config)";
+        message +=
+            kind == SourceKind::url
+                ? " (put secrets in the environment and write auth_header = \"Bearer ${MY_TOKEN}\")"
+                : " (tokens come from the HF_TOKEN and CIVITAI_TOKEN environment variables, not from the config)";
     else
         for (SourceKind other : {SourceKind::huggingface, SourceKind::civitai, SourceKind::url}) {
             const auto& keys = allowed_keys(other);
             if (other != kind && std::find(keys.begin(), keys.end(), key) != keys.end()) {
-                message += std::string(" (") + quote_untrusted(key) + " belongs to source = \"" + to_string(other) + "\")";
+                message +=
+                    std::string(" (") + quote_untrusted(key) + " belongs to source = \"" + to_string(other) + "\")";
                 break;
             }
         }
     return message;
 }
 
-inline void Checker::check_string_key(std::string_view key, const std::string& text, const toml::node& value, const std::string& path, Entry& entry) {
+inline void Checker::check_string_key(std::string_view key, const std::string& text, const toml::node& value,
+                                      const std::string& path, Entry& entry) {
     auto fail = [&](const std::string& message) { report(value.source(), path, message); };
     if (key == "repo") {
         if (!is_repo_id(text)) {
-            std::string message = "expected a repo id \"owner/name\" (e.g. \"stabilityai/stable-diffusion-xl-base-1.0\"), got " + quote_untrusted(text);
+            std::string message =
+                "expected a repo id \"owner/name\" (e.g. \"stabilityai/stable-diffusion-xl-base-1.0\"), got " +
+                quote_untrusted(text);
             if (text.find("://") != std::string::npos) message += "; give the repo id, not its URL";
             fail(message);
         }
@@ -2028,13 +2076,15 @@ inline void Checker::check_string_key(std::string_view key, const std::string& t
         if (text == "model" || text == "dataset" || text == "space") {
             entry.repo_type = text;
         } else {
-            std::string message = "unknown repo_type " + quote_untrusted(text) + "; use \"model\" (the default), \"dataset\" or \"space\"";
+            std::string message = "unknown repo_type " + quote_untrusted(text) +
+                                  "; use \"model\" (the default), \"dataset\" or \"space\"";
             if (text == "models" || text == "datasets" || text == "spaces")
                 message += " (singular: \"" + text.substr(0, text.size() - 1) + "\")";
             fail(message);
         }
     } else if (key == "type") {
-        if (text.empty()) fail("the file type is empty; write e.g. type = \"Model\" or type = \"VAE\", or remove the key");
+        if (text.empty())
+            fail("the file type is empty; write e.g. type = \"Model\" or type = \"VAE\", or remove the key");
         entry.file_type = text;
     } else if (key == "url") {
         if (check_url(text, value, path)) entry.url = text;
@@ -2057,10 +2107,12 @@ inline void Checker::check_string_key(std::string_view key, const std::string& t
     // description and notes: documentation for the reader, nothing to check.
 }
 
-inline void Checker::check_headers(const toml::node* headers, const toml::node* auth_header, const std::string& entry_path, Entry& entry) {
+inline void Checker::check_headers(const toml::node* headers, const toml::node* auth_header,
+                                   const std::string& entry_path, Entry& entry) {
     auto add = [&](const std::string& name, const std::string& raw, const toml::node& value, const std::string& path) {
         if (!is_header_value(raw)) {
-            report(value.source(), path, "the header value contains a line break or control character; a header value must be one line");
+            report(value.source(), path,
+                   "the header value contains a line break or control character; a header value must be one line");
             return;
         }
         std::string expanded, problem;
@@ -2077,7 +2129,8 @@ inline void Checker::check_headers(const toml::node* headers, const toml::node* 
                 report(value.source(), path,
                        name == "Authorization" && path == child_path(entry_path, "auth_header")
                            ? "auth_header and headers.Authorization both set the Authorization header; keep one"
-                           : "the header " + quote_untrusted(name) + " is given twice (header names are case-insensitive)");
+                           : "the header " + quote_untrusted(name) +
+                                 " is given twice (header names are case-insensitive)");
                 return;
             }
         entry.headers.emplace_back(name, std::move(expanded));
@@ -2090,7 +2143,8 @@ inline void Checker::check_headers(const toml::node* headers, const toml::node* 
                 std::string path = child_path(headers_path, name);
                 if (!is_header_name(name)) {
                     report(key->source(), path,
-                           "not a valid HTTP header name: " + quote_untrusted(name) + "; use letters, digits and '-', e.g. \"Authorization\"");
+                           "not a valid HTTP header name: " + quote_untrusted(name) +
+                               "; use letters, digits and '-', e.g. \"Authorization\"");
                 } else if (const auto* text = value->as_string()) {
                     add(name, text->get(), *value, path);
                 } else {
@@ -2098,15 +2152,14 @@ inline void Checker::check_headers(const toml::node* headers, const toml::node* 
                 }
             }
         } else {
-            wrong_type(*headers, headers_path, "a table of header names and values, e.g. headers = { \"X-Api-Key\" = \"${MY_KEY}\" }");
+            wrong_type(*headers, headers_path,
+                       "a table of header names and values, e.g. headers = { \"X-Api-Key\" = \"${MY_KEY}\" }");
         }
     }
     if (auth_header) {
         std::string path = child_path(entry_path, "auth_header");
-        if (const auto* text = auth_header->as_string())
-            add("Authorization", text->get(), *auth_header, path);
-        else
-            wrong_type(*auth_header, path, "a string, e.g. auth_header = \"Bearer ${MY_TOKEN}\"");
+        if (const auto* text = auth_header->as_string()) add("Authorization", text->get(), *auth_header, path);
+        else wrong_type(*auth_header, path, "a string, e.g. auth_header = \"Bearer ${MY_TOKEN}\"");
     }
 }
 
@@ -2164,7 +2217,8 @@ inline void Checker::civitai_link_to_ids(const toml::node& value, const std::str
         return;
     }
     if (!ref->file_id.empty() && !entry.file_id.empty() && ref->file_id != entry.file_id) {
-        report(value.source(), path, "the link's fileId " + ref->file_id + " differs from file_id " + entry.file_id + "; keep one");
+        report(value.source(), path,
+               "the link's fileId " + ref->file_id + " differs from file_id " + entry.file_id + "; keep one");
         return;
     }
     entry.model_id = ref->model_id;
@@ -2173,24 +2227,29 @@ inline void Checker::civitai_link_to_ids(const toml::node& value, const std::str
     entry.civitai_site = ref->site;
 }
 
-inline void Checker::check_civitai_ids(const toml::table& table, const std::string& key_path, const std::vector<std::string_view>& seen) {
+inline void Checker::check_civitai_ids(const toml::table& table, const std::string& key_path,
+                                       const std::vector<std::string_view>& seen) {
     auto has = [&](std::string_view key) { return std::find(seen.begin(), seen.end(), key) != seen.end(); };
     const bool air = has("air"), url = has("url");
     if (air && url) {
-        report(table.get("url")->source(), child_path(key_path, "url"), "\"air\" and \"url\" both name the model; keep one");
+        report(table.get("url")->source(), child_path(key_path, "url"),
+               "\"air\" and \"url\" both name the model; keep one");
     } else if (air && (has("version_id") || has("model_id"))) {
         std::string_view other = has("version_id") ? "version_id" : "model_id";
         report(table.get(other)->source(), child_path(key_path, other),
                "the AIR id already names the model and version; remove " + std::string(other) + " (or air)");
     } else if (!air && !url && !has("version_id") && !has("model_id")) {
-        report(table.source(), key_path,
-               "missing required key \"version_id\" for source \"civitai\"; add version_id = \"<model version id>\" (the "
-               "number after ?modelVersionId= in the model page's URL), or url = \"https://civitai.com/models/...\" (the "
-               "page's link), model_id = <model id> (its default version), or air = \"urn:air:...:civitai:<model>@<version>\"");
+        report(
+            table.source(), key_path,
+            "missing required key \"version_id\" for source \"civitai\"; add version_id = \"<model version id>\" (the "
+            "number after ?modelVersionId= in the model page's URL), or url = \"https://civitai.com/models/...\" (the "
+            "page's link), model_id = <model id> (its default version), or air = "
+            "\"urn:air:...:civitai:<model>@<version>\"");
     }
 }
 
-inline void Checker::check_repo_path_list(const toml::node& value, const std::string& path, std::string_view key, std::vector<std::string>& out) {
+inline void Checker::check_repo_path_list(const toml::node& value, const std::string& path, std::string_view key,
+                                          std::vector<std::string>& out) {
     const bool patterns = key != "files";
     const std::string example = patterns ? std::string(key) + " = [\"*.safetensors\", \"text_encoder/*\"]"
                                          : "files = [\"model.safetensors\", \"vae/config.json\"]";
@@ -2203,7 +2262,8 @@ inline void Checker::check_repo_path_list(const toml::node& value, const std::st
     }
     if (array->empty()) {
         report(value.source(), path,
-               "the list is empty; " + std::string(patterns ? "give at least one pattern, e.g. " : "name at least one file, e.g. ") +
+               "the list is empty; " +
+                   std::string(patterns ? "give at least one pattern, e.g. " : "name at least one file, e.g. ") +
                    example + ", or remove the key");
         return;
     }
@@ -2235,44 +2295,53 @@ inline std::string Checker::pattern_problem(std::string_view pattern) {
     return "";
 }
 
-inline void Checker::check_file_selection(const toml::table& table, const std::string& key_path, const std::vector<std::string_view>& seen) {
+inline void Checker::check_file_selection(const toml::table& table, const std::string& key_path,
+                                          const std::vector<std::string_view>& seen) {
     auto has = [&](std::string_view key) { return std::find(seen.begin(), seen.end(), key) != seen.end(); };
     auto at = [&](std::string_view key) { return table.get(key)->source(); };
     const bool file = has("file"), files = has("files"), include = has("include"), exclude = has("exclude");
     if (file && (files || include || exclude)) {
         std::string_view other = files ? "files" : include ? "include" : "exclude";
         report(at(other), child_path(key_path, other),
-               "\"file\" and \"" + std::string(other) + "\" cannot be combined: file names one file; for several, "
-               "move it into files = [...] or select them with include = [...] (and exclude = [...])");
+               "\"file\" and \"" + std::string(other) +
+                   "\" cannot be combined: file names one file; for several, "
+                   "move it into files = [...] or select them with include = [...] (and exclude = [...])");
     } else if (files && (include || exclude)) {
         std::string_view other = include ? "include" : "exclude";
         report(at(other), child_path(key_path, other),
-               "\"files\" and \"" + std::string(other) + "\" cannot be combined: files lists exact paths, include and "
-               "exclude select by pattern; use one way");
+               "\"files\" and \"" + std::string(other) +
+                   "\" cannot be combined: files lists exact paths, include and "
+                   "exclude select by pattern; use one way");
     } else if (exclude && !include) {
         report(at("exclude"), child_path(key_path, "exclude"),
-               "exclude needs include: write include = [\"*\"] to start from the whole repo, then exclude = [...] removes files");
+               "exclude needs include: write include = [\"*\"] to start from the whole repo, then exclude = [...] "
+               "removes files");
     } else if (!file && !files && !include) {
         report(table.source(), key_path,
-               "missing required key \"file\" for source \"huggingface\"; add file = \"<path of the file inside the repo>\", "
+               "missing required key \"file\" for source \"huggingface\"; add file = \"<path of the file inside the "
+               "repo>\", "
                "e.g. file = \"sd_xl_base_1.0.safetensors\" (for several: files = [\"a.safetensors\", \"sub/b.json\"], "
                "or include = [\"*\"] for the whole repo)");
     }
     if ((files || include) && !file) {
         if (has("filename"))
             report(at("filename"), child_path(key_path, "filename"),
-                   "filename renames one file; an entry with files or include keeps the repo's names (and folders), so remove it");
+                   "filename renames one file; an entry with files or include keeps the repo's names (and folders), so "
+                   "remove it");
         if (has("sha256"))
             report(at("sha256"), child_path(key_path, "sha256"),
-                   "sha256 checks one file; with files or include every file is verified against the digest Hugging Face lists, so remove it");
+                   "sha256 checks one file; with files or include every file is verified against the digest Hugging "
+                   "Face lists, so remove it");
     }
 }
 
-inline void Checker::check_numeric_id(const toml::node& value, const std::string& path, std::string_view key, std::string& out) {
+inline void Checker::check_numeric_id(const toml::node& value, const std::string& path, std::string_view key,
+                                      std::string& out) {
     const char* expected = "expected a number or a string of digits";
     if (const auto* number = value.as_integer()) {
         if (number->get() <= 0) {
-            report(value.source(), path, std::string(expected) + ", got " + std::to_string(number->get()) + "; ids are positive");
+            report(value.source(), path,
+                   std::string(expected) + ", got " + std::to_string(number->get()) + "; ids are positive");
             return;
         }
         out = std::to_string(number->get());
@@ -2280,7 +2349,8 @@ inline void Checker::check_numeric_id(const toml::node& value, const std::string
         if (!is_all_digits(text->get())) {
             std::string message = std::string(expected) + ", got " + quote_untrusted(text->get());
             if (key == "version_id") message += " (use the number after ?modelVersionId= in the CivitAI URL)";
-            if (text->get().find("civitai.") != std::string::npos) message += "; or give the whole link as url = \"...\"";
+            if (text->get().find("civitai.") != std::string::npos)
+                message += "; or give the whole link as url = \"...\"";
             report(value.source(), path, message);
             return;
         }
@@ -2386,8 +2456,9 @@ inline std::optional<ParserTrap> find_toml_parser_trap(std::string_view text) {
                              " nested key parts in one statement; write [models.<category>.<name>]");
     };
     auto non_ascii = [&](std::size_t pos) {
-        return trap(pos, "Error while parsing: a non-ASCII character outside quotes; TOML allows them only in quoted "
-                         "strings and comments, so quote the key or value");
+        return trap(pos,
+                    "Error while parsing: a non-ASCII character outside quotes; TOML allows them only in quoted "
+                    "strings and comments, so quote the key or value");
     };
     if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) i = line_start = 3;  // a UTF-8 byte order mark, which toml++ skips
     auto describe = [&](std::size_t pos) -> std::string {
@@ -2407,10 +2478,11 @@ inline std::optional<ParserTrap> find_toml_parser_trap(std::string_view text) {
     // (a refusal here would hide an earlier error it finds first).
     auto bad_escape = [&](std::size_t backslash, bool multi_line) {
         if (backslash + 1 >= n || static_cast<unsigned char>(text[backslash + 1]) < 0x80 || string_trap) return;
-        string_trap = trap(backslash, "Error while parsing string: a backslash must start an escape sequence (\\b \\t \\n "
-                                      "\\f \\r \\\" \\\\ \\uXXXX or \\UXXXXXXXX)" +
-                                          std::string(multi_line ? " or, in a multi-line string, end its line" : "") +
-                                          ", saw a non-ASCII character after it; write \\\\ for a backslash");
+        string_trap = trap(backslash,
+                           "Error while parsing string: a backslash must start an escape sequence (\\b \\t \\n "
+                           "\\f \\r \\\" \\\\ \\uXXXX or \\UXXXXXXXX)" +
+                               std::string(multi_line ? " or, in a multi-line string, end its line" : "") +
+                               ", saw a non-ASCII character after it; write \\\\ for a backslash");
     };
     auto skip_string = [&](std::size_t pos) {  // pos at the opening quote; returns the position after the string
         const char quote = text[pos];
@@ -2423,10 +2495,12 @@ inline std::optional<ParserTrap> find_toml_parser_trap(std::string_view text) {
                 // After a backslash and blanks toml++ expects the line to end, and
                 // classifies what it meets there with the same table: a non-ASCII
                 // character that follows on the same line (invalid anyway) is refused.
-                if (line_end < n && line_end > pos + 1 && static_cast<unsigned char>(text[line_end]) >= 0x80 && !string_trap)
-                    string_trap = trap(line_end, "Error while parsing string: a backslash followed by spaces or tabs must be "
-                                                 "the last character on its line (a line-ending backslash), saw a non-ASCII "
-                                                 "character after them; write \\\\ for a backslash");
+                if (line_end < n && line_end > pos + 1 && static_cast<unsigned char>(text[line_end]) >= 0x80 &&
+                    !string_trap)
+                    string_trap = trap(line_end,
+                                       "Error while parsing string: a backslash followed by spaces or tabs must be "
+                                       "the last character on its line (a line-ending backslash), saw a non-ASCII "
+                                       "character after them; write \\\\ for a backslash");
                 if (line_end < n && (text[line_end] == '\n' || text[line_end] == '\r')) {
                     // A line-ending backslash: white space up to the next other character is dropped.
                     pos = line_end;
@@ -2435,9 +2509,11 @@ inline std::optional<ParserTrap> find_toml_parser_trap(std::string_view text) {
                         ++pos;
                     }
                     if (pos < n && static_cast<unsigned char>(text[pos]) >= 0x80 && !string_trap)
-                        string_trap = trap(pos, "Error while parsing string: a non-ASCII character right after a line-ending "
-                                                "backslash is misread by toml++ 3.3; put an ASCII character first or "
-                                                "drop the backslash");
+                        string_trap =
+                            trap(pos,
+                                 "Error while parsing string: a non-ASCII character right after a line-ending "
+                                 "backslash is misread by toml++ 3.3; put an ASCII character first or "
+                                 "drop the backslash");
                 } else if (basic && text[pos] == '\\' && pos + 1 < n) {
                     bad_escape(pos, true);
                     if (text[pos + 1] == '\n') new_line(pos + 1);
@@ -2496,8 +2572,10 @@ inline std::optional<ParserTrap> find_toml_parser_trap(std::string_view text) {
             if (j < n) {
                 auto ch = static_cast<unsigned char>(text[j]);
                 if (!(std::isalnum(ch) || ch == '_' || ch == '-' || ch == '"' || ch == '\'' || ch == ']'))
-                    return trap(j, "Error while parsing table header: expected a table name (a bare key or a quoted string), saw " +
-                                       describe(j) + "; write e.g. [models.lora.my-model]");
+                    return trap(j,
+                                "Error while parsing table header: expected a table name (a bare key or a quoted "
+                                "string), saw " +
+                                    describe(j) + "; write e.g. [models.lora.my-model]");
             }
             ++i;
         } else if (!in_value) {
@@ -2536,18 +2614,24 @@ inline std::optional<ParserTrap> find_toml_parser_trap(std::string_view text) {
                     if (byte >= 0x80) return non_ascii(end);
                     ++end;
                 }
-                auto digit_at = [&](std::size_t pos) { return pos < n && std::isdigit(static_cast<unsigned char>(text[pos])); };
+                auto digit_at = [&](std::size_t pos) {
+                    return pos < n && std::isdigit(static_cast<unsigned char>(text[pos]));
+                };
                 auto date_at = [&](std::size_t pos) {  // YYYY-MM-DD
                     for (std::size_t k = 0; k < 10; ++k)
                         if (k == 4 || k == 7 ? pos + k >= n || text[pos + k] != '-' : !digit_at(pos + k)) return false;
                     return true;
                 };
-                if (is_value && digit_at(i) && characters == 10 && end + 2 < n && text[end] == ' ' && digit_at(end + 1) &&
-                    !digit_at(end + 2))
-                    return trap(end + 1, "Error while parsing value: expected a time after the date (e.g. 1979-05-27 07:32:00), "
-                                         "a comment or the end of the line");
-                if (is_value && date_at(i) && i + 11 < n && (text[i + 10] == 'T' || text[i + 10] == 't') && !digit_at(i + 11))
-                    return trap(i + 11, "Error while parsing date-time: expected a time after the 'T' (e.g. 1979-05-27T07:32:00)");
+                if (is_value && digit_at(i) && characters == 10 && end + 2 < n && text[end] == ' ' &&
+                    digit_at(end + 1) && !digit_at(end + 2))
+                    return trap(end + 1,
+                                "Error while parsing value: expected a time after the date (e.g. 1979-05-27 07:32:00), "
+                                "a comment or the end of the line");
+                if (is_value && date_at(i) && i + 11 < n && (text[i + 10] == 'T' || text[i + 10] == 't') &&
+                    !digit_at(i + 11))
+                    return trap(
+                        i + 11,
+                        "Error while parsing date-time: expected a time after the 'T' (e.g. 1979-05-27T07:32:00)");
                 i = end;
                 continue;
             }
@@ -2556,7 +2640,6 @@ inline std::optional<ParserTrap> find_toml_parser_trap(std::string_view text) {
     }
     return std::nullopt;
 }
-
 
 }  // namespace config_parser
 }  // namespace detail
@@ -2576,7 +2659,8 @@ namespace provision {
 
 inline bool is_safe_filename(std::string_view name) { return detail::config_parser::filename_problem(name) == nullptr; }
 
-inline Manifest parse_config(std::string_view text, const std::string& origin, const EnvLookup& env, const ConfigTrust& trust) {
+inline Manifest parse_config(std::string_view text, const std::string& origin, const EnvLookup& env,
+                             const ConfigTrust& trust) {
     Manifest manifest;
     manifest.origin = redact_url(origin);  // a config URL may carry a token in its query
     manifest.sha256 = detail::sha256_hex(std::string(text));
@@ -2675,7 +2759,9 @@ class Layout {
     }
 
     /// SD.Next's table (the seed's): `clip` is an alias of `text_encoder`.
-    static Layout sdnext(const std::filesystem::path& workspace) { return sdnext_table(default_models_dir("sdnext", workspace)); }
+    static Layout sdnext(const std::filesystem::path& workspace) {
+        return sdnext_table(default_models_dir("sdnext", workspace));
+    }
 
     explicit Layout(std::filesystem::path models_dir) : models_dir_(std::move(models_dir)) {}
 
@@ -2979,7 +3065,8 @@ inline bool header_has_token(std::string_view value, std::string_view token) {
     std::size_t start = 0;
     while (start <= value.size()) {
         std::size_t comma = value.find(',', start);
-        std::string_view item = value.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+        std::string_view item =
+            value.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
         if (iequals(trim(item), token)) return true;
         if (comma == std::string_view::npos) break;
         start = comma + 1;
@@ -3008,8 +3095,9 @@ inline bool parse_response_head(std::string_view block, RawResponseHead& head, s
     std::string_view line;
     // Status line, e.g. "HTTP/1.1 206 Partial Content".
     auto digit = [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; };
-    if (!next_line(line) || line.size() < 12 || line.compare(0, 7, "HTTP/1.") != 0 || !digit(line[7]) || line[8] != ' ' ||
-        !digit(line[9]) || !digit(line[10]) || !digit(line[11]) || (line.size() > 12 && line[12] != ' ')) {
+    if (!next_line(line) || line.size() < 12 || line.compare(0, 7, "HTTP/1.") != 0 || !digit(line[7]) ||
+        line[8] != ' ' || !digit(line[9]) || !digit(line[10]) || !digit(line[11]) ||
+        (line.size() > 12 && line[12] != ' ')) {
         problem = "the status line is not HTTP/1.x";
         return false;
     }
@@ -3058,10 +3146,10 @@ inline bool parse_response_head(std::string_view block, RawResponseHead& head, s
 /// carry another request afterwards.
 struct BodyFraming {
     enum class Kind {
-        none,     ///< no body: HEAD, 1xx, 204, 304
-        length,   ///< Content-Length bytes
-        chunked,  ///< Transfer-Encoding: chunked
-        to_close, ///< until the server closes the connection
+        none,      ///< no body: HEAD, 1xx, 204, 304
+        length,    ///< Content-Length bytes
+        chunked,   ///< Transfer-Encoding: chunked
+        to_close,  ///< until the server closes the connection
     } kind = Kind::to_close;
     std::uint64_t length = 0;  ///< for Kind::length
     bool keep_alive = false;   ///< the connection may be reused once the body has been read
@@ -3304,12 +3392,15 @@ inline bool load_pem_file(X509_STORE* store, const std::string& path) {
     return loaded;
 }
 
-inline Result<std::shared_ptr<const TlsClientContext>> TlsClientContext::create(const std::vector<std::string>& extra_ca_files) {
+inline Result<std::shared_ptr<const TlsClientContext>> TlsClientContext::create(
+    const std::vector<std::string>& extra_ca_files) {
     ERR_clear_error();
     SSL_CTX* context = SSL_CTX_new(TLS_client_method());
     if (!context) return make_error(errc::unsafe, "cannot set up TLS: " + openssl_reason());
     std::shared_ptr<const TlsClientContext> owner(new TlsClientContext(context));
-    auto failed = [&](const std::string& step) { return make_error(errc::unsafe, "cannot set up TLS (" + step + "): " + openssl_reason()); };
+    auto failed = [&](const std::string& step) {
+        return make_error(errc::unsafe, "cannot set up TLS (" + step + "): " + openssl_reason());
+    };
     if (SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION) != 1) return failed("TLS 1.2 as the oldest version");
     SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nullptr);
     X509_VERIFY_PARAM_set_hostflags(SSL_CTX_get0_param(context), X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
@@ -3330,29 +3421,34 @@ inline Result<std::shared_ptr<const TlsClientContext>> TlsClientContext::create(
     std::error_code ignored;
     bool bundle_exists = std::filesystem::is_regular_file(bundle, ignored);
     if (chosen_file && *chosen_file && !bundle_exists)
-        return make_error(errc::usage, std::string(file_variable) + " names \"" + bundle + "\", which is not a readable file");
+        return make_error(errc::usage,
+                          std::string(file_variable) + " names \"" + bundle + "\", which is not a readable file");
     if (bundle_exists && !load_pem_file(store, bundle) && chosen_file && *chosen_file)
-        return make_error(errc::usage, std::string(file_variable) + " names \"" + bundle + "\", which holds no PEM certificate");
+        return make_error(errc::usage,
+                          std::string(file_variable) + " names \"" + bundle + "\", which holds no PEM certificate");
 
     // A certificate directory: SSL_CERT_DIR when set, or the system's when
     // there is no bundle. Read now, file by file, instead of looked up lazily.
     const char* dir_variable = X509_get_default_cert_dir_env();
     const char* chosen_dir = std::getenv(dir_variable);
-    std::string directories = chosen_dir && *chosen_dir ? chosen_dir : (bundle_exists ? "" : X509_get_default_cert_dir());
+    std::string directories =
+        chosen_dir && *chosen_dir ? chosen_dir : (bundle_exists ? "" : X509_get_default_cert_dir());
     std::size_t start = 0;
     while (start < directories.size()) {
         std::size_t colon = directories.find(':', start);
         if (colon == std::string::npos) colon = directories.size();
         std::filesystem::path directory = directories.substr(start, colon - start);
         start = colon + 1;
-        for (std::filesystem::directory_iterator it(directory, ignored), end; !ignored && it != end; it.increment(ignored))
+        for (std::filesystem::directory_iterator it(directory, ignored), end; !ignored && it != end;
+             it.increment(ignored))
             if (it->is_regular_file(ignored)) load_pem_file(store, it->path().string());
         ignored.clear();
     }
 
     for (const auto& file : extra_ca_files)
         if (!load_pem_file(store, file))
-            return make_error(errc::usage, "cannot read CA certificates from \"" + file + "\": it must be a readable PEM file");
+            return make_error(errc::usage,
+                              "cannot read CA certificates from \"" + file + "\": it must be a readable PEM file");
     return owner;
 }
 
@@ -3410,16 +3506,16 @@ namespace detail {
 /// (the same ones for this connection and for cpp-httplib's).
 enum class TransportFailure {
     none,
-    connect,          ///< refused or unreachable
+    connect,  ///< refused or unreachable
     connect_timeout,
-    write,            ///< the request could not be sent
-    read,             ///< reset, closed early, or idle past the read timeout
-    tls_handshake,    ///< not TLS, or no common protocol
-    tls_verify,       ///< the certificate chain or name did not verify (see verify_code)
-    tls_setup,        ///< no TLS session could be made
-    proxy_refused,    ///< the proxy did not open the tunnel (see proxy_status)
-    protocol,         ///< the answer is not HTTP/1.x as we can read it (see detail)
-    canceled,         ///< interrupted by another thread
+    write,          ///< the request could not be sent
+    read,           ///< reset, closed early, or idle past the read timeout
+    tls_handshake,  ///< not TLS, or no common protocol
+    tls_verify,     ///< the certificate chain or name did not verify (see verify_code)
+    tls_setup,      ///< no TLS session could be made
+    proxy_refused,  ///< the proxy did not open the tunnel (see proxy_status)
+    protocol,       ///< the answer is not HTTP/1.x as we can read it (see detail)
+    canceled,       ///< interrupted by another thread
 };
 
 struct TransportError {
@@ -3431,12 +3527,12 @@ struct TransportError {
 
 /// Where and how one connection is made.
 struct ConnectTarget {
-    std::string verify_host;         ///< the URL's host: what the TLS certificate must name
-    std::string connect_host;        ///< where TCP goes: the host, a --connect-to target or the proxy
+    std::string verify_host;   ///< the URL's host: what the TLS certificate must name
+    std::string connect_host;  ///< where TCP goes: the host, a --connect-to target or the proxy
     std::uint16_t connect_port = 0;
     bool tls = false;
-    std::string tunnel_to;           ///< through a proxy: the "host:port" to CONNECT to before TLS
-    std::string proxy_authorization; ///< through a proxy: the CONNECT request's Proxy-Authorization value
+    std::string tunnel_to;            ///< through a proxy: the "host:port" to CONNECT to before TLS
+    std::string proxy_authorization;  ///< through a proxy: the CONNECT request's Proxy-Authorization value
 };
 
 /// One client connection. Used by one thread at a time, except interrupt(),
@@ -3599,7 +3695,8 @@ inline bool RawConnection::connect_tcp(const std::string& host, std::uint16_t po
     bool timed_out = false;
     bool connected = false;
     for (addrinfo* address = found; address && !connected; address = address->ai_next) {
-        int fd = ::socket(address->ai_family, address->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, address->ai_protocol);
+        int fd =
+            ::socket(address->ai_family, address->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, address->ai_protocol);
         if (fd < 0) continue;
         {
             std::lock_guard<std::mutex> lock(mutex_);
@@ -3615,7 +3712,8 @@ inline bool RawConnection::connect_tcp(const std::string& host, std::uint16_t po
         } else if (errno == EINPROGRESS) {
             // Waits in short slices so that interrupt() is noticed while connecting.
             while (true) {
-                auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+                auto left =
+                    std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
                 if (left.count() <= 0) {
                     timed_out = true;
                     break;
@@ -3764,7 +3862,8 @@ inline bool RawConnection::read_line(std::string& line, std::size_t limit) {
             begin_ += length + 1;
             return true;
         }
-        if (end_ - begin_ > limit) return fail(TransportFailure::protocol, "a line of more than " + std::to_string(limit) + " bytes");
+        if (end_ - begin_ > limit)
+            return fail(TransportFailure::protocol, "a line of more than " + std::to_string(limit) + " bytes");
         if (!fill()) {
             if (failure_.kind == TransportFailure::none) fail(TransportFailure::read);  // closed mid-line
             return false;
@@ -3780,8 +3879,8 @@ inline bool RawConnection::read_head(RawResponseHead& head) {
             if (!read_line(line, max_head_size)) return false;
             if (line.empty()) break;
             if (block.size() + line.size() + 1 > max_head_size)
-                return fail(TransportFailure::protocol, "more than " + std::to_string(max_head_size / 1024) +
-                                                            " KiB of response headers");
+                return fail(TransportFailure::protocol,
+                            "more than " + std::to_string(max_head_size / 1024) + " KiB of response headers");
             block += line;
             block += '\n';
         }
@@ -3790,16 +3889,19 @@ inline bool RawConnection::read_head(RawResponseHead& head) {
         if (head.status >= 200 || head.status == 101) return true;
         // 100 Continue, 103 Early Hints: the real answer follows.
     }
-    return fail(TransportFailure::protocol, "more than " + std::to_string(max_interim_responses) + " interim (1xx) answers");
+    return fail(TransportFailure::protocol,
+                "more than " + std::to_string(max_interim_responses) + " interim (1xx) answers");
 }
 
-inline bool RawConnection::deliver(std::uint64_t count, const std::function<bool(const char*, std::size_t)>& sink, bool& stopped) {
+inline bool RawConnection::deliver(std::uint64_t count, const std::function<bool(const char*, std::size_t)>& sink,
+                                   bool& stopped) {
     while (count > 0) {
         if (begin_ == end_) {
             // Nothing buffered: read straight into the buffer, no more than
             // this body needs (the next response must stay in the socket).
             begin_ = end_ = 0;
-            long got = receive(buffer_.data(), static_cast<std::size_t>(std::min<std::uint64_t>(buffer_.size(), count)));
+            long got =
+                receive(buffer_.data(), static_cast<std::size_t>(std::min<std::uint64_t>(buffer_.size(), count)));
             if (got < 0) return false;
             if (got == 0) return fail(TransportFailure::read);
             end_ = static_cast<std::size_t>(got);
@@ -3905,8 +4007,8 @@ inline bool RawConnection::read_body(const RawResponseHead& head, bool head_requ
 namespace provision {
 
 struct ProxySettings {
-    std::optional<Url> http;   ///< for http:// requests
-    std::optional<Url> https;  ///< for https:// requests (CONNECT tunnel)
+    std::optional<Url> http;            ///< for http:// requests
+    std::optional<Url> https;           ///< for https:// requests (CONNECT tunnel)
     std::vector<std::string> no_proxy;  ///< lower-case patterns
 
     /// Parses a proxy URL; "host:port" without a scheme means http://.
@@ -3915,8 +4017,9 @@ struct ProxySettings {
         auto url = parse_url(candidate);
         if (!url) return make_error(errc::usage, variable + ": " + url.error().message);
         if (url->scheme != "http")
-            return make_error(errc::usage, variable + ": only http:// proxies are supported (https requests still "
-                                                      "travel encrypted through them with CONNECT)");
+            return make_error(errc::usage, variable +
+                                               ": only http:// proxies are supported (https requests still "
+                                               "travel encrypted through them with CONNECT)");
         return url;
     }
 
@@ -3962,7 +4065,8 @@ struct ProxySettings {
                 if (pattern.substr(colon + 1) != std::to_string(url.port)) continue;
                 pattern = pattern.substr(0, colon);
             }
-            if (pattern.size() > 2 && pattern.front() == '[' && pattern.back() == ']') pattern = pattern.substr(1, pattern.size() - 2);
+            if (pattern.size() > 2 && pattern.front() == '[' && pattern.back() == ']')
+                pattern = pattern.substr(1, pattern.size() - 2);
             if (!pattern.empty() && pattern.front() == '.') pattern = pattern.substr(1);
             if (url.host == pattern) return true;
             if (url.host.size() > pattern.size() && detail::ends_with(url.host, "." + pattern)) return true;
@@ -4023,8 +4127,8 @@ struct ConnectTo {
 
 /// Settings shared by every request.
 struct HttpOptions {
-    std::vector<std::string> ca_files;    ///< extra trusted CAs (PEM), on top of the system store
-    std::vector<ConnectTo> connect_to;    ///< first matching rule wins
+    std::vector<std::string> ca_files;  ///< extra trusted CAs (PEM), on top of the system store
+    std::vector<ConnectTo> connect_to;  ///< first matching rule wins
     std::chrono::milliseconds connect_timeout{15000};
     std::chrono::milliseconds idle_timeout{60000};  ///< per read
     /// Total time for a request made without an abort handle (configs, API
@@ -4084,17 +4188,18 @@ struct HttpRequest {
     std::string method = "GET";  ///< GET or HEAD
     Url url;
     std::vector<Header> headers;         ///< sent to every hop (Range, Accept, ...)
-    std::vector<Header> scoped_headers;  ///< credentials and user headers: only to url's origin, dropped for good once a redirect leaves it
+    std::vector<Header> scoped_headers;  ///< credentials and user headers: only to url's origin, dropped for good once
+                                         ///< a redirect leaves it
     RedirectPolicy redirects = RedirectPolicy::follow;
-    RequestAbort* abort = nullptr;       ///< optional: lets another thread stop this request
+    RequestAbort* abort = nullptr;  ///< optional: lets another thread stop this request
 };
 
 struct HttpResponse {
     int status = 0;
     std::vector<Header> headers;
-    Url url;                    ///< the URL that produced this response
-    std::vector<Url> redirects; ///< the URLs we were redirected through, in order (not including the first)
-    std::string body;           ///< filled by HttpClient::fetch only
+    Url url;                     ///< the URL that produced this response
+    std::vector<Url> redirects;  ///< the URLs we were redirected through, in order (not including the first)
+    std::string body;            ///< filled by HttpClient::fetch only
 
     /// First value of a header, case-insensitive.
     std::optional<std::string> header(std::string_view name) const {
@@ -4102,7 +4207,9 @@ struct HttpResponse {
             if (detail::iequals(key, name)) return value;
         return std::nullopt;
     }
-    bool is_redirect() const { return status == 301 || status == 302 || status == 303 || status == 307 || status == 308; }
+    bool is_redirect() const {
+        return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+    }
 };
 
 /// Called once per final (non-followed) response before its body; return false to skip the body.
@@ -4145,8 +4252,9 @@ class HttpClient {
     using HeadHandler = std::function<bool(int status, std::vector<Header> headers)>;
 
     Route route(const Url& url) const;
-    HopOutcome exchange(const Url& url, const Route& where, const std::string& method, const std::vector<Header>& headers,
-                            RequestAbort* abort, const HeadHandler& on_head, const BodySink& on_body);
+    HopOutcome exchange(const Url& url, const Route& where, const std::string& method,
+                        const std::vector<Header>& headers, RequestAbort* abort, const HeadHandler& on_head,
+                        const BodySink& on_body);
     std::string describe_failure(const detail::TransportError& failure, const Url& url, const Route& route) const;
 
     HttpOptions options_;
@@ -4233,8 +4341,9 @@ inline std::string base64_encode(std::string_view input) {
 inline Result<ConnectTo> ConnectTo::parse(std::string_view text) {
     auto parts = detail::split_connect_to(text);
     auto fail = [&](const std::string& why) {
-        return make_error(errc::usage, "invalid --connect-to \"" + std::string(text) + "\": " + why +
-                                           " (expected HOST1:PORT1:HOST2:PORT2, e.g. huggingface.co:443:127.0.0.1:8443)");
+        return make_error(errc::usage,
+                          "invalid --connect-to \"" + std::string(text) + "\": " + why +
+                              " (expected HOST1:PORT1:HOST2:PORT2, e.g. huggingface.co:443:127.0.0.1:8443)");
     };
     if (parts.size() != 4) return fail("it has " + std::to_string(parts.size()) + " fields, not 4");
     ConnectTo rule;
@@ -4267,7 +4376,9 @@ inline HttpClient::HttpClient(HttpOptions options) : options_(std::move(options)
         X509_STORE* scratch = X509_STORE_new();
         bool loaded = scratch && detail::load_pem_file(scratch, file);
         X509_STORE_free(scratch);
-        if (!loaded) throw error(errc::usage, "cannot read CA certificates from \"" + file + "\": it must be a readable PEM file");
+        if (!loaded)
+            throw error(errc::usage,
+                        "cannot read CA certificates from \"" + file + "\": it must be a readable PEM file");
     }
 }
 
@@ -4303,31 +4414,29 @@ inline HttpClient::Route HttpClient::route(const Url& url) const {
     return route;
 }
 
-inline std::string HttpClient::describe_failure(const detail::TransportError& failure, const Url& url, const Route& route) const {
+inline std::string HttpClient::describe_failure(const detail::TransportError& failure, const Url& url,
+                                                const Route& route) const {
     using detail::TransportFailure;
     std::string where = url.authority();
-    if (route.proxy)
-        where += " (through the proxy " + route.proxy->authority() + ")";
+    if (route.proxy) where += " (through the proxy " + route.proxy->authority() + ")";
     else if (route.connect_host != url.host || route.connect_port != url.port)
         where += " (via " + route.connect_host + ":" + std::to_string(route.connect_port) + ")";
     auto idle_s = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(options_.idle_timeout).count());
     switch (failure.kind) {
-    case TransportFailure::connect:
-        return "could not connect to " + where + ": connection refused or host unreachable";
-    case TransportFailure::connect_timeout:
-        return "connecting to " + where + " timed out";
+    case TransportFailure::connect: return "could not connect to " + where + ": connection refused or host unreachable";
+    case TransportFailure::connect_timeout: return "connecting to " + where + " timed out";
     case TransportFailure::read:
-        return "the connection to " + where + " broke while reading (reset by the server, or no data for " + idle_s + " s)";
-    case TransportFailure::write:
-        return "the connection to " + where + " broke while sending the request";
+        return "the connection to " + where + " broke while reading (reset by the server, or no data for " + idle_s +
+               " s)";
+    case TransportFailure::write: return "the connection to " + where + " broke while sending the request";
     case TransportFailure::tls_handshake:
         return "the TLS handshake with " + where + " failed (is it really an https server?)";
-    case TransportFailure::tls_setup:
-        return "could not set up a TLS session for " + where;
+    case TransportFailure::tls_setup: return "could not set up a TLS session for " + where;
     case TransportFailure::proxy_refused:
         if (failure.proxy_status == 407)
-            return "the proxy " + (route.proxy ? route.proxy->authority() : std::string()) + " wants credentials (407) for " +
-                   url.authority() + ": put them in the proxy URL, http://USER:PASSWORD@HOST:PORT";
+            return "the proxy " + (route.proxy ? route.proxy->authority() : std::string()) +
+                   " wants credentials (407) for " + url.authority() +
+                   ": put them in the proxy URL, http://USER:PASSWORD@HOST:PORT";
         return "the proxy " + (route.proxy ? route.proxy->authority() : std::string()) + " refused the tunnel to " +
                url.authority() + " (it answered " + std::to_string(failure.proxy_status) + ")";
     case TransportFailure::tls_verify: {
@@ -4336,7 +4445,8 @@ inline std::string HttpClient::describe_failure(const detail::TransportError& fa
         if (code == X509_V_ERR_HOSTNAME_MISMATCH || code == X509_V_ERR_IP_ADDRESS_MISMATCH)
             return "the TLS certificate of " + where + " is for another host name, not " + url.host +
                    ": the link may point at the wrong server, or something on the way intercepts TLS";
-        std::string reason = code != X509_V_OK ? X509_verify_cert_error_string(code) : "certificate verification failed";
+        std::string reason =
+            code != X509_V_OK ? X509_verify_cert_error_string(code) : "certificate verification failed";
         if (code == X509_V_ERR_CERT_HAS_EXPIRED || code == X509_V_ERR_CERT_NOT_YET_VALID)
             return "the TLS certificate of " + where + " is not valid now (" + reason +
                    "): the server must renew it, or this machine's clock is wrong";
@@ -4344,8 +4454,7 @@ inline std::string HttpClient::describe_failure(const detail::TransportError& fa
                "; if the server uses a private CA, pass --cacert FILE or set SSL_CERT_FILE";
     }
     case TransportFailure::canceled: return "the transfer from " + where + " was stopped";
-    case TransportFailure::protocol:
-        return "the answer from " + where + " is not valid HTTP/1.1: " + failure.detail;
+    case TransportFailure::protocol: return "the answer from " + where + " is not valid HTTP/1.1: " + failure.detail;
     case TransportFailure::none: break;
     }
     return "request to " + where + " failed";
@@ -4379,7 +4488,8 @@ inline HttpClient::HopOutcome HttpClient::exchange(const Url& url, const Route& 
     // and http is asked of the proxy in absolute form, with the proxy's
     // credentials on that request alone; directly, the origin form.
     bool plain_via_proxy = where.proxy && !url.is_https();
-    std::string request = method + " " + (plain_via_proxy ? url.scheme + "://" + url.authority() + url.target() : url.target()) +
+    std::string request = method + " " +
+                          (plain_via_proxy ? url.scheme + "://" + url.authority() + url.target() : url.target()) +
                           " HTTP/1.1\r\n";
     if (plain_via_proxy && !where.proxy->userinfo.empty())
         request += "Proxy-Authorization: " + detail::proxy_authorization(*where.proxy) + "\r\n";
@@ -4391,7 +4501,8 @@ inline HttpClient::HopOutcome HttpClient::exchange(const Url& url, const Route& 
             std::string shown = name;
             for (auto& c : shown)
                 if (static_cast<unsigned char>(c) < 0x20) c = '?';
-            outcome.failure = make_error(errc::usage, "the header \"" + shown + "\" cannot be sent: it contains a line break or a NUL");
+            outcome.failure = make_error(
+                errc::usage, "the header \"" + shown + "\" cannot be sent: it contains a line break or a NUL");
             return outcome;
         }
         request += name + ": " + value + "\r\n";
@@ -4472,7 +4583,8 @@ inline HttpClient::HopOutcome HttpClient::exchange(const Url& url, const Route& 
     return outcome;  // not reached: the second attempt always returns
 }
 
-inline Result<HttpResponse> HttpClient::stream(const HttpRequest& request, const ResponseCheck& check, const BodySink& sink) {
+inline Result<HttpResponse> HttpClient::stream(const HttpRequest& request, const ResponseCheck& check,
+                                               const BodySink& sink) {
     if (!request.abort && options_.request_deadline.count() > 0) {
         // Nobody watches this request: a watchdog of our own stops it at the deadline.
         RequestAbort watchdog_abort;
@@ -4506,9 +4618,10 @@ inline Result<HttpResponse> HttpClient::stream(const HttpRequest& request, const
         watchdog.join();
         if (expired && !result) {
             auto seconds = std::chrono::duration_cast<std::chrono::seconds>(options_.request_deadline).count();
-            return make_error(errc::network, "the request to " + request.url.authority() + " took longer than " +
-                                                 std::to_string(seconds) +
-                                                 " s; the server keeps the answer coming too slowly or never finishes it");
+            return make_error(errc::network,
+                              "the request to " + request.url.authority() + " took longer than " +
+                                  std::to_string(seconds) +
+                                  " s; the server keeps the answer coming too slowly or never finishes it");
         }
         return result;
     }
@@ -4557,7 +4670,8 @@ inline Result<HttpResponse> HttpClient::stream(const HttpRequest& request, const
             return make_error(errc::network, "too many redirects (more than " + std::to_string(options_.max_redirects) +
                                                  ") starting at " + request.url.redacted());
         auto next = resolve_reference(url, *response.header("Location"));
-        if (!next) return make_error(errc::network, "bad redirect from " + url.redacted() + ": " + next.error().message);
+        if (!next)
+            return make_error(errc::network, "bad redirect from " + url.redacted() + ": " + next.error().message);
         if (url.is_https() && !next->is_https())
             return make_error(errc::unsafe, "refusing the redirect from " + url.redacted() + " to the unencrypted " +
                                                 next->redacted() + " (https to http would expose the download)");
@@ -4622,19 +4736,19 @@ using FailureExplainer = std::function<Error(const HttpResponse&)>;
 using Refresher = std::function<Result<DownloadPlan>()>;
 
 struct DownloadPlan {
-    std::string key_path;             ///< the entry, for messages: "models.lora.detail-tweaker"
-    Url url;                          ///< first request of the download
-    std::vector<Header> headers;      ///< sent on every hop
+    std::string key_path;                ///< the entry, for messages: "models.lora.detail-tweaker"
+    Url url;                             ///< first request of the download
+    std::vector<Header> headers;         ///< sent on every hop
     std::vector<Header> scoped_headers;  ///< credentials and user headers: only to url's origin
     std::optional<std::uint64_t> size;   ///< expected size when the source knows it
-    std::string sha256;               ///< expected SHA-256, lower-case hex, or empty
-    std::string git_sha1;             ///< expected git blob SHA-1 (small Hugging Face files), or empty
-    std::filesystem::path folder;     ///< target folder (set by the provisioner from the layout)
-    std::string file_name;            ///< relative to folder, may contain '/' (Hugging Face folders); empty: from the response
-    std::string identity;             ///< what these bytes are: "hf:repo@commit/path", "civitai:file/123", "url:..."
-    std::string validator;            ///< ETag or commit; a change means the upstream file changed
-    FailureExplainer explain;         ///< optional; defaults to a generic message
-    Refresher refresh;                ///< optional; re-resolve when a signed URL expires
+    std::string sha256;                  ///< expected SHA-256, lower-case hex, or empty
+    std::string git_sha1;                ///< expected git blob SHA-1 (small Hugging Face files), or empty
+    std::filesystem::path folder;        ///< target folder (set by the provisioner from the layout)
+    std::string file_name;     ///< relative to folder, may contain '/' (Hugging Face folders); empty: from the response
+    std::string identity;      ///< what these bytes are: "hf:repo@commit/path", "civitai:file/123", "url:..."
+    std::string validator;     ///< ETag or commit; a change means the upstream file changed
+    FailureExplainer explain;  ///< optional; defaults to a generic message
+    Refresher refresh;         ///< optional; re-resolve when a signed URL expires
 };
 
 /// Tokens the sources may use. Never printed.
@@ -4870,7 +4984,9 @@ inline std::optional<HtmlTag> next_html_tag(std::string_view html, std::string_v
                 continue;
             }
             std::size_t name_start = pos;
-            while (pos < html.size() && !is_space(html[pos]) && html[pos] != '=' && html[pos] != '>' && html[pos] != '/') ++pos;
+            while (pos < html.size() && !is_space(html[pos]) && html[pos] != '=' && html[pos] != '>' &&
+                   html[pos] != '/')
+                ++pos;
             std::string attribute = to_lower(html.substr(name_start, pos - name_start));
             while (pos < html.size() && is_space(html[pos])) ++pos;
             std::string value;
@@ -4901,7 +5017,8 @@ inline std::optional<HtmlTag> next_html_tag(std::string_view html, std::string_v
 /// removed, references decoded and whitespace collapsed.
 inline std::string html_element_text(std::string_view html, const HtmlTag& tag) {
     std::size_t close = find_case_insensitive(html, "</" + tag.name, tag.end);
-    std::string_view inner = html.substr(tag.end, close == std::string_view::npos ? std::string_view::npos : close - tag.end);
+    std::string_view inner =
+        html.substr(tag.end, close == std::string_view::npos ? std::string_view::npos : close - tag.end);
     std::string text;
     bool in_tag = false;
     for (char c : inner) {
@@ -5061,7 +5178,8 @@ inline std::string drive_error_caption(std::string_view page) {
 
 /// Drive's per-file download quota page.
 inline bool drive_quota_exceeded(std::string_view page) {
-    return find_case_insensitive(page, "Too many users have viewed or downloaded this file recently") != std::string_view::npos ||
+    return find_case_insensitive(page, "Too many users have viewed or downloaded this file recently") !=
+               std::string_view::npos ||
            find_case_insensitive(html_title(page), "Quota exceeded") != std::string_view::npos;
 }
 
@@ -5082,7 +5200,8 @@ inline std::optional<std::string> drive_download_warning_cookie(const std::vecto
         cookie = cookie.substr(0, cookie.find(';'));
         std::size_t eq = cookie.find('=');
         if (eq == std::string_view::npos) continue;
-        if (starts_with(trim(cookie.substr(0, eq)), "download_warning")) return std::string(trim(cookie.substr(eq + 1)));
+        if (starts_with(trim(cookie.substr(0, eq)), "download_warning"))
+            return std::string(trim(cookie.substr(eq + 1)));
     }
     return std::nullopt;
 }
@@ -5116,8 +5235,10 @@ inline DrivePageReading read_drive_page(std::string_view page, const Url& page_u
     std::string caption = drive_error_caption(page);
     reading.text = caption.empty() ? html_title(page) : caption;
     if (drive_quota_exceeded(page)) reading.kind = DrivePageReading::Kind::quota_exceeded;
-    else if (find_case_insensitive(caption, "infected with a virus") != std::string::npos) reading.kind = DrivePageReading::Kind::infected;
-    else if (find_case_insensitive(caption, "does not exist") != std::string::npos) reading.kind = DrivePageReading::Kind::not_found;
+    else if (find_case_insensitive(caption, "infected with a virus") != std::string::npos)
+        reading.kind = DrivePageReading::Kind::infected;
+    else if (find_case_insensitive(caption, "does not exist") != std::string::npos)
+        reading.kind = DrivePageReading::Kind::not_found;
     else if (!caption.empty()) reading.kind = DrivePageReading::Kind::error_caption;
     else if (drive_sign_in_page(page)) reading.kind = DrivePageReading::Kind::sign_in;
     return reading;
@@ -5219,7 +5340,11 @@ inline std::optional<std::string> content_disposition_filename(std::string_view 
 inline std::size_t utf8_sequence_length(std::string_view text, std::size_t i) {
     auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
     unsigned char lead = byte(i);
-    std::size_t length = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3 : (lead >> 3) == 0x1E ? 4 : 0;
+    std::size_t length = lead < 0x80           ? 1
+                         : (lead >> 5) == 0x6  ? 2
+                         : (lead >> 4) == 0xE  ? 3
+                         : (lead >> 3) == 0x1E ? 4
+                                               : 0;
     if (length == 0 || i + length > text.size()) return 0;
     for (std::size_t k = 1; k < length; ++k)
         if ((byte(i + k) & 0xC0) != 0x80) return 0;
@@ -5247,8 +5372,8 @@ inline std::string sanitize_file_name(std::string_view untrusted) {
             continue;
         }
         if (length == 1) {
-            bool bad = c < 0x20 || c == 0x7f || c == '/' || c == '\\' || c == ':' || c == '*' || c == '?' ||
-                       c == '"' || c == '<' || c == '>' || c == '|';
+            bool bad = c < 0x20 || c == 0x7f || c == '/' || c == '\\' || c == ':' || c == '*' || c == '?' || c == '"' ||
+                       c == '<' || c == '>' || c == '|';
             name += bad ? '_' : static_cast<char>(c);
         } else {
             name.append(untrusted.substr(i, length));
@@ -5400,7 +5525,8 @@ struct DriveLink {
 
 /// drive.google.com, docs.google.com or drive.usercontent.google.com.
 inline bool is_drive_host(const Url& url) {
-    return url.host == "drive.google.com" || url.host == "docs.google.com" || url.host == "drive.usercontent.google.com";
+    return url.host == "drive.google.com" || url.host == "docs.google.com" ||
+           url.host == "drive.usercontent.google.com";
 }
 
 /// Recognises every share form of a Drive file (and Docs items and folders, so
@@ -5434,7 +5560,8 @@ inline Result<std::string> fetch_drive_text(HttpClient& http, const DriveLink& l
                                             std::size_t max_size);
 
 /// Explains a non-200 answer to a confirmed Drive URL when the file is downloaded.
-inline Error explain_drive_download_failure(const std::string& subject, const std::string& file_id, const HttpResponse& response);
+inline Error explain_drive_download_failure(const std::string& subject, const std::string& file_id,
+                                            const HttpResponse& response);
 
 // ----------------------------------------------------------------------------
 // implementation
@@ -5515,34 +5642,42 @@ inline DriveHop classify_drive_redirect(const Url& target) {
     if (target.host == "accounts.google.com") return DriveHop::sign_in;
     if ((target.host == "google.com" || ends_with(target.host, ".google.com")) && starts_with(target.path, "/sorry"))
         return DriveHop::throttled;
-    if (auto link = parse_drive_link(target); link && link->kind == DriveLinkKind::google_doc) return DriveHop::google_doc;
+    if (auto link = parse_drive_link(target); link && link->kind == DriveLinkKind::google_doc)
+        return DriveHop::google_doc;
     if (is_drive_host(target) || ends_with(target.host, ".googleusercontent.com")) return DriveHop::follow;
     return DriveHop::foreign;
 }
 
 inline Error drive_doc_refusal(const std::string& subject, const DriveLink& link) {
-    return make_error(errc::integrity, subject + ": the Google Drive item " + link.id + " is " + google_doc_name(link.doc_type) +
+    return make_error(errc::integrity, subject + ": the Google Drive item " + link.id + " is " +
+                                           google_doc_name(link.doc_type) +
                                            ", not a file: it has no model file to download, only document exports; "
                                            "upload the file itself to Drive and use its share link");
 }
 
 inline Error drive_not_public(const std::string& who, const DriveLink& link) {
-    std::string message = who + " is not shared publicly: Drive asks for a Google sign-in; in Drive, open Share and set "
-                                "General access to \"Anyone with the link\"";
-    if (link.resource_key.empty()) message += " (for a link shared before 2021, keep its resourcekey=... parameter in the URL)";
+    std::string message = who +
+                          " is not shared publicly: Drive asks for a Google sign-in; in Drive, open Share and set "
+                          "General access to \"Anyone with the link\"";
+    if (link.resource_key.empty())
+        message += " (for a link shared before 2021, keep its resourcekey=... parameter in the URL)";
     return make_error(errc::auth, message);
 }
 
 inline Error drive_quota_error(const std::string& who) {
-    return make_error(errc::rate_limited,
-                      who + ": Drive will not serve it right now: \"Too many users have viewed or downloaded this file "
-                            "recently\" (Drive's per-file download quota); try again later (it can take up to 24 hours), or "
-                            "host a copy elsewhere, e.g. on Hugging Face");
+    return make_error(
+        errc::rate_limited,
+        who +
+            ": Drive will not serve it right now: \"Too many users have viewed or downloaded this file "
+            "recently\" (Drive's per-file download quota); try again later (it can take up to 24 hours), or "
+            "host a copy elsewhere, e.g. on Hugging Face");
 }
 
 inline Error drive_throttled(const std::string& who) {
-    return make_error(errc::rate_limited, who + ": Google is throttling this machine's address (HTTP 429, \"unusual traffic\"); "
-                                                "wait and try again later, or download from another network");
+    return make_error(errc::rate_limited,
+                      who +
+                          ": Google is throttling this machine's address (HTTP 429, \"unusual traffic\"); "
+                          "wait and try again later, or download from another network");
 }
 
 /// Asks Drive's viewer whether an id is a native Google item (Docs, Sheets, ...):
@@ -5611,7 +5746,8 @@ inline std::optional<DriveLink> parse_drive_link(const Url& url) {
     }
     auto id_after_d = [&]() -> std::optional<std::string> {
         skip_account();
-        if (at + 1 < segments.size() && segments[at] == "d" && detail::is_drive_id(segments[at + 1])) return segments[at + 1];
+        if (at + 1 < segments.size() && segments[at] == "d" && detail::is_drive_id(segments[at + 1]))
+            return segments[at + 1];
         return std::nullopt;
     };
 
@@ -5665,9 +5801,10 @@ inline Result<DriveFile> resolve_drive_file(HttpClient& http, const DriveLink& l
     const std::string who = subject + ": Google Drive file " + link.id;
     if (link.kind == DriveLinkKind::google_doc) return detail::drive_doc_refusal(subject, link);
     if (link.kind == DriveLinkKind::folder)
-        return make_error(errc::config, subject + ": the link names the Google Drive folder " + link.id +
-                                            ", not a file; provision downloads single files: share each file and use its "
-                                            "link (https://drive.google.com/file/d/FILE_ID/view)");
+        return make_error(errc::config,
+                          subject + ": the link names the Google Drive folder " + link.id +
+                              ", not a file; provision downloads single files: share each file and use its "
+                              "link (https://drive.google.com/file/d/FILE_ID/view)");
 
     const Url start = detail::drive_start_url(link);
     Url next = start;
@@ -5699,15 +5836,21 @@ inline Result<DriveFile> resolve_drive_file(HttpClient& http, const DriveLink& l
 
         if (response.is_redirect()) {
             auto location = response.header("Location");
-            if (!location) return make_error(errc::network, who + ": Drive answered HTTP " + std::to_string(response.status) + " without a Location");
+            if (!location)
+                return make_error(errc::network, who + ": Drive answered HTTP " + std::to_string(response.status) +
+                                                     " without a Location");
             auto target = resolve_reference(response.url, *location);
-            if (!target) return make_error(errc::network, who + ": Drive redirected to an unusable address: " + target.error().message);
+            if (!target)
+                return make_error(errc::network,
+                                  who + ": Drive redirected to an unusable address: " + target.error().message);
             if (!target->is_https())
-                return make_error(errc::unsafe, who + ": Drive redirected to the unencrypted " + target->redacted() + "; refusing it");
+                return make_error(errc::unsafe, who + ": Drive redirected to the unencrypted " + target->redacted() +
+                                                    "; refusing it");
             switch (detail::classify_drive_redirect(target.value())) {
             case detail::DriveHop::sign_in: return detail::drive_not_public(who, link);
             case detail::DriveHop::throttled: return detail::drive_throttled(who);
-            case detail::DriveHop::google_doc: return detail::drive_doc_refusal(subject, *parse_drive_link(target.value()));
+            case detail::DriveHop::google_doc:
+                return detail::drive_doc_refusal(subject, *parse_drive_link(target.value()));
             case detail::DriveHop::foreign:
                 return make_error(errc::network, who + ": Drive redirected to " + target->host +
                                                      ", which is not a Google Drive host; refusing to follow it");
@@ -5726,7 +5869,8 @@ inline Result<DriveFile> resolve_drive_file(HttpClient& http, const DriveLink& l
         if (status >= 500) {
             // Native Google items make `uc` fail; the viewer tells them apart.
             if (next.str() == start.str())
-                if (auto doc = detail::drive_item_as_google_doc(http, link)) return detail::drive_doc_refusal(subject, *doc);
+                if (auto doc = detail::drive_item_as_google_doc(http, link))
+                    return detail::drive_doc_refusal(subject, *doc);
             return make_error(errc::network, who + ": Drive answered " + http_status + "; try again later");
         }
 
@@ -5738,8 +5882,8 @@ inline Result<DriveFile> resolve_drive_file(HttpClient& http, const DriveLink& l
                 return make_error(errc::network, who + ": Drive kept asking to confirm the download; try again later");
             auto confirmed_id = detail::query_value(reading.next->query, "id");
             if (confirmed_id && *confirmed_id != link.id)
-                return make_error(errc::unsafe, who + ": Drive's confirmation page points at another file (" + *confirmed_id +
-                                                    "); refusing it");
+                return make_error(errc::unsafe, who + ": Drive's confirmation page points at another file (" +
+                                                    *confirmed_id + "); refusing it");
             if (!reading.next->is_https() || detail::classify_drive_redirect(*reading.next) != detail::DriveHop::follow)
                 return make_error(errc::unsafe, who + ": Drive's confirmation page points outside Google Drive (" +
                                                     reading.next->redacted() + "); refusing it");
@@ -5754,13 +5898,16 @@ inline Result<DriveFile> resolve_drive_file(HttpClient& http, const DriveLink& l
         }
         case Kind::quota_exceeded: return detail::drive_quota_error(who);
         case Kind::infected:
-            return make_error(errc::unsafe, who + ": Drive reports that the file is infected with a virus and lets only its "
-                                                  "owner download it; ask the owner for a clean copy");
+            return make_error(errc::unsafe,
+                              who +
+                                  ": Drive reports that the file is infected with a virus and lets only its "
+                                  "owner download it; ask the owner for a clean copy");
         case Kind::not_found:
             return make_error(errc::not_found, who + " does not exist (Drive: \"" + detail::excerpt(reading.text) +
                                                    "\"); check the link");
         case Kind::error_caption:
-            return make_error(errc::network, who + ": Drive refused the download: \"" + detail::excerpt(reading.text) + "\"");
+            return make_error(errc::network,
+                              who + ": Drive refused the download: \"" + detail::excerpt(reading.text) + "\"");
         case Kind::sign_in: return detail::drive_not_public(who, link);
         case Kind::unknown: break;
         }
@@ -5777,10 +5924,12 @@ inline Result<DriveFile> resolve_drive_file(HttpClient& http, const DriveLink& l
             return make_error(errc::auth, who + ": Drive denied access (" + http_status +
                                               "); check that the file is shared with \"Anyone with the link\"");
         if (status >= 200 && status < 300)
-            return make_error(errc::integrity, who + ": Drive answered with a web page" +
-                                                   (reading.text.empty() ? std::string() : " (\"" + detail::excerpt(reading.text) + "\")") +
-                                                   " instead of the file; check that the link is a file shared with "
-                                                   "\"Anyone with the link\"");
+            return make_error(
+                errc::integrity,
+                who + ": Drive answered with a web page" +
+                    (reading.text.empty() ? std::string() : " (\"" + detail::excerpt(reading.text) + "\")") +
+                    " instead of the file; check that the link is a file shared with "
+                    "\"Anyone with the link\"");
         return make_error(errc::network, who + ": Drive answered " + http_status);
     }
     return make_error(errc::network, who + ": Drive kept redirecting (more than " + std::to_string(max_steps) +
@@ -5796,7 +5945,8 @@ inline Result<std::string> fetch_drive_text(HttpClient& http, const DriveLink& l
     return std::move(file->body);
 }
 
-inline Error explain_drive_download_failure(const std::string& subject, const std::string& file_id, const HttpResponse& response) {
+inline Error explain_drive_download_failure(const std::string& subject, const std::string& file_id,
+                                            const HttpResponse& response) {
     std::string who = subject + ": Google Drive file " + file_id;
     std::string http_status = "HTTP " + std::to_string(response.status);
     switch (response.status) {
@@ -5807,10 +5957,12 @@ inline Error explain_drive_download_failure(const std::string& subject, const st
                                           "confirmation expired; check the sharing and run provision again");
     case 404:
     case 410:
-        return make_error(errc::not_found, who + " is gone (" + http_status + "): it was deleted or moved; check the link");
+        return make_error(errc::not_found,
+                          who + " is gone (" + http_status + "): it was deleted or moved; check the link");
     case 429: return detail::drive_throttled(who);
     default:
-        return make_error(errc::network, who + ": Drive answered " + http_status + " to the confirmed download link; try again later");
+        return make_error(errc::network,
+                          who + ": Drive answered " + http_status + " to the confirmed download link; try again later");
     }
 }
 
@@ -5937,7 +6089,8 @@ class JsonShapeCounter : public nlohmann::json_sax<nlohmann::json> {
 /// `limits`; then `too_large` says which (for the message).
 inline nlohmann::json parse_api_json(std::string_view text, bool* too_large = nullptr, JsonLimits limits = {}) {
     JsonShapeCounter counter(limits);
-    bool fits = nlohmann::json::sax_parse(text.begin(), text.end(), &counter, nlohmann::json::input_format_t::json, false);
+    bool fits =
+        nlohmann::json::sax_parse(text.begin(), text.end(), &counter, nlohmann::json::input_format_t::json, false);
     if (too_large) *too_large = counter.too_large();
     if (!fits) return nlohmann::json(nlohmann::json::value_t::discarded);
     return nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
@@ -5984,12 +6137,12 @@ inline std::optional<std::uint64_t> civitai_size_bytes(double size_kb) {
 
 /// The parts of one files[] entry we use.
 struct CivitaiFile {
-    std::string id;       ///< ModelFile id (digits): the download route's fileId
-    std::string name;     ///< the name CivitAI serves the file under (untrusted)
-    std::string type;     ///< "Model", "VAE", "Pruned Model", ... ("" when absent)
+    std::string id;    ///< ModelFile id (digits): the download route's fileId
+    std::string name;  ///< the name CivitAI serves the file under (untrusted)
+    std::string type;  ///< "Model", "VAE", "Pruned Model", ... ("" when absent)
     bool primary = false;
     std::optional<double> size_kb;
-    std::string sha256;   ///< lower-case hex, or "" when CivitAI lists none
+    std::string sha256;  ///< lower-case hex, or "" when CivitAI lists none
 };
 
 /// The parts of /api/v1/model-versions/{id} we use.
@@ -6031,8 +6184,9 @@ inline Result<CivitaiVersion> parse_civitai_version(std::string_view text) {
         bool too_large = false;
         nlohmann::json document = parse_api_json(text, &too_large);
         if (document.is_discarded())
-            return make_error(errc::network, too_large ? "the answer is far larger or deeper than any version CivitAI describes"
-                                                       : "the answer is not valid JSON");
+            return make_error(errc::network,
+                              too_large ? "the answer is far larger or deeper than any version CivitAI describes"
+                                        : "the answer is not valid JSON");
         if (!document.is_object()) return make_error(errc::network, "the answer is not a JSON object");
         CivitaiVersion version;
         if (auto model = document.find("model"); model != document.end() && model->is_object()) {
@@ -6054,13 +6208,18 @@ inline Result<CivitaiVersion> parse_civitai_version(std::string_view text) {
             file.name = civitai_json_string(item, "name");
             if (file.name.empty()) return make_error(errc::network, where + " has no \"name\"");
             file.type = civitai_json_string(item, "type");
-            if (auto primary = item.find("primary"); primary != item.end() && primary->is_boolean()) file.primary = primary->get<bool>();
-            if (auto size = item.find("sizeKB"); size != item.end() && size->is_number()) file.size_kb = size->get<double>();
+            if (auto primary = item.find("primary"); primary != item.end() && primary->is_boolean())
+                file.primary = primary->get<bool>();
+            if (auto size = item.find("sizeKB"); size != item.end() && size->is_number())
+                file.size_kb = size->get<double>();
             if (auto hashes = item.find("hashes"); hashes != item.end() && hashes->is_object()) {
                 for (auto hash = hashes->begin(); hash != hashes->end(); ++hash) {
                     if (!iequals(hash.key(), "SHA256") || hash->is_null()) continue;
-                    std::string digest = hash->is_string() ? std::string(trim(hash->get<std::string>())) : std::string();
-                    if (!is_hex_of_length(digest, 64)) return make_error(errc::network, where + " has a malformed hashes.SHA256 (expected 64 hexadecimal digits)");
+                    std::string digest =
+                        hash->is_string() ? std::string(trim(hash->get<std::string>())) : std::string();
+                    if (!is_hex_of_length(digest, 64))
+                        return make_error(errc::network,
+                                          where + " has a malformed hashes.SHA256 (expected 64 hexadecimal digits)");
                     file.sha256 = to_lower(digest);  // CivitAI writes upper case; we compare lower case
                 }
             }
@@ -6084,8 +6243,9 @@ inline Result<CivitaiModel> parse_civitai_model(std::string_view text) {
     bool too_large = false;
     nlohmann::json document = parse_api_json(text, &too_large);
     if (document.is_discarded())
-        return make_error(errc::network, too_large ? "the answer is far larger or deeper than any model CivitAI describes"
-                                                   : "the answer is not valid JSON");
+        return make_error(errc::network, too_large
+                                             ? "the answer is far larger or deeper than any model CivitAI describes"
+                                             : "the answer is not valid JSON");
     if (!document.is_object()) return make_error(errc::network, "the answer is not a JSON object");
     CivitaiModel model;
     model.name = civitai_json_string(document, "name");
@@ -6096,7 +6256,8 @@ inline Result<CivitaiModel> parse_civitai_model(std::string_view text) {
     for (std::size_t i = 0; i < versions->size(); ++i) {
         const nlohmann::json& item = (*versions)[i];
         std::string id = item.is_object() && item.contains("id") ? civitai_json_id(item["id"]) : std::string();
-        if (id.empty()) return make_error(errc::network, "modelVersions[" + std::to_string(i) + "] has no usable \"id\"");
+        if (id.empty())
+            return make_error(errc::network, "modelVersions[" + std::to_string(i) + "] has no usable \"id\"");
         model.version_ids.push_back(id);
     }
     return model;
@@ -6115,7 +6276,8 @@ inline std::string describe_civitai_files(const std::vector<CivitaiFile>& files)
 
 /// The file an entry asks for: file_id, else type (primary among equals first),
 /// else the primary file. `who` names the entry and version.
-inline Result<CivitaiFile> pick_civitai_file(const CivitaiVersion& version, const Entry& entry, const std::string& who) {
+inline Result<CivitaiFile> pick_civitai_file(const CivitaiVersion& version, const Entry& entry,
+                                             const std::string& who) {
     const auto& files = version.files;
     if (files.empty()) return make_error(errc::not_found, who + " lists no downloadable files");
     if (!entry.file_id.empty()) {
@@ -6127,8 +6289,8 @@ inline Result<CivitaiFile> pick_civitai_file(const CivitaiVersion& version, cons
                                                     "\"; remove one of the two");
             return file;
         }
-        return make_error(errc::not_found, who + " has no file with file_id " + entry.file_id + "; its files are: " +
-                                               describe_civitai_files(files));
+        return make_error(errc::not_found, who + " has no file with file_id " + entry.file_id +
+                                               "; its files are: " + describe_civitai_files(files));
     }
     if (!entry.file_type.empty()) {
         const CivitaiFile* chosen = nullptr;
@@ -6190,7 +6352,8 @@ enum class CivitaiRoute { version_details, model_details, download };
 
 /// Explains a CivitAI answer that is neither the data nor the file. `who`
 /// names the entry and version; `token_sent` says whether CIVITAI_TOKEN went along.
-inline Error explain_civitai_answer(const std::string& who, CivitaiRoute route, const HttpResponse& response, bool token_sent) {
+inline Error explain_civitai_answer(const std::string& who, CivitaiRoute route, const HttpResponse& response,
+                                    bool token_sent) {
     auto body = parse_civitai_error(response);
     const std::string http_status = "HTTP " + std::to_string(response.status);
     std::string said = body.summary();
@@ -6198,51 +6361,60 @@ inline Error explain_civitai_answer(const std::string& who, CivitaiRoute route, 
     const char* key_page = "https://civitai.com/user/account";
     switch (response.status) {
     case 400:
-        return make_error(errc::config, who + ": CivitAI rejected the request (" + quoted + "); check version_id and file_id");
+        return make_error(errc::config,
+                          who + ": CivitAI rejected the request (" + quoted + "); check version_id and file_id");
     case 401:
         if (body.mentions("disabled downloads"))
             return make_error(errc::auth, who + ": the creator has disabled downloads of this file (" + quoted +
                                               "); no token changes that: choose another version or model");
         if (token_sent)
-            return make_error(errc::auth, who + ": CivitAI did not accept CIVITAI_TOKEN (" + http_status +
-                                              "; an invalid or expired key counts as not logged in) and the creator requires a "
-                                              "login to download it; create a new API key at " + key_page +
-                                              " and set CIVITAI_TOKEN to it");
+            return make_error(errc::auth,
+                              who + ": CivitAI did not accept CIVITAI_TOKEN (" + http_status +
+                                  "; an invalid or expired key counts as not logged in) and the creator requires a "
+                                  "login to download it; create a new API key at " +
+                                  key_page + " and set CIVITAI_TOKEN to it");
         return make_error(errc::auth, who + ": the creator requires a login to download it (" + http_status +
                                           "); create an API key at " + key_page + " and set CIVITAI_TOKEN to it");
     case 403:
         if (body.mentions("early access")) {
             std::string until = body.deadline.empty() ? "" : " until " + excerpt(body.deadline, 40);
-            return make_error(errc::auth, who + ": the version is in Early Access" + until + " (" + http_status +
-                                              "): only accounts that bought access can download it now; buy access on "
-                                              "civitai.com and set CIVITAI_TOKEN to that account's API key, or wait until it ends");
+            return make_error(errc::auth,
+                              who + ": the version is in Early Access" + until + " (" + http_status +
+                                  "): only accounts that bought access can download it now; buy access on "
+                                  "civitai.com and set CIVITAI_TOKEN to that account's API key, or wait until it ends");
         }
         if (body.mentions("do not have access"))
-            return make_error(errc::auth, who + ": " + (token_sent ? "the account behind CIVITAI_TOKEN" : "an anonymous download") +
-                                              " has no access to this file (" + quoted + "); " +
-                                              (token_sent ? "use the API key of an account that has access"
-                                                          : "set CIVITAI_TOKEN to the API key of an account that has access"));
+            return make_error(errc::auth,
+                              who + ": " + (token_sent ? "the account behind CIVITAI_TOKEN" : "an anonymous download") +
+                                  " has no access to this file (" + quoted + "); " +
+                                  (token_sent ? "use the API key of an account that has access"
+                                              : "set CIVITAI_TOKEN to the API key of an account that has access"));
         if (body.html)
-            return make_error(errc::network, who + ": CivitAI's edge (Cloudflare) blocked the request with a web page (" +
+            return make_error(errc::network, who +
+                                                 ": CivitAI's edge (Cloudflare) blocked the request with a web page (" +
                                                  http_status + "); try again later");
         return make_error(errc::auth, who + ": CivitAI refuses downloads from this account or address (" + quoted +
                                           "); contact support@civitai.com if that is unexpected");
     case 404:
         if (route == CivitaiRoute::model_details)
-            return make_error(errc::not_found, who + " does not exist on CivitAI (" + quoted +
-                                                   "); check the model id: it is the number after /models/ in the model page's URL");
+            return make_error(errc::not_found,
+                              who + " does not exist on CivitAI (" + quoted +
+                                  "); check the model id: it is the number after /models/ in the model page's URL");
         if (route == CivitaiRoute::version_details)
-            return make_error(errc::not_found, who + " does not exist on CivitAI (" + quoted +
-                                                   "); check version_id: it is the number after ?modelVersionId= in the "
-                                                   "model page's URL, not the model id");
+            return make_error(errc::not_found,
+                              who + " does not exist on CivitAI (" + quoted +
+                                  "); check version_id: it is the number after ?modelVersionId= in the "
+                                  "model page's URL, not the model id");
         return make_error(errc::not_found, who + ": CivitAI has no downloadable file for it (" + quoted +
                                                "): the version or file is unpublished, deleted or unavailable; check "
                                                "version_id and file_id, or try again later");
     case 410:
-        return make_error(errc::not_found, who + ": the model is archived on CivitAI and no longer available for download (" +
-                                               quoted + "); choose another model or version");
+        return make_error(errc::not_found,
+                          who + ": the model is archived on CivitAI and no longer available for download (" + quoted +
+                              "); choose another model or version");
     case 429:
-        return make_error(errc::rate_limited, who + ": CivitAI is rate limiting requests from this account or address (" +
+        return make_error(errc::rate_limited, who +
+                                                  ": CivitAI is rate limiting requests from this account or address (" +
                                                   quoted + "); wait and run provision again later");
     case 451:
         return make_error(errc::auth, who + ": CivitAI is not available from this machine's region (" + http_status +
@@ -6287,8 +6459,8 @@ inline std::vector<Header> civitai_credentials(const Url& url, const std::string
 /// A text, JSON or HTML body: never a model.
 inline bool is_document_content_type(const HttpResponse& response) {
     std::string type = to_lower(response.header("Content-Type").value_or(""));
-    return starts_with(type, "text/") || type.find("json") != std::string::npos || type.find("html") != std::string::npos ||
-           type.find("xml") != std::string::npos;
+    return starts_with(type, "text/") || type.find("json") != std::string::npos ||
+           type.find("html") != std::string::npos || type.find("xml") != std::string::npos;
 }
 
 inline bool is_browser_user_agent(std::string_view agent) {
@@ -6301,18 +6473,23 @@ inline bool is_browser_user_agent(std::string_view agent) {
 /// Explains a failure of the transfer itself (the signed storage URL, or the
 /// route when it served the file directly).
 inline Error explain_civitai_transfer(const std::string& who, bool token_sent, const HttpResponse& response) {
-    if (may_carry_civitai_token(response.url)) return explain_civitai_answer(who, CivitaiRoute::download, response, token_sent);
-    std::string where = who + ": the file storage " + response.url.host + " answered HTTP " + std::to_string(response.status);
+    if (may_carry_civitai_token(response.url))
+        return explain_civitai_answer(who, CivitaiRoute::download, response, token_sent);
+    std::string where =
+        who + ": the file storage " + response.url.host + " answered HTTP " + std::to_string(response.status);
     switch (response.status) {
     case 400:
     case 401:
     case 403:
-        return make_error(errc::network, where + " to the signed download link CivitAI handed out; the link has probably "
-                                                 "expired: run provision again for a fresh one");
+        return make_error(errc::network, where +
+                                             " to the signed download link CivitAI handed out; the link has probably "
+                                             "expired: run provision again for a fresh one");
     case 404:
     case 410:
-        return make_error(errc::not_found, where + ": it no longer has the file; run provision again, and check the version "
-                                                   "on civitai.com if this persists");
+        return make_error(errc::not_found,
+                          where +
+                              ": it no longer has the file; run provision again, and check the version "
+                              "on civitai.com if this persists");
     case 429: return make_error(errc::rate_limited, where + " (too many requests); wait and try again later");
     default: return make_error(errc::network, where + "; try again later");
     }
@@ -6322,9 +6499,10 @@ inline Error explain_civitai_transfer(const std::string& who, bool token_sent, c
 inline Result<DownloadPlan> redeem_civitai_route(const std::shared_ptr<const CivitaiDownloadRoute>& route) {
     const std::string& who = route->who;
     const bool browser_agent = is_browser_user_agent(route->http->options().user_agent);
-    const std::string agent_hint = browser_agent ? " (the configured User-Agent looks like a browser's, which makes CivitAI "
-                                                   "answer with web pages instead of errors)"
-                                                 : "";
+    const std::string agent_hint = browser_agent
+                                       ? " (the configured User-Agent looks like a browser's, which makes CivitAI "
+                                         "answer with web pages instead of errors)"
+                                       : "";
     auto finish = [&](Url url) {
         DownloadPlan plan = route->base;
         plan.scoped_headers = civitai_credentials(url, route->token);
@@ -6348,35 +6526,47 @@ inline Result<DownloadPlan> redeem_civitai_route(const std::shared_ptr<const Civ
         if (probed->payload) return finish(current);  // the route serves the file itself; rare, but fine
         if (!response.is_redirect()) {
             if (response.status >= 200 && response.status < 300)
-                return make_error(errc::integrity, who + ": CivitAI answered the download with a document (" +
-                                                       response.header("Content-Type").value_or("no content type") +
-                                                       ") instead of the model file; nothing was saved. Try again later; if "
-                                                       "it persists, open the version on civitai.com to see why" + agent_hint);
+                return make_error(errc::integrity,
+                                  who + ": CivitAI answered the download with a document (" +
+                                      response.header("Content-Type").value_or("no content type") +
+                                      ") instead of the model file; nothing was saved. Try again later; if "
+                                      "it persists, open the version on civitai.com to see why" +
+                                      agent_hint);
             return explain_civitai_answer(who, CivitaiRoute::download, response, token_sent);
         }
         auto location = response.header("Location");
-        if (!location) return make_error(errc::network, who + ": CivitAI answered HTTP " + std::to_string(response.status) + " without a Location");
+        if (!location)
+            return make_error(errc::network, who + ": CivitAI answered HTTP " + std::to_string(response.status) +
+                                                 " without a Location");
         auto target = resolve_reference(response.url, *location);
-        if (!target) return make_error(errc::network, who + ": CivitAI redirected to an unusable address: " + target.error().message);
+        if (!target)
+            return make_error(errc::network,
+                              who + ": CivitAI redirected to an unusable address: " + target.error().message);
         const std::string& host = target->host;
-        bool site_page = (host == "civitai.com" || host == "civitai.red" || host == "www.civitai.com" || host == "www.civitai.red") &&
+        bool site_page = (host == "civitai.com" || host == "civitai.red" || host == "www.civitai.com" ||
+                          host == "www.civitai.red") &&
                          !starts_with(target->path, "/api/");
         if (site_page && starts_with(target->path, "/login"))
-            return make_error(errc::auth, who + ": CivitAI sent the download to its login page (reason=download-auth): the "
-                                                "creator requires a login" +
-                                                (token_sent ? std::string(" and CIVITAI_TOKEN was not accepted; create a new API key at "
-                                                                          "https://civitai.com/user/account and set CIVITAI_TOKEN to it")
-                                                            : std::string("; create an API key at https://civitai.com/user/account "
-                                                                          "and set CIVITAI_TOKEN to it")) +
-                                                agent_hint);
+            return make_error(
+                errc::auth,
+                who +
+                    ": CivitAI sent the download to its login page (reason=download-auth): the "
+                    "creator requires a login" +
+                    (token_sent ? std::string(" and CIVITAI_TOKEN was not accepted; create a new API key at "
+                                              "https://civitai.com/user/account and set CIVITAI_TOKEN to it")
+                                : std::string("; create an API key at https://civitai.com/user/account "
+                                              "and set CIVITAI_TOKEN to it")) +
+                    agent_hint);
         if (site_page)
-            return make_error(errc::auth, who + ": CivitAI sent the download to the web page " + target->path +
-                                                " instead of the file: the version is probably in Early Access or needs access "
-                                                "this account lacks; check it on civitai.com and set CIVITAI_TOKEN to the API "
-                                                "key of an account that has access" + agent_hint);
+            return make_error(errc::auth,
+                              who + ": CivitAI sent the download to the web page " + target->path +
+                                  " instead of the file: the version is probably in Early Access or needs access "
+                                  "this account lacks; check it on civitai.com and set CIVITAI_TOKEN to the API "
+                                  "key of an account that has access" +
+                                  agent_hint);
         if (!target->is_https())
-            return make_error(errc::unsafe, who + ": CivitAI redirected the download to the unencrypted " + target->redacted() +
-                                                "; refusing it");
+            return make_error(errc::unsafe, who + ": CivitAI redirected the download to the unencrypted " +
+                                                target->redacted() + "; refusing it");
         if (may_carry_civitai_token(target.value())) {  // another API hop (e.g. civitai.com -> civitai.red)
             current = std::move(target).value();
             continue;
@@ -6404,7 +6594,9 @@ inline Result<std::string> token_of(const ResolveContext& context, const std::st
     std::string token(detail::trim(context.credentials.civitai_token));
     for (unsigned char c : token)
         if (c < 0x20 || c == 0x7f)
-            return make_error(errc::usage, who + ": CIVITAI_TOKEN contains a line break or control character; set it to the API key alone");
+            return make_error(
+                errc::usage,
+                who + ": CIVITAI_TOKEN contains a line break or control character; set it to the API key alone");
     return token;
 }
 
@@ -6412,7 +6604,9 @@ inline Result<std::string> token_of(const ResolveContext& context, const std::st
 inline Result<HttpResponse> fetch_api(ResolveContext& context, const std::string& endpoint, const std::string& path,
                                       const std::string& token, const std::string& who, detail::CivitaiRoute route) {
     auto url = parse_url(endpoint + path);
-    if (!url) return make_error(errc::usage, who + ": the CivitAI endpoint \"" + redact_url(endpoint) + "\" is not an http(s) URL");
+    if (!url)
+        return make_error(errc::usage,
+                          who + ": the CivitAI endpoint \"" + redact_url(endpoint) + "\" is not an http(s) URL");
     HttpRequest request;
     request.url = url.value();
     request.headers.emplace_back("Accept", "application/json");
@@ -6427,11 +6621,13 @@ inline Result<HttpResponse> fetch_api(ResolveContext& context, const std::string
         return make_error(errc::network, who + ": CivitAI redirected " + what + " elsewhere (HTTP " +
                                              std::to_string(response.status) + "); check the CivitAI endpoint");
     if (response.status != 200) return detail::explain_civitai_answer(who, route, response, token_sent);
-    if (probed->truncated) return make_error(errc::network, who + ": CivitAI's answer about it is unexpectedly large (over 8 MiB)");
+    if (probed->truncated)
+        return make_error(errc::network, who + ": CivitAI's answer about it is unexpectedly large (over 8 MiB)");
     std::string content_type = detail::to_lower(response.header("Content-Type").value_or(""));
     if (content_type.find("html") != std::string::npos)
-        return make_error(errc::network, who + ": CivitAI answered with a web page instead of " + what + " (often a "
-                                               "Cloudflare check); try again later");
+        return make_error(errc::network, who + ": CivitAI answered with a web page instead of " + what +
+                                             " (often a "
+                                             "Cloudflare check); try again later");
     return response;
 }
 
@@ -6440,16 +6636,18 @@ inline Result<detail::CivitaiModel> fetch_model(const Entry& entry, ResolveConte
     const std::string who = entry.key_path + ": CivitAI model " + entry.model_id;
     auto token = token_of(context, who);
     if (!token) return token.error();
-    auto response = fetch_api(context, endpoint_for(entry, context), "/api/v1/models/" + entry.model_id, token.value(), who,
-                              detail::CivitaiRoute::model_details);
+    auto response = fetch_api(context, endpoint_for(entry, context), "/api/v1/models/" + entry.model_id, token.value(),
+                              who, detail::CivitaiRoute::model_details);
     if (!response) return response.error();
     auto model = detail::parse_civitai_model(response->body);
     if (!model)
-        return make_error(model.error().code, who + ": CivitAI's answer about it is unusable: " + model.error().message +
+        return make_error(model.error().code, who +
+                                                  ": CivitAI's answer about it is unusable: " + model.error().message +
                                                   "; try again later, and report it if it persists");
     if (model->version_ids.empty())
-        return make_error(errc::not_found, who + " (\"" + detail::excerpt(model->name, 80) +
-                                               "\") has no published version to download; check the model on civitai.com");
+        return make_error(errc::not_found,
+                          who + " (\"" + detail::excerpt(model->name, 80) +
+                              "\") has no published version to download; check the model on civitai.com");
     return model;
 }
 
@@ -6463,11 +6661,20 @@ inline const char* category_for_type(std::string_view type) {
         const char* category;
     };
     static const Pair table[] = {
-        {"Checkpoint", "checkpoints"},   {"LORA", "lora"},         {"DoRA", "lora"},
-        {"LoCon", "lycoris"},            {"TextualInversion", "embeddings"}, {"Hypernetwork", "hypernetworks"},
-        {"VAE", "vae"},                  {"Controlnet", "controlnet"}, {"Upscaler", "upscale"},
-        {"MotionModule", "motion"},      {"TextEncoder", "text_encoder"}, {"CLIP", "text_encoder"},
-        {"UNet", "unet"},                {"CLIPVision", "clip_vision"},
+        {"Checkpoint", "checkpoints"},
+        {"LORA", "lora"},
+        {"DoRA", "lora"},
+        {"LoCon", "lycoris"},
+        {"TextualInversion", "embeddings"},
+        {"Hypernetwork", "hypernetworks"},
+        {"VAE", "vae"},
+        {"Controlnet", "controlnet"},
+        {"Upscaler", "upscale"},
+        {"MotionModule", "motion"},
+        {"TextEncoder", "text_encoder"},
+        {"CLIP", "text_encoder"},
+        {"UNet", "unet"},
+        {"CLIPVision", "clip_vision"},
     };
     for (const auto& pair : table)
         if (detail::iequals(pair.type, type)) return pair.category;
@@ -6492,22 +6699,27 @@ inline Result<Entry> place_civitai_entry(const Entry& entry, ResolveContext& con
         const std::string who = entry.key_path + ": CivitAI version " + entry.version_id;
         auto token = civitai::token_of(context, who);
         if (!token) return token.error();
-        auto response = civitai::fetch_api(context, civitai::endpoint_for(entry, context), "/api/v1/model-versions/" + entry.version_id,
-                                           token.value(), who, detail::CivitaiRoute::version_details);
+        auto response = civitai::fetch_api(context, civitai::endpoint_for(entry, context),
+                                           "/api/v1/model-versions/" + entry.version_id, token.value(), who,
+                                           detail::CivitaiRoute::version_details);
         if (!response) return response.error();
         auto version = detail::parse_civitai_version(response->body);
-        if (!version) return make_error(version.error().code, who + ": CivitAI's answer about it is unusable: " + version.error().message);
+        if (!version)
+            return make_error(version.error().code,
+                              who + ": CivitAI's answer about it is unusable: " + version.error().message);
         type = version->model_type;
         model_name = version->model_name;
     }
     const char* category = civitai::category_for_type(type);
     if (!category)
-        return make_error(errc::config, entry.key_path + ": CivitAI says \"" + detail::excerpt(model_name, 80) + "\" is a model of type \"" +
-                                            detail::excerpt(type.empty() ? std::string("(none)") : type, 40) +
-                                            "\", which [models.auto] cannot place (it knows Checkpoint, LORA, DoRA, LoCon, "
-                                            "TextualInversion, Hypernetwork, VAE, Controlnet, Upscaler, MotionModule, "
-                                            "TextEncoder, CLIP, UNet and CLIPVision); move the entry under [models.<category>] "
-                                            "to choose its folder");
+        return make_error(errc::config,
+                          entry.key_path + ": CivitAI says \"" + detail::excerpt(model_name, 80) +
+                              "\" is a model of type \"" +
+                              detail::excerpt(type.empty() ? std::string("(none)") : type, 40) +
+                              "\", which [models.auto] cannot place (it knows Checkpoint, LORA, DoRA, LoCon, "
+                              "TextualInversion, Hypernetwork, VAE, Controlnet, Upscaler, MotionModule, "
+                              "TextEncoder, CLIP, UNet and CLIPVision); move the entry under [models.<category>] "
+                              "to choose its folder");
     placed.category = category;
     return placed;
 }
@@ -6525,8 +6737,9 @@ inline Result<DownloadPlan> resolve_civitai(const Entry& given, ResolveContext& 
     bool digits = !version_id.empty() && version_id.size() <= 19;
     for (unsigned char c : version_id) digits = digits && std::isdigit(c);
     if (!digits)
-        return make_error(errc::config, entry.key_path + ": version_id must be the number of a CivitAI model version (the "
-                                                         "number after ?modelVersionId= in the model page's URL)");
+        return make_error(errc::config, entry.key_path +
+                                            ": version_id must be the number of a CivitAI model version (the "
+                                            "number after ?modelVersionId= in the model page's URL)");
     const std::string who = entry.key_path + ": CivitAI version " + version_id;
 
     auto checked_token = civitai::token_of(context, who);
@@ -6535,7 +6748,8 @@ inline Result<DownloadPlan> resolve_civitai(const Entry& given, ResolveContext& 
     const std::string endpoint = civitai::endpoint_for(entry, context);
     auto route_url = parse_url(endpoint + "/api/download/models/" + version_id);
     if (!route_url)
-        return make_error(errc::usage, who + ": the CivitAI endpoint \"" + redact_url(endpoint) + "\" is not an http(s) URL");
+        return make_error(errc::usage,
+                          who + ": the CivitAI endpoint \"" + redact_url(endpoint) + "\" is not an http(s) URL");
 
     // 1. The version's details.
     auto response = civitai::fetch_api(context, endpoint, "/api/v1/model-versions/" + version_id, token, who,
@@ -6544,24 +6758,32 @@ inline Result<DownloadPlan> resolve_civitai(const Entry& given, ResolveContext& 
     const bool token_sent = !detail::civitai_credentials(response->url, token).empty();
     auto version = detail::parse_civitai_version(response->body);
     if (!version)
-        return make_error(version.error().code, who + ": CivitAI's answer about it is unusable: " + version.error().message +
-                                                    "; try again later, and report it if it persists");
+        return make_error(version.error().code,
+                          who + ": CivitAI's answer about it is unusable: " + version.error().message +
+                              "; try again later, and report it if it persists");
 
     // 2. Which file, and what it must be.
     if (version->files.empty()) {
-        std::string model = version->model_name.empty() ? "the model" : "the model \"" + detail::excerpt(version->model_name, 80) + "\"";
+        std::string model = version->model_name.empty()
+                                ? "the model"
+                                : "the model \"" + detail::excerpt(version->model_name, 80) + "\"";
         if (version->model_mode == "Archived")
-            return make_error(errc::not_found, who + ": " + model + " is archived on CivitAI and its files are no longer "
-                                                                     "available for download; choose another model or version");
+            return make_error(errc::not_found, who + ": " + model +
+                                                   " is archived on CivitAI and its files are no longer "
+                                                   "available for download; choose another model or version");
         if (version->model_mode == "TakenDown")
-            return make_error(errc::not_found, who + ": " + model + " was taken down on CivitAI; its files cannot be downloaded");
-        return make_error(errc::not_found, who + " lists no downloadable files; check version_id, or choose another version");
+            return make_error(errc::not_found,
+                              who + ": " + model + " was taken down on CivitAI; its files cannot be downloaded");
+        return make_error(errc::not_found,
+                          who + " lists no downloadable files; check version_id, or choose another version");
     }
     auto file = detail::pick_civitai_file(version.value(), entry, who);
     if (!file) return file.error();
     if (!entry.sha256.empty() && !file->sha256.empty() && entry.sha256 != file->sha256)
-        return make_error(errc::integrity, who + ": the entry's sha256 " + entry.sha256 + " differs from CivitAI's SHA256 " +
-                                               file->sha256 + " for file " + file->id + "; the file on CivitAI changed or the "
+        return make_error(errc::integrity, who + ": the entry's sha256 " + entry.sha256 +
+                                               " differs from CivitAI's SHA256 " + file->sha256 + " for file " +
+                                               file->id +
+                                               "; the file on CivitAI changed or the "
                                                "digest in the config is wrong: correct or remove sha256");
 
     DownloadPlan base;
@@ -6570,11 +6792,14 @@ inline Result<DownloadPlan> resolve_civitai(const Entry& given, ResolveContext& 
     if (file->size_kb) base.size = detail::civitai_size_bytes(*file->size_kb);
     base.file_name = entry.filename.empty() ? detail::sanitize_file_name(file->name) : entry.filename;
     if (base.file_name.empty())
-        return make_error(errc::config, who + ": CivitAI's name for file " + file->id + " is not usable as a file name; "
-                                              "set filename = \"...\" in the entry");
+        return make_error(errc::config, who + ": CivitAI's name for file " + file->id +
+                                            " is not usable as a file name; "
+                                            "set filename = \"...\" in the entry");
     base.identity = "civitai:file/" + file->id;
     base.validator = base.sha256;
-    base.explain = [who, token_sent](const HttpResponse& failed) { return detail::explain_civitai_transfer(who, token_sent, failed); };
+    base.explain = [who, token_sent](const HttpResponse& failed) {
+        return detail::explain_civitai_transfer(who, token_sent, failed);
+    };
 
     // 3. The signed URL, from the download route pinned to that file.
     auto route = std::make_shared<detail::CivitaiDownloadRoute>();
@@ -6690,7 +6915,8 @@ inline EtagKind classify_etag(std::string_view etag) {
 /// The id the Hub (or its CDN) gave this answer, for support requests; empty if none.
 inline std::string request_id(const HttpResponse& response) {
     for (const char* name : {"X-Request-Id", "X-Amzn-Trace-Id", "X-Amz-Cf-Id"})
-        if (auto value = response.header(name); value && !detail::trim(*value).empty()) return std::string(detail::trim(*value));
+        if (auto value = response.header(name); value && !detail::trim(*value).empty())
+            return std::string(detail::trim(*value));
     return "";
 }
 
@@ -6702,12 +6928,12 @@ inline std::string request_id_suffix(const HttpResponse& response) {
 
 /// What a 429 says about the quota (IETF RateLimit headers, and Retry-After).
 struct RateLimitInfo {
-    std::string bucket;                         ///< "resolvers", "api" or "pages"
-    std::optional<std::uint64_t> remaining;     ///< r=
-    std::optional<std::uint64_t> reset_seconds; ///< t=
-    std::optional<std::uint64_t> quota;         ///< q= (from RateLimit-Policy)
-    std::optional<std::uint64_t> window_seconds;///< w= (from RateLimit-Policy)
-    std::optional<std::uint64_t> retry_after;   ///< Retry-After in seconds (the date form is ignored)
+    std::string bucket;                           ///< "resolvers", "api" or "pages"
+    std::optional<std::uint64_t> remaining;       ///< r=
+    std::optional<std::uint64_t> reset_seconds;   ///< t=
+    std::optional<std::uint64_t> quota;           ///< q= (from RateLimit-Policy)
+    std::optional<std::uint64_t> window_seconds;  ///< w= (from RateLimit-Policy)
+    std::optional<std::uint64_t> retry_after;     ///< Retry-After in seconds (the date form is ignored)
 };
 
 /// A decimal number (a size, a count, seconds), if the whole text is one.
@@ -6777,12 +7003,11 @@ struct FileRef {
     bool token_sent = false;            ///< whether HF_TOKEN went with the request being explained
 
     static FileRef of(const Entry& entry, const std::string& endpoint, bool token_sent) {
-        return FileRef{entry.key_path, entry.repo, entry.repo_type, entry.revision, entry.file, endpoint_base(endpoint), token_sent};
+        return FileRef{entry.key_path,          entry.repo, entry.repo_type, entry.revision, entry.file,
+                       endpoint_base(endpoint), token_sent};
     }
     /// "\"ae.safetensors\" from black-forest-labs/FLUX.1-dev (revision \"main\")"
-    std::string what() const {
-        return "\"" + file + "\" from " + repo + " (revision \"" + revision + "\")";
-    }
+    std::string what() const { return "\"" + file + "\" from " + repo + " (revision \"" + revision + "\")"; }
     std::string page() const { return repo_page_url(repo_type, repo); }
 };
 
@@ -6792,7 +7017,8 @@ struct FileRef {
 /// machine-readable X-Error-Code decides first, as in huggingface_hub.
 inline Error explain_hub_answer(const FileRef& ref, const HttpResponse& response) {
     const std::string code = response.header("X-Error-Code").value_or("");
-    const std::string server_text = std::string(provision::detail::trim(response.header("X-Error-Message").value_or("")));
+    const std::string server_text =
+        std::string(provision::detail::trim(response.header("X-Error-Message").value_or("")));
     const std::string status = "HTTP " + std::to_string(response.status);
     const std::string id = request_id_suffix(response);
     const std::string who = ref.key_path + ": ";
@@ -6800,48 +7026,60 @@ inline Error explain_hub_answer(const FileRef& ref, const HttpResponse& response
     const std::string quoted_server = server_text.empty() ? "" : ": \"" + server_text + "\"";
 
     if (code == "RevisionNotFound")
-        return make_error(errc::not_found, who + ref.repo + " has no revision \"" + ref.revision + "\" (" + status + id +
+        return make_error(errc::not_found, who + ref.repo + " has no revision \"" + ref.revision + "\" (" + status +
+                                               id +
                                                "). Set revision to an existing branch or tag (e.g. \"main\"), a full "
-                                               "40-character commit hash, or refs/pr/N; branches and tags are listed under \"Files and versions\" at " +
+                                               "40-character commit hash, or refs/pr/N; branches and tags are listed "
+                                               "under \"Files and versions\" at " +
                                                ref.page() + "/tree/main");
     if (code == "EntryNotFound") {
         std::string commit = response.header("X-Repo-Commit").value_or("");
-        std::string at = "revision \"" + ref.revision + "\"" + (commit.empty() || commit == ref.revision ? "" : " (commit " + commit + ")");
-        return make_error(errc::not_found, who + "there is no file \"" + ref.file + "\" in " + ref.repo + " at " + at + " (" +
-                                               status + id + "). Check file against the list at " + ref.page() + "/tree/" +
-                                               percent_encode(ref.revision) +
+        std::string at = "revision \"" + ref.revision + "\"" +
+                         (commit.empty() || commit == ref.revision ? "" : " (commit " + commit + ")");
+        return make_error(errc::not_found, who + "there is no file \"" + ref.file + "\" in " + ref.repo + " at " + at +
+                                               " (" + status + id + "). Check file against the list at " + ref.page() +
+                                               "/tree/" + percent_encode(ref.revision) +
                                                ": paths are case-sensitive and include their folders");
     }
     if (code == "GatedRepo") {
         if (!ref.token_sent || response.status == 401)
-            return make_error(errc::auth, who + ref.repo + " is a gated " + noun + " (" + status + id +
-                                              "): Hugging Face serves its files only to signed-in users who accepted its "
-                                              "terms, and " + (ref.token_sent ? "HF_TOKEN was not accepted" : "HF_TOKEN is not set") +
-                                              ". Accept the terms at " + ref.page() + ", then set HF_TOKEN to a read token from " +
-                                              token_settings_url());
-        return make_error(errc::auth, who + "the account of HF_TOKEN has not been granted access to the gated " + noun + " " +
-                                          ref.repo + " (" + status + id + "). Open " + ref.page() +
-                                          " and accept its terms (some authors approve requests by hand, which can take a "
-                                          "while); a fine-grained token also needs \"Read access to contents of all public "
-                                          "gated repos you can access\"");
+            return make_error(errc::auth,
+                              who + ref.repo + " is a gated " + noun + " (" + status + id +
+                                  "): Hugging Face serves its files only to signed-in users who accepted its "
+                                  "terms, and " +
+                                  (ref.token_sent ? "HF_TOKEN was not accepted" : "HF_TOKEN is not set") +
+                                  ". Accept the terms at " + ref.page() + ", then set HF_TOKEN to a read token from " +
+                                  token_settings_url());
+        return make_error(errc::auth,
+                          who + "the account of HF_TOKEN has not been granted access to the gated " + noun + " " +
+                              ref.repo + " (" + status + id + "). Open " + ref.page() +
+                              " and accept its terms (some authors approve requests by hand, which can take a "
+                              "while); a fine-grained token also needs \"Read access to contents of all public "
+                              "gated repos you can access\"");
     }
     if (server_text == "Access to this resource is disabled.")
-        return make_error(errc::not_found, who + "Hugging Face has disabled the " + noun + " " + ref.repo + " (" + status +
-                                               quoted_server + id + "), so \"" + ref.file +
-                                               "\" cannot be downloaded from it any more; remove the entry or find the file elsewhere");
+        return make_error(errc::not_found,
+                          who + "Hugging Face has disabled the " + noun + " " + ref.repo + " (" + status +
+                              quoted_server + id + "), so \"" + ref.file +
+                              "\" cannot be downloaded from it any more; remove the entry or find the file elsewhere");
     if (response.status == 401 && server_text == "Invalid credentials in Authorization header")
-        return make_error(errc::auth, who + "Hugging Face rejected HF_TOKEN as invalid (" + status + quoted_server + id +
-                                          "): it is expired, revoked or mistyped. Create a read token at " +
-                                          token_settings_url() + " and set HF_TOKEN to it (or unset HF_TOKEN for public repos)");
+        return make_error(errc::auth, who + "Hugging Face rejected HF_TOKEN as invalid (" + status + quoted_server +
+                                          id + "): it is expired, revoked or mistyped. Create a read token at " +
+                                          token_settings_url() +
+                                          " and set HF_TOKEN to it (or unset HF_TOKEN for public repos)");
     if (code == "RepoNotFound" || response.status == 401) {
         if (!ref.token_sent)
-            return make_error(errc::not_found, who + "the " + noun + " " + ref.repo + " was not found (" + status + id +
-                                                   "). Check repo (owner/name, as in the address of its page) and "
-                                                   "repo_type; if the repo is private, set HF_TOKEN to a token of an "
-                                                   "account that can read it (without a token, Hugging Face answers the "
-                                                   "same for private and missing repos)");
-        return make_error(errc::not_found, who + "the " + noun + " " + ref.repo + " was not found, or the account of HF_TOKEN "
-                                               "cannot see it (" + status + id + "). Check repo (owner/name, as in the "
+            return make_error(errc::not_found,
+                              who + "the " + noun + " " + ref.repo + " was not found (" + status + id +
+                                  "). Check repo (owner/name, as in the address of its page) and "
+                                  "repo_type; if the repo is private, set HF_TOKEN to a token of an "
+                                  "account that can read it (without a token, Hugging Face answers the "
+                                  "same for private and missing repos)");
+        return make_error(errc::not_found, who + "the " + noun + " " + ref.repo +
+                                               " was not found, or the account of HF_TOKEN "
+                                               "cannot see it (" +
+                                               status + id +
+                                               "). Check repo (owner/name, as in the "
                                                "address of its page) and repo_type, and if the repo is private, that "
                                                "HF_TOKEN belongs to an account with access to it");
     }
@@ -6851,23 +7089,28 @@ inline Error explain_hub_answer(const FileRef& ref, const HttpResponse& response
         if (!limit.bucket.empty()) {
             quota = " on the \"" + limit.bucket + "\" quota";
             if (limit.quota && limit.window_seconds)
-                quota += " of " + std::to_string(*limit.quota) + " requests per " + std::to_string(*limit.window_seconds) + " s";
+                quota += " of " + std::to_string(*limit.quota) + " requests per " +
+                         std::to_string(*limit.window_seconds) + " s";
         }
         std::optional<std::uint64_t> wait = limit.reset_seconds ? limit.reset_seconds : limit.retry_after;
-        std::string when = wait ? "run again in " + std::to_string(*wait) + " s or later" : "wait a few minutes and run again";
-        return make_error(errc::rate_limited, who + "Hugging Face is rate-limiting this machine (" + status + quota + id +
-                                                  ") while resolving " + ref.what() + "; " + when +
-                                                  (ref.token_sent ? "" : " (setting HF_TOKEN gives a larger quota than anonymous use)"));
+        std::string when =
+            wait ? "run again in " + std::to_string(*wait) + " s or later" : "wait a few minutes and run again";
+        return make_error(errc::rate_limited,
+                          who + "Hugging Face is rate-limiting this machine (" + status + quota + id +
+                              ") while resolving " + ref.what() + "; " + when +
+                              (ref.token_sent ? "" : " (setting HF_TOKEN gives a larger quota than anonymous use)"));
     }
     if (response.status == 403)
-        return make_error(errc::auth, who + "Hugging Face refused access to " + ref.what() + " (" + status + quoted_server + id +
-                                          "); " + (ref.token_sent ? "check that the account of HF_TOKEN can read this repo"
-                                                                  : "the repo may need a token: set HF_TOKEN"));
+        return make_error(errc::auth, who + "Hugging Face refused access to " + ref.what() + " (" + status +
+                                          quoted_server + id + "); " +
+                                          (ref.token_sent ? "check that the account of HF_TOKEN can read this repo"
+                                                          : "the repo may need a token: set HF_TOKEN"));
     if (response.status == 404 || response.status == 410)
-        return make_error(errc::not_found, who + "Hugging Face has no " + ref.what() + " (" + status + quoted_server + id +
-                                               "); check repo, repo_type, revision and file");
+        return make_error(errc::not_found, who + "Hugging Face has no " + ref.what() + " (" + status + quoted_server +
+                                               id + "); check repo, repo_type, revision and file");
     if (response.status >= 500)
-        return make_error(errc::network, who + "Hugging Face failed to serve " + ref.what() + " (" + status + quoted_server + id +
+        return make_error(errc::network, who + "Hugging Face failed to serve " + ref.what() + " (" + status +
+                                             quoted_server + id +
                                              "); the Hub may be down or overloaded, try again later");
     return make_error(errc::network, who + "unexpected answer from Hugging Face for " + ref.what() + " (" + status +
                                          quoted_server + id + ")");
@@ -6881,7 +7124,8 @@ inline Error explain_download_answer(const FileRef& ref, const HttpResponse& res
     bool from_hub = response.header("X-Error-Code").has_value() || (hub && hub->origin() == response.url.origin());
     if (from_hub) return explain_hub_answer(ref, response);
     const std::string who = ref.key_path + ": ";
-    const std::string where = response.url.host + " answered HTTP " + std::to_string(response.status) + request_id_suffix(response);
+    const std::string where =
+        response.url.host + " answered HTTP " + std::to_string(response.status) + request_id_suffix(response);
     switch (response.status) {
     case 401:
     case 403:
@@ -6893,22 +7137,24 @@ inline Error explain_download_answer(const FileRef& ref, const HttpResponse& res
         return make_error(errc::not_found, who + "the CDN has no copy of " + ref.what() + " (" + where +
                                                "); run again later, or report it to the repo's authors if it persists");
     case 416:
-        return make_error(errc::network, who + "the CDN refused the requested byte range of " + ref.what() + " (" + where +
-                                             "); the partial download does not match the file, run again to start over");
+        return make_error(errc::network,
+                          who + "the CDN refused the requested byte range of " + ref.what() + " (" + where +
+                              "); the partial download does not match the file, run again to start over");
     case 429:
-        return make_error(errc::rate_limited, who + "the CDN is rate-limiting downloads of " + ref.what() + " (" + where +
-                                                  "); run again in a few minutes");
+        return make_error(errc::rate_limited, who + "the CDN is rate-limiting downloads of " + ref.what() + " (" +
+                                                  where + "); run again in a few minutes");
     default:
-        return make_error(errc::network, who + "the CDN failed to serve " + ref.what() + " (" + where + "); try again later");
+        return make_error(errc::network,
+                          who + "the CDN failed to serve " + ref.what() + " (" + where + "); try again later");
     }
 }
 
 /// What the metadata answer says about the file.
 struct FileMetadata {
-    std::string commit;                 ///< the 40-hex commit the revision resolved to
-    std::string etag;                   ///< normalised
-    std::optional<std::uint64_t> size;  ///< the file's real size, when the Hub gave it
-    std::optional<std::string> location;///< the absolute download link (LFS / Xet), when redirected
+    std::string commit;                   ///< the 40-hex commit the revision resolved to
+    std::string etag;                     ///< normalised
+    std::optional<std::uint64_t> size;    ///< the file's real size, when the Hub gave it
+    std::optional<std::string> location;  ///< the absolute download link (LFS / Xet), when redirected
 };
 
 /// Reads the metadata from a successful (2xx) or absolute-redirect (3xx) answer.
@@ -6920,13 +7166,16 @@ inline Result<FileMetadata> read_file_metadata(const FileRef& ref, const HttpRes
     metadata.commit = std::string(provision::detail::trim(response.header("X-Repo-Commit").value_or("")));
     if (metadata.commit.empty()) {
         bool mirror = ref.endpoint != hub_site();
-        return make_error(errc::network,
-                          who + "the answer for " + ref.what() + " from " + response.url.redacted() + " (HTTP " +
-                              std::to_string(response.status) + ") did not come from Hugging Face: it lacks the "
-                              "X-Repo-Commit header every Hub answer carries, so something between this machine and " +
-                              response.url.host + " (a proxy, a firewall or a captive portal) answered instead. Check the "
-                              "network (log in to the portal, or set the proxy up)" +
-                              (mirror ? "; HF_ENDPOINT is " + ref.endpoint + ": check that it is a Hugging Face mirror" : ""));
+        return make_error(
+            errc::network,
+            who + "the answer for " + ref.what() + " from " + response.url.redacted() + " (HTTP " +
+                std::to_string(response.status) +
+                ") did not come from Hugging Face: it lacks the "
+                "X-Repo-Commit header every Hub answer carries, so something between this machine and " +
+                response.url.host +
+                " (a proxy, a firewall or a captive portal) answered instead. Check the "
+                "network (log in to the portal, or set the proxy up)" +
+                (mirror ? "; HF_ENDPOINT is " + ref.endpoint + ": check that it is a Hugging Face mirror" : ""));
     }
     auto etag = response.header("X-Linked-Etag");
     if (!etag) etag = response.header("ETag");
@@ -6955,7 +7204,8 @@ inline std::optional<Url> pin_to_commit(const Url& resolved, std::string_view fi
     if (!provision::detail::ends_with(resolved.path, tail)) return std::nullopt;
     std::string head = resolved.path.substr(0, resolved.path.size() - tail.size());
     std::size_t slash = head.rfind('/');
-    if (slash == std::string::npos || !provision::detail::ends_with(std::string_view(head).substr(0, slash), "/resolve"))
+    if (slash == std::string::npos ||
+        !provision::detail::ends_with(std::string_view(head).substr(0, slash), "/resolve"))
         return std::nullopt;
     Url pinned = resolved;
     pinned.path = head.substr(0, slash + 1) + percent_encode(commit) + tail;
@@ -6974,7 +7224,8 @@ inline Result<DownloadPlan> resolve_huggingface(const Entry& entry, ResolveConte
     auto resolve = parse_url(hf::resolve_url(endpoint, entry.repo_type, entry.repo, entry.revision, entry.file));
     if (!resolve)
         return make_error(errc::usage, who + "HF_ENDPOINT \"" + redact_url(endpoint) + "\" is not a usable address (" +
-                                           resolve.error().message + "); set it to e.g. https://huggingface.co or unset it");
+                                           resolve.error().message +
+                                           "); set it to e.g. https://huggingface.co or unset it");
     const std::string hub_origin = resolve->origin();
     std::vector<Header> credentials;
     if (!token.empty()) credentials.emplace_back("Authorization", "Bearer " + token);
@@ -6989,13 +7240,15 @@ inline Result<DownloadPlan> resolve_huggingface(const Entry& entry, ResolveConte
     // connections to the Hub have been closed by then; each such one fails on
     // first use (the client drops it) before a new connection is made.
     auto answer = context.http.fetch(head);
-    for (int retry = 0; retry < 3 && !answer && answer.error().code == errc::network; ++retry) answer = context.http.fetch(head);
+    for (int retry = 0; retry < 3 && !answer && answer.error().code == errc::network; ++retry)
+        answer = context.http.fetch(head);
     if (!answer)
-        return make_error(answer.error().code, who + "cannot reach Hugging Face to resolve " + ref.what() + ": " +
-                                                   answer.error().message);
+        return make_error(answer.error().code,
+                          who + "cannot reach Hugging Face to resolve " + ref.what() + ": " + answer.error().message);
     const HttpResponse& response = answer.value();
     bool absolute_redirect = response.is_redirect() && response.header("Location").has_value();
-    if (!(response.status >= 200 && response.status < 300) && !absolute_redirect) return hf::explain_hub_answer(ref, response);
+    if (!(response.status >= 200 && response.status < 300) && !absolute_redirect)
+        return hf::explain_hub_answer(ref, response);
 
     auto metadata = hf::read_file_metadata(ref, response);
     if (!metadata) return metadata.error();
@@ -7005,12 +7258,13 @@ inline Result<DownloadPlan> resolve_huggingface(const Entry& entry, ResolveConte
     if (metadata->location) {
         auto location = resolve_reference(response.url, *metadata->location);
         if (!location)
-            return make_error(errc::network, who + "Hugging Face sent an unusable download link for " + ref.what() + " (HTTP " +
-                                                 std::to_string(response.status) + hf::request_id_suffix(response) +
-                                                 "): " + location.error().message);
+            return make_error(errc::network, who + "Hugging Face sent an unusable download link for " + ref.what() +
+                                                 " (HTTP " + std::to_string(response.status) +
+                                                 hf::request_id_suffix(response) + "): " + location.error().message);
         if (response.url.is_https() && !location->is_https())
             return make_error(errc::unsafe, who + "Hugging Face redirected " + ref.what() + " to the unencrypted " +
-                                                location->redacted() + "; refusing it (https to http would expose the download)");
+                                                location->redacted() +
+                                                "; refusing it (https to http would expose the download)");
         plan.url = location.value();
     } else {
         plan.url = hf::pin_to_commit(response.url, entry.file, metadata->commit).value_or(response.url);
@@ -7021,9 +7275,10 @@ inline Result<DownloadPlan> resolve_huggingface(const Entry& entry, ResolveConte
     switch (hf::classify_etag(metadata->etag)) {
     case hf::EtagKind::sha256:
         if (!entry.sha256.empty() && entry.sha256 != metadata->etag)
-            return make_error(errc::integrity, who + "the config expects SHA-256 " + entry.sha256 + " but Hugging Face says " +
-                                                   ref.what() + " at commit " + metadata->commit + " has SHA-256 " +
-                                                   metadata->etag + "; update sha256 in the entry, or pin revision to the "
+            return make_error(errc::integrity, who + "the config expects SHA-256 " + entry.sha256 +
+                                                   " but Hugging Face says " + ref.what() + " at commit " +
+                                                   metadata->commit + " has SHA-256 " + metadata->etag +
+                                                   "; update sha256 in the entry, or pin revision to the "
                                                    "commit you checked");
         plan.sha256 = metadata->etag;
         break;
@@ -7158,7 +7413,8 @@ inline std::vector<GatedEntryProblem> check_gated_entries(const std::vector<Entr
     if (gated.empty()) return problems;
 
     auto fail_each = [&](auto&& message_for) {
-        for (std::size_t i : gated) problems.push_back(GatedEntryProblem{i, make_error(errc::auth, message_for(entries[i]))});
+        for (std::size_t i : gated)
+            problems.push_back(GatedEntryProblem{i, make_error(errc::auth, message_for(entries[i]))});
         return problems;
     };
     auto page = [](const Entry& entry) { return hf::repo_page_url(entry.repo_type, entry.repo); };
@@ -7166,9 +7422,11 @@ inline std::vector<GatedEntryProblem> check_gated_entries(const std::vector<Entr
     const std::string token(detail::trim(context.credentials.hf_token));
     if (token.empty())
         return fail_each([&](const Entry& entry) {
-            return entry.key_path + ": " + entry.repo + " is marked gated = true, and gated repos need a Hugging Face token, "
-                   "but HF_TOKEN is not set. Accept the repo's terms at " + page(entry) +
-                   " with your account, then set HF_TOKEN to a read token from " + hf::token_settings_url();
+            return entry.key_path + ": " + entry.repo +
+                   " is marked gated = true, and gated repos need a Hugging Face token, "
+                   "but HF_TOKEN is not set. Accept the repo's terms at " +
+                   page(entry) + " with your account, then set HF_TOKEN to a read token from " +
+                   hf::token_settings_url();
         });
 
     auto whoami_url = parse_url(hf::endpoint_base(context.hf_endpoint) + "/api/whoami-v2");
@@ -7183,10 +7441,12 @@ inline std::vector<GatedEntryProblem> check_gated_entries(const std::vector<Entr
     if (answer->status == 401) {
         std::string server_text(detail::trim(answer->header("X-Error-Message").value_or("")));
         std::string why = "Hugging Face answered HTTP 401 to " + request.url.redacted() +
-                          (server_text.empty() ? "" : ": \"" + server_text + "\"") + hf::request_id_suffix(answer.value());
+                          (server_text.empty() ? "" : ": \"" + server_text + "\"") +
+                          hf::request_id_suffix(answer.value());
         return fail_each([&](const Entry& entry) {
-            return entry.key_path + ": HF_TOKEN is not valid (" + why + "): it is expired, revoked or mistyped, so the gated repo " +
-                   entry.repo + " cannot be downloaded. Create a read token at " + hf::token_settings_url() +
+            return entry.key_path + ": HF_TOKEN is not valid (" + why +
+                   "): it is expired, revoked or mistyped, so the gated repo " + entry.repo +
+                   " cannot be downloaded. Create a read token at " + hf::token_settings_url() +
                    " and set HF_TOKEN to it";
         });
     }
@@ -7197,11 +7457,13 @@ inline std::vector<GatedEntryProblem> check_gated_entries(const std::vector<Entr
         const Entry& entry = entries[i];
         if (hf::token_may_read_gated(*info, entry.repo)) continue;
         problems.push_back(GatedEntryProblem{
-            i, make_error(errc::auth, entry.key_path + ": HF_TOKEN is a fine-grained token without the permission \"Read "
-                                      "access to contents of all public gated repos you can access\", so the gated repo " +
-                                      entry.repo + " will refuse it. Edit the token at " + hf::token_settings_url() +
-                                      " and tick that permission (or grant it this repo), and accept the repo's terms at " +
-                                      page(entry))});
+            i, make_error(errc::auth,
+                          entry.key_path +
+                              ": HF_TOKEN is a fine-grained token without the permission \"Read "
+                              "access to contents of all public gated repos you can access\", so the gated repo " +
+                              entry.repo + " will refuse it. Edit the token at " + hf::token_settings_url() +
+                              " and tick that permission (or grant it this repo), and accept the repo's terms at " +
+                              page(entry))});
     }
     return problems;
 }
@@ -7325,7 +7587,8 @@ inline std::string normalize_pattern(std::string pattern) {
 }
 
 /// Kept iff (no include, or it matches one include) and it matches no exclude.
-inline bool is_selected(std::string_view path, const std::vector<std::string>& include, const std::vector<std::string>& exclude) {
+inline bool is_selected(std::string_view path, const std::vector<std::string>& include,
+                        const std::vector<std::string>& exclude) {
     auto any = [&](const std::vector<std::string>& patterns) {
         for (const auto& pattern : patterns)
             if (glob_match(normalize_pattern(pattern), path)) return true;
@@ -7368,28 +7631,34 @@ inline Result<std::vector<RepoFile>> parse_tree_page(std::string_view body) {
     bool too_large = false;
     auto document = provision::detail::parse_api_json(body, &too_large);
     if (too_large) return make_error(errc::network, "the listing page holds far more values than any Hub page does");
-    if (document.is_discarded() || !document.is_array()) return make_error(errc::network, "the listing is not a JSON array");
+    if (document.is_discarded() || !document.is_array())
+        return make_error(errc::network, "the listing is not a JSON array");
     std::vector<RepoFile> files;
     for (const auto& item : document) {
         if (!item.is_object()) return make_error(errc::network, "an item of the listing is not an object");
         auto type = item.find("type");
-        if (type == item.end() || !type->is_string()) return make_error(errc::network, "an item of the listing has no \"type\"");
+        if (type == item.end() || !type->is_string())
+            return make_error(errc::network, "an item of the listing has no \"type\"");
         if (*type != "file") continue;
         RepoFile file;
         auto path = item.find("path");
         if (path == item.end() || !path->is_string() || path->get_ref<const std::string&>().empty())
             return make_error(errc::network, "a file in the listing has no \"path\"");
         file.path = path->get<std::string>();
-        if (auto size = item.find("size"); size != item.end() && size->is_number_unsigned()) file.size = size->get<std::uint64_t>();
-        if (auto oid = item.find("oid"); oid != item.end() && oid->is_string()) file.git_sha1 = detail::to_lower(oid->get<std::string>());
+        if (auto size = item.find("size"); size != item.end() && size->is_number_unsigned())
+            file.size = size->get<std::uint64_t>();
+        if (auto oid = item.find("oid"); oid != item.end() && oid->is_string())
+            file.git_sha1 = detail::to_lower(oid->get<std::string>());
         if (auto lfs = item.find("lfs"); lfs != item.end() && lfs->is_object()) {
             if (auto oid = lfs->find("oid"); oid != lfs->end() && oid->is_string()) {
                 file.sha256 = detail::to_lower(oid->get<std::string>());
                 if (!provision::detail::is_hex_of_length(file.sha256, 64))
-                    return make_error(errc::network, "the listing gives \"" + file.path + "\" an LFS oid that is not a SHA-256");
+                    return make_error(errc::network,
+                                      "the listing gives \"" + file.path + "\" an LFS oid that is not a SHA-256");
             }
             // The top-level size of an LFS file may be the pointer's; lfs.size is the content's.
-            if (auto size = lfs->find("size"); size != lfs->end() && size->is_number_unsigned()) file.size = size->get<std::uint64_t>();
+            if (auto size = lfs->find("size"); size != lfs->end() && size->is_number_unsigned())
+                file.size = size->get<std::uint64_t>();
         }
         files.push_back(std::move(file));
     }
@@ -7406,9 +7675,11 @@ inline std::optional<std::string> next_page_link(const HttpResponse& response) {
             if (close == std::string::npos) break;
             std::string target = value.substr(pos + 1, close - pos - 1);
             std::size_t next_link = value.find('<', close);
-            std::string params = detail::to_lower(value.substr(close + 1, next_link == std::string::npos ? std::string::npos : next_link - close - 1));
+            std::string params = detail::to_lower(
+                value.substr(close + 1, next_link == std::string::npos ? std::string::npos : next_link - close - 1));
             params.erase(std::remove(params.begin(), params.end(), ' '), params.end());
-            if (params.find("rel=\"next\"") != std::string::npos || params.find("rel=next") != std::string::npos) return target;
+            if (params.find("rel=\"next\"") != std::string::npos || params.find("rel=next") != std::string::npos)
+                return target;
             pos = close + 1;
         }
     }
@@ -7417,14 +7688,16 @@ inline std::optional<std::string> next_page_link(const HttpResponse& response) {
 
 /// GET of a Hub API route with the token; transport failures are tried again
 /// (pooled connections the Hub closed fail once on first use).
-inline Result<HttpResponse> fetch_hub_api(const Url& url, const std::vector<Header>& credentials, ResolveContext& context) {
+inline Result<HttpResponse> fetch_hub_api(const Url& url, const std::vector<Header>& credentials,
+                                          ResolveContext& context) {
     HttpRequest request;
     request.url = url;
     request.headers = {{"Accept", "application/json"}};
     request.scoped_headers = credentials;
     request.redirects = RedirectPolicy::relative_only;
     auto answer = context.http.fetch(request);
-    for (int retry = 0; retry < 3 && !answer && answer.error().code == errc::network; ++retry) answer = context.http.fetch(request);
+    for (int retry = 0; retry < 3 && !answer && answer.error().code == errc::network; ++retry)
+        answer = context.http.fetch(request);
     return answer;
 }
 
@@ -7444,7 +7717,9 @@ inline Result<RepoListing> list_repo(const Entry& entry, ResolveContext& context
     const std::string who = entry.key_path + ": ";
     std::vector<Header> credentials;
     if (!token.empty()) credentials.emplace_back("Authorization", "Bearer " + token);
-    auto what_of = [&](const std::string& stage) { return stage + " of " + entry.repo + " (revision \"" + entry.revision + "\")"; };
+    auto what_of = [&](const std::string& stage) {
+        return stage + " of " + entry.repo + " (revision \"" + entry.revision + "\")";
+    };
 
     RepoListing listing;
     if (provision::detail::is_hex_of_length(entry.revision, 40)) {
@@ -7452,21 +7727,27 @@ inline Result<RepoListing> list_repo(const Entry& entry, ResolveContext& context
     } else {
         auto url = parse_url(revision_api_url(endpoint, entry.repo_type, entry.repo, entry.revision));
         if (!url)
-            return make_error(errc::usage, who + "HF_ENDPOINT \"" + redact_url(endpoint) + "\" is not a usable address (" +
-                                               url.error().message + "); set it to e.g. https://huggingface.co or unset it");
+            return make_error(errc::usage, who + "HF_ENDPOINT \"" + redact_url(endpoint) +
+                                               "\" is not a usable address (" + url.error().message +
+                                               "); set it to e.g. https://huggingface.co or unset it");
         auto answer = fetch_hub_api(url.value(), credentials, context);
-        if (!answer) return make_error(answer.error().code, who + "cannot reach Hugging Face to resolve " + what_of("the commit") + ": " + answer.error().message);
+        if (!answer)
+            return make_error(answer.error().code, who + "cannot reach Hugging Face to resolve " +
+                                                       what_of("the commit") + ": " + answer.error().message);
         if (answer->status != 200) return explain_hub_answer(ref, answer.value());
         auto document = provision::detail::parse_api_json(answer->body);
         auto sha = document.is_object() ? document.find("sha") : document.end();
-        if (!document.is_object() || sha == document.end() || !sha->is_string() || !provision::detail::is_hex_of_length(sha->get<std::string>(), 40))
-            return make_error(errc::network, who + "Hugging Face's answer for " + what_of("the commit") + " (" + answer->url.redacted() +
-                                                 request_id_suffix(answer.value()) + ") does not name a commit (no 40-hex \"sha\"); try again later");
+        if (!document.is_object() || sha == document.end() || !sha->is_string() ||
+            !provision::detail::is_hex_of_length(sha->get<std::string>(), 40))
+            return make_error(errc::network, who + "Hugging Face's answer for " + what_of("the commit") + " (" +
+                                                 answer->url.redacted() + request_id_suffix(answer.value()) +
+                                                 ") does not name a commit (no 40-hex \"sha\"); try again later");
         listing.commit = detail::to_lower(sha->get<std::string>());
     }
 
     auto first = parse_url(tree_api_url(endpoint, entry.repo_type, entry.repo, listing.commit));
-    if (!first) return make_error(errc::usage, who + "HF_ENDPOINT \"" + redact_url(endpoint) + "\" is not a usable address");
+    if (!first)
+        return make_error(errc::usage, who + "HF_ENDPOINT \"" + redact_url(endpoint) + "\" is not a usable address");
     const std::string hub_origin = first->origin();
     Url page = first.value();
     std::set<std::string> seen_pages;
@@ -7477,16 +7758,20 @@ inline Result<RepoListing> list_repo(const Entry& entry, ResolveContext& context
     constexpr std::size_t max_files = 200000;
     for (std::size_t count = 0;; ++count) {
         if (count == max_pages || !seen_pages.insert(page.str()).second)
-            return make_error(errc::network, who + "Hugging Face's listing of " + entry.repo + " keeps pointing at further pages (" +
-                                                 std::to_string(count) + " so far); giving up, try again later");
+            return make_error(errc::network, who + "Hugging Face's listing of " + entry.repo +
+                                                 " keeps pointing at further pages (" + std::to_string(count) +
+                                                 " so far); giving up, try again later");
         auto answer = fetch_hub_api(page, credentials, context);
-        if (!answer) return make_error(answer.error().code, who + "cannot reach Hugging Face to list " + what_of("the files") + ": " + answer.error().message);
+        if (!answer)
+            return make_error(answer.error().code, who + "cannot reach Hugging Face to list " + what_of("the files") +
+                                                       ": " + answer.error().message);
         if (answer->status != 200) return explain_hub_answer(ref, answer.value());
         auto files = parse_tree_page(answer->body);
         if (!files)
-            return make_error(errc::network, who + "Hugging Face's listing of " + entry.repo + " at commit " + listing.commit + " (" +
-                                                 answer->url.redacted() + request_id_suffix(answer.value()) + ") is unusable: " +
-                                                 files.error().message + "; try again later");
+            return make_error(errc::network, who + "Hugging Face's listing of " + entry.repo + " at commit " +
+                                                 listing.commit + " (" + answer->url.redacted() +
+                                                 request_id_suffix(answer.value()) +
+                                                 ") is unusable: " + files.error().message + "; try again later");
         for (auto& file : files.value()) listing.files.push_back(std::move(file));
         if (listing.files.size() > max_files)
             return make_error(errc::network, who + "Hugging Face's listing of " + entry.repo + " names more than " +
@@ -7496,7 +7781,8 @@ inline Result<RepoListing> list_repo(const Entry& entry, ResolveContext& context
         auto next_url = resolve_reference(answer->url, *next);
         // The next page must come from the Hub: the token goes with it.
         if (!next_url || next_url->origin() != hub_origin)
-            return make_error(errc::unsafe, who + "Hugging Face's listing of " + entry.repo + " points its next page at " +
+            return make_error(errc::unsafe, who + "Hugging Face's listing of " + entry.repo +
+                                                " points its next page at " +
                                                 (next_url ? next_url->redacted() : std::string("an unusable address")) +
                                                 ", which is not the Hub; refusing it");
         page = next_url.value();
@@ -7536,14 +7822,17 @@ struct ExpandedEntry {
 };
 
 /// The key path of one file of a multi-file entry: "models.diffusers.sdxl[unet/config.json]".
-inline std::string file_key_path(const std::string& key_path, const std::string& path) { return key_path + "[" + path + "]"; }
+inline std::string file_key_path(const std::string& key_path, const std::string& path) {
+    return key_path + "[" + path + "]";
+}
 
 /// Turns a multi-file entry into one single-file entry per selected file, all
 /// pinned to the commit the revision pointed to when it was listed. A file
 /// named in `files` that the repo lacks becomes a failed entry of its own, so
 /// the others still run; a listing that fails, or patterns that select nothing,
 /// fail the entry as a whole.
-inline std::vector<ExpandedEntry> expand_huggingface_entry(const Entry& entry, std::size_t index, ResolveContext& context) {
+inline std::vector<ExpandedEntry> expand_huggingface_entry(const Entry& entry, std::size_t index,
+                                                           ResolveContext& context) {
     if (!entry.is_multi_file()) return {ExpandedEntry{entry, index, std::nullopt}};
     auto listing = hf::list_repo(entry, context);
     if (!listing) return {ExpandedEntry{entry, index, listing.error()}};
@@ -7564,7 +7853,8 @@ inline std::vector<ExpandedEntry> expand_huggingface_entry(const Entry& entry, s
     std::vector<ExpandedEntry> out;
     if (!entry.files.empty()) {
         for (const auto& wanted : entry.files) {
-            auto found = std::find_if(listing->files.begin(), listing->files.end(), [&](const hf::RepoFile& f) { return f.path == wanted; });
+            auto found = std::find_if(listing->files.begin(), listing->files.end(),
+                                      [&](const hf::RepoFile& f) { return f.path == wanted; });
             if (found != listing->files.end()) {
                 out.push_back({single(*found), index, std::nullopt});
                 continue;
@@ -7576,17 +7866,21 @@ inline std::vector<ExpandedEntry> expand_huggingface_entry(const Entry& entry, s
             missing.key_path = file_key_path(entry.key_path, wanted);
             std::string hint;
             auto similar = hf::similar_paths(listing->files, wanted);
-            for (std::size_t i = 0; i < similar.size(); ++i) hint += (i ? " or \"" : "did you mean \"") + similar[i] + "\"";
+            for (std::size_t i = 0; i < similar.size(); ++i)
+                hint += (i ? " or \"" : "did you mean \"") + similar[i] + "\"";
             if (!hint.empty()) hint += "? ";
-            out.push_back({missing, index,
-                           make_error(errc::not_found, missing.key_path + ": files names \"" + wanted + "\", but there is no such file in " +
-                                                           at + "; " + hint + "paths are case-sensitive and include their folders (the repo has " +
-                                                           hf::some_paths(listing->files) + "); see " + page)});
+            out.push_back(
+                {missing, index,
+                 make_error(errc::not_found, missing.key_path + ": files names \"" + wanted +
+                                                 "\", but there is no such file in " + at + "; " + hint +
+                                                 "paths are case-sensitive and include their folders (the repo has " +
+                                                 hf::some_paths(listing->files) + "); see " + page)});
         }
         return out;
     }
     for (const auto& file : listing->files)
-        if (hf::is_selected(file.path, entry.include, entry.exclude)) out.push_back({single(file), index, std::nullopt});
+        if (hf::is_selected(file.path, entry.include, entry.exclude))
+            out.push_back({single(file), index, std::nullopt});
     if (out.empty()) {
         std::string patterns;
         for (const auto& p : entry.include) patterns += (patterns.empty() ? "include = [\"" : "\", \"") + p;
@@ -7596,10 +7890,11 @@ inline std::vector<ExpandedEntry> expand_huggingface_entry(const Entry& entry, s
             for (std::size_t i = 0; i < entry.exclude.size(); ++i) patterns += (i ? "\", \"" : "") + entry.exclude[i];
             patterns += "\"]";
         }
-        return {ExpandedEntry{entry, index,
-                              make_error(errc::not_found, entry.key_path + ": " + patterns + " selects no file of " + at +
-                                                              " (it has " + hf::some_paths(listing->files) +
-                                                              "); patterns are case-sensitive and '*' also matches '/'; see " + page)}};
+        return {ExpandedEntry{
+            entry, index,
+            make_error(errc::not_found, entry.key_path + ": " + patterns + " selects no file of " + at + " (it has " +
+                                            hf::some_paths(listing->files) +
+                                            "); patterns are case-sensitive and '*' also matches '/'; see " + page)}};
     }
     return out;
 }
@@ -7663,7 +7958,9 @@ inline Result<DownloadPlan> plan_drive_download(HttpClient& http, const Entry& e
     plan.validator = file->validator;
     std::string key_path = entry.key_path;
     std::string id = link.id;
-    plan.explain = [key_path, id](const HttpResponse& response) { return explain_drive_download_failure(key_path, id, response); };
+    plan.explain = [key_path, id](const HttpResponse& response) {
+        return explain_drive_download_failure(key_path, id, response);
+    };
     HttpClient* client = &http;
     plan.refresh = [client, entry, link]() { return plan_drive_download(*client, entry, link); };
     return plan;
@@ -7684,8 +7981,9 @@ inline Error explain_url_failure(const std::string& key_path, const HttpResponse
     switch (response.status) {
     case 401:
     case 403:
-        return make_error(errc::auth, where + " (access denied): the file needs credentials; add them with headers or "
-                                              "auth_header in the entry, or check that the link is public");
+        return make_error(errc::auth, where +
+                                          " (access denied): the file needs credentials; add them with headers or "
+                                          "auth_header in the entry, or check that the link is public");
     case 404:
     case 410: return make_error(errc::not_found, where + " (not found): check the URL");
     case 429: return make_error(errc::rate_limited, where + " (too many requests): try again later");
@@ -7739,15 +8037,17 @@ inline Result<void> probe_url_plan(HttpClient& http, DownloadPlan& plan) {
     std::string type = detail::to_lower(response.header("Content-Type").value_or(""));
     std::string name = plan.file_name;
     auto disposition = response.header("Content-Disposition");
-    std::optional<std::string> proposed = disposition ? detail::content_disposition_filename(*disposition) : std::nullopt;
+    std::optional<std::string> proposed =
+        disposition ? detail::content_disposition_filename(*disposition) : std::nullopt;
     if (name.empty() && proposed) name = detail::sanitize_file_name(*proposed);
-    if (type.find("text/html") != std::string::npos && (name.empty() || detail::is_model_file_name(name) ||
-                                                         detail::is_model_file_name(response.url.path)))
+    if (type.find("text/html") != std::string::npos &&
+        (name.empty() || detail::is_model_file_name(name) || detail::is_model_file_name(response.url.path)))
         return make_error(errc::integrity, plan.key_path + ": " + response.url.redacted() +
                                                " answers with a web page, not a model file; the link may need a login "
                                                "or point to the page about the file rather than the file");
     if (response.status == 206) {
-        if (auto range = detail::parse_content_range(response.header("Content-Range").value_or(""))) plan.size = range->total;
+        if (auto range = detail::parse_content_range(response.header("Content-Range").value_or("")))
+            plan.size = range->total;
     } else if (auto length = response.header("Content-Length")) {
         if (auto size = detail::decimal_value(detail::trim(*length))) plan.size = size;
     }
@@ -7784,7 +8084,8 @@ inline std::vector<sources::ExpandedEntry> expand_entries(const std::vector<Entr
     for (std::size_t i = 0; i < entries.size(); ++i) {
         const Entry& entry = entries[i];
         if (entry.is_multi_file()) {
-            for (auto& expanded : sources::expand_huggingface_entry(entry, i, context)) out.push_back(std::move(expanded));
+            for (auto& expanded : sources::expand_huggingface_entry(entry, i, context))
+                out.push_back(std::move(expanded));
         } else if (entry.source == SourceKind::civitai && entry.category == "auto") {
             auto placed = sources::place_civitai_entry(entry, context);
             if (placed) out.push_back({std::move(placed).value(), i, std::nullopt});
@@ -7998,8 +8299,9 @@ inline Result<int> open_for_writing(const std::filesystem::path& path, int flags
     if (fd < 0) {
         int code = errno;
         if (code == ELOOP)
-            return make_error(errc::unsafe, "refusing to write " + path.string() +
-                                                ": it is a symbolic link (provision never writes through one; remove it)");
+            return make_error(errc::unsafe,
+                              "refusing to write " + path.string() +
+                                  ": it is a symbolic link (provision never writes through one; remove it)");
         return errno_error("cannot open " + path.string(), code);
     }
     struct stat info {};
@@ -8049,7 +8351,8 @@ inline constexpr std::size_t page_cache_write_piece = 256 * 1024;
 
 /// Writes all of `size` bytes at `offset`, retrying short writes, in pieces
 /// of at most page_cache_write_piece aligned to it.
-inline Result<void> write_all_at(int fd, const char* data, std::size_t size, std::uint64_t offset, const std::string& path) {
+inline Result<void> write_all_at(int fd, const char* data, std::size_t size, std::uint64_t offset,
+                                 const std::string& path) {
     while (size > 0) {
         std::size_t to_boundary = page_cache_write_piece - static_cast<std::size_t>(offset % page_cache_write_piece);
         ssize_t written = ::pwrite(fd, data, std::min(size, to_boundary), static_cast<off_t>(offset));
@@ -8251,7 +8554,8 @@ class LogFile {
             std::filesystem::remove(path_, ignored);
         } else {
             std::filesystem::remove(numbered(rotation_.keep), ignored);
-            for (int n = rotation_.keep - 1; n >= 1; --n) std::filesystem::rename(numbered(n), numbered(n + 1), ignored);
+            for (int n = rotation_.keep - 1; n >= 1; --n)
+                std::filesystem::rename(numbered(n), numbered(n + 1), ignored);
             std::filesystem::rename(path_, numbered(1), ignored);
         }
         size_ = 0;
@@ -8427,8 +8731,11 @@ class SegmentScheduler {
     /// in progress is only split while both halves keep `min_split` bytes.
     SegmentScheduler(std::uint64_t total, const RangeSet& done, std::size_t slots, std::uint64_t piece_size,
                      std::uint64_t min_split)
-        : total_(total), done_(done), slots_(std::max<std::size_t>(slots, 1)),
-          piece_size_(std::max<std::uint64_t>(piece_size, 1)), min_split_(std::max<std::uint64_t>(min_split, 1)) {
+        : total_(total),
+          done_(done),
+          slots_(std::max<std::size_t>(slots, 1)),
+          piece_size_(std::max<std::uint64_t>(piece_size, 1)),
+          min_split_(std::max<std::uint64_t>(min_split, 1)) {
         for (auto& slot : slots_) slot = std::make_unique<Slot>();
         for (const auto& span : done_.missing(total_)) unassigned_.add(span.begin, span.end);
     }
@@ -8643,7 +8950,8 @@ inline std::optional<ResumeState> parse_resume_state(std::string_view text) {
     auto document = nlohmann::json::parse(text, nullptr, false);
     if (document.is_discarded() || !document.is_object()) return std::nullopt;
     try {
-        if (!json_field_is(document, "format", "provision-resume") || json_field_unsigned(document, "version") != std::uint64_t{ResumeState::format_version})
+        if (!json_field_is(document, "format", "provision-resume") ||
+            json_field_unsigned(document, "version") != std::uint64_t{ResumeState::format_version})
             return std::nullopt;
         ResumeState state;
         state.identity = document.at("identity").get<std::string>();
@@ -8766,7 +9074,7 @@ inline std::optional<FileStamp> stamp_of(const std::filesystem::path& path) {
 
 /// One installed file.
 struct InstallRecord {
-    std::string path;       ///< absolute, normalised
+    std::string path;  ///< absolute, normalised
     FileStamp stamp;
     std::string sha256;
     std::string identity;   ///< the plan's identity ("url:...", "hf:repo@commit/file", ...)
@@ -8788,13 +9096,14 @@ inline std::string install_records_text(const std::map<std::string, InstallRecor
     nlohmann::json files = nlohmann::json::object();
     for (const auto& [key, record] : records) {
         files[key] = {
-            {"size", record.stamp.size},         {"mtime_ns", record.stamp.mtime_ns},
-            {"inode", record.stamp.inode},       {"device", record.stamp.device},
-            {"sha256", record.sha256},           {"identity", record.identity},
-            {"validator", record.validator},     {"installed_at", record.installed_at},
+            {"size", record.stamp.size},     {"mtime_ns", record.stamp.mtime_ns},
+            {"inode", record.stamp.inode},   {"device", record.stamp.device},
+            {"sha256", record.sha256},       {"identity", record.identity},
+            {"validator", record.validator}, {"installed_at", record.installed_at},
         };
     }
-    nlohmann::json document = {{"format", "provision-installed"}, {"version", install_records_version}, {"files", files}};
+    nlohmann::json document = {
+        {"format", "provision-installed"}, {"version", install_records_version}, {"files", files}};
     return document.dump(1) + "\n";
 }
 
@@ -8906,7 +9215,8 @@ class InstallRegistry {
         std::lock_guard<std::mutex> lock(mutex_);
         std::error_code fs_error;
         std::filesystem::create_directories(file_.parent_path(), fs_error);
-        if (fs_error) return make_error(errc::io, "cannot create " + file_.parent_path().string() + ": " + fs_error.message());
+        if (fs_error)
+            return make_error(errc::io, "cannot create " + file_.parent_path().string() + ": " + fs_error.message());
         auto lock_file = file_;
         lock_file += ".lock";
         auto opened = open_for_writing(lock_file, O_RDWR | O_CREAT);
@@ -8959,7 +9269,8 @@ struct RetryPolicy {
     int max_attempts = 8;
     std::chrono::milliseconds base_delay{1000};  ///< first backoff (doubles each time, with jitter)
     std::chrono::milliseconds max_delay{30000};  ///< backoff never waits longer
-    std::chrono::milliseconds max_server_delay{std::chrono::minutes(10)};  ///< longest Retry-After / RateLimit wait honoured
+    std::chrono::milliseconds max_server_delay{
+        std::chrono::minutes(10)};  ///< longest Retry-After / RateLimit wait honoured
 };
 
 struct DownloadOptions {
@@ -8973,8 +9284,9 @@ struct DownloadOptions {
     /// same time share it, as connections give way to waiting files.
     std::size_t connections_per_file = 16;
     std::shared_ptr<ConnectionBudget> connection_budget;  ///< cap over all files; null: only the per-file cap
-    std::uint64_t min_segment_size = 8u << 20;  ///< files under twice this use one connection; no piece is split below it
-    std::uint64_t max_segment_size = 64u << 20; ///< largest piece handed to a connection at once
+    std::uint64_t min_segment_size =
+        8u << 20;  ///< files under twice this use one connection; no piece is split below it
+    std::uint64_t max_segment_size = 64u << 20;      ///< largest piece handed to a connection at once
     std::chrono::milliseconds stall_timeout{30000};  ///< a connection silent this long is dropped and retried
     /// A connection must deliver at least this much per stall_timeout, or it
     /// counts as stalled: a server dripping a few bytes a second would
@@ -9086,7 +9398,8 @@ inline Result<FilesystemSpace> filesystem_space(const std::filesystem::path& fol
     struct stat info {};
     if (::stat(probe.c_str(), &info) != 0) return errno_error("cannot inspect " + probe.string(), errno);
     struct statvfs space {};
-    if (::statvfs(probe.c_str(), &space) != 0) return errno_error("cannot read the free space of " + probe.string(), errno);
+    if (::statvfs(probe.c_str(), &space) != 0)
+        return errno_error("cannot read the free space of " + probe.string(), errno);
     FilesystemSpace out;
     out.device = static_cast<std::uint64_t>(info.st_dev);
     out.available = static_cast<std::uint64_t>(space.f_bavail) * static_cast<std::uint64_t>(space.f_frsize);
@@ -9126,7 +9439,7 @@ inline std::string human_size(std::uint64_t bytes) {
 struct SpaceNeed {
     std::filesystem::path folder;  ///< where the file goes (need not exist yet)
     std::uint64_t bytes = 0;
-    std::string label;             ///< the entry, for the message
+    std::string label;  ///< the entry, for the message
 };
 
 /// nullopt when every need fits its filesystem's free space; otherwise an
@@ -9143,7 +9456,8 @@ inline std::optional<Error> space_shortfall(const std::vector<SpaceNeed>& needs)
         if (need.bytes == 0) continue;
         auto space = filesystem_space(need.folder);
         if (!space) continue;  // cannot tell: the write will say so if it fails
-        auto group = std::find_if(groups.begin(), groups.end(), [&](const Group& g) { return g.space.device == space->device; });
+        auto group =
+            std::find_if(groups.begin(), groups.end(), [&](const Group& g) { return g.space.device == space->device; });
         if (group == groups.end()) {
             groups.push_back(Group{space.value(), 0, {}});
             group = std::prev(groups.end());
@@ -9156,7 +9470,8 @@ inline std::optional<Error> space_shortfall(const std::vector<SpaceNeed>& needs)
         if (group.needed <= group.space.available) continue;
         text += "\n  " + group.space.mount_point.string() + ": needs " + human_size(group.needed) + " for " +
                 std::to_string(group.members.size()) + (group.members.size() == 1 ? " file" : " files") + ", has " +
-                human_size(group.space.available) + " free (" + human_size(group.needed - group.space.available) + " short)";
+                human_size(group.space.available) + " free (" + human_size(group.needed - group.space.available) +
+                " short)";
         for (const auto* need : group.members)
             text += "\n    " + need->label + ": " + human_size(need->bytes) + " in " + need->folder.string();
     }
@@ -9279,7 +9594,8 @@ class FileLock {
             if (!attempt || attempt->held()) return attempt;
             if (!waited && on_wait) on_wait(holder);
             waited = true;
-            if (cancelled && cancelled()) return make_error(errc::cancelled, "stopped while waiting for " + path.string());
+            if (cancelled && cancelled())
+                return make_error(errc::cancelled, "stopped while waiting for " + path.string());
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }
     }
@@ -9406,7 +9722,9 @@ class PrefixHasher {
             std::vector<char> buffer(buffer_size_);
             std::uint64_t offset = 0;
             while (offset < total) {
-                auto got = read_at(buffer.data(), static_cast<std::size_t>(std::min<std::uint64_t>(buffer_size_, total - offset)), offset);
+                auto got =
+                    read_at(buffer.data(),
+                            static_cast<std::size_t>(std::min<std::uint64_t>(buffer_size_, total - offset)), offset);
                 if (!got) return got.error();
                 git.update(buffer.data(), got.value());
                 offset += got.value();
@@ -9517,7 +9835,9 @@ namespace detail {
 
 /// 408 (the server timed out), 429 (slow down) and 5xx (server trouble) can
 /// succeed later; any other 4xx will not, and retrying it only hides the cause.
-inline bool is_retryable_status(int status) { return status == 408 || status == 429 || (status >= 500 && status <= 599); }
+inline bool is_retryable_status(int status) {
+    return status == 408 || status == 429 || (status >= 500 && status <= 599);
+}
 
 /// Parses an HTTP date in any of the three forms RFC 9110 requires a
 /// recipient to accept: "Sun, 06 Nov 1994 08:49:37 GMT" (IMF-fixdate),
@@ -9541,7 +9861,8 @@ inline std::optional<std::chrono::system_clock::time_point> parse_http_date(std:
     std::vector<int> numbers;
     for (const auto& token : tokens) {
         std::string lower = to_lower(token);
-        bool digits = !token.empty() && std::all_of(token.begin(), token.end(), [](char c) { return c >= '0' && c <= '9'; });
+        bool digits =
+            !token.empty() && std::all_of(token.begin(), token.end(), [](char c) { return c >= '0' && c <= '9'; });
         if (digits && token.size() <= 4) {
             numbers.push_back(std::stoi(token));
             continue;
@@ -9831,11 +10152,21 @@ class Transfer {
 
     /// `name_guessed`: `target` is provisional (the server names the file).
     Transfer(HttpClient& http, const DownloadOptions& options, const DownloadPlan& plan,
-             std::optional<std::filesystem::path> target, bool name_guessed, FileLock& lock, bool fresh, bool without_range)
-        : http_(http), options_(options), plan_(plan), who_(plan.key_path), identity_(plan_identity(plan)),
-          target_(std::move(target)), name_guessed_(name_guessed), lock_(lock), fresh_(fresh), without_range_(without_range),
+             std::optional<std::filesystem::path> target, bool name_guessed, FileLock& lock, bool fresh,
+             bool without_range)
+        : http_(http),
+          options_(options),
+          plan_(plan),
+          who_(plan.key_path),
+          identity_(plan_identity(plan)),
+          target_(std::move(target)),
+          name_guessed_(name_guessed),
+          lock_(lock),
+          fresh_(fresh),
+          without_range_(without_range),
           slots_(std::max<std::size_t>(options.connections_per_file, 1)),
-          batch_(std::max<std::size_t>(options.write_batch, 64 * 1024)), allowed_(slots_) {
+          batch_(std::max<std::size_t>(options.write_batch, 64 * 1024)),
+          allowed_(slots_) {
         for (std::size_t i = 0; i < slots_; ++i) workers_.push_back(std::make_unique<Worker>());
     }
     ~Transfer() {
@@ -9910,7 +10241,8 @@ class Transfer {
     void worker_main(std::size_t slot);
     /// The body of worker_main: requests pieces until there are none or it is told to stop.
     void worker_loop(std::size_t slot, bool& leaving);
-    Attempt fetch(std::size_t slot, bool establishing, std::uint64_t begin, std::uint64_t end, std::vector<char>& buffer);
+    Attempt fetch(std::size_t slot, bool establishing, std::uint64_t begin, std::uint64_t end,
+                  std::vector<char>& buffer);
     bool establish(const HttpResponse& response, std::uint64_t requested_from, Attempt& attempt);
     bool check_piece_response(const HttpResponse& response, std::size_t slot, std::uint64_t begin, Attempt& attempt);
     Attempt classify_status(const HttpResponse& response, std::size_t slot);
@@ -9966,7 +10298,7 @@ class Transfer {
     std::string etag_;
     std::string last_modified_;
     bool model_expected_ = false;
-    bool text_claimed_ = false;  ///< the answer called itself text: its first bytes decide
+    bool text_claimed_ = false;      ///< the answer called itself text: its first bytes decide
     std::optional<Url> direct_url_;  ///< where the redirects led: later requests go straight there
     bool direct_scoped_ = false;     ///< every hop stayed on the plan's origin: credentials may go there too
     int refreshes_ = 0;
@@ -9986,9 +10318,9 @@ class Transfer {
     /// "the others carry on" decision counts only the ones that stay, or two
     /// connections giving way at the same moment would leave the file orphaned.
     std::size_t leaving_ = 0;
-    std::uint64_t fetched_ = 0;  ///< bytes written by this run
+    std::uint64_t fetched_ = 0;               ///< bytes written by this run
     std::uint64_t writeback_started_at_ = 0;  ///< fetched_ when writeback was last started
-    RangeSet saved_;             ///< ranges in the last state written
+    RangeSet saved_;                          ///< ranges in the last state written
     std::vector<std::unique_ptr<Worker>> workers_;
     std::shared_ptr<ConnectionBudget> budget_ = options_.connection_budget;
 };
@@ -10002,14 +10334,16 @@ class Transfer {
 namespace provision {
 namespace detail {
 
-inline bool Transfer::flush(std::size_t slot, std::vector<char>& buffer, std::uint64_t& buffer_start, Attempt& attempt) {
+inline bool Transfer::flush(std::size_t slot, std::vector<char>& buffer, std::uint64_t& buffer_start,
+                            Attempt& attempt) {
     if (buffer.empty()) return true;
     if (!write_piece(slot, buffer.data(), buffer.size(), buffer_start, attempt)) return false;
     buffer.clear();
     return true;
 }
 
-inline bool Transfer::write_piece(std::size_t slot, const char* data, std::size_t size, std::uint64_t& start, Attempt& attempt) {
+inline bool Transfer::write_piece(std::size_t slot, const char* data, std::size_t size, std::uint64_t& start,
+                                  Attempt& attempt) {
     std::uint64_t end = scheduler_->end_of(slot);
     std::uint64_t writable = end > start ? std::min<std::uint64_t>(size, end - start) : 0;
     if (writable > 0) {
@@ -10018,7 +10352,8 @@ inline bool Transfer::write_piece(std::size_t slot, const char* data, std::size_
             attempt.kind = Attempt::Kind::fatal;
             attempt.error = written.error();
             attempt.error.message = who_ + ": " + attempt.error.message;
-            if (attempt.error.code == errc::disk_full) attempt.error.message += "; the partial file is kept for the next run";
+            if (attempt.error.code == errc::disk_full)
+                attempt.error.message += "; the partial file is kept for the next run";
             return false;
         }
     }
@@ -10058,18 +10393,17 @@ inline Transfer::Attempt Transfer::fetch(std::size_t slot, bool establishing, st
     auto judge_head = [&] {
         judged = true;
         std::string what;
-        if (looks_like_html(head))
-            what = "received an HTML page from " + plan_.url.redacted();
+        if (looks_like_html(head)) what = "received an HTML page from " + plan_.url.redacted();
         else if (looks_like_json(head))
             what = plan_.url.redacted() + " sent a JSON document (\"" + detail::excerpt(head, 80) +
                    "\"); the link may need a token, or it names an API answer, not a file";
         else if (text_claimed_ && looks_like_text(head))
             what = plan_.url.redacted() + " sent text (\"" + detail::excerpt(head, 80) +
                    "\"); the link may need a login or point to a web page, not a file";
-        else
-            return true;
+        else return true;
         attempt.kind = Attempt::Kind::fatal;
-        attempt.error = make_error(errc::integrity, who_ + ": expected the model file " + target_->filename().string() + " but " + what);
+        attempt.error = make_error(errc::integrity,
+                                   who_ + ": expected the model file " + target_->filename().string() + " but " + what);
         return false;
     };
     // Called before every write: bytes reach the disk only once the head is judged.
@@ -10100,8 +10434,9 @@ inline Transfer::Attempt Transfer::fetch(std::size_t slot, bool establishing, st
             // No length from the server, but the source said how big the file
             // is: more than that is not this file, and must not fill the disk.
             attempt.kind = Attempt::Kind::fatal;
-            attempt.error = make_error(errc::integrity, who_ + ": " + plan_.url.redacted() + " sent more than the " +
-                                                            std::to_string(*plan_.size) + " bytes the source announced");
+            attempt.error =
+                make_error(errc::integrity, who_ + ": " + plan_.url.redacted() + " sent more than the " +
+                                                std::to_string(*plan_.size) + " bytes the source announced");
             return false;
         }
         if (!judged) {
@@ -10157,10 +10492,8 @@ inline Transfer::Attempt Transfer::fetch(std::size_t slot, bool establishing, st
         // of it; a cut connection's few bytes are dropped, fetched again and
         // judged whole (judged on their own, two bytes of a binary header can
         // pass for text).
-        if (response)
-            judge_head();
-        else
-            buffer.clear();
+        if (response) judge_head();
+        else buffer.clear();
     }
     if (accepted && attempt.kind != Attempt::Kind::fatal) {
         Attempt flushed;
@@ -10180,8 +10513,8 @@ inline Transfer::Attempt Transfer::fetch(std::size_t slot, bool establishing, st
             auto seconds = std::chrono::duration<double>(options_.stall_timeout).count();
             char text[64];
             std::snprintf(text, sizeof text, "%.1f", seconds);
-            attempt.error = make_error(errc::network, who_ + ": no data from " + request.url.authority() + " for " + text +
-                                                          " s (stalled)");
+            attempt.error = make_error(
+                errc::network, who_ + ": no data from " + request.url.authority() + " for " + text + " s (stalled)");
         }
         return attempt;
     }
@@ -10195,9 +10528,10 @@ inline Transfer::Attempt Transfer::fetch(std::size_t slot, bool establishing, st
     }
     if (scheduler_ && position < scheduler_->end_of(slot)) {
         attempt.kind = Attempt::Kind::retry;
-        attempt.error = make_error(errc::network, who_ + ": the connection to " + request.url.authority() + " closed after " +
-                                                      human_size(position - begin) + " of bytes " + std::to_string(begin) +
-                                                      "-" + std::to_string(scheduler_->end_of(slot) - 1));
+        attempt.error =
+            make_error(errc::network, who_ + ": the connection to " + request.url.authority() + " closed after " +
+                                          human_size(position - begin) + " of bytes " + std::to_string(begin) + "-" +
+                                          std::to_string(scheduler_->end_of(slot) - 1));
     }
     return attempt;
 }
@@ -10225,7 +10559,7 @@ inline void Transfer::worker_loop(std::size_t slot, bool& leaving) {
     Worker& worker = *workers_[slot];
     std::vector<char> buffer;
     buffer.reserve(batch_);
-    int failures = 0;  // in a row, without a byte received
+    int failures = 0;   // in a row, without a byte received
     auto leave = [&] {  // with mutex_ held
         leaving = true;
         ++leaving_;
@@ -10318,7 +10652,8 @@ inline void Transfer::worker_loop(std::size_t slot, bool& leaving) {
                 break;
             }
             auto wait = attempt.immediate ? std::chrono::milliseconds(0)
-                                          : backoff_delay(failures, options_.retry.base_delay, options_.retry.max_delay, jitter_unit());
+                                          : backoff_delay(failures, options_.retry.base_delay, options_.retry.max_delay,
+                                                          jitter_unit());
             if (attempt.server_wait > wait) wait = std::min(attempt.server_wait, options_.retry.max_server_delay);
             auto resume_at = Clock::now() + wait;
             if (attempt.slow_down) {
@@ -10328,8 +10663,9 @@ inline void Transfer::worker_loop(std::size_t slot, bool& leaving) {
             std::string what = established_ && end != SegmentScheduler::unbounded
                                    ? " (bytes " + std::to_string(begin) + "-" + std::to_string(end - 1) + ")"
                                    : "";
-            queue_event_locked(EventKind::retry, attempt.error.message + what + "; retry " + std::to_string(failures) + " of " +
-                                                     std::to_string(options_.retry.max_attempts) + " in " + describe_wait(wait));
+            queue_event_locked(EventKind::retry, attempt.error.message + what + "; retry " + std::to_string(failures) +
+                                                     " of " + std::to_string(options_.retry.max_attempts) + " in " +
+                                                     describe_wait(wait));
             while (!stopping_ && Clock::now() < resume_at) wake_.wait_until(lock, resume_at);
             continue;
         }
@@ -10458,7 +10794,8 @@ inline void Transfer::coordinate() {
         if (established_ && ranged_ && scheduler_ && now >= not_before_) {
             // Any free slot will do, the first one's included: once the size is
             // known, it is a connection like the others.
-            for (std::size_t slot = 0; slot < slots_ && running_ < allowed_ && scheduler_->has_work_for_another(); ++slot) {
+            for (std::size_t slot = 0; slot < slots_ && running_ < allowed_ && scheduler_->has_work_for_another();
+                 ++slot) {
                 if (workers_[slot]->running) continue;
                 if (budget_ && !budget_->try_acquire_extra()) break;
                 if (!spawn_worker(slot, budget_ != nullptr)) break;
@@ -10479,7 +10816,8 @@ inline void Transfer::coordinate() {
         }
         if (now - last_progress >= options_.progress_interval && established_ && scheduler_) {
             last_progress = now;
-            Event event{EventKind::progress, who_, target_ ? target_->string() : "", scheduler_->done().covered(), total_, ""};
+            Event event{EventKind::progress,          who_,   target_ ? target_->string() : "",
+                        scheduler_->done().covered(), total_, ""};
             lock.unlock();
             if (options_.on_event) options_.on_event(event);
             lock.lock();
@@ -10542,8 +10880,8 @@ inline Result<InstalledFile> Transfer::finish_incomplete() {
         hasher_.reset();
         ::close(fd_);
         fd_ = -1;
-        error.message += " (" + human_size(done) + " of " + human_size(*total_) + " kept in " + part_.filename().string() +
-                         "; the next run continues from there)";
+        error.message += " (" + human_size(done) + " of " + human_size(*total_) + " kept in " +
+                         part_.filename().string() + "; the next run continues from there)";
         return error;
     }
     lock.unlock();
@@ -10562,17 +10900,17 @@ inline Result<InstalledFile> Transfer::finish_complete() {
     if (!digests) return discard(make_error(digests.error().code, who_ + ": " + digests.error().message));
     std::string name = target_->filename().string();
     if (plan_.size && size != *plan_.size)
-        return discard(make_error(errc::integrity, who_ + ": expected " + std::to_string(*plan_.size) + " bytes but received " +
-                                                       std::to_string(size)));
+        return discard(make_error(errc::integrity, who_ + ": expected " + std::to_string(*plan_.size) +
+                                                       " bytes but received " + std::to_string(size)));
     if (!plan_.sha256.empty() && digests->sha256 != plan_.sha256) {
         outcome_ = Outcome::mismatch;
-        return discard(make_error(errc::integrity, who_ + ": SHA-256 mismatch for " + name + ": expected " + plan_.sha256 +
-                                                       ", got " + digests->sha256));
+        return discard(make_error(errc::integrity, who_ + ": SHA-256 mismatch for " + name + ": expected " +
+                                                       plan_.sha256 + ", got " + digests->sha256));
     }
     if (!plan_.git_sha1.empty() && digests->git_sha1 != plan_.git_sha1) {
         outcome_ = Outcome::mismatch;
-        return discard(make_error(errc::integrity, who_ + ": git SHA-1 mismatch for " + name + ": expected " + plan_.git_sha1 +
-                                                       ", got " + digests->git_sha1));
+        return discard(make_error(errc::integrity, who_ + ": git SHA-1 mismatch for " + name + ": expected " +
+                                                       plan_.git_sha1 + ", got " + digests->git_sha1));
     }
     if (::fsync(fd_) != 0) return discard(errno_error(who_ + ": cannot flush " + part_.string(), errno));
     ::close(fd_);
@@ -10629,10 +10967,12 @@ inline Result<void> Transfer::prepare() {
         auto state = load_resume_state(state_path_);
         struct stat info {};
         // Same source, or (a new commit, a new signed link) the same bytes.
-        bool same = state && ((state->identity == identity_ && state->validator == plan_.validator && state->sha256 == plan_.sha256) ||
-                              (!plan_.sha256.empty() && state->sha256 == plan_.sha256));
-        bool usable = same && (!plan_.size || *plan_.size == state->size) &&
-                      ::stat(part_.c_str(), &info) == 0 && static_cast<std::uint64_t>(info.st_size) >= state->done.last_end();
+        bool same =
+            state &&
+            ((state->identity == identity_ && state->validator == plan_.validator && state->sha256 == plan_.sha256) ||
+             (!plan_.sha256.empty() && state->sha256 == plan_.sha256));
+        bool usable = same && (!plan_.size || *plan_.size == state->size) && ::stat(part_.c_str(), &info) == 0 &&
+                      static_cast<std::uint64_t>(info.st_size) >= state->done.last_end();
         if (usable) {
             auto reopened = open_for_writing(part_, O_RDWR);  // a link planted in its place is not resumed into
             fd_ = reopened ? reopened.value() : -1;
@@ -10738,8 +11078,9 @@ inline Transfer::Attempt Transfer::classify_status(const HttpResponse& response,
         }
     }
     attempt.kind = Attempt::Kind::fatal;
-    attempt.error = plan_.explain ? plan_.explain(response)
-                                  : make_error(errc::network, who_ + ": " + where + " answered HTTP " + std::to_string(status));
+    attempt.error = plan_.explain
+                        ? plan_.explain(response)
+                        : make_error(errc::network, who_ + ": " + where + " answered HTTP " + std::to_string(status));
     return attempt;
 }
 
@@ -10766,10 +11107,11 @@ inline bool Transfer::establish(const HttpResponse& response, std::uint64_t requ
         std::string encoding = to_lower(std::string(trim(response.header("Content-Encoding").value_or(""))));
         if (!encoding.empty() && encoding != "identity") {
             attempt.kind = Attempt::Kind::fatal;
-            attempt.error = make_error(errc::integrity, who_ + ": " + response.url.redacted() + " sent " + file_label() +
-                                                            " compressed (Content-Encoding: " + encoding +
-                                                            ") although provision asked for it as stored, so the bytes are not the file; "
-                                                            "the server must serve it without compression");
+            attempt.error = make_error(
+                errc::integrity, who_ + ": " + response.url.redacted() + " sent " + file_label() +
+                                     " compressed (Content-Encoding: " + encoding +
+                                     ") although provision asked for it as stored, so the bytes are not the file; "
+                                     "the server must serve it without compression");
             return false;
         }
     }
@@ -10783,7 +11125,8 @@ inline bool Transfer::establish(const HttpResponse& response, std::uint64_t requ
             std::lock_guard<std::mutex> lock(mutex_);
             restart_fresh_ = true;
             restart_without_range_ = true;
-            queue_event_locked(EventKind::message, who_ + ": " + response.url.redacted() + " sent an unusable Content-Range (" +
+            queue_event_locked(EventKind::message, who_ + ": " + response.url.redacted() +
+                                                       " sent an unusable Content-Range (" +
                                                        response.header("Content-Range").value_or("none") +
                                                        "); downloading it in one piece");
             return false;
@@ -10818,8 +11161,9 @@ inline bool Transfer::establish(const HttpResponse& response, std::uint64_t requ
         if (name.empty()) name = sanitize_file_name(plan_.url.last_segment());
         if (name.empty()) {
             attempt.kind = Attempt::Kind::fatal;
-            attempt.error = make_error(errc::config, who_ + ": the server gave no usable file name for " + plan_.url.redacted() +
-                                                         "; set filename = \"...\" in the entry");
+            attempt.error =
+                make_error(errc::config, who_ + ": the server gave no usable file name for " + plan_.url.redacted() +
+                                             "; set filename = \"...\" in the entry");
             return false;
         }
         auto joined = join_inside(plan_.folder, name);
@@ -10872,17 +11216,18 @@ inline bool Transfer::establish(const HttpResponse& response, std::uint64_t requ
     text_claimed_ = is_text_content_type(response.header("Content-Type").value_or(""));
     if (model_expected_ && is_document_content_type(response.header("Content-Type").value_or(""))) {
         attempt.kind = Attempt::Kind::fatal;
-        attempt.error = make_error(errc::integrity, who_ + ": expected the model file " + target_->filename().string() + " but " +
-                                                        response.url.redacted() + " sent a document (" +
-                                                        response.header("Content-Type").value_or("") +
-                                                        "); the link may need a login or point to a web page, not a file");
+        attempt.error =
+            make_error(errc::integrity, who_ + ": expected the model file " + target_->filename().string() + " but " +
+                                            response.url.redacted() + " sent a document (" +
+                                            response.header("Content-Type").value_or("") +
+                                            "); the link may need a login or point to a web page, not a file");
         return false;
     }
     if (plan_.size && total && *plan_.size != *total) {
         attempt.kind = Attempt::Kind::fatal;
-        attempt.error = make_error(errc::integrity, who_ + ": the source says " + target_->filename().string() + " has " +
-                                                        std::to_string(*plan_.size) + " bytes, but " + response.url.redacted() +
-                                                        " serves " + std::to_string(*total));
+        attempt.error = make_error(errc::integrity, who_ + ": the source says " + target_->filename().string() +
+                                                        " has " + std::to_string(*plan_.size) + " bytes, but " +
+                                                        response.url.redacted() + " serves " + std::to_string(*total));
         return false;
     }
     std::string etag = response.header("ETag").value_or("");
@@ -10890,14 +11235,16 @@ inline bool Transfer::establish(const HttpResponse& response, std::uint64_t requ
     if (resumed_) {
         bool same = total && *total == resume_.size;
         if (same && !resume_.etag.empty() && !etag.empty()) same = resume_.etag == etag;
-        else if (same && !resume_.last_modified.empty() && !last_modified.empty()) same = resume_.last_modified == last_modified;
+        else if (same && !resume_.last_modified.empty() && !last_modified.empty())
+            same = resume_.last_modified == last_modified;
         if (!same) {
             // Never splice two versions of a file: everything from scratch.
             attempt.kind = Attempt::Kind::restart;
             std::lock_guard<std::mutex> lock(mutex_);
             restart_fresh_ = true;
-            queue_event_locked(EventKind::message, who_ + ": " + file_label() +
-                                                       " changed on the server since the last run; downloading it again from the start");
+            queue_event_locked(EventKind::message,
+                               who_ + ": " + file_label() +
+                                   " changed on the server since the last run; downloading it again from the start");
             return false;
         }
     }
@@ -10928,9 +11275,9 @@ inline bool Transfer::establish(const HttpResponse& response, std::uint64_t requ
             auto space = filesystem_space(target_->parent_path());
             std::string free_text = space ? human_size(space->available) + " free" : "unknown free space";
             attempt.kind = Attempt::Kind::fatal;
-            attempt.error = errno_error(who_ + ": cannot reserve " + human_size(*total) + " for " + part_.string() + " (" +
-                                            free_text + ")",
-                                        error);
+            attempt.error = errno_error(
+                who_ + ": cannot reserve " + human_size(*total) + " for " + part_.string() + " (" + free_text + ")",
+                error);
             return false;
         }
     }
@@ -10968,7 +11315,8 @@ inline bool Transfer::establish(const HttpResponse& response, std::uint64_t requ
     saved_ = resumed_ ? resume_.done : RangeSet{};
     established_ = true;
     std::string message = resumed_ ? "resuming at " + human_size(scheduler_->done().covered()) : "";
-    if (ranged && allowed_ > 1) message += std::string(message.empty() ? "" : ", ") + "up to " + std::to_string(allowed_) + " connections";
+    if (ranged && allowed_ > 1)
+        message += std::string(message.empty() ? "" : ", ") + "up to " + std::to_string(allowed_) + " connections";
     events_.push_back(Event{EventKind::start, who_, target_->string(), scheduler_->done().covered(), total_, message});
     changed_.notify_all();
     return true;
@@ -10985,7 +11333,8 @@ inline bool Transfer::check_piece_response(const HttpResponse& response, std::si
         if (changed) {
             attempt.kind = Attempt::Kind::restart;
             restart_fresh_ = true;
-            if (range && range->total == total_ && range->first != begin && (etag_.empty() || etag.empty() || etag == etag_)) {
+            if (range && range->total == total_ && range->first != begin &&
+                (etag_.empty() || etag.empty() || etag == etag_)) {
                 // Same file, wrong bytes: the server's Range support is broken,
                 // and asking again would splice garbage or loop. One piece.
                 restart_without_range_ = true;
@@ -11082,15 +11431,16 @@ inline PlanCheck Downloader::check_target(const DownloadPlan& plan, const std::f
     std::string identity = detail::plan_identity(plan);
     std::optional<detail::InstallRecord> record;
     if (options_.registry)
-        record = target.empty() ? options_.registry->find_by_identity(identity, plan.folder) : options_.registry->find(target);
+        record = target.empty() ? options_.registry->find_by_identity(identity, plan.folder)
+                                : options_.registry->find(target);
     if (record) {
         auto stamp = detail::stamp_of(record->path);
         // The same source, or the very bytes the source now asks for: a new
         // Hugging Face commit that did not touch this file changes the
         // identity, not the content, and must not cost a download.
         bool same_bytes = !plan.sha256.empty() && plan.sha256 == record->sha256;
-        bool same_source = same_bytes || (record->identity == identity && record->validator == plan.validator &&
-                                          plan.sha256.empty());
+        bool same_source =
+            same_bytes || (record->identity == identity && record->validator == plan.validator && plan.sha256.empty());
         bool untouched = stamp && *stamp == record->stamp && (!plan.size || *plan.size == stamp->size);
         bool trusted = same_source && untouched;
         if (trusted && options_.verify) {
@@ -11111,7 +11461,8 @@ inline PlanCheck Downloader::check_target(const DownloadPlan& plan, const std::f
             return PlanCheck{InstalledFile{record->path, stamp->size, record->sha256, true}, record->path, 0, ""};
         }
         if (out.reason.empty()) {
-            out.reason = !same_source ? "the source changed since it was installed" : "the file was changed or removed since it was installed";
+            out.reason = !same_source ? "the source changed since it was installed"
+                                      : "the file was changed or removed since it was installed";
         }
     }
     // No trustworthy record: a file with a known digest can still be proven by hashing it.
@@ -11142,14 +11493,17 @@ inline PlanCheck Downloader::check_target(const DownloadPlan& plan, const std::f
 
 inline Result<InstalledFile> Downloader::download(const DownloadPlan& plan) { return run(plan, nullptr); }
 
-inline Result<InstalledFile> Downloader::download(const DownloadPlan& plan, const PlanCheck& checked) { return run(plan, &checked); }
+inline Result<InstalledFile> Downloader::download(const DownloadPlan& plan, const PlanCheck& checked) {
+    return run(plan, &checked);
+}
 
 inline Result<InstalledFile> Downloader::run(const DownloadPlan& plan, const PlanCheck* checked) {
     const std::string& who = plan.key_path;
     if (checked && checked->present) return *checked->present;
     std::error_code fs_error;
     std::filesystem::create_directories(plan.folder, fs_error);
-    if (fs_error) return make_error(errc::io, who + ": cannot create " + plan.folder.string() + ": " + fs_error.message());
+    if (fs_error)
+        return make_error(errc::io, who + ": cannot create " + plan.folder.string() + ": " + fs_error.message());
 
     auto is_cancelled = [this] { return cancelled(); };
     auto on_wait = [&](const std::filesystem::path& target) {
@@ -11159,9 +11513,11 @@ inline Result<InstalledFile> Downloader::run(const DownloadPlan& plan, const Pla
             // before any download; a name chosen by the server is learnt late).
             bool this_run = pid == static_cast<long>(::getpid());
             std::string holder = this_run ? "another entry of this run"
-                                          : "another provision process" + (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string());
+                                          : "another provision process" +
+                                                (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string());
             emit(Event{EventKind::message, who, target.string(), 0, std::nullopt,
-                       who + ": " + target.filename().string() + " is being downloaded by " + holder + "; waiting for it to finish"});
+                       who + ": " + target.filename().string() + " is being downloaded by " + holder +
+                           "; waiting for it to finish"});
         };
     };
     detail::FileLock lock;
@@ -11169,7 +11525,9 @@ inline Result<InstalledFile> Downloader::run(const DownloadPlan& plan, const Pla
     bool need_check = checked == nullptr;
     auto lock_target = [&](const std::filesystem::path& path) -> Result<void> {
         std::filesystem::create_directories(path.parent_path(), fs_error);
-        if (fs_error) return make_error(errc::io, who + ": cannot create " + path.parent_path().string() + ": " + fs_error.message());
+        if (fs_error)
+            return make_error(errc::io,
+                              who + ": cannot create " + path.parent_path().string() + ": " + fs_error.message());
         bool waited = false;
         auto acquired = detail::FileLock::acquire(detail::lock_path_for(path), is_cancelled, on_wait(path), waited);
         if (!acquired) return make_error(acquired.error().code, who + ": " + acquired.error().message);
@@ -11216,8 +11574,9 @@ inline Result<InstalledFile> Downloader::run(const DownloadPlan& plan, const Pla
             if (mismatches++ > 0) {
                 if (!result) {
                     auto error = result.error();
-                    error.message += "; a second download from scratch gave the same bytes, so the server's file is not "
-                                     "the one this digest describes: check the entry's sha256 (or the source's), or the link";
+                    error.message +=
+                        "; a second download from scratch gave the same bytes, so the server's file is not "
+                        "the one this digest describes: check the entry's sha256 (or the source's), or the link";
                     return error;
                 }
                 return result;
@@ -11229,7 +11588,7 @@ inline Result<InstalledFile> Downloader::run(const DownloadPlan& plan, const Pla
         case detail::Transfer::Outcome::restart:
             if (++restarts > 3)
                 return make_error(errc::network, who + ": " + plan.url.redacted() +
-                                                      " kept changing while it was downloaded; try again later");
+                                                     " kept changing while it was downloaded; try again later");
             fresh = transfer.wants_fresh();
             without_range = without_range || transfer.wants_without_range();
             continue;
@@ -11289,8 +11648,8 @@ namespace provision {
 /// One installed file, pinned. Records are keyed by (entry, file): an entry
 /// that installs several files has one record per file.
 struct LockRecord {
-    std::string entry;   ///< key path, e.g. "models.lora.detail-tweaker"
-    std::string file;    ///< the file's name inside its category folder (may contain '/')
+    std::string entry;  ///< key path, e.g. "models.lora.detail-tweaker"
+    std::string file;   ///< the file's name inside its category folder (may contain '/')
     SourceKind source = SourceKind::url;
     // huggingface
     std::string repo;
@@ -11306,7 +11665,7 @@ struct LockRecord {
     // every source
     std::string path;  ///< where it was installed: relative to the workspace, absolute when outside it
     std::uint64_t size = 0;
-    std::string sha256;  ///< lower-case hex
+    std::string sha256;    ///< lower-case hex
     SourceLocation where;  ///< the record's [[file]] table, when read from a lock file
 };
 
@@ -11457,9 +11816,9 @@ class Reader {
             if (const toml::node* size = table->get("size")) {
                 auto number = size->value<std::int64_t>();
                 if (!number || *number < 0)
-                    problem(size->source(), key + ".size", "expected the file's size in bytes (a non-negative integer)");
-                else
-                    record.size = static_cast<std::uint64_t>(*number);
+                    problem(size->source(), key + ".size",
+                            "expected the file's size in bytes (a non-negative integer)");
+                else record.size = static_cast<std::uint64_t>(*number);
             } else {
                 problem(table->source(), key + ".size", "missing");
             }
@@ -11535,7 +11894,8 @@ inline const LockRecord* record_for(const Entry& entry, const Lockfile& lock) {
     auto records = lock.records_of(entry.key_path);
     for (const auto* record : records) {
         if (entry.source == SourceKind::huggingface && record->repo_file == entry.file) return record;
-        if (entry.source == SourceKind::civitai && !entry.file_id.empty() && record->file_id == entry.file_id) return record;
+        if (entry.source == SourceKind::civitai && !entry.file_id.empty() && record->file_id == entry.file_id)
+            return record;
     }
     return records.size() == 1 ? records.front() : nullptr;
 }
@@ -11545,8 +11905,7 @@ inline std::string config_change(const Entry& entry, const LockRecord& record) {
     auto differs = [](const char* what, const std::string& now, const std::string& pinned) {
         return std::string(what) + " is now \"" + now + "\" but the lock pins \"" + pinned + "\"";
     };
-    if (entry.source != record.source)
-        return differs("source", to_string(entry.source), to_string(record.source));
+    if (entry.source != record.source) return differs("source", to_string(entry.source), to_string(record.source));
     switch (entry.source) {
     case SourceKind::huggingface:
         if (entry.repo != record.repo) return differs("repo", entry.repo, record.repo);
@@ -11556,7 +11915,8 @@ inline std::string config_change(const Entry& entry, const LockRecord& record) {
         break;
     case SourceKind::civitai:
         if (entry.version_id != record.version_id) return differs("version_id", entry.version_id, record.version_id);
-        if (!entry.file_id.empty() && entry.file_id != record.file_id) return differs("file_id", entry.file_id, record.file_id);
+        if (!entry.file_id.empty() && entry.file_id != record.file_id)
+            return differs("file_id", entry.file_id, record.file_id);
         break;
     case SourceKind::url:
         if (redact_url(entry.url) != record.url) return differs("url", redact_url(entry.url), record.url);
@@ -11589,10 +11949,8 @@ inline Result<Lockfile> parse_lockfile(std::string_view text, const std::string&
         }
 #else
         toml::parse_result parsed = toml::parse(text);
-        if (!parsed)
-            syntax_error(parsed.error());
-        else
-            detail::lockfile::Reader(origin, problems).read(parsed.table(), lock);
+        if (!parsed) syntax_error(parsed.error());
+        else detail::lockfile::Reader(origin, problems).read(parsed.table(), lock);
 #endif
     }
     if (problems.empty()) return lock;
@@ -11711,24 +12069,28 @@ inline Result<DownloadPlan> resolve_locked(const Entry& entry, ResolveContext& c
     const std::string who = entry.key_path + ": ";
     const LockRecord* record = detail::lockfile::record_for(entry, lock);
     bool listed_sibling = detail::lockfile::lock_has_siblings(lock, entry.key_path);
-    if (!record && (listed_sibling || !lock.records_of(entry.key_path).empty()) && entry.source == SourceKind::huggingface)
+    if (!record && (listed_sibling || !lock.records_of(entry.key_path).empty()) &&
+        entry.source == SourceKind::huggingface)
         return make_error(errc::integrity, who + "upstream moved: " + entry.repo + " now lists " + entry.file +
-                                               ", which is not among the files the lock pins for this entry" + refresh_hint(lock));
+                                               ", which is not among the files the lock pins for this entry" +
+                                               refresh_hint(lock));
     if (!record)
-        return make_error(errc::config, who + "not pinned in " + (lock.origin.empty() ? std::string("the lock") : lock.origin) +
-                                            " (the entry was added to the config after the lock was written)" +
-                                            refresh_hint(lock));
+        return make_error(errc::config,
+                          who + "not pinned in " + (lock.origin.empty() ? std::string("the lock") : lock.origin) +
+                              " (the entry was added to the config after the lock was written)" + refresh_hint(lock));
     auto moved = [&](const std::string& what) {
-        return make_error(errc::integrity, who + "upstream moved: " + what + "; nothing was downloaded" + refresh_hint(lock));
+        return make_error(errc::integrity,
+                          who + "upstream moved: " + what + "; nothing was downloaded" + refresh_hint(lock));
     };
     // A file of a several-file entry carries the digest its listing gave: that is upstream's word, not the config's.
     bool listed = detail::lockfile::listed_entry_of(entry.key_path) != entry.key_path;
     if (listed && !entry.sha256.empty() && entry.sha256 != record->sha256)
-        return moved(entry.repo + " at commit " + entry.revision + " lists " + entry.file + " with SHA-256 " + entry.sha256 +
-                     ", the file is different from the one pinned at commit " + record->commit + " (SHA-256 " +
-                     record->sha256 + ")");
+        return moved(entry.repo + " at commit " + entry.revision + " lists " + entry.file + " with SHA-256 " +
+                     entry.sha256 + ", the file is different from the one pinned at commit " + record->commit +
+                     " (SHA-256 " + record->sha256 + ")");
     if (auto change = detail::lockfile::config_change(entry, *record); !change.empty())
-        return make_error(errc::config, who + "the config changed since the lock was written: " + change + refresh_hint(lock));
+        return make_error(errc::config,
+                          who + "the config changed since the lock was written: " + change + refresh_hint(lock));
 
     Entry pinned = entry;
     if (entry.source == SourceKind::huggingface) pinned.revision = record->commit;
@@ -11738,7 +12100,8 @@ inline Result<DownloadPlan> resolve_locked(const Entry& entry, ResolveContext& c
         Error failure = plan.error();
         if (entry.source == SourceKind::huggingface && failure.code == errc::not_found)
             failure.message += " (the lock pins commit " + record->commit + " of " + record->repo +
-                               "; if that commit was removed upstream, the pinned bytes are gone" + refresh_hint(lock) + ")";
+                               "; if that commit was removed upstream, the pinned bytes are gone" + refresh_hint(lock) +
+                               ")";
         return failure;
     }
     // A branch that moved is fine as long as the file it names is still the
@@ -11746,17 +12109,20 @@ inline Result<DownloadPlan> resolve_locked(const Entry& entry, ResolveContext& c
     if (entry.source == SourceKind::huggingface && entry.revision != record->commit) {
         auto current = resolve_entry(entry, context);
         if (!current && current.error().code == errc::not_found)
-            return moved(entry.revision + " of " + entry.repo + " no longer has " + entry.file + " (" + current.error().message + ")");
+            return moved(entry.revision + " of " + entry.repo + " no longer has " + entry.file + " (" +
+                         current.error().message + ")");
         if (!current) return current.error();
         if (current->validator != plan->validator)
             return moved(entry.revision + " of " + entry.repo + " now points at commit " +
                          detail::lockfile::commit_of_identity(current->identity) + ", where " + entry.file +
-                         " is different (" + (current->sha256.empty() ? "ETag " + current->validator : "SHA-256 " + current->sha256) +
+                         " is different (" +
+                         (current->sha256.empty() ? "ETag " + current->validator : "SHA-256 " + current->sha256) +
                          ") from the file pinned at commit " + record->commit + " (SHA-256 " + record->sha256 + ")");
     }
     if (!plan->sha256.empty() && plan->sha256 != record->sha256)
-        return moved(std::string(entry.source == SourceKind::civitai ? "CivitAI file " + record->file_id : "the source") +
-                     " now has SHA-256 " + plan->sha256 + ", the lock pins " + record->sha256);
+        return moved(
+            std::string(entry.source == SourceKind::civitai ? "CivitAI file " + record->file_id : "the source") +
+            " now has SHA-256 " + plan->sha256 + ", the lock pins " + record->sha256);
     if (plan->size && *plan->size != record->size)
         return moved("the source now reports " + std::to_string(*plan->size) + " bytes, the lock pins " +
                      std::to_string(record->size) + " bytes");
@@ -11796,14 +12162,16 @@ inline std::vector<std::pair<const LockRecord*, Error>> lock_records_not_in(cons
         if (file_gone) {
             out.emplace_back(&record, make_error(errc::integrity, record.entry + ": upstream moved: " + record.repo +
                                                                       " no longer lists " + record.repo_file +
-                                                                      ", which the lock pins" + detail::lockfile::refresh_hint(lock)));
+                                                                      ", which the lock pins" +
+                                                                      detail::lockfile::refresh_hint(lock)));
             continue;
         }
         for (const auto& reported : out) known = known || reported.first->entry == record.entry;  // one error per entry
         if (known) continue;
         std::string where = record.where.file.empty() ? "" : " (" + record.where.str() + ")";
         out.emplace_back(&record, make_error(errc::config, record.entry + ": pinned in the lock" + where +
-                                                               " but no longer in the config" + detail::lockfile::refresh_hint(lock)));
+                                                               " but no longer in the config" +
+                                                               detail::lockfile::refresh_hint(lock)));
     }
     return out;
 }
@@ -11895,18 +12263,21 @@ class SecretRedactor {
     /// token-like "name=value" pairs and user-info, whatever their value.
     static std::string redact_patterns(std::string text) {
         text = redact_urls_in(std::move(text));
-        static const char* names[] = {"token=", "access_token=", "api_key=", "apikey=", "signature=", "sig=",
-                                      "x-amz-signature=", "x-amz-credential=", "x-amz-security-token=", "authorization="};
+        static const char* names[] = {"token=",           "access_token=",     "api_key=",
+                                      "apikey=",          "signature=",        "sig=",
+                                      "x-amz-signature=", "x-amz-credential=", "x-amz-security-token=",
+                                      "authorization="};
         std::string lower = to_lower(text);
         for (const char* name : names) {
             std::string needle = name;
             for (std::size_t pos = lower.find(needle); pos != std::string::npos; pos = lower.find(needle, pos + 1)) {
-                bool parameter_start = pos == 0 || lower[pos - 1] == '?' || lower[pos - 1] == '&' || lower[pos - 1] == ' ';
+                bool parameter_start =
+                    pos == 0 || lower[pos - 1] == '?' || lower[pos - 1] == '&' || lower[pos - 1] == ' ';
                 if (!parameter_start) continue;
                 std::size_t value = pos + needle.size();
                 std::size_t end = value;
-                while (end < text.size() && text[end] != '&' && text[end] != ' ' && text[end] != '"' && text[end] != '\'' &&
-                       text[end] != '#' && text[end] != '\n')
+                while (end < text.size() && text[end] != '&' && text[end] != ' ' && text[end] != '"' &&
+                       text[end] != '\'' && text[end] != '#' && text[end] != '\n')
                     ++end;
                 if (end == value || text.compare(value, end - value, "***") == 0) continue;
                 text.replace(value, end - value, "***");
@@ -12109,7 +12480,7 @@ struct ProvisionOptions {
     std::string layout_name;           ///< --layout: overrides the config's [settings] layout (default sdnext)
     std::filesystem::path models_dir;  ///< --models-dir: overrides the config's [settings] models_dir
     std::optional<Layout> layout;      ///< a complete custom layout; when set, the two above and [settings] are ignored
-    std::filesystem::path log_file;  ///< default: workspace/logs/provision.log
+    std::filesystem::path log_file;    ///< default: workspace/logs/provision.log
     EventHandler on_event;
     const std::atomic<bool>* cancel = nullptr;
     EnvLookup env = process_environment();
@@ -12123,7 +12494,8 @@ struct ProvisionOptions {
     /// --verify, segment sizes, timeouts, retries. cancel, on_event, the
     /// connection budget and the install record are filled in by the system.
     DownloadOptions download;
-    std::size_t max_connections = 16;  ///< connections open at once over all files (at least download.connections_per_file)
+    std::size_t max_connections =
+        16;  ///< connections open at once over all files (at least download.connections_per_file)
     /// --locked: install exactly the files this lock pins; an entry whose upstream moved fails (lockfile/lockfile.hpp).
     std::optional<Lockfile> locked;
     std::filesystem::path lock_file;  ///< written after a successful run; default: workspace/provision.lock
@@ -12191,11 +12563,11 @@ inline const char* to_string(EntryOutcome::Status status) noexcept {
 
 /// The result of a run.
 struct Report {
-    std::string origin;                    ///< the config it came from
-    std::string config_sha256;             ///< of the config's text, when it was read
-    std::optional<Error> fatal;            ///< the config could not be read or parsed
-    std::vector<Diagnostic> config_errors; ///< every problem found in the config
-    std::vector<EntryOutcome> entries;     ///< in config order
+    std::string origin;                     ///< the config it came from
+    std::string config_sha256;              ///< of the config's text, when it was read
+    std::optional<Error> fatal;             ///< the config could not be read or parsed
+    std::vector<Diagnostic> config_errors;  ///< every problem found in the config
+    std::vector<EntryOutcome> entries;      ///< in config order
 
     bool ok() const {
         if (fatal || !config_errors.empty()) return false;
@@ -12216,7 +12588,8 @@ struct Report {
 class ProvisioningSystem {
   public:
     explicit ProvisioningSystem(ProvisionOptions options)
-        : options_(std::move(options)), http_(options_.http),
+        : options_(std::move(options)),
+          http_(options_.http),
           layout_(options_.layout ? *options_.layout : Layout::sdnext(options_.workspace)) {
         redactor_.add(options_.credentials.hf_token);
         redactor_.add(options_.credentials.civitai_token);
@@ -12271,7 +12644,8 @@ class ProvisioningSystem {
     };
 
     void emit(const Event& event);
-    EntryOutcome finish_entry(EntryOutcome outcome, EntryOutcome::Status status, std::chrono::steady_clock::time_point started);
+    EntryOutcome finish_entry(EntryOutcome outcome, EntryOutcome::Status status,
+                              std::chrono::steady_clock::time_point started);
     EntryOutcome prepare_entry(const Entry& entry, const std::filesystem::path& folder, PendingEntry& pending);
     EntryOutcome download_entry(EntryOutcome outcome, PendingEntry& pending);
     /// One file, one entry: entries whose files would land on one path are all
@@ -12323,8 +12697,11 @@ inline Result<std::string> ProvisioningSystem::fetch_config(const std::string& u
     auto response = http_.fetch(request, 4u << 20);
     if (!response) return make_error(response.error().code, "cannot download the config: " + response.error().message);
     if (response->status != 200)
-        return make_error(response->status == 404 ? errc::not_found : response->status == 401 || response->status == 403 ? errc::auth : errc::network,
-                          "cannot download the config: " + url->redacted() + " answered HTTP " + std::to_string(response->status));
+        return make_error(
+            response->status == 404                              ? errc::not_found
+            : response->status == 401 || response->status == 403 ? errc::auth
+                                                                 : errc::network,
+            "cannot download the config: " + url->redacted() + " answered HTTP " + std::to_string(response->status));
     if (detail::looks_like_html(response->body))
         return make_error(errc::config, "the config URL " + url->redacted() +
                                             " returned a web page, not a TOML file; link to the raw file");
@@ -12336,8 +12713,9 @@ inline Report ProvisioningSystem::provision_from_file(const std::filesystem::pat
     if (!in) {
         Report report;
         report.origin = path.string();
-        report.fatal = make_error(errc::usage, "cannot read the config file " + path.string() + ": " +
-                                                   (std::filesystem::exists(path) ? "permission denied" : "no such file"));
+        report.fatal =
+            make_error(errc::usage, "cannot read the config file " + path.string() + ": " +
+                                        (std::filesystem::exists(path) ? "permission denied" : "no such file"));
         return report;
     }
     std::ostringstream text;
@@ -12351,9 +12729,10 @@ inline Report ProvisioningSystem::provision_from_url(const std::string& url) {
     if (parsed && parsed->scheme == "http" && !detail::is_loopback_host(parsed->host) && !options_.allow_http_config) {
         Report report;
         report.origin = redact_url(url);
-        report.fatal = make_error(errc::unsafe, "refusing the config at " + report.origin +
-                                                    ": over plain http anyone on the network path can rewrite it; serve it "
-                                                    "over https, or set PROVISION_ALLOW_HTTP_CONFIG=1 to accept it");
+        report.fatal =
+            make_error(errc::unsafe, "refusing the config at " + report.origin +
+                                         ": over plain http anyone on the network path can rewrite it; serve it "
+                                         "over https, or set PROVISION_ALLOW_HTTP_CONFIG=1 to accept it");
         log_.write("error: " + report.fatal->message);
         return report;
     }
@@ -12483,11 +12862,11 @@ inline Report ProvisioningSystem::provision_from_text(const std::string& text, c
         detail::ThreadPool pool(std::min(options_.jobs, manifest.entries.size()));
         for (std::size_t i = 0; i < manifest.entries.size(); ++i) {
             if (settled[i]) continue;
-            pool.submit([this, &report, &manifest, &folders, &pending, i] {
-                report.entries[i] = prepare_entry(manifest.entries[i], folders[i], pending[i]);
-            }, [this, &report, &manifest, &pending, i](const std::string& what) {
-                report.entries[i] = escaped(EntryOutcome{}, manifest.entries[i], pending[i], what);
-            });
+            pool.submit([this, &report, &manifest, &folders, &pending,
+                         i] { report.entries[i] = prepare_entry(manifest.entries[i], folders[i], pending[i]); },
+                        [this, &report, &manifest, &pending, i](const std::string& what) {
+                            report.entries[i] = escaped(EntryOutcome{}, manifest.entries[i], pending[i], what);
+                        });
         }
         pool.wait();
     }
@@ -12501,7 +12880,8 @@ inline Report ProvisioningSystem::provision_from_text(const std::string& text, c
         log_.write("error: " + shortfall->message);
         for (std::size_t i = 0; i < manifest.entries.size(); ++i) {
             if (!pending[i].plan) continue;
-            report.entries[i].error = make_error(errc::disk_full, manifest.entries[i].key_path + ": not downloaded: not enough disk space");
+            report.entries[i].error =
+                make_error(errc::disk_full, manifest.entries[i].key_path + ": not downloaded: not enough disk space");
             report.entries[i].status = EntryOutcome::Status::failed;
         }
         return report;
@@ -12510,10 +12890,11 @@ inline Report ProvisioningSystem::provision_from_text(const std::string& text, c
         detail::ThreadPool pool(std::min(options_.jobs, manifest.entries.size()));
         for (std::size_t i = 0; i < manifest.entries.size(); ++i) {
             if (!pending[i].plan || options_.dry_run) continue;
-            pool.submit([this, &report, &pending, i] { report.entries[i] = download_entry(report.entries[i], pending[i]); },
-                        [this, &report, &manifest, &pending, i](const std::string& what) {
-                            report.entries[i] = escaped(report.entries[i], manifest.entries[i], pending[i], what);
-                        });
+            pool.submit(
+                [this, &report, &pending, i] { report.entries[i] = download_entry(report.entries[i], pending[i]); },
+                [this, &report, &manifest, &pending, i](const std::string& what) {
+                    report.entries[i] = escaped(report.entries[i], manifest.entries[i], pending[i], what);
+                });
         }
         pool.wait();
     }
@@ -12524,7 +12905,8 @@ inline Report ProvisioningSystem::provision_from_text(const std::string& text, c
             stale.key_path = record->entry;
             stale.source = record->source;
             stale.error = problem;
-            report.entries.push_back(finish_entry(stale, EntryOutcome::Status::failed, std::chrono::steady_clock::now()));
+            report.entries.push_back(
+                finish_entry(stale, EntryOutcome::Status::failed, std::chrono::steady_clock::now()));
         }
     }
     write_lock(report);
@@ -12562,11 +12944,12 @@ inline void ProvisioningSystem::write_lock(const Report& report) {
     lock.created = detail::utc_timestamp();
     for (const auto& entry : report.entries)
         if (entry.pin) lock.files.push_back(*entry.pin);
-    std::filesystem::path path = options_.lock_file.empty() ? options_.workspace / "provision.lock" : options_.lock_file;
+    std::filesystem::path path =
+        options_.lock_file.empty() ? options_.workspace / "provision.lock" : options_.lock_file;
     auto written = write_lockfile(path, lock);
     emit(Event{EventKind::message, "", written ? path.string() : "", 0, std::nullopt,
                written ? "wrote " + path.string() + " (" + std::to_string(lock.files.size()) +
-                                   (lock.files.size() == 1 ? " file pinned)" : " files pinned)")
+                             (lock.files.size() == 1 ? " file pinned)" : " files pinned)")
                        : "warning: " + written.error().message});
 }
 
@@ -12586,17 +12969,17 @@ inline EntryOutcome ProvisioningSystem::finish_entry(EntryOutcome outcome, Entry
     outcome.error.message = redactor_.apply(std::move(outcome.error.message));  // the report is output too
     if (outcome.pin && (status == EntryOutcome::Status::installed || status == EntryOutcome::Status::present))
         finish_lock_record(*outcome.pin, outcome.path, outcome.bytes, outcome.sha256, options_.workspace);
-    else
-        outcome.pin.reset();
+    else outcome.pin.reset();
     if (status == EntryOutcome::Status::failed)
         emit(Event{EventKind::failed, outcome.key_path, outcome.path.string(), 0, std::nullopt, outcome.error.message});
     else
-        emit(Event{EventKind::done, outcome.key_path, outcome.path.string(), outcome.bytes, outcome.bytes, to_string(status)});
+        emit(Event{EventKind::done, outcome.key_path, outcome.path.string(), outcome.bytes, outcome.bytes,
+                   to_string(status)});
     return outcome;
 }
 
 inline void ProvisioningSystem::refuse_shared_targets(Report& report, const Manifest& manifest,
-                                                     std::vector<PendingEntry>& pending) {
+                                                      std::vector<PendingEntry>& pending) {
     std::map<std::filesystem::path, std::vector<std::size_t>> claims;
     for (std::size_t i = 0; i < report.entries.size(); ++i) {
         const auto& outcome = report.entries[i];
@@ -12615,9 +12998,13 @@ inline void ProvisioningSystem::refuse_shared_targets(Report& report, const Mani
         if (claimants.size() < 2) continue;
         std::string names;
         for (std::size_t k = 0; k < claimants.size(); ++k)
-            names += (k == 0 ? "" : k + 1 == claimants.size() ? " and " : ", ") + manifest.entries[claimants[k]].key_path;
-        std::string message = names + (claimants.size() == 2 ? " would both be saved as " : " would all be saved as ") + path.string() +
-                              "; nothing was downloaded for them: give each its own filename = \"...\" (or remove the duplicate)";
+            names += (k == 0                      ? ""
+                      : k + 1 == claimants.size() ? " and "
+                                                  : ", ") +
+                     manifest.entries[claimants[k]].key_path;
+        std::string message =
+            names + (claimants.size() == 2 ? " would both be saved as " : " would all be saved as ") + path.string() +
+            "; nothing was downloaded for them: give each its own filename = \"...\" (or remove the duplicate)";
         for (std::size_t index : claimants) {
             EntryOutcome outcome = report.entries[index];
             outcome.error = make_error(errc::config, manifest.entries[index].key_path + ": " + message);
@@ -12700,13 +13087,15 @@ inline EntryOutcome ProvisioningSystem::download_entry(EntryOutcome outcome, Pen
     Downloader downloader(http_, download_options());
     auto installed = downloader.download(*pending.plan, pending.check);
     if (!installed) {
-        outcome.error = options_.locked ? explain_locked_failure(installed.error(), *options_.locked) : installed.error();
+        outcome.error =
+            options_.locked ? explain_locked_failure(installed.error(), *options_.locked) : installed.error();
         return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
     }
     outcome.path = installed->path;
     outcome.bytes = installed->size;
     outcome.sha256 = installed->sha256;
-    return finish_entry(outcome, installed->already_present ? EntryOutcome::Status::present : EntryOutcome::Status::installed,
+    return finish_entry(outcome,
+                        installed->already_present ? EntryOutcome::Status::present : EntryOutcome::Status::installed,
                         pending.started);
 }
 

@@ -48,7 +48,6 @@ inline provision::HttpResponse read_answer(std::string_view text, std::string_vi
     return response;
 }
 
-
 }  // namespace provision_fuzz
 
 #endif

@@ -51,7 +51,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (auto model = provision::detail::parse_civitai_model(body)) {
         for (const auto& id : model->version_ids) PROVISION_FUZZ_CHECK(provision::detail::is_civitai_id(id));
     } else {
-        PROVISION_FUZZ_CHECK(!model.error().message.empty() && !provision_fuzz::has_control_char(model.error().message));
+        PROVISION_FUZZ_CHECK(!model.error().message.empty() &&
+                             !provision_fuzz::has_control_char(model.error().message));
     }
 
     static const int statuses[] = {400, 401, 403, 404, 410, 418, 429, 451, 500, 503};
@@ -59,8 +60,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     response.status = statuses[size % (sizeof statuses / sizeof statuses[0])];
     response.headers.emplace_back("Content-Type", size % 3 == 0 ? "text/html; charset=utf-8" : "application/json");
     response.body = std::string(body);
-    auto route = size % 2 ? provision::detail::CivitaiRoute::download : provision::detail::CivitaiRoute::version_details;
-    provision::Error error = provision::detail::explain_civitai_answer("models.lora.fuzz (version 1)", route, response, size % 4 < 2);
+    auto route =
+        size % 2 ? provision::detail::CivitaiRoute::download : provision::detail::CivitaiRoute::version_details;
+    provision::Error error =
+        provision::detail::explain_civitai_answer("models.lora.fuzz (version 1)", route, response, size % 4 < 2);
     // The server's words are quoted into one message line.
     PROVISION_FUZZ_CHECK(!error.message.empty());
     PROVISION_FUZZ_CHECK(!provision_fuzz::has_control_char(error.message));

@@ -69,7 +69,8 @@ void check_entry(const provision::Entry& entry, const provision::Layout& layout)
     // Header values go on the wire: one line each.
     for (const auto& [name, value] : entry.headers) {
         PROVISION_FUZZ_CHECK(!name.empty());
-        PROVISION_FUZZ_CHECK(value.find_first_of("\r\n", 0) == std::string::npos && value.find('\0') == std::string::npos);
+        PROVISION_FUZZ_CHECK(value.find_first_of("\r\n", 0) == std::string::npos &&
+                             value.find('\0') == std::string::npos);
     }
     // A category either is one of the layout's or is refused; a known one stays inside the models folder.
     if (auto folder = layout.folder_for(entry.category)) {

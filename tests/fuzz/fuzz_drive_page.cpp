@@ -18,7 +18,8 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view page = provision_fuzz::as_text(data, size);
     static const provision::Url page_url =
-        provision::parse_url("https://drive.usercontent.google.com/download?id=1AbCdEfGhIjKlMnOpQrStUvWxYz012345&export=download")
+        provision::parse_url(
+            "https://drive.usercontent.google.com/download?id=1AbCdEfGhIjKlMnOpQrStUvWxYz012345&export=download")
             .value();
 
     provision::detail::DrivePageReading reading = provision::detail::read_drive_page(page, page_url);

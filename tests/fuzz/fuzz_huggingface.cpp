@@ -18,7 +18,6 @@
 #include <string>
 #include <string_view>
 
-
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     namespace hf = provision::sources::hf;
     std::string_view body;
@@ -31,8 +30,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     ref.file = "vae/diffusion_pytorch_model.safetensors";
     ref.token_sent = size % 2 == 1;
     static const provision::Url hub_url =
-        provision::parse_url("https://huggingface.co/owner/name/resolve/main/vae/diffusion_pytorch_model.safetensors").value();
-    static const provision::Url cdn_url = provision::parse_url("https://cas-bridge.xethub.hf.co/xet-bridge-us/abc?X-Amz-Signature=s").value();
+        provision::parse_url("https://huggingface.co/owner/name/resolve/main/vae/diffusion_pytorch_model.safetensors")
+            .value();
+    static const provision::Url cdn_url =
+        provision::parse_url("https://cas-bridge.xethub.hf.co/xet-bridge-us/abc?X-Amz-Signature=s").value();
     response.url = size % 3 == 0 ? cdn_url : hub_url;
 
     if (auto metadata = hf::read_file_metadata(ref, response)) {
@@ -43,7 +44,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             // The commit comes from a header: once in the path it must still be one
             // segment of a URL we can request.
             provision_fuzz::check_request_url(*pinned);
-            PROVISION_FUZZ_CHECK(provision::detail::ends_with(pinned->path, "/vae/diffusion_pytorch_model.safetensors"));
+            PROVISION_FUZZ_CHECK(
+                provision::detail::ends_with(pinned->path, "/vae/diffusion_pytorch_model.safetensors"));
             auto reparsed = provision::parse_url(pinned->str());
             PROVISION_FUZZ_CHECK(reparsed.ok() && reparsed->path == pinned->path);
         }

@@ -66,7 +66,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // A backoff for any retry count and random unit stays within its bounds.
     const int retry = size == 0 ? 1 : static_cast<int>(data[0]) - 100;
     const double unit = size < 2 ? 0.5 : static_cast<double>(data[1]) / 255.0;
-    auto backoff = detail::backoff_delay(retry, std::chrono::milliseconds(1000), std::chrono::milliseconds(30000), unit);
+    auto backoff =
+        detail::backoff_delay(retry, std::chrono::milliseconds(1000), std::chrono::milliseconds(30000), unit);
     PROVISION_FUZZ_CHECK(backoff.count() >= 1 && backoff.count() <= 30000);
     return 0;
 }

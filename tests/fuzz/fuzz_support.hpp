@@ -13,9 +13,9 @@
 #include <string_view>
 
 /// Aborts with the failed condition when `condition` is false: an invariant broke.
-#define PROVISION_FUZZ_CHECK(condition)                                                              \
-    do {                                                                                             \
-        if (!(condition)) ::provision_fuzz::invariant_failed(__FILE__, __LINE__, #condition);        \
+#define PROVISION_FUZZ_CHECK(condition)                                                       \
+    do {                                                                                      \
+        if (!(condition)) ::provision_fuzz::invariant_failed(__FILE__, __LINE__, #condition); \
     } while (false)
 
 namespace provision_fuzz {
@@ -40,21 +40,26 @@ inline bool has_control_char(std::string_view text) {
 /// Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF.
 inline bool is_valid_utf8(std::string_view text) {
     std::size_t i = 0;
-    auto continuation = [&](std::size_t k) { return k < text.size() && (static_cast<unsigned char>(text[k]) & 0xC0) == 0x80; };
+    auto continuation = [&](std::size_t k) {
+        return k < text.size() && (static_cast<unsigned char>(text[k]) & 0xC0) == 0x80;
+    };
     while (i < text.size()) {
         auto lead = static_cast<unsigned char>(text[i]);
         if (lead < 0x80) {
             ++i;
             continue;
         }
-        std::size_t length = lead >= 0xC2 && lead <= 0xDF ? 2 : lead >= 0xE0 && lead <= 0xEF ? 3 : lead >= 0xF0 && lead <= 0xF4 ? 4 : 0;
+        std::size_t length = lead >= 0xC2 && lead <= 0xDF   ? 2
+                             : lead >= 0xE0 && lead <= 0xEF ? 3
+                             : lead >= 0xF0 && lead <= 0xF4 ? 4
+                                                            : 0;
         if (length == 0) return false;
         for (std::size_t k = 1; k < length; ++k)
             if (!continuation(i + k)) return false;
         auto second = static_cast<unsigned char>(text[i + 1]);
-        if (lead == 0xE0 && second < 0xA0) return false;  // overlong
+        if (lead == 0xE0 && second < 0xA0) return false;   // overlong
         if (lead == 0xED && second >= 0xA0) return false;  // surrogate
-        if (lead == 0xF0 && second < 0x90) return false;  // overlong
+        if (lead == 0xF0 && second < 0x90) return false;   // overlong
         if (lead == 0xF4 && second >= 0x90) return false;  // above U+10FFFF
         i += length;
     }

@@ -33,7 +33,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string_view input = provision_fuzz::as_text(data, size);
     const std::size_t newline = input.find('\n');
     const std::string_view base_text = input.substr(0, newline);
-    const std::string_view reference = newline == std::string_view::npos ? std::string_view{} : input.substr(newline + 1);
+    const std::string_view reference =
+        newline == std::string_view::npos ? std::string_view{} : input.substr(newline + 1);
 
     // Percent-coding round-trips any bytes, and encodes to unreserved characters and %XX only.
     const std::string encoded = provision::percent_encode(input);

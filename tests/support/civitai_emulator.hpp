@@ -59,27 +59,28 @@ struct CivitaiVersionSpec {
     std::string model_name = "Detail Tweaker";
     std::string model_type = "LORA";
     std::string name = "v1.0";
-    int index = 0;                        ///< position in the model's version list; CivitAI lists index 0 first
+    int index = 0;  ///< position in the model's version list; CivitAI lists index 0 first
     std::vector<CivitaiFileSpec> files;
-    bool require_auth = true;             ///< CivitAI's default today: every download needs a login
-    bool downloads_disabled = false;      ///< the creator turned downloads off
-    std::string early_access_until;       ///< set: Early Access until then, and nobody here bought it
-    bool no_access = false;               ///< signed in, but without an access grant
-    bool archived = false;                ///< details list no files (mode Archived); the route answers 410
-    bool stale_details = false;           ///< archived, but the edge-cached details still list its files
-    bool page_instead_of_file = false;    ///< the route answers 200 with an HTML page
+    bool require_auth = true;                 ///< CivitAI's default today: every download needs a login
+    bool downloads_disabled = false;          ///< the creator turned downloads off
+    std::string early_access_until;           ///< set: Early Access until then, and nobody here bought it
+    bool no_access = false;                   ///< signed in, but without an access grant
+    bool archived = false;                    ///< details list no files (mode Archived); the route answers 410
+    bool stale_details = false;               ///< archived, but the edge-cached details still list its files
+    bool page_instead_of_file = false;        ///< the route answers 200 with an HTML page
     std::optional<std::string> details_body;  ///< served verbatim instead of the generated JSON
 };
 
 class CivitaiEmulator {
   public:
-    static constexpr const char* r2_host = "civitai-delivery-worker-prod.5ac0637cfd0766c97916cefa3764fbdf.r2.cloudflarestorage.com";
+    static constexpr const char* r2_host =
+        "civitai-delivery-worker-prod.5ac0637cfd0766c97916cefa3764fbdf.r2.cloudflarestorage.com";
     static constexpr const char* b2_host = "b2.civitai.com";
     static constexpr const char* token = "civitai-test-token-5f1e9c";  ///< the one valid API key
     enum class Storage { r2, b2 };
 
     std::atomic<bool> region_blocked{false};  ///< every /api/* path answers 451
-    std::atomic<int> download_limit{1000};     ///< route hits before the limiter answers 429
+    std::atomic<int> download_limit{1000};    ///< route hits before the limiter answers 429
     std::atomic<Storage> storage_kind{Storage::r2};
     std::atomic<bool> corrupt_storage{false};  ///< storage serves other bytes than listed
 
@@ -89,30 +90,33 @@ class CivitaiEmulator {
         api_->on_pre_routing([this](const httplib::Request& req, httplib::Response& res) {
             if (region_blocked && req.path.compare(0, 5, "/api/") == 0) {
                 res.status = 451;
-                res.set_content(R"({"error":"Access to this service is not available in your region due to legal restrictions.","code":"REGION_BLOCKED"})",
-                                "application/json");
+                res.set_content(
+                    R"({"error":"Access to this service is not available in your region due to legal restrictions.","code":"REGION_BLOCKED"})",
+                    "application/json");
                 return httplib::Server::HandlerResponse::Handled;
             }
             return httplib::Server::HandlerResponse::Unhandled;
         });
-        api_->server().Get(R"(/api/v1/model-versions/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
-            version_details(req, res);
-        });
-        api_->server().Get(R"(/api/v1/models/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
-            model_details(req, res);
-        });
-        api_->server().Get(R"(/api/download/models/(\d+))", [this](const httplib::Request& req, httplib::Response& res) {
-            download_route(req, res);
-        });
+        api_->server().Get(R"(/api/v1/model-versions/([^/]+))",
+                           [this](const httplib::Request& req, httplib::Response& res) { version_details(req, res); });
+        api_->server().Get(R"(/api/v1/models/([^/]+))",
+                           [this](const httplib::Request& req, httplib::Response& res) { model_details(req, res); });
+        api_->server().Get(R"(/api/download/models/(\d+))",
+                           [this](const httplib::Request& req, httplib::Response& res) { download_route(req, res); });
         api_->server().Get("/login", [](const httplib::Request&, httplib::Response& res) {
-            res.set_content("<!DOCTYPE html><html><head><title>Sign in | Civitai</title></head><body>Sign in to continue</body></html>",
-                            "text/html; charset=utf-8");
+            res.set_content(
+                "<!DOCTYPE html><html><head><title>Sign in | Civitai</title></head><body>Sign in to "
+                "continue</body></html>",
+                "text/html; charset=utf-8");
         });
         api_->server().Get(R"(/model-versions/(\d+))", [](const httplib::Request&, httplib::Response& res) {
-            res.set_content("<!DOCTYPE html><html><head><title>Detail Tweaker | Civitai</title></head><body>Early Access</body></html>",
-                            "text/html; charset=utf-8");
+            res.set_content(
+                "<!DOCTYPE html><html><head><title>Detail Tweaker | Civitai</title></head><body>Early "
+                "Access</body></html>",
+                "text/html; charset=utf-8");
         });
-        storage_->server().Get(".*", [this](const httplib::Request& req, httplib::Response& res) { storage_object(req, res); });
+        storage_->server().Get(
+            ".*", [this](const httplib::Request& req, httplib::Response& res) { storage_object(req, res); });
     }
 
     void add(CivitaiVersionSpec spec) {
@@ -126,8 +130,8 @@ class CivitaiEmulator {
         auto to = [](const std::string& host, const LoopbackServer& server) {
             return provision::ConnectTo{host, std::nullopt, "127.0.0.1", static_cast<std::uint16_t>(server.port())};
         };
-        return {to("civitai.com", *api_), to("civitai.red", *api_), to("www.civitai.com", *api_), to(r2_host, *storage_),
-                to(b2_host, *storage_)};
+        return {to("civitai.com", *api_), to("civitai.red", *api_), to("www.civitai.com", *api_),
+                to(r2_host, *storage_), to(b2_host, *storage_)};
     }
 
     /// Every signed URL handed out so far stops working, as after its expiry.
@@ -211,7 +215,9 @@ class CivitaiEmulator {
                     {"metadata", {{"format", "SafeTensor"}, {"size", "pruned"}, {"fp", "fp16"}}},
                     {"hashes", hashes},
                     {"primary", file.primary},
-                    {"downloadUrl", file.primary ? route : route + "?type=" + provision::percent_encode(file.type) + "&format=SafeTensor"},
+                    {"downloadUrl",
+                     file.primary ? route
+                                  : route + "?type=" + provision::percent_encode(file.type) + "&format=SafeTensor"},
                 };
                 files.push_back(entry);
             }
@@ -232,7 +238,8 @@ class CivitaiEmulator {
             {"baseModel", "SD 1.5"},
             {"baseModelType", "Standard"},
             {"earlyAccessConfig", nullptr},
-            {"earlyAccessEndsAt", version.early_access_until.empty() ? json(nullptr) : json(version.early_access_until)},
+            {"earlyAccessEndsAt",
+             version.early_access_until.empty() ? json(nullptr) : json(version.early_access_until)},
             {"description", "<p>Adds detail.</p>"},
             {"uploadType", "Created"},
             {"usageControl", "Download"},
@@ -281,7 +288,8 @@ class CivitaiEmulator {
             if (version.model_id == std::stoi(id)) versions.push_back(&version);
         if (versions.empty()) {
             res.status = 404;
-            res.set_content(nlohmann::json{{"error", "No model with id " + id}}.dump(), "application/json; charset=utf-8");
+            res.set_content(nlohmann::json{{"error", "No model with id " + id}}.dump(),
+                            "application/json; charset=utf-8");
             return;
         }
         std::stable_sort(versions.begin(), versions.end(),
@@ -311,8 +319,10 @@ class CivitaiEmulator {
         const bool signed_in = token_of(req) == token;
         const bool browser = from_browser(req);
         if (++route_hits_ > download_limit) {
-            refuse(req, res, 429, {{"error", "We've noticed an unusual amount of downloading from your account. Contact "
-                                             "support@civitai.com or come back later."}});
+            refuse(req, res, 429,
+                   {{"error",
+                     "We've noticed an unusual amount of downloading from your account. Contact "
+                     "support@civitai.com or come back later."}});
             return;
         }
         std::lock_guard<std::mutex> lock(mutex_);
@@ -333,18 +343,21 @@ class CivitaiEmulator {
         if (!file) return refuse(req, res, 404, {{"error", "File not found"}});
         if (version.downloads_disabled) {
             res.status = 401;  // always JSON, whatever the agent
-            res.set_content(R"({"error":"Unauthorized","message":"The creator of this asset has disabled downloads on this file"})",
-                            "application/json; charset=utf-8");
+            res.set_content(
+                R"({"error":"Unauthorized","message":"The creator of this asset has disabled downloads on this file"})",
+                "application/json; charset=utf-8");
             return;
         }
         if (version.require_auth && !signed_in) {
             if (browser) {
                 res.status = 307;
-                res.set_header("Location", "/login?returnUrl=%2Fmodel-versions%2F" + std::to_string(version_id) + "&reason=download-auth");
+                res.set_header("Location", "/login?returnUrl=%2Fmodel-versions%2F" + std::to_string(version_id) +
+                                               "&reason=download-auth");
                 return;
             }
-            return refuse(req, res, 401, {{"error", "Unauthorized"},
-                                          {"message", "The creator of this asset requires you to be logged in to download it"}});
+            return refuse(req, res, 401,
+                          {{"error", "Unauthorized"},
+                           {"message", "The creator of this asset requires you to be logged in to download it"}});
         }
         if (!version.early_access_until.empty()) {
             if (browser) {
@@ -352,14 +365,17 @@ class CivitaiEmulator {
                 res.set_header("Location", "/model-versions/" + std::to_string(version_id));
                 return;
             }
-            return refuse(req, res, 403, {{"error", "Early Access"},
-                                          {"deadline", version.early_access_until},
-                                          {"message", "This asset is in Early Access. You can use Buzz access it now!"}});
+            return refuse(req, res, 403,
+                          {{"error", "Early Access"},
+                           {"deadline", version.early_access_until},
+                           {"message", "This asset is in Early Access. You can use Buzz access it now!"}});
         }
-        if (version.no_access) return refuse(req, res, 403, {{"error", "You do not have access to download this file"}});
+        if (version.no_access)
+            return refuse(req, res, 403, {{"error", "You do not have access to download this file"}});
         if (version.page_instead_of_file) {
-            res.set_content("<!DOCTYPE html><html><head><title>Civitai | Maintenance</title></head><body>Back soon</body></html>",
-                            "text/html; charset=utf-8");
+            res.set_content(
+                "<!DOCTYPE html><html><head><title>Civitai | Maintenance</title></head><body>Back soon</body></html>",
+                "text/html; charset=utf-8");
             return;
         }
         res.status = 307;
@@ -371,16 +387,18 @@ class CivitaiEmulator {
     std::string sign(const CivitaiFileSpec& file) {
         std::string signature = provision::detail::sha256_hex(file.name + std::to_string(++signatures_issued_));
         std::string disposition_value = "attachment; filename=\"" + file.name + "\"";
-        signed_[signature] = SignedObject{std::make_shared<const std::string>(file.bytes), file.name, disposition_value, false};
+        signed_[signature] =
+            SignedObject{std::make_shared<const std::string>(file.bytes), file.name, disposition_value, false};
         std::string disposition = provision::percent_encode(disposition_value);
         std::string key = "model/" + std::to_string(file.id) + "/" + provision::percent_encode(file.name);
         if (storage_kind == Storage::b2)
-            return std::string("https://") + b2_host + "/file/civitai-modelfiles/" + key + "?Authorization=" + signature +
-                   "&b2ContentDisposition=" + disposition;
+            return std::string("https://") + b2_host + "/file/civitai-modelfiles/" + key +
+                   "?Authorization=" + signature + "&b2ContentDisposition=" + disposition;
         return std::string("https://") + r2_host + "/" + key +
                "?X-Amz-Expires=86400&response-content-disposition=" + disposition +
                "&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=e1ff2a7b%2F20240302%2Fus-east-1%2Fs3%2Faws4_request"
-               "&X-Amz-Date=20240302T113500Z&X-Amz-SignedHeaders=host&X-Amz-Signature=" + signature;
+               "&X-Amz-Date=20240302T113500Z&X-Amz-SignedHeaders=host&X-Amz-Signature=" +
+               signature;
     }
 
     void storage_object(const httplib::Request& req, httplib::Response& res) {
@@ -391,9 +409,10 @@ class CivitaiEmulator {
                 res.set_content(R"({"code":"access_denied","message":"","status":403})", "application/json");
             } else {
                 res.status = 400;
-                res.set_content("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidRequest</Code><Message>Missing "
-                                "x-amz-content-sha256</Message></Error>",
-                                "application/xml");
+                res.set_content(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InvalidRequest</Code><Message>Missing "
+                    "x-amz-content-sha256</Message></Error>",
+                    "application/xml");
             }
             return;
         }
@@ -406,13 +425,15 @@ class CivitaiEmulator {
             if (found == signed_.end() || found->second.expired || disposition != found->second.disposition) {
                 if (b2) {
                     res.status = 401;
-                    res.set_content(R"({"code":"expired_auth_token","message":"Authorization token has expired","status":401})",
-                                    "application/json");
+                    res.set_content(
+                        R"({"code":"expired_auth_token","message":"Authorization token has expired","status":401})",
+                        "application/json");
                 } else {
                     res.status = 403;
-                    res.set_content("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Request "
-                                    "has expired</Message></Error>",
-                                    "application/xml");
+                    res.set_content(
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Request "
+                        "has expired</Message></Error>",
+                        "application/xml");
                 }
                 return;
             }

@@ -60,8 +60,10 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "emulated_services: cannot write %s or %s\n", options_file.c_str(), env_file.c_str());
         return 1;
     }
-    std::fprintf(stderr, "emulated_services: huggingface.co, civitai.com, drive.google.com and example.com on 127.0.0.1; "
-                         "options in %s\n", options_file.c_str());
+    std::fprintf(stderr,
+                 "emulated_services: huggingface.co, civitai.com, drive.google.com and example.com on 127.0.0.1; "
+                 "options in %s\n",
+                 options_file.c_str());
     int signal_number = 0;
     sigwait(&stop_signals, &signal_number);
     return 0;

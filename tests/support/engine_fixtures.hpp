@@ -29,7 +29,8 @@ inline provision::HttpOptions trusting_options() {
 /// A plan for a plain URL, as the url source makes one. An empty name lets the
 /// server's Content-Disposition or the URL choose. Messages name `key_path`.
 inline provision::DownloadPlan plan_for(const std::string& url, const std::filesystem::path& folder,
-                                        const std::string& name = "", const std::string& key_path = "models.lora.test") {
+                                        const std::string& name = "",
+                                        const std::string& key_path = "models.lora.test") {
     provision::DownloadPlan plan;
     plan.key_path = key_path;
     plan.url = provision::parse_url(url).value();

@@ -121,7 +121,8 @@ class ForwardProxy {
         std::string request_line = head.substr(0, head.find("\r\n"));
         Seen seen{request_line, ""};
         std::size_t auth = head.find("Proxy-Authorization: ");
-        if (auth != std::string::npos) seen.proxy_authorization = head.substr(auth + 21, head.find("\r\n", auth) - auth - 21);
+        if (auth != std::string::npos)
+            seen.proxy_authorization = head.substr(auth + 21, head.find("\r\n", auth) - auth - 21);
         {
             std::lock_guard<std::mutex> lock(mutex_);
             seen_.push_back(seen);

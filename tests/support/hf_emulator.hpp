@@ -89,10 +89,8 @@ inline std::string decode(const std::string& text) {
 inline std::vector<std::string> split(const std::string& text, char separator) {
     std::vector<std::string> parts(1);
     for (char c : text) {
-        if (c == separator)
-            parts.emplace_back();
-        else
-            parts.back() += c;
+        if (c == separator) parts.emplace_back();
+        else parts.back() += c;
     }
     return parts;
 }
@@ -149,7 +147,8 @@ struct HubToken {
     bool fine_grained = false;
     bool can_read_gated = true;  ///< fine-grained tokens only
 
-    explicit HubToken(std::string name, std::vector<std::string> organisations = {}, bool fine = false, bool gated_ok = true)
+    explicit HubToken(std::string name, std::vector<std::string> organisations = {}, bool fine = false,
+                      bool gated_ok = true)
         : user(std::move(name)), orgs(std::move(organisations)), fine_grained(fine), can_read_gated(gated_ok) {}
 };
 
@@ -159,7 +158,7 @@ class HubEmulator {
         std::string type = "model";
         std::string id;  ///< canonical "owner/name"
         HubAccess access = HubAccess::open;
-        std::set<std::string> members;          ///< users who may read it (private) or were approved (gated)
+        std::set<std::string> members;            ///< users who may read it (private) or were approved (gated)
         std::map<std::string, std::string> refs;  ///< branch, tag or refs/pr/N -> commit
         std::map<std::string, std::map<std::string, HubFile>> commits;  ///< commit -> path -> file
     };
@@ -171,11 +170,15 @@ class HubEmulator {
         hub_names_ = hub_names;
         hub_ = LoopbackServer::https(hub_names);
         cdn_ = LoopbackServer::https(cdn_names());
-        hub_->server().Get(R"(/.*)", [this](const httplib::Request& req, httplib::Response& res) { answer_hub(req, res); });
-        cdn_->server().Get(R"(/.*)", [this](const httplib::Request& req, httplib::Response& res) { answer_cdn(req, res); });
+        hub_->server().Get(R"(/.*)",
+                           [this](const httplib::Request& req, httplib::Response& res) { answer_hub(req, res); });
+        cdn_->server().Get(R"(/.*)",
+                           [this](const httplib::Request& req, httplib::Response& res) { answer_cdn(req, res); });
     }
 
-    static std::vector<std::string> cdn_names() { return {"cdn-lfs.hf.co", "cdn-lfs-us-1.hf.co", "cas-bridge.xethub.hf.co"}; }
+    static std::vector<std::string> cdn_names() {
+        return {"cdn-lfs.hf.co", "cdn-lfs-us-1.hf.co", "cas-bridge.xethub.hf.co"};
+    }
 
     LoopbackServer& hub() { return *hub_; }
     LoopbackServer& cdn() { return *cdn_; }
@@ -191,9 +194,11 @@ class HubEmulator {
     std::vector<provision::ConnectTo> connect_to() const {
         std::vector<provision::ConnectTo> rules;
         for (const auto& name : hub_names_)
-            rules.push_back(provision::ConnectTo{name, std::nullopt, "127.0.0.1", static_cast<std::uint16_t>(hub_->port())});
+            rules.push_back(
+                provision::ConnectTo{name, std::nullopt, "127.0.0.1", static_cast<std::uint16_t>(hub_->port())});
         for (const auto& name : cdn_names())
-            rules.push_back(provision::ConnectTo{name, std::nullopt, "127.0.0.1", static_cast<std::uint16_t>(cdn_->port())});
+            rules.push_back(
+                provision::ConnectTo{name, std::nullopt, "127.0.0.1", static_cast<std::uint16_t>(cdn_->port())});
         return rules;
     }
 
@@ -220,7 +225,8 @@ class HubEmulator {
     }
 
     /// Points a ref (branch, tag, refs/pr/N) at an existing commit.
-    void set_ref(const std::string& id, const std::string& ref, const std::string& commit, const std::string& type = "model") {
+    void set_ref(const std::string& id, const std::string& ref, const std::string& commit,
+                 const std::string& type = "model") {
         std::lock_guard<std::mutex> lock(mutex_);
         repos_.at(key(type, id)).refs[ref] = commit;
     }
@@ -327,8 +333,9 @@ class HubEmulator {
         if (!authorization.empty()) {
             token_sent = true;
             const std::string bearer = "Bearer ";
-            auto found = authorization.compare(0, bearer.size(), bearer) == 0 ? tokens_.find(authorization.substr(bearer.size()))
-                                                                             : tokens_.end();
+            auto found = authorization.compare(0, bearer.size(), bearer) == 0
+                             ? tokens_.find(authorization.substr(bearer.size()))
+                             : tokens_.end();
             if (found != tokens_.end()) account = found->second;
         }
         if (token_sent && !account) {
@@ -409,19 +416,20 @@ class HubEmulator {
         }
         if (repo.access == HubAccess::gated && !member) {
             if (!account)
-                hub_error(res, 401, "GatedRepo",
-                          "Access to model " + repo.id + " is restricted. You must have access to it and be authenticated to access it. Please log in.");
+                hub_error(
+                    res, 401, "GatedRepo",
+                    "Access to model " + repo.id +
+                        " is restricted. You must have access to it and be authenticated to access it. Please log in.");
             else
                 hub_error(res, 403, "GatedRepo",
-                          "Access to model " + repo.id + " is restricted and you are not in the authorized list. Visit https://huggingface.co/" +
+                          "Access to model " + repo.id +
+                              " is restricted and you are not in the authorized list. Visit https://huggingface.co/" +
                               repo.id + " to ask for access.");
             return;
         }
         std::string commit;
-        if (auto ref = repo.refs.find(revision); ref != repo.refs.end())
-            commit = ref->second;
-        else if (repo.commits.count(revision))
-            commit = revision;
+        if (auto ref = repo.refs.find(revision); ref != repo.refs.end()) commit = ref->second;
+        else if (repo.commits.count(revision)) commit = revision;
         if (commit.empty()) {
             hub_error(res, 404, "RevisionNotFound", "Invalid rev id: " + revision);
             return;
@@ -454,11 +462,14 @@ class HubEmulator {
         }
         if (repo.access == HubAccess::gated && !member) {
             if (!account)
-                hub_error(res, 401, "GatedRepo",
-                          "Access to model " + repo.id + " is restricted. You must have access to it and be authenticated to access it. Please log in.");
+                hub_error(
+                    res, 401, "GatedRepo",
+                    "Access to model " + repo.id +
+                        " is restricted. You must have access to it and be authenticated to access it. Please log in.");
             else
                 hub_error(res, 403, "GatedRepo",
-                          "Access to model " + repo.id + " is restricted and you are not in the authorized list. Visit https://huggingface.co/" +
+                          "Access to model " + repo.id +
+                              " is restricted and you are not in the authorized list. Visit https://huggingface.co/" +
                               repo.id + " to ask for access.");
             return nullptr;
         }
@@ -480,10 +491,8 @@ class HubEmulator {
         if (!repo) return;
         std::string revision = hub_detail::decode(segments[5]);
         std::string commit;
-        if (auto ref = repo->refs.find(revision); ref != repo->refs.end())
-            commit = ref->second;
-        else if (repo->commits.count(revision))
-            commit = revision;
+        if (auto ref = repo->refs.find(revision); ref != repo->refs.end()) commit = ref->second;
+        else if (repo->commits.count(revision)) commit = revision;
         if (commit.empty()) {
             hub_error(res, 404, "RevisionNotFound", "Invalid rev id: " + revision);
             return;
@@ -491,9 +500,10 @@ class HubEmulator {
         const auto& files = repo->commits.at(commit);
         if (segments[4] == "revision") {
             std::string siblings;
-            for (const auto& [path, file] : files) siblings += std::string(siblings.empty() ? "" : ",") + "{\"rfilename\":\"" + path + "\"}";
-            res.set_content("{\"_id\":\"x\",\"id\":\"" + repo->id + "\",\"sha\":\"" + commit + "\",\"private\":false,\"siblings\":[" +
-                                siblings + "]}",
+            for (const auto& [path, file] : files)
+                siblings += std::string(siblings.empty() ? "" : ",") + "{\"rfilename\":\"" + path + "\"}";
+            res.set_content("{\"_id\":\"x\",\"id\":\"" + repo->id + "\",\"sha\":\"" + commit +
+                                "\",\"private\":false,\"siblings\":[" + siblings + "]}",
                             "application/json");
             return;
         }
@@ -507,16 +517,19 @@ class HubEmulator {
             items.push_back("{\"type\":\"directory\",\"oid\":\"" + hub_detail::digest(EVP_sha1(), "tree:" + folder) +
                             "\",\"size\":0,\"path\":\"" + folder + "\"}");
         for (const auto& [path, file] : files) {
-            std::string item = "{\"type\":\"file\",\"size\":" + std::to_string(file.content.size()) + ",\"path\":\"" + path + "\"";
+            std::string item =
+                "{\"type\":\"file\",\"size\":" + std::to_string(file.content.size()) + ",\"path\":\"" + path + "\"";
             if (file.storage == HubStorage::git) {
                 item += ",\"oid\":\"" + git_blob_sha1_of(file.content) + "\"";
             } else {
                 std::string sha256 = sha256_of(file.content);
                 std::string pointer = "version https://git-lfs.github.com/spec/v1\noid sha256:" + sha256 + "\nsize " +
                                       std::to_string(file.content.size()) + "\n";
-                item += ",\"oid\":\"" + git_blob_sha1_of(pointer) + "\",\"lfs\":{\"oid\":\"" + sha256 + "\",\"size\":" +
-                        std::to_string(file.content.size()) + ",\"pointerSize\":" + std::to_string(pointer.size()) + "}";
-                if (file.storage == HubStorage::xet) item += ",\"xetHash\":\"" + hub_detail::digest(EVP_sha256(), "xet:" + file.content) + "\"";
+                item += ",\"oid\":\"" + git_blob_sha1_of(pointer) + "\",\"lfs\":{\"oid\":\"" + sha256 +
+                        "\",\"size\":" + std::to_string(file.content.size()) +
+                        ",\"pointerSize\":" + std::to_string(pointer.size()) + "}";
+                if (file.storage == HubStorage::xet)
+                    item += ",\"xetHash\":\"" + hub_detail::digest(EVP_sha256(), "xet:" + file.content) + "\"";
             }
             items.push_back(item + "}");
         }
@@ -536,8 +549,8 @@ class HubEmulator {
         if (end < items.size()) {
             std::string cursor = hub_detail::digest(EVP_sha1(), commit + "@" + std::to_string(end)).substr(0, 20);
             tree_cursors_[cursor] = end;
-            res.set_header("Link", "<https://" + req.get_header_value("Host") + "/api/" + collection + "/" + repo->id + "/tree/" + segments[5] +
-                                       "?recursive=true&cursor=" + cursor + ">; rel=\"next\"");
+            res.set_header("Link", "<https://" + req.get_header_value("Host") + "/api/" + collection + "/" + repo->id +
+                                       "/tree/" + segments[5] + "?recursive=true&cursor=" + cursor + ">; rel=\"next\"");
         }
         res.set_content(body, "application/json");
         if (pending_move_) {
@@ -549,14 +562,17 @@ class HubEmulator {
 
     void answer_whoami(const HubToken& account, httplib::Response& res) {
         std::string orgs;
-        for (const auto& org : account.orgs) orgs += std::string(orgs.empty() ? "" : ",") + "{\"type\":\"org\",\"name\":\"" + org + "\"}";
-        std::string access = account.fine_grained
-                                 ? "{\"displayName\":\"provision\",\"role\":\"fineGrained\",\"fineGrained\":{\"canReadGatedRepos\":" +
-                                       std::string(account.can_read_gated ? "true" : "false") +
-                                       ",\"global\":[\"discussion.write\"],\"scoped\":[]}}"
-                                 : "{\"displayName\":\"provision\",\"role\":\"read\"}";
-        res.set_content("{\"type\":\"user\",\"id\":\"1\",\"name\":\"" + account.user + "\",\"fullname\":\"" + account.user +
-                            "\",\"orgs\":[" + orgs + "],\"auth\":{\"type\":\"access_token\",\"accessToken\":" + access + "}}",
+        for (const auto& org : account.orgs)
+            orgs += std::string(orgs.empty() ? "" : ",") + "{\"type\":\"org\",\"name\":\"" + org + "\"}";
+        std::string access =
+            account.fine_grained
+                ? "{\"displayName\":\"provision\",\"role\":\"fineGrained\",\"fineGrained\":{\"canReadGatedRepos\":" +
+                      std::string(account.can_read_gated ? "true" : "false") +
+                      ",\"global\":[\"discussion.write\"],\"scoped\":[]}}"
+                : "{\"displayName\":\"provision\",\"role\":\"read\"}";
+        res.set_content("{\"type\":\"user\",\"id\":\"1\",\"name\":\"" + account.user + "\",\"fullname\":\"" +
+                            account.user + "\",\"orgs\":[" + orgs +
+                            "],\"auth\":{\"type\":\"access_token\",\"accessToken\":" + access + "}}",
                         "application/json");
     }
 
@@ -571,19 +587,24 @@ class HubEmulator {
         std::string sha256 = sha256_of(file.content);
         std::string signature = hub_detail::digest(EVP_sha256(), sha256 + "#" + std::to_string(signatures_.size()));
         signatures_[signature] = false;
-        auto expires = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count() + 3600;
+        auto expires =
+            std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+                .count() +
+            3600;
         std::string link;
         if (file.storage == HubStorage::xet) {
-            link = "https://cas-bridge.xethub.hf.co/xet-bridge-us/" + hub_detail::digest(EVP_sha1(), repo.id).substr(0, 24) + "/" + sha256 +
+            link = "https://cas-bridge.xethub.hf.co/xet-bridge-us/" +
+                   hub_detail::digest(EVP_sha1(), repo.id).substr(0, 24) + "/" + sha256 +
                    "?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=cas%2F20250101%2Fus-east-1%2Fs3%2Faws4_request"
-                   "&X-Amz-Date=20250101T000000Z&X-Amz-Expires=3600&X-Amz-Signature=" + signature +
-                   "&X-Amz-SignedHeaders=host&x-id=GetObject&Expires=" + std::to_string(expires);
+                   "&X-Amz-Date=20250101T000000Z&X-Amz-Expires=3600&X-Amz-Signature=" +
+                   signature + "&X-Amz-SignedHeaders=host&x-id=GetObject&Expires=" + std::to_string(expires);
             res.set_header("X-Xet-Hash", hub_detail::digest(EVP_sha256(), "xet:" + file.content));
-            res.set_header("Link", "<https://huggingface.co/api/models/" + repo.id + "/xet-read-token/main>; rel=\"xet-auth\"");
+            res.set_header("Link",
+                           "<https://huggingface.co/api/models/" + repo.id + "/xet-read-token/main>; rel=\"xet-auth\"");
         } else {
             link = "https://cdn-lfs.hf.co/repos/" + sha256.substr(0, 2) + "/" + sha256.substr(2, 2) + "/" + sha256 +
-                   "?response-content-disposition=attachment%3B+filename*%3DUTF-8%27%27file&Expires=" + std::to_string(expires) +
-                   "&Signature=" + signature + "&Key-Pair-Id=K3RPWS32NSSJCE";
+                   "?response-content-disposition=attachment%3B+filename*%3DUTF-8%27%27file&Expires=" +
+                   std::to_string(expires) + "&Signature=" + signature + "&Key-Pair-Id=K3RPWS32NSSJCE";
         }
         res.status = 302;
         res.set_header("Location", link);
@@ -608,16 +629,18 @@ class HubEmulator {
         res.set_header("X-Amz-Cf-Id", "cdn-" + std::to_string(++request_counter_));
         auto xml_error = [&](int status, const std::string& code, const std::string& message) {
             res.status = status;
-            res.set_content("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>" + code + "</Code><Message>" + message +
-                                "</Message></Error>",
+            res.set_content("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>" + code + "</Code><Message>" +
+                                message + "</Message></Error>",
                             "application/xml");
         };
         if (req.has_header("Authorization")) {
-            xml_error(400, "InvalidArgument", "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, "
-                                              "Signature query string parameter or the Authorization header should be specified");
+            xml_error(400, "InvalidArgument",
+                      "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, "
+                      "Signature query string parameter or the Authorization header should be specified");
             return;
         }
-        std::string signature = req.has_param("Signature") ? req.get_param_value("Signature") : req.get_param_value("X-Amz-Signature");
+        std::string signature =
+            req.has_param("Signature") ? req.get_param_value("Signature") : req.get_param_value("X-Amz-Signature");
         auto issued = signatures_.find(signature);
         if (signature.empty() || issued == signatures_.end()) {
             xml_error(403, "AccessDenied", "Access denied");
@@ -635,14 +658,16 @@ class HubEmulator {
             return;
         }
         const HubFile& file = blob->second;
-        cdn_->serve_bytes(res, req, file.served_instead ? *file.served_instead : file.content, serve_as("binary/octet-stream"));
+        cdn_->serve_bytes(res, req, file.served_instead ? *file.served_instead : file.content,
+                          serve_as("binary/octet-stream"));
         if (interrupt_after_ && res.content_provider_) {
             // The links expire when the connection drops, not when it starts:
             // by then the client has the answer's headers and a megabyte of body.
             std::uint64_t limit = *interrupt_after_;
             interrupt_after_.reset();
             auto deliver = res.content_provider_;
-            res.content_provider_ = [this, deliver, limit](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+            res.content_provider_ = [this, deliver, limit](std::size_t offset, std::size_t length,
+                                                           httplib::DataSink& sink) {
                 if (offset >= limit) {
                     std::lock_guard<std::mutex> expire(mutex_);
                     for (auto& [issued_signature, expired] : signatures_) expired = true;
@@ -659,8 +684,8 @@ class HubEmulator {
     std::map<std::string, Repo> repos_;
     std::map<std::string, std::string> renamed_;
     std::map<std::string, HubToken> tokens_;
-    std::map<std::string, HubFile> blobs_;        ///< SHA-256 -> file, for the CDN
-    std::map<std::string, bool> signatures_;      ///< issued link signatures -> expired
+    std::map<std::string, HubFile> blobs_;    ///< SHA-256 -> file, for the CDN
+    std::map<std::string, bool> signatures_;  ///< issued link signatures -> expired
     std::vector<std::string> request_ids_;
     std::uint64_t commit_counter_ = 0;
     std::uint64_t request_counter_ = 0;

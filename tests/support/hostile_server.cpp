@@ -129,8 +129,10 @@ bool answer(Peer& peer, const std::string& head) {
     if (path.rfind("/stall-once/", 0) == 0) {
         static const std::string body = provision_test::test_bytes(stalled_size, 77);
         if (!stalled_once.exchange(true)) {
-            peer.send_all("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nAccept-Ranges: bytes\r\n"
-                          "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n");
+            peer.send_all(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nAccept-Ranges: bytes\r\n"
+                "Content-Length: " +
+                std::to_string(body.size()) + "\r\n\r\n");
             peer.send_all(body.substr(0, stalled_sent));
             peer.hold_open();
             return false;
@@ -140,18 +142,22 @@ bool answer(Peer& peer, const std::string& head) {
         if (range.rfind("bytes=", 0) == 0) from = std::strtoull(range.c_str() + 6, nullptr, 10);
         std::size_t to = body.size();
         std::size_t dash = range.find('-');
-        if (dash != std::string::npos && dash + 1 < range.size()) to = std::strtoull(range.c_str() + dash + 1, nullptr, 10) + 1;
+        if (dash != std::string::npos && dash + 1 < range.size())
+            to = std::strtoull(range.c_str() + dash + 1, nullptr, 10) + 1;
         if (range.empty())
-            return peer.send_all("HTTP/1.1 200 OK\r\nAccept-Ranges: bytes\r\nContent-Length: " + std::to_string(body.size()) +
-                                 "\r\n\r\n" + body);
+            return peer.send_all("HTTP/1.1 200 OK\r\nAccept-Ranges: bytes\r\nContent-Length: " +
+                                 std::to_string(body.size()) + "\r\n\r\n" + body);
         return peer.send_all("HTTP/1.1 206 Partial Content\r\nAccept-Ranges: bytes\r\nContent-Range: bytes " +
                              std::to_string(from) + "-" + std::to_string(to - 1) + "/" + std::to_string(body.size()) +
-                             "\r\nContent-Length: " + std::to_string(to - from) + "\r\n\r\n" + body.substr(from, to - from));
+                             "\r\nContent-Length: " + std::to_string(to - from) + "\r\n\r\n" +
+                             body.substr(from, to - from));
     }
     static const std::string body = provision_test::test_bytes(plain_size, 77);
     if (path.rfind("/folded/", 0) == 0)
-        return peer.send_all("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nX-Fold: a\r\n \r\n"
-                             "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+        return peer.send_all(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nX-Fold: a\r\n \r\n"
+            "Content-Length: " +
+            std::to_string(body.size()) + "\r\n\r\n" + body);
     if (path.rfind("/files/", 0) == 0 && !files_dir.empty() && path.find("..") == std::string::npos) {
         std::ifstream in(files_dir + "/" + path.substr(7), std::ios::binary);
         std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -172,8 +178,8 @@ bool answer(Peer& peer, const std::string& head) {
                              std::to_string(listing.size()) + "\r\n\r\n" + listing);
     }
     if (path.rfind("/hub-redirect/", 0) == 0)
-        return peer.send_all("HTTP/1.1 302 Found\r\nLocation: https://cdn.example:" + std::to_string(listening_port) + "/ok/" +
-                             path.substr(14) + "\r\nContent-Length: 0\r\n\r\n");
+        return peer.send_all("HTTP/1.1 302 Found\r\nLocation: https://cdn.example:" + std::to_string(listening_port) +
+                             "/ok/" + path.substr(14) + "\r\nContent-Length: 0\r\n\r\n");
     if (path.rfind("/ok/", 0) == 0)
         return peer.send_all("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: " +
                              std::to_string(body.size()) + "\r\n\r\n" + body);

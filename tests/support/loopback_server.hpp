@@ -102,7 +102,8 @@ inline ByteRange parse_byte_range(const std::string& header, std::uint64_t size)
     std::string first_text = spec.substr(0, dash);
     std::string last_text = spec.substr(dash + 1);
     auto all_digits = [](const std::string& s) {
-        return !s.empty() && s.size() <= 19 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+        return !s.empty() && s.size() <= 19 &&
+               std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
     };
     if (!(first_text.empty() || all_digits(first_text)) || !(last_text.empty() || all_digits(last_text))) return whole;
     if (first_text.empty() && last_text.empty()) return whole;
@@ -193,9 +194,9 @@ class LoopbackServer {
     /// How many requests had a target (path plus query) starting with `prefix`.
     std::size_t count(const std::string& target_prefix = "") const {
         std::lock_guard<std::mutex> lock(mutex_);
-        return static_cast<std::size_t>(std::count_if(requests_.begin(), requests_.end(), [&](const RecordedRequest& r) {
-            return r.target.compare(0, target_prefix.size(), target_prefix) == 0;
-        }));
+        return static_cast<std::size_t>(std::count_if(
+            requests_.begin(), requests_.end(),
+            [&](const RecordedRequest& r) { return r.target.compare(0, target_prefix.size(), target_prefix) == 0; }));
     }
 
     /// Body bytes handed to connections by serve_bytes, over all requests.
@@ -254,8 +255,8 @@ class LoopbackServer {
             first = range.first;
             length = range.last - range.first + 1;
             res.status = 206;
-            res.set_header("Content-Range", "bytes " + std::to_string(range.first) + "-" +
-                                                std::to_string(range.last) + "/" + std::to_string(size));
+            res.set_header("Content-Range", "bytes " + std::to_string(range.first) + "-" + std::to_string(range.last) +
+                                                "/" + std::to_string(size));
         } else {
             res.status = 200;
         }
@@ -283,7 +284,8 @@ class LoopbackServer {
                 chunk = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, limit - offset));
                 if (stall_at && !*stalled && first + offset <= *stall_at && *stall_at < first + offset + chunk) {
                     if (*stall_at > first + offset) {
-                        chunk = static_cast<std::size_t>(*stall_at - first - offset);  // send up to the stall point first
+                        chunk =
+                            static_cast<std::size_t>(*stall_at - first - offset);  // send up to the stall point first
                     } else {
                         *stalled = true;
                         std::this_thread::sleep_for(stall_for);
@@ -404,7 +406,8 @@ class RawLoopbackServer {
         address.sin_family = AF_INET;
         address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         socklen_t length = sizeof address;
-        if (::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || ::listen(listener_, 16) != 0 ||
+        if (::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+            ::listen(listener_, 16) != 0 ||
             ::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
             ::close(listener_);
             throw std::runtime_error("raw loopback server: cannot listen on 127.0.0.1");

@@ -24,8 +24,8 @@
 namespace provision_test {
 
 struct ProcessResult {
-    int exit_code = -1;  ///< exit status, or 128 + signal
-    int signal = 0;      ///< the signal that ended the process, 0 when it exited by itself
+    int exit_code = -1;     ///< exit status, or 128 + signal
+    int signal = 0;         ///< the signal that ended the process, 0 when it exited by itself
     long peak_rss_kib = 0;  ///< the child's peak resident memory (getrusage's ru_maxrss)
     std::string out;
     std::string err;
@@ -46,7 +46,8 @@ inline std::string read_whole_file(const std::filesystem::path& path) {
 inline std::vector<std::string> child_environment(const std::map<std::string, std::string>& env) {
     std::vector<std::string> env_text;
     for (const char* name : {"PATH", "ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS", "LSAN_OPTIONS"})
-        if (const char* value = std::getenv(name); value && env.count(name) == 0) env_text.push_back(std::string(name) + "=" + value);
+        if (const char* value = std::getenv(name); value && env.count(name) == 0)
+            env_text.push_back(std::string(name) + "=" + value);
     for (const auto& [key, value] : env) env_text.push_back(key + "=" + value);
     return env_text;
 }
@@ -90,8 +91,8 @@ inline void reset_signals_for_exec() {
 /// default signal dispositions and an empty signal mask (reset_signals_for_exec),
 /// standard input from /dev/null and standard output and error to the given
 /// descriptors, which the caller keeps and closes. Returns the child's pid.
-inline pid_t spawn_process(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env, int out_fd,
-                           int err_fd) {
+inline pid_t spawn_process(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+                           int out_fd, int err_fd) {
     // Everything the child needs is built before fork: a forked child of a
     // threaded program may not allocate.
     std::vector<std::string> env_text = child_environment(env);
@@ -122,14 +123,15 @@ inline int signal_of(int status) { return WIFSIGNALED(status) ? WTERMSIG(status)
 
 /// Runs `argv` with `env` plus PATH and the sanitizer settings as its
 /// environment (child_environment), waits for it.
-inline ProcessResult run_process(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {}) {
+inline ProcessResult run_process(const std::vector<std::string>& argv,
+                                 const std::map<std::string, std::string>& env = {}) {
     char out_template[] = "/tmp/provision-test-out-XXXXXX";
     char err_template[] = "/tmp/provision-test-err-XXXXXX";
     int out_fd = mkstemp(out_template);
     int err_fd = mkstemp(err_template);
     pid_t pid = spawn_process(argv, env, out_fd, err_fd);
     int status = 0;
-    rusage usage {};
+    rusage usage{};
     wait4(pid, &status, 0, &usage);
     close(out_fd);
     close(err_fd);

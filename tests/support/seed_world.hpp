@@ -34,35 +34,49 @@ struct SeedWorld {
     std::map<std::string, std::string> bytes;  ///< what each model is
 
     SeedWorld() {
-        auto hf = [&](const std::string& repo, const std::string& file, std::size_t size, HubStorage how = HubStorage::lfs) {
+        auto hf = [&](const std::string& repo, const std::string& file, std::size_t size,
+                      HubStorage how = HubStorage::lfs) {
             bytes[repo + "/" + file] = test_bytes(size, static_cast<unsigned>(bytes.size() + 100));
             return HubFile(bytes[repo + "/" + file], how);
         };
         hub.add_token(seed_hf_token, HubToken("alice"));
         hub.add_repo("stabilityai/stable-diffusion-xl-base-1.0");
-        hub.commit("stabilityai/stable-diffusion-xl-base-1.0", {{"sd_xl_base_1.0.safetensors", hf("stabilityai/stable-diffusion-xl-base-1.0", "sd_xl_base_1.0.safetensors", 700000)}});
+        hub.commit("stabilityai/stable-diffusion-xl-base-1.0",
+                   {{"sd_xl_base_1.0.safetensors",
+                     hf("stabilityai/stable-diffusion-xl-base-1.0", "sd_xl_base_1.0.safetensors", 700000)}});
         hub.add_repo("stabilityai/sdxl-vae");
-        hub.commit("stabilityai/sdxl-vae", {{"vae/diffusion_pytorch_model.safetensors", hf("stabilityai/sdxl-vae", "vae/diffusion_pytorch_model.safetensors", 90000)}},
+        hub.commit("stabilityai/sdxl-vae",
+                   {{"vae/diffusion_pytorch_model.safetensors",
+                     hf("stabilityai/sdxl-vae", "vae/diffusion_pytorch_model.safetensors", 90000)}},
                    "refs/pr/1");
         hub.add_repo("black-forest-labs/FLUX.1-dev", "model", HubAccess::gated);
         hub.grant("black-forest-labs/FLUX.1-dev", "alice");
-        hub.commit("black-forest-labs/FLUX.1-dev", {{"flux1-dev.safetensors", hf("black-forest-labs/FLUX.1-dev", "flux1-dev.safetensors", 900000, HubStorage::xet)},
-                                                     {"ae.safetensors", hf("black-forest-labs/FLUX.1-dev", "ae.safetensors", 80000, HubStorage::xet)}});
+        hub.commit("black-forest-labs/FLUX.1-dev",
+                   {{"flux1-dev.safetensors",
+                     hf("black-forest-labs/FLUX.1-dev", "flux1-dev.safetensors", 900000, HubStorage::xet)},
+                    {"ae.safetensors", hf("black-forest-labs/FLUX.1-dev", "ae.safetensors", 80000, HubStorage::xet)}});
         hub.add_repo("comfyanonymous/flux_text_encoders");
-        hub.commit("comfyanonymous/flux_text_encoders", {{"clip_l.safetensors", hf("comfyanonymous/flux_text_encoders", "clip_l.safetensors", 120000)},
-                                                          {"t5xxl_fp8_e4m3fn.safetensors", hf("comfyanonymous/flux_text_encoders", "t5xxl_fp8_e4m3fn.safetensors", 400000)}});
+        hub.commit("comfyanonymous/flux_text_encoders",
+                   {{"clip_l.safetensors", hf("comfyanonymous/flux_text_encoders", "clip_l.safetensors", 120000)},
+                    {"t5xxl_fp8_e4m3fn.safetensors",
+                     hf("comfyanonymous/flux_text_encoders", "t5xxl_fp8_e4m3fn.safetensors", 400000)}});
         hub.add_repo("zer0int/CLIP-GmP-ViT-L-14");
-        hub.commit("zer0int/CLIP-GmP-ViT-L-14", {{"ViT-L-14-BEST-smooth-GmP-HF-format.safetensors", hf("zer0int/CLIP-GmP-ViT-L-14", "ViT-L-14-BEST-smooth-GmP-HF-format.safetensors", 150000)}});
+        hub.commit("zer0int/CLIP-GmP-ViT-L-14",
+                   {{"ViT-L-14-BEST-smooth-GmP-HF-format.safetensors",
+                     hf("zer0int/CLIP-GmP-ViT-L-14", "ViT-L-14-BEST-smooth-GmP-HF-format.safetensors", 150000)}});
         hub.add_repo("XLabs-AI/flux-RealismLora");
-        hub.commit("XLabs-AI/flux-RealismLora", {{"lora.safetensors", hf("XLabs-AI/flux-RealismLora", "lora.safetensors", 60000)}});
+        hub.commit("XLabs-AI/flux-RealismLora",
+                   {{"lora.safetensors", hf("XLabs-AI/flux-RealismLora", "lora.safetensors", 60000)}});
 
-        auto civitai_version = [&](int id, const std::string& model_type, const std::string& file_name, std::size_t size) {
+        auto civitai_version = [&](int id, const std::string& model_type, const std::string& file_name,
+                                   std::size_t size) {
             bytes["civitai/" + std::to_string(id)] = test_bytes(size, static_cast<unsigned>(id));
             CivitaiVersionSpec version;
             version.id = id;
             version.model_id = id + 1;
             version.model_type = model_type;
-            version.files = {CivitaiFileSpec{id * 10, file_name, "Model", true, bytes["civitai/" + std::to_string(id)], std::nullopt, std::nullopt}};
+            version.files = {CivitaiFileSpec{id * 10, file_name, "Model", true, bytes["civitai/" + std::to_string(id)],
+                                             std::nullopt, std::nullopt}};
             civitai.add(version);
         };
         civitai_version(58390, "LORA", "add_detail.safetensors", 300000);
@@ -91,7 +105,8 @@ struct SeedWorld {
             };
         };
         example->server().Get("/model.safetensors", protected_file("example/model", "Bearer token"));
-        example->server().Get("/control/canny.safetensors", protected_file("example/canny", "Bearer " + seed_example_token));
+        example->server().Get("/control/canny.safetensors",
+                              protected_file("example/canny", "Bearer " + seed_example_token));
     }
 
     /// The CLI options that reach this world: trust in its CA, and a
@@ -101,7 +116,8 @@ struct SeedWorld {
         std::vector<provision::ConnectTo> rules = hub.connect_to();
         for (const auto& rule : civitai.connect_to()) rules.push_back(rule);
         for (const auto& rule : drive.connect_to()) rules.push_back(rule);
-        rules.push_back(provision::ConnectTo{"example.com", std::nullopt, "127.0.0.1", static_cast<std::uint16_t>(example->port())});
+        rules.push_back(provision::ConnectTo{"example.com", std::nullopt, "127.0.0.1",
+                                             static_cast<std::uint16_t>(example->port())});
         for (const auto& rule : rules) {
             args.push_back("--connect-to");
             args.push_back(rule.from_host + "::127.0.0.1:" + std::to_string(*rule.to_port));
@@ -111,18 +127,22 @@ struct SeedWorld {
 
     /// The tokens this world accepts, as the environment variables provision reads.
     std::map<std::string, std::string> env() const {
-        return {{"HF_TOKEN", seed_hf_token}, {"CIVITAI_TOKEN", CivitaiEmulator::token}, {"EXAMPLE_TOKEN", seed_example_token}};
+        return {{"HF_TOKEN", seed_hf_token},
+                {"CIVITAI_TOKEN", CivitaiEmulator::token},
+                {"EXAMPLE_TOKEN", seed_example_token}};
     }
 
     /// File bytes served so far by the hosts that serve files (the Hub's
     /// own answers to metadata requests carry none).
     std::uint64_t model_bytes_served() {
-        return hub.cdn().bytes_sent() + civitai.storage().bytes_sent() + drive.usercontent().bytes_sent() + example->bytes_sent();
+        return hub.cdn().bytes_sent() + civitai.storage().bytes_sent() + drive.usercontent().bytes_sent() +
+               example->bytes_sent();
     }
 
     std::vector<RecordedRequest> every_request() {
         std::vector<RecordedRequest> all;
-        for (LoopbackServer* server : {&hub.hub(), &hub.cdn(), &civitai.api(), &civitai.storage(), &drive.drive(), &drive.usercontent(), example.get()})
+        for (LoopbackServer* server : {&hub.hub(), &hub.cdn(), &civitai.api(), &civitai.storage(), &drive.drive(),
+                                       &drive.usercontent(), example.get()})
             for (const auto& request : server->requests()) all.push_back(request);
         return all;
     }

@@ -28,8 +28,8 @@ class ServerProcess {
     explicit ServerProcess(const std::vector<std::string>& argv) {
         int out[2];
         if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("server process: no pipe");
-        err_path_ = std::filesystem::temp_directory_path() / ("provision-server-err-" + std::to_string(::getpid()) + "-" +
-                                                              std::to_string(counter()++));
+        err_path_ = std::filesystem::temp_directory_path() /
+                    ("provision-server-err-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
         int err = ::open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         pid_ = spawn_process(argv, {}, out[1], err);
         ::close(out[1]);
@@ -47,7 +47,8 @@ class ServerProcess {
         ::close(out[0]);
         if (line.rfind("port ", 0) != 0) {
             stop();
-            throw std::runtime_error("server process " + argv[0] + " did not start: " + line + read_whole_file(err_path_));
+            throw std::runtime_error("server process " + argv[0] + " did not start: " + line +
+                                     read_whole_file(err_path_));
         }
         port_ = std::stoi(line.substr(5));
     }

@@ -37,8 +37,7 @@ inline void skip_test(const std::string& id, const std::string& reason) {
     const char* ci = std::getenv("CI");
     if (ci && std::string(ci) == "true" && !skip_allowed_in_ci(id))
         FAIL_CHECK("skipped under CI, and " << id << " is not in tests/allowed_skips.txt: " << reason);
-    else
-        MESSAGE("skipped " << id << ": " << reason);
+    else MESSAGE("skipped " << id << ": " << reason);
 }
 
 }  // namespace provision_test

@@ -95,8 +95,8 @@ inline void set_random_serial(X509* cert) {
 }
 
 inline void set_common_name(X509_NAME* name, const std::string& common_name) {
-    if (!X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
-                                    reinterpret_cast<const unsigned char*>("provision tests"), -1, -1, 0) ||
+    if (!X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>("provision tests"),
+                                    -1, -1, 0) ||
         !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
                                     reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1, 0))
         fail("building a subject name failed");
@@ -219,10 +219,8 @@ class TestCa {
         X509* cert = owned.get();
         if (cert == nullptr || !X509_set_version(cert, 2)) ca_detail::fail("X509_new failed");
         ca_detail::set_random_serial(cert);
-        if (expired)
-            ca_detail::set_validity(cert, -30 * ca_detail::day, -ca_detail::day);
-        else
-            ca_detail::set_validity(cert, -ca_detail::day, 365 * ca_detail::day);
+        if (expired) ca_detail::set_validity(cert, -30 * ca_detail::day, -ca_detail::day);
+        else ca_detail::set_validity(cert, -ca_detail::day, 365 * ca_detail::day);
         ca_detail::set_common_name(X509_get_subject_name(cert), names.front());
 
         X509* issuer = self_signed ? cert : ca_cert_.get();

@@ -29,11 +29,12 @@ namespace config_parser {
 
 /// The keys each source accepts, in the order messages list them.
 inline const std::vector<std::string_view>& allowed_keys(SourceKind kind) {
-    static const std::vector<std::string_view> huggingface{"source",   "repo",     "file",   "files",       "include", "exclude",
-                                                           "revision", "repo_type", "gated", "filename",    "sha256",  "description",
-                                                           "notes"};
-    static const std::vector<std::string_view> civitai{"source",   "version_id", "model_id", "url", "air", "file_id", "type",
-                                                       "filename", "sha256",     "description", "notes"};
+    static const std::vector<std::string_view> huggingface{"source",  "repo",        "file",      "files", "include",
+                                                           "exclude", "revision",    "repo_type", "gated", "filename",
+                                                           "sha256",  "description", "notes"};
+    static const std::vector<std::string_view> civitai{"source", "version_id",  "model_id", "url",
+                                                       "air",    "file_id",     "type",     "filename",
+                                                       "sha256", "description", "notes"};
     static const std::vector<std::string_view> url{"source",      "url",    "filename",    "headers",
                                                    "auth_header", "sha256", "description", "notes"};
     switch (kind) {
@@ -58,7 +59,8 @@ inline bool earlier(const toml::source_position& a, const toml::source_position&
 /// Walks a parsed document and fills a Manifest.
 class Checker {
   public:
-    Checker(Manifest& manifest, const EnvLookup& env, const ConfigTrust& trust) : manifest_(manifest), env_(env), trust_(trust) {}
+    Checker(Manifest& manifest, const EnvLookup& env, const ConfigTrust& trust)
+        : manifest_(manifest), env_(env), trust_(trust) {}
 
     void check_document(const toml::table& root);
 
@@ -116,14 +118,16 @@ class Checker {
 
     /// A CivitAI entry names its model one way: version_id (optionally with
     /// model_id), model_id alone (the model's default version), air, or url.
-    void check_civitai_ids(const toml::table& table, const std::string& key_path, const std::vector<std::string_view>& seen);
+    void check_civitai_ids(const toml::table& table, const std::string& key_path,
+                           const std::vector<std::string_view>& seen);
 
     /// [models.auto.<name>] places a file by its CivitAI model type, which only the CivitAI source knows.
     void check_auto_category(const Entry& entry, const toml::source_region& where);
 
     /// files / include / exclude: a non-empty array of strings. files holds repo
     /// paths (checked like file); include and exclude hold glob patterns.
-    void check_repo_path_list(const toml::node& value, const std::string& path, std::string_view key, std::vector<std::string>& out);
+    void check_repo_path_list(const toml::node& value, const std::string& path, std::string_view key,
+                              std::vector<std::string>& out);
 
     /// Why a glob pattern is unusable, or "" when it is fine.
     static std::string pattern_problem(std::string_view pattern);
@@ -131,18 +135,21 @@ class Checker {
     /// Which files of a Hugging Face repo: file, files, or include (with optional
     /// exclude). Exactly one way, so an entry never means two things; a whole repo
     /// must be asked for (include = ["*"]), never implied by a forgotten key.
-    void check_file_selection(const toml::table& table, const std::string& key_path, const std::vector<std::string_view>& seen);
+    void check_file_selection(const toml::table& table, const std::string& key_path,
+                              const std::vector<std::string_view>& seen);
 
     static std::string unknown_key_message(std::string_view key, SourceKind kind);
 
     /// version_id / file_id: an integer or a string of digits, kept as digits.
     void check_numeric_id(const toml::node& value, const std::string& path, std::string_view key, std::string& out);
 
-    void check_string_key(std::string_view key, const std::string& text, const toml::node& value, const std::string& path, Entry& entry);
+    void check_string_key(std::string_view key, const std::string& text, const toml::node& value,
+                          const std::string& path, Entry& entry);
 
     /// headers = { Name = "value", ... } and auth_header = "Bearer ${VAR}".
     /// Values are never quoted in messages: they may hold secrets.
-    void check_headers(const toml::node* headers, const toml::node* auth_header, const std::string& entry_path, Entry& entry);
+    void check_headers(const toml::node* headers, const toml::node* auth_header, const std::string& entry_path,
+                       Entry& entry);
 
     Manifest& manifest_;
     const EnvLookup& env_;

@@ -37,7 +37,8 @@ inline void Checker::check_document(const toml::table& root) {
         } else if (name == "directories") {
             check_directories(*value);
         } else {
-            std::string message = "unknown top-level key " + quote_untrusted(name) + "; models are listed as [models.<category>.<name>] tables";
+            std::string message = "unknown top-level key " + quote_untrusted(name) +
+                                  "; models are listed as [models.<category>.<name>] tables";
             if (value->is_table()) message += " (did you mean [models." + child_path("", name) + ".<name>]?)";
             report(key->source(), child_path("", name), message);
         }
@@ -59,17 +60,19 @@ inline void Checker::check_document(const toml::table& root) {
                "no models listed; add at least one, e.g. [models.checkpoints.sdxl-base] with source = \"huggingface\", "
                "repo = \"owner/name\" and file = \"model.safetensors\"");
     }
-    std::stable_sort(manifest_.diagnostics.begin(), manifest_.diagnostics.end(), [](const Diagnostic& a, const Diagnostic& b) {
-        return a.where.line != b.where.line ? a.where.line < b.where.line : a.where.column < b.where.column;
-    });
+    std::stable_sort(
+        manifest_.diagnostics.begin(), manifest_.diagnostics.end(), [](const Diagnostic& a, const Diagnostic& b) {
+            return a.where.line != b.where.line ? a.where.line < b.where.line : a.where.column < b.where.column;
+        });
 }
 
 inline std::vector<Checker::Member> Checker::in_file_order(const toml::table& table) {
     std::vector<Member> members;
     members.reserve(table.size());
     for (const auto& [key, value] : table) members.emplace_back(&key, &value);
-    std::stable_sort(members.begin(), members.end(),
-                     [](const Member& a, const Member& b) { return earlier(a.first->source().begin, b.first->source().begin); });
+    std::stable_sort(members.begin(), members.end(), [](const Member& a, const Member& b) {
+        return earlier(a.first->source().begin, b.first->source().begin);
+    });
     return members;
 }
 
@@ -95,7 +98,8 @@ inline void Checker::wrong_type(const toml::node& value, const std::string& key_
 
 inline void Checker::check_settings(const toml::node& node) {
     const toml::table* table = node.as_table();
-    if (!table) return wrong_type(node, "settings", "a table ([settings] with layout = \"...\" and models_dir = \"...\")");
+    if (!table)
+        return wrong_type(node, "settings", "a table ([settings] with layout = \"...\" and models_dir = \"...\")");
     ManifestSettings& settings = manifest_.settings;
     for (const auto& [key, value] : in_file_order(*table)) {
         std::string path = child_path("settings", key->str());
@@ -109,7 +113,9 @@ inline void Checker::check_settings(const toml::node& node) {
             bool known = false;
             for (const char* layout : layouts) known = known || text->get() == layout;
             if (!known) {
-                report(value->source(), path, "unknown layout " + quote_untrusted(text->get()) + "; use one of: sdnext, a1111, forge, comfyui");
+                report(
+                    value->source(), path,
+                    "unknown layout " + quote_untrusted(text->get()) + "; use one of: sdnext, a1111, forge, comfyui");
                 continue;
             }
             settings.layout = text->get();
@@ -132,7 +138,8 @@ inline void Checker::check_settings(const toml::node& node) {
                 settings.models_dir = expanded;
             }
         } else {
-            report(key->source(), path, "unknown setting " + quote_untrusted(key->str()) + "; [settings] takes layout and models_dir");
+            report(key->source(), path,
+                   "unknown setting " + quote_untrusted(key->str()) + "; [settings] takes layout and models_dir");
         }
     }
 }
@@ -183,8 +190,8 @@ inline std::size_t Checker::check_models(const toml::table& categories, bool& mo
         const toml::table* entries = category_value->as_table();
         if (!entries) {
             report(category_value->source(), category_path,
-                   std::string("expected a table of models ([") + category_path + ".<name>] sections or name = \"https://...\"), got " +
-                       type_phrase(*category_value));
+                   std::string("expected a table of models ([") + category_path +
+                       ".<name>] sections or name = \"https://...\"), got " + type_phrase(*category_value));
             models_problem = true;
             continue;
         }
@@ -203,7 +210,8 @@ inline std::size_t Checker::check_models(const toml::table& categories, bool& mo
             entry = check_simple_entry(candidate, text->get());
         } else {
             report(candidate.value->source(), candidate.key_path,
-                   std::string("expected a table (with source, repo, url, ...) or a URL string, got ") + type_phrase(*candidate.value));
+                   std::string("expected a table (with source, repo, url, ...) or a URL string, got ") +
+                       type_phrase(*candidate.value));
         }
         if (entry) manifest_.entries.push_back(std::move(*entry));
     }

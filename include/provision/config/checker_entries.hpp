@@ -76,12 +76,13 @@ inline std::optional<SourceKind> Checker::entry_source(const Candidate& candidat
         // but point at the intended one when it is obvious.
         std::string message = "unknown source " + quote_untrusted(name) + "; " + choices;
         std::string lower = to_lower(name);
-        if (lower == "hf" || lower == "hugging face" || lower == "hugging_face" || lower == "hugging-face" || lower == "huggingface")
+        if (lower == "hf" || lower == "hugging face" || lower == "hugging_face" || lower == "hugging-face" ||
+            lower == "huggingface")
             message += " (did you mean \"huggingface\"?)";
         else if (lower == "civitai" || lower == "civit" || lower == "civit.ai")
             message += " (did you mean \"civitai\"?)";
-        else if (lower == "url" || lower == "http" || lower == "https" || lower == "gdrive" || lower == "google_drive" ||
-                 lower == "googledrive" || lower == "google-drive" || lower == "drive")
+        else if (lower == "url" || lower == "http" || lower == "https" || lower == "gdrive" ||
+                 lower == "google_drive" || lower == "googledrive" || lower == "google-drive" || lower == "drive")
             message += " (did you mean \"url\"? Google Drive links use source = \"url\")";
         report(source->source(), path, message);
         return std::nullopt;
@@ -102,7 +103,8 @@ inline std::optional<SourceKind> Checker::entry_source(const Candidate& candidat
         std::string keys;
         for (const auto& hint : hints) keys += (keys.empty() ? "\"" : " and \"") + std::string(hint.first) + "\"";
         report(table.source(), candidate.key_path,
-               "cannot tell the source: the entry has both " + keys + "; add source = \"...\" and remove the keys of the other source");
+               "cannot tell the source: the entry has both " + keys +
+                   "; add source = \"...\" and remove the keys of the other source");
     }
     return std::nullopt;
 }
@@ -136,9 +138,15 @@ inline std::optional<Entry> Checker::check_table_entry(const Candidate& candidat
             if (const auto* flag = value.as_boolean()) entry.gated = flag->get();
             else wrong_type(value, path, "true or false");
         } else if (key == "version_id" || key == "file_id" || key == "model_id") {
-            check_numeric_id(value, path, key, key == "version_id" ? entry.version_id : key == "file_id" ? entry.file_id : entry.model_id);
+            check_numeric_id(value, path, key,
+                             key == "version_id" ? entry.version_id
+                             : key == "file_id"  ? entry.file_id
+                                                 : entry.model_id);
         } else if (key == "files" || key == "include" || key == "exclude") {
-            check_repo_path_list(value, path, key, key == "files" ? entry.files : key == "include" ? entry.include : entry.exclude);
+            check_repo_path_list(value, path, key,
+                                 key == "files"     ? entry.files
+                                 : key == "include" ? entry.include
+                                                    : entry.exclude);
         } else if (const auto* text = value.as_string()) {
             check_string_key(key, text->get(), value, path, entry);
         } else {
@@ -154,7 +162,8 @@ inline std::optional<Entry> Checker::check_table_entry(const Candidate& candidat
     auto require = [&](std::string_view key, const char* example) {
         if (std::find(seen.begin(), seen.end(), key) == seen.end())
             report(table.source(), candidate.key_path,
-                   "missing required key \"" + std::string(key) + "\" for source \"" + to_string(*kind) + "\"; add " + example);
+                   "missing required key \"" + std::string(key) + "\" for source \"" + to_string(*kind) + "\"; add " +
+                       example);
     };
     switch (*kind) {
     case SourceKind::huggingface:
@@ -170,9 +179,11 @@ inline std::optional<Entry> Checker::check_table_entry(const Candidate& candidat
 
 inline void Checker::check_auto_category(const Entry& entry, const toml::source_region& where) {
     if (entry.category == "auto" && entry.source != SourceKind::civitai)
-        report(where, entry.key_path,
-               "[models.auto] places files by their CivitAI model type, and this entry is not from CivitAI; put it under "
-               "[models.<category>] (e.g. [models.checkpoints." + child_path("", entry.name) + "])");
+        report(
+            where, entry.key_path,
+            "[models.auto] places files by their CivitAI model type, and this entry is not from CivitAI; put it under "
+            "[models.<category>] (e.g. [models.checkpoints." +
+                child_path("", entry.name) + "])");
 }
 
 inline std::string Checker::unknown_key_message(std::string_view key, SourceKind kind) {
@@ -183,25 +194,30 @@ inline std::string Checker::unknown_key_message(std::string_view key, SourceKind
     else if (kind == SourceKind::civitai && (key == "modelVersionId" || key == "version"))
         message += " (write version_id)";
     else if (key == "token" || key == "api_key" || key == "hf_token" || key == "civitai_token")
-        message += kind == SourceKind::url
-                       ? " (put secrets in the environment and write auth_header = \"Bearer ${MY_TOKEN}\")"
-                       : " (tokens come from the HF_TOKEN and CIVITAI_TOKEN environment variables, not from the config)";
+        message +=
+            kind == SourceKind::url
+                ? " (put secrets in the environment and write auth_header = \"Bearer ${MY_TOKEN}\")"
+                : " (tokens come from the HF_TOKEN and CIVITAI_TOKEN environment variables, not from the config)";
     else
         for (SourceKind other : {SourceKind::huggingface, SourceKind::civitai, SourceKind::url}) {
             const auto& keys = allowed_keys(other);
             if (other != kind && std::find(keys.begin(), keys.end(), key) != keys.end()) {
-                message += std::string(" (") + quote_untrusted(key) + " belongs to source = \"" + to_string(other) + "\")";
+                message +=
+                    std::string(" (") + quote_untrusted(key) + " belongs to source = \"" + to_string(other) + "\")";
                 break;
             }
         }
     return message;
 }
 
-inline void Checker::check_string_key(std::string_view key, const std::string& text, const toml::node& value, const std::string& path, Entry& entry) {
+inline void Checker::check_string_key(std::string_view key, const std::string& text, const toml::node& value,
+                                      const std::string& path, Entry& entry) {
     auto fail = [&](const std::string& message) { report(value.source(), path, message); };
     if (key == "repo") {
         if (!is_repo_id(text)) {
-            std::string message = "expected a repo id \"owner/name\" (e.g. \"stabilityai/stable-diffusion-xl-base-1.0\"), got " + quote_untrusted(text);
+            std::string message =
+                "expected a repo id \"owner/name\" (e.g. \"stabilityai/stable-diffusion-xl-base-1.0\"), got " +
+                quote_untrusted(text);
             if (text.find("://") != std::string::npos) message += "; give the repo id, not its URL";
             fail(message);
         }
@@ -220,13 +236,15 @@ inline void Checker::check_string_key(std::string_view key, const std::string& t
         if (text == "model" || text == "dataset" || text == "space") {
             entry.repo_type = text;
         } else {
-            std::string message = "unknown repo_type " + quote_untrusted(text) + "; use \"model\" (the default), \"dataset\" or \"space\"";
+            std::string message = "unknown repo_type " + quote_untrusted(text) +
+                                  "; use \"model\" (the default), \"dataset\" or \"space\"";
             if (text == "models" || text == "datasets" || text == "spaces")
                 message += " (singular: \"" + text.substr(0, text.size() - 1) + "\")";
             fail(message);
         }
     } else if (key == "type") {
-        if (text.empty()) fail("the file type is empty; write e.g. type = \"Model\" or type = \"VAE\", or remove the key");
+        if (text.empty())
+            fail("the file type is empty; write e.g. type = \"Model\" or type = \"VAE\", or remove the key");
         entry.file_type = text;
     } else if (key == "url") {
         if (check_url(text, value, path)) entry.url = text;
@@ -249,10 +267,12 @@ inline void Checker::check_string_key(std::string_view key, const std::string& t
     // description and notes: documentation for the reader, nothing to check.
 }
 
-inline void Checker::check_headers(const toml::node* headers, const toml::node* auth_header, const std::string& entry_path, Entry& entry) {
+inline void Checker::check_headers(const toml::node* headers, const toml::node* auth_header,
+                                   const std::string& entry_path, Entry& entry) {
     auto add = [&](const std::string& name, const std::string& raw, const toml::node& value, const std::string& path) {
         if (!is_header_value(raw)) {
-            report(value.source(), path, "the header value contains a line break or control character; a header value must be one line");
+            report(value.source(), path,
+                   "the header value contains a line break or control character; a header value must be one line");
             return;
         }
         std::string expanded, problem;
@@ -269,7 +289,8 @@ inline void Checker::check_headers(const toml::node* headers, const toml::node* 
                 report(value.source(), path,
                        name == "Authorization" && path == child_path(entry_path, "auth_header")
                            ? "auth_header and headers.Authorization both set the Authorization header; keep one"
-                           : "the header " + quote_untrusted(name) + " is given twice (header names are case-insensitive)");
+                           : "the header " + quote_untrusted(name) +
+                                 " is given twice (header names are case-insensitive)");
                 return;
             }
         entry.headers.emplace_back(name, std::move(expanded));
@@ -282,7 +303,8 @@ inline void Checker::check_headers(const toml::node* headers, const toml::node* 
                 std::string path = child_path(headers_path, name);
                 if (!is_header_name(name)) {
                     report(key->source(), path,
-                           "not a valid HTTP header name: " + quote_untrusted(name) + "; use letters, digits and '-', e.g. \"Authorization\"");
+                           "not a valid HTTP header name: " + quote_untrusted(name) +
+                               "; use letters, digits and '-', e.g. \"Authorization\"");
                 } else if (const auto* text = value->as_string()) {
                     add(name, text->get(), *value, path);
                 } else {
@@ -290,15 +312,14 @@ inline void Checker::check_headers(const toml::node* headers, const toml::node* 
                 }
             }
         } else {
-            wrong_type(*headers, headers_path, "a table of header names and values, e.g. headers = { \"X-Api-Key\" = \"${MY_KEY}\" }");
+            wrong_type(*headers, headers_path,
+                       "a table of header names and values, e.g. headers = { \"X-Api-Key\" = \"${MY_KEY}\" }");
         }
     }
     if (auth_header) {
         std::string path = child_path(entry_path, "auth_header");
-        if (const auto* text = auth_header->as_string())
-            add("Authorization", text->get(), *auth_header, path);
-        else
-            wrong_type(*auth_header, path, "a string, e.g. auth_header = \"Bearer ${MY_TOKEN}\"");
+        if (const auto* text = auth_header->as_string()) add("Authorization", text->get(), *auth_header, path);
+        else wrong_type(*auth_header, path, "a string, e.g. auth_header = \"Bearer ${MY_TOKEN}\"");
     }
 }
 

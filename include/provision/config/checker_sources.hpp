@@ -46,7 +46,8 @@ inline void Checker::civitai_link_to_ids(const toml::node& value, const std::str
         return;
     }
     if (!ref->file_id.empty() && !entry.file_id.empty() && ref->file_id != entry.file_id) {
-        report(value.source(), path, "the link's fileId " + ref->file_id + " differs from file_id " + entry.file_id + "; keep one");
+        report(value.source(), path,
+               "the link's fileId " + ref->file_id + " differs from file_id " + entry.file_id + "; keep one");
         return;
     }
     entry.model_id = ref->model_id;
@@ -55,24 +56,29 @@ inline void Checker::civitai_link_to_ids(const toml::node& value, const std::str
     entry.civitai_site = ref->site;
 }
 
-inline void Checker::check_civitai_ids(const toml::table& table, const std::string& key_path, const std::vector<std::string_view>& seen) {
+inline void Checker::check_civitai_ids(const toml::table& table, const std::string& key_path,
+                                       const std::vector<std::string_view>& seen) {
     auto has = [&](std::string_view key) { return std::find(seen.begin(), seen.end(), key) != seen.end(); };
     const bool air = has("air"), url = has("url");
     if (air && url) {
-        report(table.get("url")->source(), child_path(key_path, "url"), "\"air\" and \"url\" both name the model; keep one");
+        report(table.get("url")->source(), child_path(key_path, "url"),
+               "\"air\" and \"url\" both name the model; keep one");
     } else if (air && (has("version_id") || has("model_id"))) {
         std::string_view other = has("version_id") ? "version_id" : "model_id";
         report(table.get(other)->source(), child_path(key_path, other),
                "the AIR id already names the model and version; remove " + std::string(other) + " (or air)");
     } else if (!air && !url && !has("version_id") && !has("model_id")) {
-        report(table.source(), key_path,
-               "missing required key \"version_id\" for source \"civitai\"; add version_id = \"<model version id>\" (the "
-               "number after ?modelVersionId= in the model page's URL), or url = \"https://civitai.com/models/...\" (the "
-               "page's link), model_id = <model id> (its default version), or air = \"urn:air:...:civitai:<model>@<version>\"");
+        report(
+            table.source(), key_path,
+            "missing required key \"version_id\" for source \"civitai\"; add version_id = \"<model version id>\" (the "
+            "number after ?modelVersionId= in the model page's URL), or url = \"https://civitai.com/models/...\" (the "
+            "page's link), model_id = <model id> (its default version), or air = "
+            "\"urn:air:...:civitai:<model>@<version>\"");
     }
 }
 
-inline void Checker::check_repo_path_list(const toml::node& value, const std::string& path, std::string_view key, std::vector<std::string>& out) {
+inline void Checker::check_repo_path_list(const toml::node& value, const std::string& path, std::string_view key,
+                                          std::vector<std::string>& out) {
     const bool patterns = key != "files";
     const std::string example = patterns ? std::string(key) + " = [\"*.safetensors\", \"text_encoder/*\"]"
                                          : "files = [\"model.safetensors\", \"vae/config.json\"]";
@@ -85,7 +91,8 @@ inline void Checker::check_repo_path_list(const toml::node& value, const std::st
     }
     if (array->empty()) {
         report(value.source(), path,
-               "the list is empty; " + std::string(patterns ? "give at least one pattern, e.g. " : "name at least one file, e.g. ") +
+               "the list is empty; " +
+                   std::string(patterns ? "give at least one pattern, e.g. " : "name at least one file, e.g. ") +
                    example + ", or remove the key");
         return;
     }
@@ -117,44 +124,53 @@ inline std::string Checker::pattern_problem(std::string_view pattern) {
     return "";
 }
 
-inline void Checker::check_file_selection(const toml::table& table, const std::string& key_path, const std::vector<std::string_view>& seen) {
+inline void Checker::check_file_selection(const toml::table& table, const std::string& key_path,
+                                          const std::vector<std::string_view>& seen) {
     auto has = [&](std::string_view key) { return std::find(seen.begin(), seen.end(), key) != seen.end(); };
     auto at = [&](std::string_view key) { return table.get(key)->source(); };
     const bool file = has("file"), files = has("files"), include = has("include"), exclude = has("exclude");
     if (file && (files || include || exclude)) {
         std::string_view other = files ? "files" : include ? "include" : "exclude";
         report(at(other), child_path(key_path, other),
-               "\"file\" and \"" + std::string(other) + "\" cannot be combined: file names one file; for several, "
-               "move it into files = [...] or select them with include = [...] (and exclude = [...])");
+               "\"file\" and \"" + std::string(other) +
+                   "\" cannot be combined: file names one file; for several, "
+                   "move it into files = [...] or select them with include = [...] (and exclude = [...])");
     } else if (files && (include || exclude)) {
         std::string_view other = include ? "include" : "exclude";
         report(at(other), child_path(key_path, other),
-               "\"files\" and \"" + std::string(other) + "\" cannot be combined: files lists exact paths, include and "
-               "exclude select by pattern; use one way");
+               "\"files\" and \"" + std::string(other) +
+                   "\" cannot be combined: files lists exact paths, include and "
+                   "exclude select by pattern; use one way");
     } else if (exclude && !include) {
         report(at("exclude"), child_path(key_path, "exclude"),
-               "exclude needs include: write include = [\"*\"] to start from the whole repo, then exclude = [...] removes files");
+               "exclude needs include: write include = [\"*\"] to start from the whole repo, then exclude = [...] "
+               "removes files");
     } else if (!file && !files && !include) {
         report(table.source(), key_path,
-               "missing required key \"file\" for source \"huggingface\"; add file = \"<path of the file inside the repo>\", "
+               "missing required key \"file\" for source \"huggingface\"; add file = \"<path of the file inside the "
+               "repo>\", "
                "e.g. file = \"sd_xl_base_1.0.safetensors\" (for several: files = [\"a.safetensors\", \"sub/b.json\"], "
                "or include = [\"*\"] for the whole repo)");
     }
     if ((files || include) && !file) {
         if (has("filename"))
             report(at("filename"), child_path(key_path, "filename"),
-                   "filename renames one file; an entry with files or include keeps the repo's names (and folders), so remove it");
+                   "filename renames one file; an entry with files or include keeps the repo's names (and folders), so "
+                   "remove it");
         if (has("sha256"))
             report(at("sha256"), child_path(key_path, "sha256"),
-                   "sha256 checks one file; with files or include every file is verified against the digest Hugging Face lists, so remove it");
+                   "sha256 checks one file; with files or include every file is verified against the digest Hugging "
+                   "Face lists, so remove it");
     }
 }
 
-inline void Checker::check_numeric_id(const toml::node& value, const std::string& path, std::string_view key, std::string& out) {
+inline void Checker::check_numeric_id(const toml::node& value, const std::string& path, std::string_view key,
+                                      std::string& out) {
     const char* expected = "expected a number or a string of digits";
     if (const auto* number = value.as_integer()) {
         if (number->get() <= 0) {
-            report(value.source(), path, std::string(expected) + ", got " + std::to_string(number->get()) + "; ids are positive");
+            report(value.source(), path,
+                   std::string(expected) + ", got " + std::to_string(number->get()) + "; ids are positive");
             return;
         }
         out = std::to_string(number->get());
@@ -162,7 +178,8 @@ inline void Checker::check_numeric_id(const toml::node& value, const std::string
         if (!is_all_digits(text->get())) {
             std::string message = std::string(expected) + ", got " + quote_untrusted(text->get());
             if (key == "version_id") message += " (use the number after ?modelVersionId= in the CivitAI URL)";
-            if (text->get().find("civitai.") != std::string::npos) message += "; or give the whole link as url = \"...\"";
+            if (text->get().find("civitai.") != std::string::npos)
+                message += "; or give the whole link as url = \"...\"";
             report(value.source(), path, message);
             return;
         }

@@ -24,14 +24,15 @@ namespace detail {
 /// subdomains (a dotted-suffix match, so "evilcivitai.com" is not one).
 inline bool is_civitai_host(std::string_view host) {
     for (std::string_view domain : {std::string_view("civitai.com"), std::string_view("civitai.red")})
-        if (host == domain || (host.size() > domain.size() && ends_with(host, domain) && host[host.size() - domain.size() - 1] == '.'))
+        if (host == domain ||
+            (host.size() > domain.size() && ends_with(host, domain) && host[host.size() - domain.size() - 1] == '.'))
             return true;
     return false;
 }
 
 /// The ids a link or AIR names. Empty strings are "not given".
 struct CivitaiReference {
-    std::string site;        ///< "https://civitai.red" when the link is on civitai.red; "" for civitai.com
+    std::string site;  ///< "https://civitai.red" when the link is on civitai.red; "" for civitai.com
     std::string model_id;
     std::string version_id;
     std::string file_id;
@@ -109,7 +110,8 @@ inline Result<CivitaiReference> parse_civitai_link(const Url& url) {
         }
         return ref;
     }
-    if (n == 4 && segments[0] == "api" && segments[1] == "v1" && (segments[2] == "model-versions" || segments[2] == "models")) {
+    if (n == 4 && segments[0] == "api" && segments[1] == "v1" &&
+        (segments[2] == "model-versions" || segments[2] == "models")) {
         auto id = id_or_fail(segments[3], segments[2] == "models" ? "model id" : "version id");
         if (!id) return id.error();
         (segments[2] == "models" ? ref.model_id : ref.version_id) = id.value();
@@ -130,33 +132,39 @@ inline Result<CivitaiReference> parse_civitai_air(std::string_view text) {
         if (colon == std::string::npos) break;
         pos = colon + 1;
     }
-    const char* shape = "write it as urn:air:<ecosystem>:<type>:civitai:<model id>@<version id>, e.g. "
-                        "urn:air:sdxl:lora:civitai:328553@368189";
-    if (parts.size() < 2 || parts.size() > 4)
-        return make_error(errc::config, std::string("not an AIR id; ") + shape);
+    const char* shape =
+        "write it as urn:air:<ecosystem>:<type>:civitai:<model id>@<version id>, e.g. "
+        "urn:air:sdxl:lora:civitai:328553@368189";
+    if (parts.size() < 2 || parts.size() > 4) return make_error(errc::config, std::string("not an AIR id; ") + shape);
     for (const auto& part : parts) {
         bool ok = !part.empty();
-        for (unsigned char c : part) ok = ok && (std::isalnum(c) || c == '_' || c == '-' || c == '/' || c == '@' || c == '+' || c == '.');
+        for (unsigned char c : part)
+            ok = ok && (std::isalnum(c) || c == '_' || c == '-' || c == '/' || c == '@' || c == '+' || c == '.');
         if (!ok) return make_error(errc::config, std::string("not an AIR id (an empty or odd segment); ") + shape);
     }
     const std::string& source = parts[parts.size() - 2];
     if (source != "civitai")
-        return make_error(errc::config, "the AIR id names the source \"" + source +
-                                            "\"; only civitai AIR ids can be used here (a Hugging Face model takes source = \"huggingface\")");
+        return make_error(
+            errc::config,
+            "the AIR id names the source \"" + source +
+                "\"; only civitai AIR ids can be used here (a Hugging Face model takes source = \"huggingface\")");
     std::string id = parts.back();
     CivitaiReference ref;
     if (std::size_t dot = id.find('.'); dot != std::string::npos) id.erase(dot);  // .safetensor / .ckpt: a format hint
     if (std::size_t plus = id.find('+'); plus != std::string::npos) {
         ref.file_id = id.substr(plus + 1);
         id.erase(plus);
-        if (!is_civitai_id(ref.file_id)) return make_error(errc::config, "the AIR id's file id (after '+') is not a number; " + std::string(shape));
+        if (!is_civitai_id(ref.file_id))
+            return make_error(errc::config, "the AIR id's file id (after '+') is not a number; " + std::string(shape));
     }
     if (std::size_t at = id.find('@'); at != std::string::npos) {
         ref.version_id = id.substr(at + 1);
         id.erase(at);
-        if (!is_civitai_id(ref.version_id)) return make_error(errc::config, "the AIR id's version (after '@') is not a number; " + std::string(shape));
+        if (!is_civitai_id(ref.version_id))
+            return make_error(errc::config, "the AIR id's version (after '@') is not a number; " + std::string(shape));
     }
-    if (!is_civitai_id(id)) return make_error(errc::config, "the AIR id's model id is not a number; " + std::string(shape));
+    if (!is_civitai_id(id))
+        return make_error(errc::config, "the AIR id's model id is not a number; " + std::string(shape));
     ref.model_id = id;
     return ref;
 }

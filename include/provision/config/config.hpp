@@ -57,19 +57,20 @@ struct Entry {
     // huggingface
     std::string repo;                ///< "owner/name"
     std::string file;                ///< path inside the repo, may contain folders
-    std::vector<std::string> files;    ///< several paths inside the repo (instead of file)
-    std::vector<std::string> include;  ///< glob patterns selecting repo files (hf-protocol.md rules; include = ["*"]: the whole repo)
+    std::vector<std::string> files;  ///< several paths inside the repo (instead of file)
+    std::vector<std::string>
+        include;  ///< glob patterns selecting repo files (hf-protocol.md rules; include = ["*"]: the whole repo)
     std::vector<std::string> exclude;  ///< glob patterns removed from the selection
-    std::string revision = "main";   ///< branch, tag, commit or refs/pr/N
-    std::string repo_type = "model"; ///< model, dataset or space
+    std::string revision = "main";     ///< branch, tag, commit or refs/pr/N
+    std::string repo_type = "model";   ///< model, dataset or space
     bool gated = false;
 
     // civitai
-    std::string version_id;  ///< model version id (digits); empty: the default version of model_id
-    std::string model_id;    ///< model id (digits), from model_id, a link or an AIR id
+    std::string version_id;    ///< model version id (digits); empty: the default version of model_id
+    std::string model_id;      ///< model id (digits), from model_id, a link or an AIR id
     std::string civitai_site;  ///< "https://civitai.red" when a link named that site; empty: civitai.com
-    std::string file_id;     ///< optional: which file of the version
-    std::string file_type;   ///< optional: pick the file by its type ("Model", "VAE", ...)
+    std::string file_id;       ///< optional: which file of the version
+    std::string file_type;     ///< optional: pick the file by its type ("Model", "VAE", ...)
 
     // url
     std::string url;
@@ -103,8 +104,9 @@ struct Diagnostic {
 
 /// The optional [settings] and [directories] tables: which UI's folders to fill.
 struct ManifestSettings {
-    std::string layout;      ///< "sdnext", "a1111", "forge", "comfyui"; empty: the default (or the CLI's --layout)
-    std::string models_dir;  ///< ${VAR} expanded; relative paths are relative to the workspace; empty: the layout's default
+    std::string layout;  ///< "sdnext", "a1111", "forge", "comfyui"; empty: the default (or the CLI's --layout)
+    std::string
+        models_dir;  ///< ${VAR} expanded; relative paths are relative to the workspace; empty: the layout's default
     SourceLocation layout_where;
     /// [directories]: category -> folder (relative to the models directory, or absolute); adds or overrides.
     std::vector<std::pair<std::string, std::string>> directories;
@@ -133,9 +135,9 @@ struct ConfigTrust {
 
 /// A parsed config: the entries and every problem found. Usable only when ok().
 struct Manifest {
-    std::string origin;  ///< the file path or (redacted) URL it came from
-    std::string sha256;  ///< of the text as read: says which config a log or a dry run was about
-    bool remote = false; ///< it came from a URL (ConfigTrust::remote)
+    std::string origin;   ///< the file path or (redacted) URL it came from
+    std::string sha256;   ///< of the text as read: says which config a log or a dry run was about
+    bool remote = false;  ///< it came from a URL (ConfigTrust::remote)
     ManifestSettings settings;
     std::vector<Entry> entries;
     std::vector<Diagnostic> diagnostics;
@@ -150,8 +152,8 @@ struct Manifest {
 
 /// Parses and validates config text. `origin` names the file or URL in messages.
 /// Categories are checked against the layout by the provisioner, not here.
-inline Manifest parse_config(std::string_view text, const std::string& origin, const EnvLookup& env = process_environment(),
-                             const ConfigTrust& trust = {});
+inline Manifest parse_config(std::string_view text, const std::string& origin,
+                             const EnvLookup& env = process_environment(), const ConfigTrust& trust = {});
 
 /// Whether a file name is safe to create inside a folder: not empty, no separators,
 /// not "." or "..", no control characters, at most 255 bytes.

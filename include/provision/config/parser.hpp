@@ -31,7 +31,8 @@ namespace provision {
 
 inline bool is_safe_filename(std::string_view name) { return detail::config_parser::filename_problem(name) == nullptr; }
 
-inline Manifest parse_config(std::string_view text, const std::string& origin, const EnvLookup& env, const ConfigTrust& trust) {
+inline Manifest parse_config(std::string_view text, const std::string& origin, const EnvLookup& env,
+                             const ConfigTrust& trust) {
     Manifest manifest;
     manifest.origin = redact_url(origin);  // a config URL may carry a token in its query
     manifest.sha256 = detail::sha256_hex(std::string(text));

@@ -121,17 +121,21 @@ inline const char* filename_problem(std::string_view name) {
 
 /// Why a path inside a Hugging Face repo is unusable, or "" when it is fine.
 inline std::string repo_path_problem(std::string_view path) {
-    if (path.empty()) return "the path is empty; write the file's path inside the repo, e.g. file = \"model.safetensors\"";
+    if (path.empty())
+        return "the path is empty; write the file's path inside the repo, e.g. file = \"model.safetensors\"";
     if (path.front() == '/') return "the path must be relative to the repo root; remove the leading '/'";
     if (path.find('\\') != std::string_view::npos) return "use '/' between folders, not '\\'";
     if (has_control_char(path)) return "the path contains a control character";
     std::size_t pos = 0;
     while (true) {
         std::size_t slash = path.find('/', pos);
-        std::string_view segment = path.substr(pos, slash == std::string_view::npos ? std::string_view::npos : slash - pos);
-        if (segment.empty()) return "the path has an empty folder name (\"//\" or a trailing '/'); write folder/file.safetensors";
+        std::string_view segment =
+            path.substr(pos, slash == std::string_view::npos ? std::string_view::npos : slash - pos);
+        if (segment.empty())
+            return "the path has an empty folder name (\"//\" or a trailing '/'); write folder/file.safetensors";
         if (segment == ".." || segment == ".")
-            return "the path must not contain \"..\" or \".\" folders; write the path from the repo root, e.g. vae/model.safetensors";
+            return "the path must not contain \"..\" or \".\" folders; write the path from the repo root, e.g. "
+                   "vae/model.safetensors";
         if (segment.size() > 255) return "a folder or file name in the path is longer than 255 bytes";
         if (slash == std::string_view::npos) break;
         pos = slash + 1;
@@ -162,7 +166,8 @@ inline bool is_all_digits(std::string_view text) {
 inline bool is_header_name(std::string_view name) {
     if (name.empty()) return false;
     for (unsigned char c : name) {
-        bool ok = std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
+        bool ok =
+            std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
         if (!ok) return false;
     }
     return true;
@@ -174,7 +179,6 @@ inline bool is_header_value(std::string_view value) {
         if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
     return true;
 }
-
 
 }  // namespace config_parser
 }  // namespace detail

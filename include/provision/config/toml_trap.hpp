@@ -88,8 +88,9 @@ inline std::optional<ParserTrap> find_toml_parser_trap(std::string_view text) {
                              " nested key parts in one statement; write [models.<category>.<name>]");
     };
     auto non_ascii = [&](std::size_t pos) {
-        return trap(pos, "Error while parsing: a non-ASCII character outside quotes; TOML allows them only in quoted "
-                         "strings and comments, so quote the key or value");
+        return trap(pos,
+                    "Error while parsing: a non-ASCII character outside quotes; TOML allows them only in quoted "
+                    "strings and comments, so quote the key or value");
     };
     if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) i = line_start = 3;  // a UTF-8 byte order mark, which toml++ skips
     auto describe = [&](std::size_t pos) -> std::string {
@@ -109,10 +110,11 @@ inline std::optional<ParserTrap> find_toml_parser_trap(std::string_view text) {
     // (a refusal here would hide an earlier error it finds first).
     auto bad_escape = [&](std::size_t backslash, bool multi_line) {
         if (backslash + 1 >= n || static_cast<unsigned char>(text[backslash + 1]) < 0x80 || string_trap) return;
-        string_trap = trap(backslash, "Error while parsing string: a backslash must start an escape sequence (\\b \\t \\n "
-                                      "\\f \\r \\\" \\\\ \\uXXXX or \\UXXXXXXXX)" +
-                                          std::string(multi_line ? " or, in a multi-line string, end its line" : "") +
-                                          ", saw a non-ASCII character after it; write \\\\ for a backslash");
+        string_trap = trap(backslash,
+                           "Error while parsing string: a backslash must start an escape sequence (\\b \\t \\n "
+                           "\\f \\r \\\" \\\\ \\uXXXX or \\UXXXXXXXX)" +
+                               std::string(multi_line ? " or, in a multi-line string, end its line" : "") +
+                               ", saw a non-ASCII character after it; write \\\\ for a backslash");
     };
     auto skip_string = [&](std::size_t pos) {  // pos at the opening quote; returns the position after the string
         const char quote = text[pos];
@@ -125,10 +127,12 @@ inline std::optional<ParserTrap> find_toml_parser_trap(std::string_view text) {
                 // After a backslash and blanks toml++ expects the line to end, and
                 // classifies what it meets there with the same table: a non-ASCII
                 // character that follows on the same line (invalid anyway) is refused.
-                if (line_end < n && line_end > pos + 1 && static_cast<unsigned char>(text[line_end]) >= 0x80 && !string_trap)
-                    string_trap = trap(line_end, "Error while parsing string: a backslash followed by spaces or tabs must be "
-                                                 "the last character on its line (a line-ending backslash), saw a non-ASCII "
-                                                 "character after them; write \\\\ for a backslash");
+                if (line_end < n && line_end > pos + 1 && static_cast<unsigned char>(text[line_end]) >= 0x80 &&
+                    !string_trap)
+                    string_trap = trap(line_end,
+                                       "Error while parsing string: a backslash followed by spaces or tabs must be "
+                                       "the last character on its line (a line-ending backslash), saw a non-ASCII "
+                                       "character after them; write \\\\ for a backslash");
                 if (line_end < n && (text[line_end] == '\n' || text[line_end] == '\r')) {
                     // A line-ending backslash: white space up to the next other character is dropped.
                     pos = line_end;
@@ -137,9 +141,11 @@ inline std::optional<ParserTrap> find_toml_parser_trap(std::string_view text) {
                         ++pos;
                     }
                     if (pos < n && static_cast<unsigned char>(text[pos]) >= 0x80 && !string_trap)
-                        string_trap = trap(pos, "Error while parsing string: a non-ASCII character right after a line-ending "
-                                                "backslash is misread by toml++ 3.3; put an ASCII character first or "
-                                                "drop the backslash");
+                        string_trap =
+                            trap(pos,
+                                 "Error while parsing string: a non-ASCII character right after a line-ending "
+                                 "backslash is misread by toml++ 3.3; put an ASCII character first or "
+                                 "drop the backslash");
                 } else if (basic && text[pos] == '\\' && pos + 1 < n) {
                     bad_escape(pos, true);
                     if (text[pos + 1] == '\n') new_line(pos + 1);
@@ -198,8 +204,10 @@ inline std::optional<ParserTrap> find_toml_parser_trap(std::string_view text) {
             if (j < n) {
                 auto ch = static_cast<unsigned char>(text[j]);
                 if (!(std::isalnum(ch) || ch == '_' || ch == '-' || ch == '"' || ch == '\'' || ch == ']'))
-                    return trap(j, "Error while parsing table header: expected a table name (a bare key or a quoted string), saw " +
-                                       describe(j) + "; write e.g. [models.lora.my-model]");
+                    return trap(j,
+                                "Error while parsing table header: expected a table name (a bare key or a quoted "
+                                "string), saw " +
+                                    describe(j) + "; write e.g. [models.lora.my-model]");
             }
             ++i;
         } else if (!in_value) {
@@ -238,18 +246,24 @@ inline std::optional<ParserTrap> find_toml_parser_trap(std::string_view text) {
                     if (byte >= 0x80) return non_ascii(end);
                     ++end;
                 }
-                auto digit_at = [&](std::size_t pos) { return pos < n && std::isdigit(static_cast<unsigned char>(text[pos])); };
+                auto digit_at = [&](std::size_t pos) {
+                    return pos < n && std::isdigit(static_cast<unsigned char>(text[pos]));
+                };
                 auto date_at = [&](std::size_t pos) {  // YYYY-MM-DD
                     for (std::size_t k = 0; k < 10; ++k)
                         if (k == 4 || k == 7 ? pos + k >= n || text[pos + k] != '-' : !digit_at(pos + k)) return false;
                     return true;
                 };
-                if (is_value && digit_at(i) && characters == 10 && end + 2 < n && text[end] == ' ' && digit_at(end + 1) &&
-                    !digit_at(end + 2))
-                    return trap(end + 1, "Error while parsing value: expected a time after the date (e.g. 1979-05-27 07:32:00), "
-                                         "a comment or the end of the line");
-                if (is_value && date_at(i) && i + 11 < n && (text[i + 10] == 'T' || text[i + 10] == 't') && !digit_at(i + 11))
-                    return trap(i + 11, "Error while parsing date-time: expected a time after the 'T' (e.g. 1979-05-27T07:32:00)");
+                if (is_value && digit_at(i) && characters == 10 && end + 2 < n && text[end] == ' ' &&
+                    digit_at(end + 1) && !digit_at(end + 2))
+                    return trap(end + 1,
+                                "Error while parsing value: expected a time after the date (e.g. 1979-05-27 07:32:00), "
+                                "a comment or the end of the line");
+                if (is_value && date_at(i) && i + 11 < n && (text[i + 10] == 'T' || text[i + 10] == 't') &&
+                    !digit_at(i + 11))
+                    return trap(
+                        i + 11,
+                        "Error while parsing date-time: expected a time after the 'T' (e.g. 1979-05-27T07:32:00)");
                 i = end;
                 continue;
             }
@@ -258,7 +272,6 @@ inline std::optional<ParserTrap> find_toml_parser_trap(std::string_view text) {
     }
     return std::nullopt;
 }
-
 
 }  // namespace config_parser
 }  // namespace detail

@@ -9,7 +9,6 @@
 #ifndef PROVISION_CONFIG_VARIABLES_HPP
 #define PROVISION_CONFIG_VARIABLES_HPP
 
-
 #include <string>
 #include <string_view>
 
@@ -38,22 +37,26 @@ inline bool expand_variables(std::string_view text, const EnvLookup& env, const 
         }
         std::size_t close = text.find('}', i + 2);
         if (close == std::string_view::npos) {
-            problem = "\"${\" is not closed; write ${NAME} to insert an environment variable (or $${ for a literal \"${\")";
+            problem =
+                "\"${\" is not closed; write ${NAME} to insert an environment variable (or $${ for a literal \"${\")";
             return false;
         }
         std::string_view name = text.substr(i + 2, close - i - 2);
         bool valid = !name.empty() && !std::isdigit(static_cast<unsigned char>(name.front()));
         for (unsigned char c : name) valid = valid && (std::isalnum(c) || c == '_');
         if (!valid) {
-            problem = "invalid variable reference; write ${NAME} with letters, digits and underscores (or $${ for a literal \"${\")";
+            problem =
+                "invalid variable reference; write ${NAME} with letters, digits and underscores (or $${ for a literal "
+                "\"${\")";
             return false;
         }
         std::string variable(name);
         if (!trust.may_expand(variable)) {
             unavailable = true;
-            problem = "${" + variable + "} is not expanded: this config was fetched from a URL, and such a config reads "
-                      "only the variables the operator allows; to allow it, set PROVISION_ALLOW_VARS=" + variable +
-                      " (names separated by commas) or pass --allow-var " + variable;
+            problem = "${" + variable +
+                      "} is not expanded: this config was fetched from a URL, and such a config reads "
+                      "only the variables the operator allows; to allow it, set PROVISION_ALLOW_VARS=" +
+                      variable + " (names separated by commas) or pass --allow-var " + variable;
             return false;
         }
         std::optional<std::string> value = env ? env(variable) : std::nullopt;
@@ -73,7 +76,6 @@ inline bool expand_variables(std::string_view text, const EnvLookup& env, const 
     }
     return true;
 }
-
 
 }  // namespace config_parser
 }  // namespace detail

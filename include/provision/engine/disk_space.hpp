@@ -49,7 +49,8 @@ inline Result<FilesystemSpace> filesystem_space(const std::filesystem::path& fol
     struct stat info {};
     if (::stat(probe.c_str(), &info) != 0) return errno_error("cannot inspect " + probe.string(), errno);
     struct statvfs space {};
-    if (::statvfs(probe.c_str(), &space) != 0) return errno_error("cannot read the free space of " + probe.string(), errno);
+    if (::statvfs(probe.c_str(), &space) != 0)
+        return errno_error("cannot read the free space of " + probe.string(), errno);
     FilesystemSpace out;
     out.device = static_cast<std::uint64_t>(info.st_dev);
     out.available = static_cast<std::uint64_t>(space.f_bavail) * static_cast<std::uint64_t>(space.f_frsize);
@@ -89,7 +90,7 @@ inline std::string human_size(std::uint64_t bytes) {
 struct SpaceNeed {
     std::filesystem::path folder;  ///< where the file goes (need not exist yet)
     std::uint64_t bytes = 0;
-    std::string label;             ///< the entry, for the message
+    std::string label;  ///< the entry, for the message
 };
 
 /// nullopt when every need fits its filesystem's free space; otherwise an
@@ -106,7 +107,8 @@ inline std::optional<Error> space_shortfall(const std::vector<SpaceNeed>& needs)
         if (need.bytes == 0) continue;
         auto space = filesystem_space(need.folder);
         if (!space) continue;  // cannot tell: the write will say so if it fails
-        auto group = std::find_if(groups.begin(), groups.end(), [&](const Group& g) { return g.space.device == space->device; });
+        auto group =
+            std::find_if(groups.begin(), groups.end(), [&](const Group& g) { return g.space.device == space->device; });
         if (group == groups.end()) {
             groups.push_back(Group{space.value(), 0, {}});
             group = std::prev(groups.end());
@@ -119,7 +121,8 @@ inline std::optional<Error> space_shortfall(const std::vector<SpaceNeed>& needs)
         if (group.needed <= group.space.available) continue;
         text += "\n  " + group.space.mount_point.string() + ": needs " + human_size(group.needed) + " for " +
                 std::to_string(group.members.size()) + (group.members.size() == 1 ? " file" : " files") + ", has " +
-                human_size(group.space.available) + " free (" + human_size(group.needed - group.space.available) + " short)";
+                human_size(group.space.available) + " free (" + human_size(group.needed - group.space.available) +
+                " short)";
         for (const auto* need : group.members)
             text += "\n    " + need->label + ": " + human_size(need->bytes) + " in " + need->folder.string();
     }

@@ -33,7 +33,8 @@ struct RetryPolicy {
     int max_attempts = 8;
     std::chrono::milliseconds base_delay{1000};  ///< first backoff (doubles each time, with jitter)
     std::chrono::milliseconds max_delay{30000};  ///< backoff never waits longer
-    std::chrono::milliseconds max_server_delay{std::chrono::minutes(10)};  ///< longest Retry-After / RateLimit wait honoured
+    std::chrono::milliseconds max_server_delay{
+        std::chrono::minutes(10)};  ///< longest Retry-After / RateLimit wait honoured
 };
 
 struct DownloadOptions {
@@ -47,8 +48,9 @@ struct DownloadOptions {
     /// same time share it, as connections give way to waiting files.
     std::size_t connections_per_file = 16;
     std::shared_ptr<ConnectionBudget> connection_budget;  ///< cap over all files; null: only the per-file cap
-    std::uint64_t min_segment_size = 8u << 20;  ///< files under twice this use one connection; no piece is split below it
-    std::uint64_t max_segment_size = 64u << 20; ///< largest piece handed to a connection at once
+    std::uint64_t min_segment_size =
+        8u << 20;  ///< files under twice this use one connection; no piece is split below it
+    std::uint64_t max_segment_size = 64u << 20;      ///< largest piece handed to a connection at once
     std::chrono::milliseconds stall_timeout{30000};  ///< a connection silent this long is dropped and retried
     /// A connection must deliver at least this much per stall_timeout, or it
     /// counts as stalled: a server dripping a few bytes a second would

@@ -79,15 +79,16 @@ inline PlanCheck Downloader::check_target(const DownloadPlan& plan, const std::f
     std::string identity = detail::plan_identity(plan);
     std::optional<detail::InstallRecord> record;
     if (options_.registry)
-        record = target.empty() ? options_.registry->find_by_identity(identity, plan.folder) : options_.registry->find(target);
+        record = target.empty() ? options_.registry->find_by_identity(identity, plan.folder)
+                                : options_.registry->find(target);
     if (record) {
         auto stamp = detail::stamp_of(record->path);
         // The same source, or the very bytes the source now asks for: a new
         // Hugging Face commit that did not touch this file changes the
         // identity, not the content, and must not cost a download.
         bool same_bytes = !plan.sha256.empty() && plan.sha256 == record->sha256;
-        bool same_source = same_bytes || (record->identity == identity && record->validator == plan.validator &&
-                                          plan.sha256.empty());
+        bool same_source =
+            same_bytes || (record->identity == identity && record->validator == plan.validator && plan.sha256.empty());
         bool untouched = stamp && *stamp == record->stamp && (!plan.size || *plan.size == stamp->size);
         bool trusted = same_source && untouched;
         if (trusted && options_.verify) {
@@ -108,7 +109,8 @@ inline PlanCheck Downloader::check_target(const DownloadPlan& plan, const std::f
             return PlanCheck{InstalledFile{record->path, stamp->size, record->sha256, true}, record->path, 0, ""};
         }
         if (out.reason.empty()) {
-            out.reason = !same_source ? "the source changed since it was installed" : "the file was changed or removed since it was installed";
+            out.reason = !same_source ? "the source changed since it was installed"
+                                      : "the file was changed or removed since it was installed";
         }
     }
     // No trustworthy record: a file with a known digest can still be proven by hashing it.
@@ -139,14 +141,17 @@ inline PlanCheck Downloader::check_target(const DownloadPlan& plan, const std::f
 
 inline Result<InstalledFile> Downloader::download(const DownloadPlan& plan) { return run(plan, nullptr); }
 
-inline Result<InstalledFile> Downloader::download(const DownloadPlan& plan, const PlanCheck& checked) { return run(plan, &checked); }
+inline Result<InstalledFile> Downloader::download(const DownloadPlan& plan, const PlanCheck& checked) {
+    return run(plan, &checked);
+}
 
 inline Result<InstalledFile> Downloader::run(const DownloadPlan& plan, const PlanCheck* checked) {
     const std::string& who = plan.key_path;
     if (checked && checked->present) return *checked->present;
     std::error_code fs_error;
     std::filesystem::create_directories(plan.folder, fs_error);
-    if (fs_error) return make_error(errc::io, who + ": cannot create " + plan.folder.string() + ": " + fs_error.message());
+    if (fs_error)
+        return make_error(errc::io, who + ": cannot create " + plan.folder.string() + ": " + fs_error.message());
 
     auto is_cancelled = [this] { return cancelled(); };
     auto on_wait = [&](const std::filesystem::path& target) {
@@ -156,9 +161,11 @@ inline Result<InstalledFile> Downloader::run(const DownloadPlan& plan, const Pla
             // before any download; a name chosen by the server is learnt late).
             bool this_run = pid == static_cast<long>(::getpid());
             std::string holder = this_run ? "another entry of this run"
-                                          : "another provision process" + (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string());
+                                          : "another provision process" +
+                                                (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string());
             emit(Event{EventKind::message, who, target.string(), 0, std::nullopt,
-                       who + ": " + target.filename().string() + " is being downloaded by " + holder + "; waiting for it to finish"});
+                       who + ": " + target.filename().string() + " is being downloaded by " + holder +
+                           "; waiting for it to finish"});
         };
     };
     detail::FileLock lock;
@@ -166,7 +173,9 @@ inline Result<InstalledFile> Downloader::run(const DownloadPlan& plan, const Pla
     bool need_check = checked == nullptr;
     auto lock_target = [&](const std::filesystem::path& path) -> Result<void> {
         std::filesystem::create_directories(path.parent_path(), fs_error);
-        if (fs_error) return make_error(errc::io, who + ": cannot create " + path.parent_path().string() + ": " + fs_error.message());
+        if (fs_error)
+            return make_error(errc::io,
+                              who + ": cannot create " + path.parent_path().string() + ": " + fs_error.message());
         bool waited = false;
         auto acquired = detail::FileLock::acquire(detail::lock_path_for(path), is_cancelled, on_wait(path), waited);
         if (!acquired) return make_error(acquired.error().code, who + ": " + acquired.error().message);
@@ -213,8 +222,9 @@ inline Result<InstalledFile> Downloader::run(const DownloadPlan& plan, const Pla
             if (mismatches++ > 0) {
                 if (!result) {
                     auto error = result.error();
-                    error.message += "; a second download from scratch gave the same bytes, so the server's file is not "
-                                     "the one this digest describes: check the entry's sha256 (or the source's), or the link";
+                    error.message +=
+                        "; a second download from scratch gave the same bytes, so the server's file is not "
+                        "the one this digest describes: check the entry's sha256 (or the source's), or the link";
                     return error;
                 }
                 return result;
@@ -226,7 +236,7 @@ inline Result<InstalledFile> Downloader::run(const DownloadPlan& plan, const Pla
         case detail::Transfer::Outcome::restart:
             if (++restarts > 3)
                 return make_error(errc::network, who + ": " + plan.url.redacted() +
-                                                      " kept changing while it was downloaded; try again later");
+                                                     " kept changing while it was downloaded; try again later");
             fresh = transfer.wants_fresh();
             without_range = without_range || transfer.wants_without_range();
             continue;

@@ -107,7 +107,8 @@ class FileLock {
             if (!attempt || attempt->held()) return attempt;
             if (!waited && on_wait) on_wait(holder);
             waited = true;
-            if (cancelled && cancelled()) return make_error(errc::cancelled, "stopped while waiting for " + path.string());
+            if (cancelled && cancelled())
+                return make_error(errc::cancelled, "stopped while waiting for " + path.string());
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }
     }

@@ -67,7 +67,7 @@ inline std::optional<FileStamp> stamp_of(const std::filesystem::path& path) {
 
 /// One installed file.
 struct InstallRecord {
-    std::string path;       ///< absolute, normalised
+    std::string path;  ///< absolute, normalised
     FileStamp stamp;
     std::string sha256;
     std::string identity;   ///< the plan's identity ("url:...", "hf:repo@commit/file", ...)
@@ -89,13 +89,14 @@ inline std::string install_records_text(const std::map<std::string, InstallRecor
     nlohmann::json files = nlohmann::json::object();
     for (const auto& [key, record] : records) {
         files[key] = {
-            {"size", record.stamp.size},         {"mtime_ns", record.stamp.mtime_ns},
-            {"inode", record.stamp.inode},       {"device", record.stamp.device},
-            {"sha256", record.sha256},           {"identity", record.identity},
-            {"validator", record.validator},     {"installed_at", record.installed_at},
+            {"size", record.stamp.size},     {"mtime_ns", record.stamp.mtime_ns},
+            {"inode", record.stamp.inode},   {"device", record.stamp.device},
+            {"sha256", record.sha256},       {"identity", record.identity},
+            {"validator", record.validator}, {"installed_at", record.installed_at},
         };
     }
-    nlohmann::json document = {{"format", "provision-installed"}, {"version", install_records_version}, {"files", files}};
+    nlohmann::json document = {
+        {"format", "provision-installed"}, {"version", install_records_version}, {"files", files}};
     return document.dump(1) + "\n";
 }
 
@@ -207,7 +208,8 @@ class InstallRegistry {
         std::lock_guard<std::mutex> lock(mutex_);
         std::error_code fs_error;
         std::filesystem::create_directories(file_.parent_path(), fs_error);
-        if (fs_error) return make_error(errc::io, "cannot create " + file_.parent_path().string() + ": " + fs_error.message());
+        if (fs_error)
+            return make_error(errc::io, "cannot create " + file_.parent_path().string() + ": " + fs_error.message());
         auto lock_file = file_;
         lock_file += ".lock";
         auto opened = open_for_writing(lock_file, O_RDWR | O_CREAT);

@@ -92,7 +92,9 @@ class PrefixHasher {
             std::vector<char> buffer(buffer_size_);
             std::uint64_t offset = 0;
             while (offset < total) {
-                auto got = read_at(buffer.data(), static_cast<std::size_t>(std::min<std::uint64_t>(buffer_size_, total - offset)), offset);
+                auto got =
+                    read_at(buffer.data(),
+                            static_cast<std::size_t>(std::min<std::uint64_t>(buffer_size_, total - offset)), offset);
                 if (!got) return got.error();
                 git.update(buffer.data(), got.value());
                 offset += got.value();

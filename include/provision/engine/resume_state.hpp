@@ -76,7 +76,8 @@ inline std::optional<ResumeState> parse_resume_state(std::string_view text) {
     auto document = nlohmann::json::parse(text, nullptr, false);
     if (document.is_discarded() || !document.is_object()) return std::nullopt;
     try {
-        if (!json_field_is(document, "format", "provision-resume") || json_field_unsigned(document, "version") != std::uint64_t{ResumeState::format_version})
+        if (!json_field_is(document, "format", "provision-resume") ||
+            json_field_unsigned(document, "version") != std::uint64_t{ResumeState::format_version})
             return std::nullopt;
         ResumeState state;
         state.identity = document.at("identity").get<std::string>();

@@ -139,8 +139,11 @@ class SegmentScheduler {
     /// in progress is only split while both halves keep `min_split` bytes.
     SegmentScheduler(std::uint64_t total, const RangeSet& done, std::size_t slots, std::uint64_t piece_size,
                      std::uint64_t min_split)
-        : total_(total), done_(done), slots_(std::max<std::size_t>(slots, 1)),
-          piece_size_(std::max<std::uint64_t>(piece_size, 1)), min_split_(std::max<std::uint64_t>(min_split, 1)) {
+        : total_(total),
+          done_(done),
+          slots_(std::max<std::size_t>(slots, 1)),
+          piece_size_(std::max<std::uint64_t>(piece_size, 1)),
+          min_split_(std::max<std::uint64_t>(min_split, 1)) {
         for (auto& slot : slots_) slot = std::make_unique<Slot>();
         for (const auto& span : done_.missing(total_)) unassigned_.add(span.begin, span.end);
     }

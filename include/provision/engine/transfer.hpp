@@ -61,11 +61,21 @@ class Transfer {
 
     /// `name_guessed`: `target` is provisional (the server names the file).
     Transfer(HttpClient& http, const DownloadOptions& options, const DownloadPlan& plan,
-             std::optional<std::filesystem::path> target, bool name_guessed, FileLock& lock, bool fresh, bool without_range)
-        : http_(http), options_(options), plan_(plan), who_(plan.key_path), identity_(plan_identity(plan)),
-          target_(std::move(target)), name_guessed_(name_guessed), lock_(lock), fresh_(fresh), without_range_(without_range),
+             std::optional<std::filesystem::path> target, bool name_guessed, FileLock& lock, bool fresh,
+             bool without_range)
+        : http_(http),
+          options_(options),
+          plan_(plan),
+          who_(plan.key_path),
+          identity_(plan_identity(plan)),
+          target_(std::move(target)),
+          name_guessed_(name_guessed),
+          lock_(lock),
+          fresh_(fresh),
+          without_range_(without_range),
           slots_(std::max<std::size_t>(options.connections_per_file, 1)),
-          batch_(std::max<std::size_t>(options.write_batch, 64 * 1024)), allowed_(slots_) {
+          batch_(std::max<std::size_t>(options.write_batch, 64 * 1024)),
+          allowed_(slots_) {
         for (std::size_t i = 0; i < slots_; ++i) workers_.push_back(std::make_unique<Worker>());
     }
     ~Transfer() {
@@ -140,7 +150,8 @@ class Transfer {
     void worker_main(std::size_t slot);
     /// The body of worker_main: requests pieces until there are none or it is told to stop.
     void worker_loop(std::size_t slot, bool& leaving);
-    Attempt fetch(std::size_t slot, bool establishing, std::uint64_t begin, std::uint64_t end, std::vector<char>& buffer);
+    Attempt fetch(std::size_t slot, bool establishing, std::uint64_t begin, std::uint64_t end,
+                  std::vector<char>& buffer);
     bool establish(const HttpResponse& response, std::uint64_t requested_from, Attempt& attempt);
     bool check_piece_response(const HttpResponse& response, std::size_t slot, std::uint64_t begin, Attempt& attempt);
     Attempt classify_status(const HttpResponse& response, std::size_t slot);
@@ -196,7 +207,7 @@ class Transfer {
     std::string etag_;
     std::string last_modified_;
     bool model_expected_ = false;
-    bool text_claimed_ = false;  ///< the answer called itself text: its first bytes decide
+    bool text_claimed_ = false;      ///< the answer called itself text: its first bytes decide
     std::optional<Url> direct_url_;  ///< where the redirects led: later requests go straight there
     bool direct_scoped_ = false;     ///< every hop stayed on the plan's origin: credentials may go there too
     int refreshes_ = 0;
@@ -216,9 +227,9 @@ class Transfer {
     /// "the others carry on" decision counts only the ones that stay, or two
     /// connections giving way at the same moment would leave the file orphaned.
     std::size_t leaving_ = 0;
-    std::uint64_t fetched_ = 0;  ///< bytes written by this run
+    std::uint64_t fetched_ = 0;               ///< bytes written by this run
     std::uint64_t writeback_started_at_ = 0;  ///< fetched_ when writeback was last started
-    RangeSet saved_;             ///< ranges in the last state written
+    RangeSet saved_;                          ///< ranges in the last state written
     std::vector<std::unique_ptr<Worker>> workers_;
     std::shared_ptr<ConnectionBudget> budget_ = options_.connection_budget;
 };

@@ -10,14 +10,16 @@
 namespace provision {
 namespace detail {
 
-inline bool Transfer::flush(std::size_t slot, std::vector<char>& buffer, std::uint64_t& buffer_start, Attempt& attempt) {
+inline bool Transfer::flush(std::size_t slot, std::vector<char>& buffer, std::uint64_t& buffer_start,
+                            Attempt& attempt) {
     if (buffer.empty()) return true;
     if (!write_piece(slot, buffer.data(), buffer.size(), buffer_start, attempt)) return false;
     buffer.clear();
     return true;
 }
 
-inline bool Transfer::write_piece(std::size_t slot, const char* data, std::size_t size, std::uint64_t& start, Attempt& attempt) {
+inline bool Transfer::write_piece(std::size_t slot, const char* data, std::size_t size, std::uint64_t& start,
+                                  Attempt& attempt) {
     std::uint64_t end = scheduler_->end_of(slot);
     std::uint64_t writable = end > start ? std::min<std::uint64_t>(size, end - start) : 0;
     if (writable > 0) {
@@ -26,7 +28,8 @@ inline bool Transfer::write_piece(std::size_t slot, const char* data, std::size_
             attempt.kind = Attempt::Kind::fatal;
             attempt.error = written.error();
             attempt.error.message = who_ + ": " + attempt.error.message;
-            if (attempt.error.code == errc::disk_full) attempt.error.message += "; the partial file is kept for the next run";
+            if (attempt.error.code == errc::disk_full)
+                attempt.error.message += "; the partial file is kept for the next run";
             return false;
         }
     }
@@ -66,18 +69,17 @@ inline Transfer::Attempt Transfer::fetch(std::size_t slot, bool establishing, st
     auto judge_head = [&] {
         judged = true;
         std::string what;
-        if (looks_like_html(head))
-            what = "received an HTML page from " + plan_.url.redacted();
+        if (looks_like_html(head)) what = "received an HTML page from " + plan_.url.redacted();
         else if (looks_like_json(head))
             what = plan_.url.redacted() + " sent a JSON document (\"" + detail::excerpt(head, 80) +
                    "\"); the link may need a token, or it names an API answer, not a file";
         else if (text_claimed_ && looks_like_text(head))
             what = plan_.url.redacted() + " sent text (\"" + detail::excerpt(head, 80) +
                    "\"); the link may need a login or point to a web page, not a file";
-        else
-            return true;
+        else return true;
         attempt.kind = Attempt::Kind::fatal;
-        attempt.error = make_error(errc::integrity, who_ + ": expected the model file " + target_->filename().string() + " but " + what);
+        attempt.error = make_error(errc::integrity,
+                                   who_ + ": expected the model file " + target_->filename().string() + " but " + what);
         return false;
     };
     // Called before every write: bytes reach the disk only once the head is judged.
@@ -108,8 +110,9 @@ inline Transfer::Attempt Transfer::fetch(std::size_t slot, bool establishing, st
             // No length from the server, but the source said how big the file
             // is: more than that is not this file, and must not fill the disk.
             attempt.kind = Attempt::Kind::fatal;
-            attempt.error = make_error(errc::integrity, who_ + ": " + plan_.url.redacted() + " sent more than the " +
-                                                            std::to_string(*plan_.size) + " bytes the source announced");
+            attempt.error =
+                make_error(errc::integrity, who_ + ": " + plan_.url.redacted() + " sent more than the " +
+                                                std::to_string(*plan_.size) + " bytes the source announced");
             return false;
         }
         if (!judged) {
@@ -165,10 +168,8 @@ inline Transfer::Attempt Transfer::fetch(std::size_t slot, bool establishing, st
         // of it; a cut connection's few bytes are dropped, fetched again and
         // judged whole (judged on their own, two bytes of a binary header can
         // pass for text).
-        if (response)
-            judge_head();
-        else
-            buffer.clear();
+        if (response) judge_head();
+        else buffer.clear();
     }
     if (accepted && attempt.kind != Attempt::Kind::fatal) {
         Attempt flushed;
@@ -188,8 +189,8 @@ inline Transfer::Attempt Transfer::fetch(std::size_t slot, bool establishing, st
             auto seconds = std::chrono::duration<double>(options_.stall_timeout).count();
             char text[64];
             std::snprintf(text, sizeof text, "%.1f", seconds);
-            attempt.error = make_error(errc::network, who_ + ": no data from " + request.url.authority() + " for " + text +
-                                                          " s (stalled)");
+            attempt.error = make_error(
+                errc::network, who_ + ": no data from " + request.url.authority() + " for " + text + " s (stalled)");
         }
         return attempt;
     }
@@ -203,9 +204,10 @@ inline Transfer::Attempt Transfer::fetch(std::size_t slot, bool establishing, st
     }
     if (scheduler_ && position < scheduler_->end_of(slot)) {
         attempt.kind = Attempt::Kind::retry;
-        attempt.error = make_error(errc::network, who_ + ": the connection to " + request.url.authority() + " closed after " +
-                                                      human_size(position - begin) + " of bytes " + std::to_string(begin) +
-                                                      "-" + std::to_string(scheduler_->end_of(slot) - 1));
+        attempt.error =
+            make_error(errc::network, who_ + ": the connection to " + request.url.authority() + " closed after " +
+                                          human_size(position - begin) + " of bytes " + std::to_string(begin) + "-" +
+                                          std::to_string(scheduler_->end_of(slot) - 1));
     }
     return attempt;
 }
@@ -233,7 +235,7 @@ inline void Transfer::worker_loop(std::size_t slot, bool& leaving) {
     Worker& worker = *workers_[slot];
     std::vector<char> buffer;
     buffer.reserve(batch_);
-    int failures = 0;  // in a row, without a byte received
+    int failures = 0;   // in a row, without a byte received
     auto leave = [&] {  // with mutex_ held
         leaving = true;
         ++leaving_;
@@ -326,7 +328,8 @@ inline void Transfer::worker_loop(std::size_t slot, bool& leaving) {
                 break;
             }
             auto wait = attempt.immediate ? std::chrono::milliseconds(0)
-                                          : backoff_delay(failures, options_.retry.base_delay, options_.retry.max_delay, jitter_unit());
+                                          : backoff_delay(failures, options_.retry.base_delay, options_.retry.max_delay,
+                                                          jitter_unit());
             if (attempt.server_wait > wait) wait = std::min(attempt.server_wait, options_.retry.max_server_delay);
             auto resume_at = Clock::now() + wait;
             if (attempt.slow_down) {
@@ -336,8 +339,9 @@ inline void Transfer::worker_loop(std::size_t slot, bool& leaving) {
             std::string what = established_ && end != SegmentScheduler::unbounded
                                    ? " (bytes " + std::to_string(begin) + "-" + std::to_string(end - 1) + ")"
                                    : "";
-            queue_event_locked(EventKind::retry, attempt.error.message + what + "; retry " + std::to_string(failures) + " of " +
-                                                     std::to_string(options_.retry.max_attempts) + " in " + describe_wait(wait));
+            queue_event_locked(EventKind::retry, attempt.error.message + what + "; retry " + std::to_string(failures) +
+                                                     " of " + std::to_string(options_.retry.max_attempts) + " in " +
+                                                     describe_wait(wait));
             while (!stopping_ && Clock::now() < resume_at) wake_.wait_until(lock, resume_at);
             continue;
         }

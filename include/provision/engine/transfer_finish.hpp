@@ -82,7 +82,8 @@ inline void Transfer::coordinate() {
         if (established_ && ranged_ && scheduler_ && now >= not_before_) {
             // Any free slot will do, the first one's included: once the size is
             // known, it is a connection like the others.
-            for (std::size_t slot = 0; slot < slots_ && running_ < allowed_ && scheduler_->has_work_for_another(); ++slot) {
+            for (std::size_t slot = 0; slot < slots_ && running_ < allowed_ && scheduler_->has_work_for_another();
+                 ++slot) {
                 if (workers_[slot]->running) continue;
                 if (budget_ && !budget_->try_acquire_extra()) break;
                 if (!spawn_worker(slot, budget_ != nullptr)) break;
@@ -103,7 +104,8 @@ inline void Transfer::coordinate() {
         }
         if (now - last_progress >= options_.progress_interval && established_ && scheduler_) {
             last_progress = now;
-            Event event{EventKind::progress, who_, target_ ? target_->string() : "", scheduler_->done().covered(), total_, ""};
+            Event event{EventKind::progress,          who_,   target_ ? target_->string() : "",
+                        scheduler_->done().covered(), total_, ""};
             lock.unlock();
             if (options_.on_event) options_.on_event(event);
             lock.lock();
@@ -166,8 +168,8 @@ inline Result<InstalledFile> Transfer::finish_incomplete() {
         hasher_.reset();
         ::close(fd_);
         fd_ = -1;
-        error.message += " (" + human_size(done) + " of " + human_size(*total_) + " kept in " + part_.filename().string() +
-                         "; the next run continues from there)";
+        error.message += " (" + human_size(done) + " of " + human_size(*total_) + " kept in " +
+                         part_.filename().string() + "; the next run continues from there)";
         return error;
     }
     lock.unlock();
@@ -186,17 +188,17 @@ inline Result<InstalledFile> Transfer::finish_complete() {
     if (!digests) return discard(make_error(digests.error().code, who_ + ": " + digests.error().message));
     std::string name = target_->filename().string();
     if (plan_.size && size != *plan_.size)
-        return discard(make_error(errc::integrity, who_ + ": expected " + std::to_string(*plan_.size) + " bytes but received " +
-                                                       std::to_string(size)));
+        return discard(make_error(errc::integrity, who_ + ": expected " + std::to_string(*plan_.size) +
+                                                       " bytes but received " + std::to_string(size)));
     if (!plan_.sha256.empty() && digests->sha256 != plan_.sha256) {
         outcome_ = Outcome::mismatch;
-        return discard(make_error(errc::integrity, who_ + ": SHA-256 mismatch for " + name + ": expected " + plan_.sha256 +
-                                                       ", got " + digests->sha256));
+        return discard(make_error(errc::integrity, who_ + ": SHA-256 mismatch for " + name + ": expected " +
+                                                       plan_.sha256 + ", got " + digests->sha256));
     }
     if (!plan_.git_sha1.empty() && digests->git_sha1 != plan_.git_sha1) {
         outcome_ = Outcome::mismatch;
-        return discard(make_error(errc::integrity, who_ + ": git SHA-1 mismatch for " + name + ": expected " + plan_.git_sha1 +
-                                                       ", got " + digests->git_sha1));
+        return discard(make_error(errc::integrity, who_ + ": git SHA-1 mismatch for " + name + ": expected " +
+                                                       plan_.git_sha1 + ", got " + digests->git_sha1));
     }
     if (::fsync(fd_) != 0) return discard(errno_error(who_ + ": cannot flush " + part_.string(), errno));
     ::close(fd_);

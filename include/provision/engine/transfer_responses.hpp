@@ -27,10 +27,12 @@ inline Result<void> Transfer::prepare() {
         auto state = load_resume_state(state_path_);
         struct stat info {};
         // Same source, or (a new commit, a new signed link) the same bytes.
-        bool same = state && ((state->identity == identity_ && state->validator == plan_.validator && state->sha256 == plan_.sha256) ||
-                              (!plan_.sha256.empty() && state->sha256 == plan_.sha256));
-        bool usable = same && (!plan_.size || *plan_.size == state->size) &&
-                      ::stat(part_.c_str(), &info) == 0 && static_cast<std::uint64_t>(info.st_size) >= state->done.last_end();
+        bool same =
+            state &&
+            ((state->identity == identity_ && state->validator == plan_.validator && state->sha256 == plan_.sha256) ||
+             (!plan_.sha256.empty() && state->sha256 == plan_.sha256));
+        bool usable = same && (!plan_.size || *plan_.size == state->size) && ::stat(part_.c_str(), &info) == 0 &&
+                      static_cast<std::uint64_t>(info.st_size) >= state->done.last_end();
         if (usable) {
             auto reopened = open_for_writing(part_, O_RDWR);  // a link planted in its place is not resumed into
             fd_ = reopened ? reopened.value() : -1;
@@ -136,8 +138,9 @@ inline Transfer::Attempt Transfer::classify_status(const HttpResponse& response,
         }
     }
     attempt.kind = Attempt::Kind::fatal;
-    attempt.error = plan_.explain ? plan_.explain(response)
-                                  : make_error(errc::network, who_ + ": " + where + " answered HTTP " + std::to_string(status));
+    attempt.error = plan_.explain
+                        ? plan_.explain(response)
+                        : make_error(errc::network, who_ + ": " + where + " answered HTTP " + std::to_string(status));
     return attempt;
 }
 
@@ -164,10 +167,11 @@ inline bool Transfer::establish(const HttpResponse& response, std::uint64_t requ
         std::string encoding = to_lower(std::string(trim(response.header("Content-Encoding").value_or(""))));
         if (!encoding.empty() && encoding != "identity") {
             attempt.kind = Attempt::Kind::fatal;
-            attempt.error = make_error(errc::integrity, who_ + ": " + response.url.redacted() + " sent " + file_label() +
-                                                            " compressed (Content-Encoding: " + encoding +
-                                                            ") although provision asked for it as stored, so the bytes are not the file; "
-                                                            "the server must serve it without compression");
+            attempt.error = make_error(
+                errc::integrity, who_ + ": " + response.url.redacted() + " sent " + file_label() +
+                                     " compressed (Content-Encoding: " + encoding +
+                                     ") although provision asked for it as stored, so the bytes are not the file; "
+                                     "the server must serve it without compression");
             return false;
         }
     }
@@ -181,7 +185,8 @@ inline bool Transfer::establish(const HttpResponse& response, std::uint64_t requ
             std::lock_guard<std::mutex> lock(mutex_);
             restart_fresh_ = true;
             restart_without_range_ = true;
-            queue_event_locked(EventKind::message, who_ + ": " + response.url.redacted() + " sent an unusable Content-Range (" +
+            queue_event_locked(EventKind::message, who_ + ": " + response.url.redacted() +
+                                                       " sent an unusable Content-Range (" +
                                                        response.header("Content-Range").value_or("none") +
                                                        "); downloading it in one piece");
             return false;
@@ -216,8 +221,9 @@ inline bool Transfer::establish(const HttpResponse& response, std::uint64_t requ
         if (name.empty()) name = sanitize_file_name(plan_.url.last_segment());
         if (name.empty()) {
             attempt.kind = Attempt::Kind::fatal;
-            attempt.error = make_error(errc::config, who_ + ": the server gave no usable file name for " + plan_.url.redacted() +
-                                                         "; set filename = \"...\" in the entry");
+            attempt.error =
+                make_error(errc::config, who_ + ": the server gave no usable file name for " + plan_.url.redacted() +
+                                             "; set filename = \"...\" in the entry");
             return false;
         }
         auto joined = join_inside(plan_.folder, name);
@@ -270,17 +276,18 @@ inline bool Transfer::establish(const HttpResponse& response, std::uint64_t requ
     text_claimed_ = is_text_content_type(response.header("Content-Type").value_or(""));
     if (model_expected_ && is_document_content_type(response.header("Content-Type").value_or(""))) {
         attempt.kind = Attempt::Kind::fatal;
-        attempt.error = make_error(errc::integrity, who_ + ": expected the model file " + target_->filename().string() + " but " +
-                                                        response.url.redacted() + " sent a document (" +
-                                                        response.header("Content-Type").value_or("") +
-                                                        "); the link may need a login or point to a web page, not a file");
+        attempt.error =
+            make_error(errc::integrity, who_ + ": expected the model file " + target_->filename().string() + " but " +
+                                            response.url.redacted() + " sent a document (" +
+                                            response.header("Content-Type").value_or("") +
+                                            "); the link may need a login or point to a web page, not a file");
         return false;
     }
     if (plan_.size && total && *plan_.size != *total) {
         attempt.kind = Attempt::Kind::fatal;
-        attempt.error = make_error(errc::integrity, who_ + ": the source says " + target_->filename().string() + " has " +
-                                                        std::to_string(*plan_.size) + " bytes, but " + response.url.redacted() +
-                                                        " serves " + std::to_string(*total));
+        attempt.error = make_error(errc::integrity, who_ + ": the source says " + target_->filename().string() +
+                                                        " has " + std::to_string(*plan_.size) + " bytes, but " +
+                                                        response.url.redacted() + " serves " + std::to_string(*total));
         return false;
     }
     std::string etag = response.header("ETag").value_or("");
@@ -288,14 +295,16 @@ inline bool Transfer::establish(const HttpResponse& response, std::uint64_t requ
     if (resumed_) {
         bool same = total && *total == resume_.size;
         if (same && !resume_.etag.empty() && !etag.empty()) same = resume_.etag == etag;
-        else if (same && !resume_.last_modified.empty() && !last_modified.empty()) same = resume_.last_modified == last_modified;
+        else if (same && !resume_.last_modified.empty() && !last_modified.empty())
+            same = resume_.last_modified == last_modified;
         if (!same) {
             // Never splice two versions of a file: everything from scratch.
             attempt.kind = Attempt::Kind::restart;
             std::lock_guard<std::mutex> lock(mutex_);
             restart_fresh_ = true;
-            queue_event_locked(EventKind::message, who_ + ": " + file_label() +
-                                                       " changed on the server since the last run; downloading it again from the start");
+            queue_event_locked(EventKind::message,
+                               who_ + ": " + file_label() +
+                                   " changed on the server since the last run; downloading it again from the start");
             return false;
         }
     }
@@ -326,9 +335,9 @@ inline bool Transfer::establish(const HttpResponse& response, std::uint64_t requ
             auto space = filesystem_space(target_->parent_path());
             std::string free_text = space ? human_size(space->available) + " free" : "unknown free space";
             attempt.kind = Attempt::Kind::fatal;
-            attempt.error = errno_error(who_ + ": cannot reserve " + human_size(*total) + " for " + part_.string() + " (" +
-                                            free_text + ")",
-                                        error);
+            attempt.error = errno_error(
+                who_ + ": cannot reserve " + human_size(*total) + " for " + part_.string() + " (" + free_text + ")",
+                error);
             return false;
         }
     }
@@ -366,7 +375,8 @@ inline bool Transfer::establish(const HttpResponse& response, std::uint64_t requ
     saved_ = resumed_ ? resume_.done : RangeSet{};
     established_ = true;
     std::string message = resumed_ ? "resuming at " + human_size(scheduler_->done().covered()) : "";
-    if (ranged && allowed_ > 1) message += std::string(message.empty() ? "" : ", ") + "up to " + std::to_string(allowed_) + " connections";
+    if (ranged && allowed_ > 1)
+        message += std::string(message.empty() ? "" : ", ") + "up to " + std::to_string(allowed_) + " connections";
     events_.push_back(Event{EventKind::start, who_, target_->string(), scheduler_->done().covered(), total_, message});
     changed_.notify_all();
     return true;
@@ -383,7 +393,8 @@ inline bool Transfer::check_piece_response(const HttpResponse& response, std::si
         if (changed) {
             attempt.kind = Attempt::Kind::restart;
             restart_fresh_ = true;
-            if (range && range->total == total_ && range->first != begin && (etag_.empty() || etag.empty() || etag == etag_)) {
+            if (range && range->total == total_ && range->first != begin &&
+                (etag_.empty() || etag.empty() || etag == etag_)) {
                 // Same file, wrong bytes: the server's Range support is broken,
                 // and asking again would splice garbage or loop. One piece.
                 restart_without_range_ = true;

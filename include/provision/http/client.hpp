@@ -61,8 +61,8 @@ struct ConnectTo {
 
 /// Settings shared by every request.
 struct HttpOptions {
-    std::vector<std::string> ca_files;    ///< extra trusted CAs (PEM), on top of the system store
-    std::vector<ConnectTo> connect_to;    ///< first matching rule wins
+    std::vector<std::string> ca_files;  ///< extra trusted CAs (PEM), on top of the system store
+    std::vector<ConnectTo> connect_to;  ///< first matching rule wins
     std::chrono::milliseconds connect_timeout{15000};
     std::chrono::milliseconds idle_timeout{60000};  ///< per read
     /// Total time for a request made without an abort handle (configs, API
@@ -122,17 +122,18 @@ struct HttpRequest {
     std::string method = "GET";  ///< GET or HEAD
     Url url;
     std::vector<Header> headers;         ///< sent to every hop (Range, Accept, ...)
-    std::vector<Header> scoped_headers;  ///< credentials and user headers: only to url's origin, dropped for good once a redirect leaves it
+    std::vector<Header> scoped_headers;  ///< credentials and user headers: only to url's origin, dropped for good once
+                                         ///< a redirect leaves it
     RedirectPolicy redirects = RedirectPolicy::follow;
-    RequestAbort* abort = nullptr;       ///< optional: lets another thread stop this request
+    RequestAbort* abort = nullptr;  ///< optional: lets another thread stop this request
 };
 
 struct HttpResponse {
     int status = 0;
     std::vector<Header> headers;
-    Url url;                    ///< the URL that produced this response
-    std::vector<Url> redirects; ///< the URLs we were redirected through, in order (not including the first)
-    std::string body;           ///< filled by HttpClient::fetch only
+    Url url;                     ///< the URL that produced this response
+    std::vector<Url> redirects;  ///< the URLs we were redirected through, in order (not including the first)
+    std::string body;            ///< filled by HttpClient::fetch only
 
     /// First value of a header, case-insensitive.
     std::optional<std::string> header(std::string_view name) const {
@@ -140,7 +141,9 @@ struct HttpResponse {
             if (detail::iequals(key, name)) return value;
         return std::nullopt;
     }
-    bool is_redirect() const { return status == 301 || status == 302 || status == 303 || status == 307 || status == 308; }
+    bool is_redirect() const {
+        return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+    }
 };
 
 /// Called once per final (non-followed) response before its body; return false to skip the body.
@@ -183,8 +186,9 @@ class HttpClient {
     using HeadHandler = std::function<bool(int status, std::vector<Header> headers)>;
 
     Route route(const Url& url) const;
-    HopOutcome exchange(const Url& url, const Route& where, const std::string& method, const std::vector<Header>& headers,
-                            RequestAbort* abort, const HeadHandler& on_head, const BodySink& on_body);
+    HopOutcome exchange(const Url& url, const Route& where, const std::string& method,
+                        const std::vector<Header>& headers, RequestAbort* abort, const HeadHandler& on_head,
+                        const BodySink& on_body);
     std::string describe_failure(const detail::TransportError& failure, const Url& url, const Route& route) const;
 
     HttpOptions options_;
@@ -271,8 +275,9 @@ inline std::string base64_encode(std::string_view input) {
 inline Result<ConnectTo> ConnectTo::parse(std::string_view text) {
     auto parts = detail::split_connect_to(text);
     auto fail = [&](const std::string& why) {
-        return make_error(errc::usage, "invalid --connect-to \"" + std::string(text) + "\": " + why +
-                                           " (expected HOST1:PORT1:HOST2:PORT2, e.g. huggingface.co:443:127.0.0.1:8443)");
+        return make_error(errc::usage,
+                          "invalid --connect-to \"" + std::string(text) + "\": " + why +
+                              " (expected HOST1:PORT1:HOST2:PORT2, e.g. huggingface.co:443:127.0.0.1:8443)");
     };
     if (parts.size() != 4) return fail("it has " + std::to_string(parts.size()) + " fields, not 4");
     ConnectTo rule;
@@ -305,7 +310,9 @@ inline HttpClient::HttpClient(HttpOptions options) : options_(std::move(options)
         X509_STORE* scratch = X509_STORE_new();
         bool loaded = scratch && detail::load_pem_file(scratch, file);
         X509_STORE_free(scratch);
-        if (!loaded) throw error(errc::usage, "cannot read CA certificates from \"" + file + "\": it must be a readable PEM file");
+        if (!loaded)
+            throw error(errc::usage,
+                        "cannot read CA certificates from \"" + file + "\": it must be a readable PEM file");
     }
 }
 
@@ -341,31 +348,29 @@ inline HttpClient::Route HttpClient::route(const Url& url) const {
     return route;
 }
 
-inline std::string HttpClient::describe_failure(const detail::TransportError& failure, const Url& url, const Route& route) const {
+inline std::string HttpClient::describe_failure(const detail::TransportError& failure, const Url& url,
+                                                const Route& route) const {
     using detail::TransportFailure;
     std::string where = url.authority();
-    if (route.proxy)
-        where += " (through the proxy " + route.proxy->authority() + ")";
+    if (route.proxy) where += " (through the proxy " + route.proxy->authority() + ")";
     else if (route.connect_host != url.host || route.connect_port != url.port)
         where += " (via " + route.connect_host + ":" + std::to_string(route.connect_port) + ")";
     auto idle_s = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(options_.idle_timeout).count());
     switch (failure.kind) {
-    case TransportFailure::connect:
-        return "could not connect to " + where + ": connection refused or host unreachable";
-    case TransportFailure::connect_timeout:
-        return "connecting to " + where + " timed out";
+    case TransportFailure::connect: return "could not connect to " + where + ": connection refused or host unreachable";
+    case TransportFailure::connect_timeout: return "connecting to " + where + " timed out";
     case TransportFailure::read:
-        return "the connection to " + where + " broke while reading (reset by the server, or no data for " + idle_s + " s)";
-    case TransportFailure::write:
-        return "the connection to " + where + " broke while sending the request";
+        return "the connection to " + where + " broke while reading (reset by the server, or no data for " + idle_s +
+               " s)";
+    case TransportFailure::write: return "the connection to " + where + " broke while sending the request";
     case TransportFailure::tls_handshake:
         return "the TLS handshake with " + where + " failed (is it really an https server?)";
-    case TransportFailure::tls_setup:
-        return "could not set up a TLS session for " + where;
+    case TransportFailure::tls_setup: return "could not set up a TLS session for " + where;
     case TransportFailure::proxy_refused:
         if (failure.proxy_status == 407)
-            return "the proxy " + (route.proxy ? route.proxy->authority() : std::string()) + " wants credentials (407) for " +
-                   url.authority() + ": put them in the proxy URL, http://USER:PASSWORD@HOST:PORT";
+            return "the proxy " + (route.proxy ? route.proxy->authority() : std::string()) +
+                   " wants credentials (407) for " + url.authority() +
+                   ": put them in the proxy URL, http://USER:PASSWORD@HOST:PORT";
         return "the proxy " + (route.proxy ? route.proxy->authority() : std::string()) + " refused the tunnel to " +
                url.authority() + " (it answered " + std::to_string(failure.proxy_status) + ")";
     case TransportFailure::tls_verify: {
@@ -374,7 +379,8 @@ inline std::string HttpClient::describe_failure(const detail::TransportError& fa
         if (code == X509_V_ERR_HOSTNAME_MISMATCH || code == X509_V_ERR_IP_ADDRESS_MISMATCH)
             return "the TLS certificate of " + where + " is for another host name, not " + url.host +
                    ": the link may point at the wrong server, or something on the way intercepts TLS";
-        std::string reason = code != X509_V_OK ? X509_verify_cert_error_string(code) : "certificate verification failed";
+        std::string reason =
+            code != X509_V_OK ? X509_verify_cert_error_string(code) : "certificate verification failed";
         if (code == X509_V_ERR_CERT_HAS_EXPIRED || code == X509_V_ERR_CERT_NOT_YET_VALID)
             return "the TLS certificate of " + where + " is not valid now (" + reason +
                    "): the server must renew it, or this machine's clock is wrong";
@@ -382,8 +388,7 @@ inline std::string HttpClient::describe_failure(const detail::TransportError& fa
                "; if the server uses a private CA, pass --cacert FILE or set SSL_CERT_FILE";
     }
     case TransportFailure::canceled: return "the transfer from " + where + " was stopped";
-    case TransportFailure::protocol:
-        return "the answer from " + where + " is not valid HTTP/1.1: " + failure.detail;
+    case TransportFailure::protocol: return "the answer from " + where + " is not valid HTTP/1.1: " + failure.detail;
     case TransportFailure::none: break;
     }
     return "request to " + where + " failed";
@@ -417,7 +422,8 @@ inline HttpClient::HopOutcome HttpClient::exchange(const Url& url, const Route& 
     // and http is asked of the proxy in absolute form, with the proxy's
     // credentials on that request alone; directly, the origin form.
     bool plain_via_proxy = where.proxy && !url.is_https();
-    std::string request = method + " " + (plain_via_proxy ? url.scheme + "://" + url.authority() + url.target() : url.target()) +
+    std::string request = method + " " +
+                          (plain_via_proxy ? url.scheme + "://" + url.authority() + url.target() : url.target()) +
                           " HTTP/1.1\r\n";
     if (plain_via_proxy && !where.proxy->userinfo.empty())
         request += "Proxy-Authorization: " + detail::proxy_authorization(*where.proxy) + "\r\n";
@@ -429,7 +435,8 @@ inline HttpClient::HopOutcome HttpClient::exchange(const Url& url, const Route& 
             std::string shown = name;
             for (auto& c : shown)
                 if (static_cast<unsigned char>(c) < 0x20) c = '?';
-            outcome.failure = make_error(errc::usage, "the header \"" + shown + "\" cannot be sent: it contains a line break or a NUL");
+            outcome.failure = make_error(
+                errc::usage, "the header \"" + shown + "\" cannot be sent: it contains a line break or a NUL");
             return outcome;
         }
         request += name + ": " + value + "\r\n";
@@ -510,7 +517,8 @@ inline HttpClient::HopOutcome HttpClient::exchange(const Url& url, const Route& 
     return outcome;  // not reached: the second attempt always returns
 }
 
-inline Result<HttpResponse> HttpClient::stream(const HttpRequest& request, const ResponseCheck& check, const BodySink& sink) {
+inline Result<HttpResponse> HttpClient::stream(const HttpRequest& request, const ResponseCheck& check,
+                                               const BodySink& sink) {
     if (!request.abort && options_.request_deadline.count() > 0) {
         // Nobody watches this request: a watchdog of our own stops it at the deadline.
         RequestAbort watchdog_abort;
@@ -544,9 +552,10 @@ inline Result<HttpResponse> HttpClient::stream(const HttpRequest& request, const
         watchdog.join();
         if (expired && !result) {
             auto seconds = std::chrono::duration_cast<std::chrono::seconds>(options_.request_deadline).count();
-            return make_error(errc::network, "the request to " + request.url.authority() + " took longer than " +
-                                                 std::to_string(seconds) +
-                                                 " s; the server keeps the answer coming too slowly or never finishes it");
+            return make_error(errc::network,
+                              "the request to " + request.url.authority() + " took longer than " +
+                                  std::to_string(seconds) +
+                                  " s; the server keeps the answer coming too slowly or never finishes it");
         }
         return result;
     }
@@ -595,7 +604,8 @@ inline Result<HttpResponse> HttpClient::stream(const HttpRequest& request, const
             return make_error(errc::network, "too many redirects (more than " + std::to_string(options_.max_redirects) +
                                                  ") starting at " + request.url.redacted());
         auto next = resolve_reference(url, *response.header("Location"));
-        if (!next) return make_error(errc::network, "bad redirect from " + url.redacted() + ": " + next.error().message);
+        if (!next)
+            return make_error(errc::network, "bad redirect from " + url.redacted() + ": " + next.error().message);
         if (url.is_https() && !next->is_https())
             return make_error(errc::unsafe, "refusing the redirect from " + url.redacted() + " to the unencrypted " +
                                                 next->redacted() + " (https to http would expose the download)");

@@ -57,16 +57,16 @@ namespace detail {
 /// (the same ones for this connection and for cpp-httplib's).
 enum class TransportFailure {
     none,
-    connect,          ///< refused or unreachable
+    connect,  ///< refused or unreachable
     connect_timeout,
-    write,            ///< the request could not be sent
-    read,             ///< reset, closed early, or idle past the read timeout
-    tls_handshake,    ///< not TLS, or no common protocol
-    tls_verify,       ///< the certificate chain or name did not verify (see verify_code)
-    tls_setup,        ///< no TLS session could be made
-    proxy_refused,    ///< the proxy did not open the tunnel (see proxy_status)
-    protocol,         ///< the answer is not HTTP/1.x as we can read it (see detail)
-    canceled,         ///< interrupted by another thread
+    write,          ///< the request could not be sent
+    read,           ///< reset, closed early, or idle past the read timeout
+    tls_handshake,  ///< not TLS, or no common protocol
+    tls_verify,     ///< the certificate chain or name did not verify (see verify_code)
+    tls_setup,      ///< no TLS session could be made
+    proxy_refused,  ///< the proxy did not open the tunnel (see proxy_status)
+    protocol,       ///< the answer is not HTTP/1.x as we can read it (see detail)
+    canceled,       ///< interrupted by another thread
 };
 
 struct TransportError {
@@ -78,12 +78,12 @@ struct TransportError {
 
 /// Where and how one connection is made.
 struct ConnectTarget {
-    std::string verify_host;         ///< the URL's host: what the TLS certificate must name
-    std::string connect_host;        ///< where TCP goes: the host, a --connect-to target or the proxy
+    std::string verify_host;   ///< the URL's host: what the TLS certificate must name
+    std::string connect_host;  ///< where TCP goes: the host, a --connect-to target or the proxy
     std::uint16_t connect_port = 0;
     bool tls = false;
-    std::string tunnel_to;           ///< through a proxy: the "host:port" to CONNECT to before TLS
-    std::string proxy_authorization; ///< through a proxy: the CONNECT request's Proxy-Authorization value
+    std::string tunnel_to;            ///< through a proxy: the "host:port" to CONNECT to before TLS
+    std::string proxy_authorization;  ///< through a proxy: the CONNECT request's Proxy-Authorization value
 };
 
 /// One client connection. Used by one thread at a time, except interrupt(),
@@ -246,7 +246,8 @@ inline bool RawConnection::connect_tcp(const std::string& host, std::uint16_t po
     bool timed_out = false;
     bool connected = false;
     for (addrinfo* address = found; address && !connected; address = address->ai_next) {
-        int fd = ::socket(address->ai_family, address->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, address->ai_protocol);
+        int fd =
+            ::socket(address->ai_family, address->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, address->ai_protocol);
         if (fd < 0) continue;
         {
             std::lock_guard<std::mutex> lock(mutex_);
@@ -262,7 +263,8 @@ inline bool RawConnection::connect_tcp(const std::string& host, std::uint16_t po
         } else if (errno == EINPROGRESS) {
             // Waits in short slices so that interrupt() is noticed while connecting.
             while (true) {
-                auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+                auto left =
+                    std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
                 if (left.count() <= 0) {
                     timed_out = true;
                     break;
@@ -411,7 +413,8 @@ inline bool RawConnection::read_line(std::string& line, std::size_t limit) {
             begin_ += length + 1;
             return true;
         }
-        if (end_ - begin_ > limit) return fail(TransportFailure::protocol, "a line of more than " + std::to_string(limit) + " bytes");
+        if (end_ - begin_ > limit)
+            return fail(TransportFailure::protocol, "a line of more than " + std::to_string(limit) + " bytes");
         if (!fill()) {
             if (failure_.kind == TransportFailure::none) fail(TransportFailure::read);  // closed mid-line
             return false;
@@ -427,8 +430,8 @@ inline bool RawConnection::read_head(RawResponseHead& head) {
             if (!read_line(line, max_head_size)) return false;
             if (line.empty()) break;
             if (block.size() + line.size() + 1 > max_head_size)
-                return fail(TransportFailure::protocol, "more than " + std::to_string(max_head_size / 1024) +
-                                                            " KiB of response headers");
+                return fail(TransportFailure::protocol,
+                            "more than " + std::to_string(max_head_size / 1024) + " KiB of response headers");
             block += line;
             block += '\n';
         }
@@ -437,16 +440,19 @@ inline bool RawConnection::read_head(RawResponseHead& head) {
         if (head.status >= 200 || head.status == 101) return true;
         // 100 Continue, 103 Early Hints: the real answer follows.
     }
-    return fail(TransportFailure::protocol, "more than " + std::to_string(max_interim_responses) + " interim (1xx) answers");
+    return fail(TransportFailure::protocol,
+                "more than " + std::to_string(max_interim_responses) + " interim (1xx) answers");
 }
 
-inline bool RawConnection::deliver(std::uint64_t count, const std::function<bool(const char*, std::size_t)>& sink, bool& stopped) {
+inline bool RawConnection::deliver(std::uint64_t count, const std::function<bool(const char*, std::size_t)>& sink,
+                                   bool& stopped) {
     while (count > 0) {
         if (begin_ == end_) {
             // Nothing buffered: read straight into the buffer, no more than
             // this body needs (the next response must stay in the socket).
             begin_ = end_ = 0;
-            long got = receive(buffer_.data(), static_cast<std::size_t>(std::min<std::uint64_t>(buffer_.size(), count)));
+            long got =
+                receive(buffer_.data(), static_cast<std::size_t>(std::min<std::uint64_t>(buffer_.size(), count)));
             if (got < 0) return false;
             if (got == 0) return fail(TransportFailure::read);
             end_ = static_cast<std::size_t>(got);

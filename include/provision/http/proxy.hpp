@@ -19,8 +19,8 @@
 namespace provision {
 
 struct ProxySettings {
-    std::optional<Url> http;   ///< for http:// requests
-    std::optional<Url> https;  ///< for https:// requests (CONNECT tunnel)
+    std::optional<Url> http;            ///< for http:// requests
+    std::optional<Url> https;           ///< for https:// requests (CONNECT tunnel)
     std::vector<std::string> no_proxy;  ///< lower-case patterns
 
     /// Parses a proxy URL; "host:port" without a scheme means http://.
@@ -29,8 +29,9 @@ struct ProxySettings {
         auto url = parse_url(candidate);
         if (!url) return make_error(errc::usage, variable + ": " + url.error().message);
         if (url->scheme != "http")
-            return make_error(errc::usage, variable + ": only http:// proxies are supported (https requests still "
-                                                      "travel encrypted through them with CONNECT)");
+            return make_error(errc::usage, variable +
+                                               ": only http:// proxies are supported (https requests still "
+                                               "travel encrypted through them with CONNECT)");
         return url;
     }
 
@@ -76,7 +77,8 @@ struct ProxySettings {
                 if (pattern.substr(colon + 1) != std::to_string(url.port)) continue;
                 pattern = pattern.substr(0, colon);
             }
-            if (pattern.size() > 2 && pattern.front() == '[' && pattern.back() == ']') pattern = pattern.substr(1, pattern.size() - 2);
+            if (pattern.size() > 2 && pattern.front() == '[' && pattern.back() == ']')
+                pattern = pattern.substr(1, pattern.size() - 2);
             if (!pattern.empty() && pattern.front() == '.') pattern = pattern.substr(1);
             if (url.host == pattern) return true;
             if (url.host.size() > pattern.size() && detail::ends_with(url.host, "." + pattern)) return true;

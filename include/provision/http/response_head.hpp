@@ -41,7 +41,8 @@ inline bool header_has_token(std::string_view value, std::string_view token) {
     std::size_t start = 0;
     while (start <= value.size()) {
         std::size_t comma = value.find(',', start);
-        std::string_view item = value.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+        std::string_view item =
+            value.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
         if (iequals(trim(item), token)) return true;
         if (comma == std::string_view::npos) break;
         start = comma + 1;
@@ -70,8 +71,9 @@ inline bool parse_response_head(std::string_view block, RawResponseHead& head, s
     std::string_view line;
     // Status line, e.g. "HTTP/1.1 206 Partial Content".
     auto digit = [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; };
-    if (!next_line(line) || line.size() < 12 || line.compare(0, 7, "HTTP/1.") != 0 || !digit(line[7]) || line[8] != ' ' ||
-        !digit(line[9]) || !digit(line[10]) || !digit(line[11]) || (line.size() > 12 && line[12] != ' ')) {
+    if (!next_line(line) || line.size() < 12 || line.compare(0, 7, "HTTP/1.") != 0 || !digit(line[7]) ||
+        line[8] != ' ' || !digit(line[9]) || !digit(line[10]) || !digit(line[11]) ||
+        (line.size() > 12 && line[12] != ' ')) {
         problem = "the status line is not HTTP/1.x";
         return false;
     }
@@ -120,10 +122,10 @@ inline bool parse_response_head(std::string_view block, RawResponseHead& head, s
 /// carry another request afterwards.
 struct BodyFraming {
     enum class Kind {
-        none,     ///< no body: HEAD, 1xx, 204, 304
-        length,   ///< Content-Length bytes
-        chunked,  ///< Transfer-Encoding: chunked
-        to_close, ///< until the server closes the connection
+        none,      ///< no body: HEAD, 1xx, 204, 304
+        length,    ///< Content-Length bytes
+        chunked,   ///< Transfer-Encoding: chunked
+        to_close,  ///< until the server closes the connection
     } kind = Kind::to_close;
     std::uint64_t length = 0;  ///< for Kind::length
     bool keep_alive = false;   ///< the connection may be reused once the body has been read

@@ -26,7 +26,9 @@ namespace detail {
 
 /// 408 (the server timed out), 429 (slow down) and 5xx (server trouble) can
 /// succeed later; any other 4xx will not, and retrying it only hides the cause.
-inline bool is_retryable_status(int status) { return status == 408 || status == 429 || (status >= 500 && status <= 599); }
+inline bool is_retryable_status(int status) {
+    return status == 408 || status == 429 || (status >= 500 && status <= 599);
+}
 
 /// Parses an HTTP date in any of the three forms RFC 9110 requires a
 /// recipient to accept: "Sun, 06 Nov 1994 08:49:37 GMT" (IMF-fixdate),
@@ -50,7 +52,8 @@ inline std::optional<std::chrono::system_clock::time_point> parse_http_date(std:
     std::vector<int> numbers;
     for (const auto& token : tokens) {
         std::string lower = to_lower(token);
-        bool digits = !token.empty() && std::all_of(token.begin(), token.end(), [](char c) { return c >= '0' && c <= '9'; });
+        bool digits =
+            !token.empty() && std::all_of(token.begin(), token.end(), [](char c) { return c >= '0' && c <= '9'; });
         if (digits && token.size() <= 4) {
             numbers.push_back(std::stoi(token));
             continue;

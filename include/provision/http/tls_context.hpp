@@ -77,12 +77,15 @@ inline bool load_pem_file(X509_STORE* store, const std::string& path) {
     return loaded;
 }
 
-inline Result<std::shared_ptr<const TlsClientContext>> TlsClientContext::create(const std::vector<std::string>& extra_ca_files) {
+inline Result<std::shared_ptr<const TlsClientContext>> TlsClientContext::create(
+    const std::vector<std::string>& extra_ca_files) {
     ERR_clear_error();
     SSL_CTX* context = SSL_CTX_new(TLS_client_method());
     if (!context) return make_error(errc::unsafe, "cannot set up TLS: " + openssl_reason());
     std::shared_ptr<const TlsClientContext> owner(new TlsClientContext(context));
-    auto failed = [&](const std::string& step) { return make_error(errc::unsafe, "cannot set up TLS (" + step + "): " + openssl_reason()); };
+    auto failed = [&](const std::string& step) {
+        return make_error(errc::unsafe, "cannot set up TLS (" + step + "): " + openssl_reason());
+    };
     if (SSL_CTX_set_min_proto_version(context, TLS1_2_VERSION) != 1) return failed("TLS 1.2 as the oldest version");
     SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nullptr);
     X509_VERIFY_PARAM_set_hostflags(SSL_CTX_get0_param(context), X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
@@ -103,29 +106,34 @@ inline Result<std::shared_ptr<const TlsClientContext>> TlsClientContext::create(
     std::error_code ignored;
     bool bundle_exists = std::filesystem::is_regular_file(bundle, ignored);
     if (chosen_file && *chosen_file && !bundle_exists)
-        return make_error(errc::usage, std::string(file_variable) + " names \"" + bundle + "\", which is not a readable file");
+        return make_error(errc::usage,
+                          std::string(file_variable) + " names \"" + bundle + "\", which is not a readable file");
     if (bundle_exists && !load_pem_file(store, bundle) && chosen_file && *chosen_file)
-        return make_error(errc::usage, std::string(file_variable) + " names \"" + bundle + "\", which holds no PEM certificate");
+        return make_error(errc::usage,
+                          std::string(file_variable) + " names \"" + bundle + "\", which holds no PEM certificate");
 
     // A certificate directory: SSL_CERT_DIR when set, or the system's when
     // there is no bundle. Read now, file by file, instead of looked up lazily.
     const char* dir_variable = X509_get_default_cert_dir_env();
     const char* chosen_dir = std::getenv(dir_variable);
-    std::string directories = chosen_dir && *chosen_dir ? chosen_dir : (bundle_exists ? "" : X509_get_default_cert_dir());
+    std::string directories =
+        chosen_dir && *chosen_dir ? chosen_dir : (bundle_exists ? "" : X509_get_default_cert_dir());
     std::size_t start = 0;
     while (start < directories.size()) {
         std::size_t colon = directories.find(':', start);
         if (colon == std::string::npos) colon = directories.size();
         std::filesystem::path directory = directories.substr(start, colon - start);
         start = colon + 1;
-        for (std::filesystem::directory_iterator it(directory, ignored), end; !ignored && it != end; it.increment(ignored))
+        for (std::filesystem::directory_iterator it(directory, ignored), end; !ignored && it != end;
+             it.increment(ignored))
             if (it->is_regular_file(ignored)) load_pem_file(store, it->path().string());
         ignored.clear();
     }
 
     for (const auto& file : extra_ca_files)
         if (!load_pem_file(store, file))
-            return make_error(errc::usage, "cannot read CA certificates from \"" + file + "\": it must be a readable PEM file");
+            return make_error(errc::usage,
+                              "cannot read CA certificates from \"" + file + "\": it must be a readable PEM file");
     return owner;
 }
 

@@ -89,7 +89,11 @@ inline std::optional<std::string> content_disposition_filename(std::string_view 
 inline std::size_t utf8_sequence_length(std::string_view text, std::size_t i) {
     auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
     unsigned char lead = byte(i);
-    std::size_t length = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3 : (lead >> 3) == 0x1E ? 4 : 0;
+    std::size_t length = lead < 0x80           ? 1
+                         : (lead >> 5) == 0x6  ? 2
+                         : (lead >> 4) == 0xE  ? 3
+                         : (lead >> 3) == 0x1E ? 4
+                                               : 0;
     if (length == 0 || i + length > text.size()) return 0;
     for (std::size_t k = 1; k < length; ++k)
         if ((byte(i + k) & 0xC0) != 0x80) return 0;
@@ -117,8 +121,8 @@ inline std::string sanitize_file_name(std::string_view untrusted) {
             continue;
         }
         if (length == 1) {
-            bool bad = c < 0x20 || c == 0x7f || c == '/' || c == '\\' || c == ':' || c == '*' || c == '?' ||
-                       c == '"' || c == '<' || c == '>' || c == '|';
+            bool bad = c < 0x20 || c == 0x7f || c == '/' || c == '\\' || c == ':' || c == '*' || c == '?' || c == '"' ||
+                       c == '<' || c == '>' || c == '|';
             name += bad ? '_' : static_cast<char>(c);
         } else {
             name.append(untrusted.substr(i, length));

@@ -47,7 +47,9 @@ class Layout {
     }
 
     /// SD.Next's table (the seed's): `clip` is an alias of `text_encoder`.
-    static Layout sdnext(const std::filesystem::path& workspace) { return sdnext_table(default_models_dir("sdnext", workspace)); }
+    static Layout sdnext(const std::filesystem::path& workspace) {
+        return sdnext_table(default_models_dir("sdnext", workspace));
+    }
 
     explicit Layout(std::filesystem::path models_dir) : models_dir_(std::move(models_dir)) {}
 

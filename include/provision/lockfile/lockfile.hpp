@@ -39,8 +39,8 @@ namespace provision {
 /// One installed file, pinned. Records are keyed by (entry, file): an entry
 /// that installs several files has one record per file.
 struct LockRecord {
-    std::string entry;   ///< key path, e.g. "models.lora.detail-tweaker"
-    std::string file;    ///< the file's name inside its category folder (may contain '/')
+    std::string entry;  ///< key path, e.g. "models.lora.detail-tweaker"
+    std::string file;   ///< the file's name inside its category folder (may contain '/')
     SourceKind source = SourceKind::url;
     // huggingface
     std::string repo;
@@ -56,7 +56,7 @@ struct LockRecord {
     // every source
     std::string path;  ///< where it was installed: relative to the workspace, absolute when outside it
     std::uint64_t size = 0;
-    std::string sha256;  ///< lower-case hex
+    std::string sha256;    ///< lower-case hex
     SourceLocation where;  ///< the record's [[file]] table, when read from a lock file
 };
 
@@ -207,9 +207,9 @@ class Reader {
             if (const toml::node* size = table->get("size")) {
                 auto number = size->value<std::int64_t>();
                 if (!number || *number < 0)
-                    problem(size->source(), key + ".size", "expected the file's size in bytes (a non-negative integer)");
-                else
-                    record.size = static_cast<std::uint64_t>(*number);
+                    problem(size->source(), key + ".size",
+                            "expected the file's size in bytes (a non-negative integer)");
+                else record.size = static_cast<std::uint64_t>(*number);
             } else {
                 problem(table->source(), key + ".size", "missing");
             }
@@ -285,7 +285,8 @@ inline const LockRecord* record_for(const Entry& entry, const Lockfile& lock) {
     auto records = lock.records_of(entry.key_path);
     for (const auto* record : records) {
         if (entry.source == SourceKind::huggingface && record->repo_file == entry.file) return record;
-        if (entry.source == SourceKind::civitai && !entry.file_id.empty() && record->file_id == entry.file_id) return record;
+        if (entry.source == SourceKind::civitai && !entry.file_id.empty() && record->file_id == entry.file_id)
+            return record;
     }
     return records.size() == 1 ? records.front() : nullptr;
 }
@@ -295,8 +296,7 @@ inline std::string config_change(const Entry& entry, const LockRecord& record) {
     auto differs = [](const char* what, const std::string& now, const std::string& pinned) {
         return std::string(what) + " is now \"" + now + "\" but the lock pins \"" + pinned + "\"";
     };
-    if (entry.source != record.source)
-        return differs("source", to_string(entry.source), to_string(record.source));
+    if (entry.source != record.source) return differs("source", to_string(entry.source), to_string(record.source));
     switch (entry.source) {
     case SourceKind::huggingface:
         if (entry.repo != record.repo) return differs("repo", entry.repo, record.repo);
@@ -306,7 +306,8 @@ inline std::string config_change(const Entry& entry, const LockRecord& record) {
         break;
     case SourceKind::civitai:
         if (entry.version_id != record.version_id) return differs("version_id", entry.version_id, record.version_id);
-        if (!entry.file_id.empty() && entry.file_id != record.file_id) return differs("file_id", entry.file_id, record.file_id);
+        if (!entry.file_id.empty() && entry.file_id != record.file_id)
+            return differs("file_id", entry.file_id, record.file_id);
         break;
     case SourceKind::url:
         if (redact_url(entry.url) != record.url) return differs("url", redact_url(entry.url), record.url);
@@ -339,10 +340,8 @@ inline Result<Lockfile> parse_lockfile(std::string_view text, const std::string&
         }
 #else
         toml::parse_result parsed = toml::parse(text);
-        if (!parsed)
-            syntax_error(parsed.error());
-        else
-            detail::lockfile::Reader(origin, problems).read(parsed.table(), lock);
+        if (!parsed) syntax_error(parsed.error());
+        else detail::lockfile::Reader(origin, problems).read(parsed.table(), lock);
 #endif
     }
     if (problems.empty()) return lock;
@@ -461,24 +460,28 @@ inline Result<DownloadPlan> resolve_locked(const Entry& entry, ResolveContext& c
     const std::string who = entry.key_path + ": ";
     const LockRecord* record = detail::lockfile::record_for(entry, lock);
     bool listed_sibling = detail::lockfile::lock_has_siblings(lock, entry.key_path);
-    if (!record && (listed_sibling || !lock.records_of(entry.key_path).empty()) && entry.source == SourceKind::huggingface)
+    if (!record && (listed_sibling || !lock.records_of(entry.key_path).empty()) &&
+        entry.source == SourceKind::huggingface)
         return make_error(errc::integrity, who + "upstream moved: " + entry.repo + " now lists " + entry.file +
-                                               ", which is not among the files the lock pins for this entry" + refresh_hint(lock));
+                                               ", which is not among the files the lock pins for this entry" +
+                                               refresh_hint(lock));
     if (!record)
-        return make_error(errc::config, who + "not pinned in " + (lock.origin.empty() ? std::string("the lock") : lock.origin) +
-                                            " (the entry was added to the config after the lock was written)" +
-                                            refresh_hint(lock));
+        return make_error(errc::config,
+                          who + "not pinned in " + (lock.origin.empty() ? std::string("the lock") : lock.origin) +
+                              " (the entry was added to the config after the lock was written)" + refresh_hint(lock));
     auto moved = [&](const std::string& what) {
-        return make_error(errc::integrity, who + "upstream moved: " + what + "; nothing was downloaded" + refresh_hint(lock));
+        return make_error(errc::integrity,
+                          who + "upstream moved: " + what + "; nothing was downloaded" + refresh_hint(lock));
     };
     // A file of a several-file entry carries the digest its listing gave: that is upstream's word, not the config's.
     bool listed = detail::lockfile::listed_entry_of(entry.key_path) != entry.key_path;
     if (listed && !entry.sha256.empty() && entry.sha256 != record->sha256)
-        return moved(entry.repo + " at commit " + entry.revision + " lists " + entry.file + " with SHA-256 " + entry.sha256 +
-                     ", the file is different from the one pinned at commit " + record->commit + " (SHA-256 " +
-                     record->sha256 + ")");
+        return moved(entry.repo + " at commit " + entry.revision + " lists " + entry.file + " with SHA-256 " +
+                     entry.sha256 + ", the file is different from the one pinned at commit " + record->commit +
+                     " (SHA-256 " + record->sha256 + ")");
     if (auto change = detail::lockfile::config_change(entry, *record); !change.empty())
-        return make_error(errc::config, who + "the config changed since the lock was written: " + change + refresh_hint(lock));
+        return make_error(errc::config,
+                          who + "the config changed since the lock was written: " + change + refresh_hint(lock));
 
     Entry pinned = entry;
     if (entry.source == SourceKind::huggingface) pinned.revision = record->commit;
@@ -488,7 +491,8 @@ inline Result<DownloadPlan> resolve_locked(const Entry& entry, ResolveContext& c
         Error failure = plan.error();
         if (entry.source == SourceKind::huggingface && failure.code == errc::not_found)
             failure.message += " (the lock pins commit " + record->commit + " of " + record->repo +
-                               "; if that commit was removed upstream, the pinned bytes are gone" + refresh_hint(lock) + ")";
+                               "; if that commit was removed upstream, the pinned bytes are gone" + refresh_hint(lock) +
+                               ")";
         return failure;
     }
     // A branch that moved is fine as long as the file it names is still the
@@ -496,17 +500,20 @@ inline Result<DownloadPlan> resolve_locked(const Entry& entry, ResolveContext& c
     if (entry.source == SourceKind::huggingface && entry.revision != record->commit) {
         auto current = resolve_entry(entry, context);
         if (!current && current.error().code == errc::not_found)
-            return moved(entry.revision + " of " + entry.repo + " no longer has " + entry.file + " (" + current.error().message + ")");
+            return moved(entry.revision + " of " + entry.repo + " no longer has " + entry.file + " (" +
+                         current.error().message + ")");
         if (!current) return current.error();
         if (current->validator != plan->validator)
             return moved(entry.revision + " of " + entry.repo + " now points at commit " +
                          detail::lockfile::commit_of_identity(current->identity) + ", where " + entry.file +
-                         " is different (" + (current->sha256.empty() ? "ETag " + current->validator : "SHA-256 " + current->sha256) +
+                         " is different (" +
+                         (current->sha256.empty() ? "ETag " + current->validator : "SHA-256 " + current->sha256) +
                          ") from the file pinned at commit " + record->commit + " (SHA-256 " + record->sha256 + ")");
     }
     if (!plan->sha256.empty() && plan->sha256 != record->sha256)
-        return moved(std::string(entry.source == SourceKind::civitai ? "CivitAI file " + record->file_id : "the source") +
-                     " now has SHA-256 " + plan->sha256 + ", the lock pins " + record->sha256);
+        return moved(
+            std::string(entry.source == SourceKind::civitai ? "CivitAI file " + record->file_id : "the source") +
+            " now has SHA-256 " + plan->sha256 + ", the lock pins " + record->sha256);
     if (plan->size && *plan->size != record->size)
         return moved("the source now reports " + std::to_string(*plan->size) + " bytes, the lock pins " +
                      std::to_string(record->size) + " bytes");
@@ -546,14 +553,16 @@ inline std::vector<std::pair<const LockRecord*, Error>> lock_records_not_in(cons
         if (file_gone) {
             out.emplace_back(&record, make_error(errc::integrity, record.entry + ": upstream moved: " + record.repo +
                                                                       " no longer lists " + record.repo_file +
-                                                                      ", which the lock pins" + detail::lockfile::refresh_hint(lock)));
+                                                                      ", which the lock pins" +
+                                                                      detail::lockfile::refresh_hint(lock)));
             continue;
         }
         for (const auto& reported : out) known = known || reported.first->entry == record.entry;  // one error per entry
         if (known) continue;
         std::string where = record.where.file.empty() ? "" : " (" + record.where.str() + ")";
         out.emplace_back(&record, make_error(errc::config, record.entry + ": pinned in the lock" + where +
-                                                               " but no longer in the config" + detail::lockfile::refresh_hint(lock)));
+                                                               " but no longer in the config" +
+                                                               detail::lockfile::refresh_hint(lock)));
     }
     return out;
 }

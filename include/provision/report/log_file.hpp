@@ -116,7 +116,8 @@ class LogFile {
             std::filesystem::remove(path_, ignored);
         } else {
             std::filesystem::remove(numbered(rotation_.keep), ignored);
-            for (int n = rotation_.keep - 1; n >= 1; --n) std::filesystem::rename(numbered(n), numbered(n + 1), ignored);
+            for (int n = rotation_.keep - 1; n >= 1; --n)
+                std::filesystem::rename(numbered(n), numbered(n + 1), ignored);
             std::filesystem::rename(path_, numbered(1), ignored);
         }
         size_ = 0;

@@ -71,18 +71,21 @@ class SecretRedactor {
     /// token-like "name=value" pairs and user-info, whatever their value.
     static std::string redact_patterns(std::string text) {
         text = redact_urls_in(std::move(text));
-        static const char* names[] = {"token=", "access_token=", "api_key=", "apikey=", "signature=", "sig=",
-                                      "x-amz-signature=", "x-amz-credential=", "x-amz-security-token=", "authorization="};
+        static const char* names[] = {"token=",           "access_token=",     "api_key=",
+                                      "apikey=",          "signature=",        "sig=",
+                                      "x-amz-signature=", "x-amz-credential=", "x-amz-security-token=",
+                                      "authorization="};
         std::string lower = to_lower(text);
         for (const char* name : names) {
             std::string needle = name;
             for (std::size_t pos = lower.find(needle); pos != std::string::npos; pos = lower.find(needle, pos + 1)) {
-                bool parameter_start = pos == 0 || lower[pos - 1] == '?' || lower[pos - 1] == '&' || lower[pos - 1] == ' ';
+                bool parameter_start =
+                    pos == 0 || lower[pos - 1] == '?' || lower[pos - 1] == '&' || lower[pos - 1] == ' ';
                 if (!parameter_start) continue;
                 std::size_t value = pos + needle.size();
                 std::size_t end = value;
-                while (end < text.size() && text[end] != '&' && text[end] != ' ' && text[end] != '"' && text[end] != '\'' &&
-                       text[end] != '#' && text[end] != '\n')
+                while (end < text.size() && text[end] != '&' && text[end] != ' ' && text[end] != '"' &&
+                       text[end] != '\'' && text[end] != '#' && text[end] != '\n')
                     ++end;
                 if (end == value || text.compare(value, end - value, "***") == 0) continue;
                 text.replace(value, end - value, "***");

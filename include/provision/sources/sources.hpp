@@ -34,7 +34,8 @@ inline std::vector<sources::ExpandedEntry> expand_entries(const std::vector<Entr
     for (std::size_t i = 0; i < entries.size(); ++i) {
         const Entry& entry = entries[i];
         if (entry.is_multi_file()) {
-            for (auto& expanded : sources::expand_huggingface_entry(entry, i, context)) out.push_back(std::move(expanded));
+            for (auto& expanded : sources::expand_huggingface_entry(entry, i, context))
+                out.push_back(std::move(expanded));
         } else if (entry.source == SourceKind::civitai && entry.category == "auto") {
             auto placed = sources::place_civitai_entry(entry, context);
             if (placed) out.push_back({std::move(placed).value(), i, std::nullopt});

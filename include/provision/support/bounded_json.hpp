@@ -73,7 +73,8 @@ class JsonShapeCounter : public nlohmann::json_sax<nlohmann::json> {
 /// `limits`; then `too_large` says which (for the message).
 inline nlohmann::json parse_api_json(std::string_view text, bool* too_large = nullptr, JsonLimits limits = {}) {
     JsonShapeCounter counter(limits);
-    bool fits = nlohmann::json::sax_parse(text.begin(), text.end(), &counter, nlohmann::json::input_format_t::json, false);
+    bool fits =
+        nlohmann::json::sax_parse(text.begin(), text.end(), &counter, nlohmann::json::input_format_t::json, false);
     if (too_large) *too_large = counter.too_large();
     if (!fits) return nlohmann::json(nlohmann::json::value_t::discarded);
     return nlohmann::json::parse(text.begin(), text.end(), nullptr, false);

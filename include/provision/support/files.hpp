@@ -68,8 +68,9 @@ inline Result<int> open_for_writing(const std::filesystem::path& path, int flags
     if (fd < 0) {
         int code = errno;
         if (code == ELOOP)
-            return make_error(errc::unsafe, "refusing to write " + path.string() +
-                                                ": it is a symbolic link (provision never writes through one; remove it)");
+            return make_error(errc::unsafe,
+                              "refusing to write " + path.string() +
+                                  ": it is a symbolic link (provision never writes through one; remove it)");
         return errno_error("cannot open " + path.string(), code);
     }
     struct stat info {};
@@ -119,7 +120,8 @@ inline constexpr std::size_t page_cache_write_piece = 256 * 1024;
 
 /// Writes all of `size` bytes at `offset`, retrying short writes, in pieces
 /// of at most page_cache_write_piece aligned to it.
-inline Result<void> write_all_at(int fd, const char* data, std::size_t size, std::uint64_t offset, const std::string& path) {
+inline Result<void> write_all_at(int fd, const char* data, std::size_t size, std::uint64_t offset,
+                                 const std::string& path) {
     while (size > 0) {
         std::size_t to_boundary = page_cache_write_piece - static_cast<std::size_t>(offset % page_cache_write_piece);
         ssize_t written = ::pwrite(fd, data, std::min(size, to_boundary), static_cast<off_t>(offset));

@@ -50,12 +50,12 @@ inline std::optional<std::uint64_t> civitai_size_bytes(double size_kb) {
 
 /// The parts of one files[] entry we use.
 struct CivitaiFile {
-    std::string id;       ///< ModelFile id (digits): the download route's fileId
-    std::string name;     ///< the name CivitAI serves the file under (untrusted)
-    std::string type;     ///< "Model", "VAE", "Pruned Model", ... ("" when absent)
+    std::string id;    ///< ModelFile id (digits): the download route's fileId
+    std::string name;  ///< the name CivitAI serves the file under (untrusted)
+    std::string type;  ///< "Model", "VAE", "Pruned Model", ... ("" when absent)
     bool primary = false;
     std::optional<double> size_kb;
-    std::string sha256;   ///< lower-case hex, or "" when CivitAI lists none
+    std::string sha256;  ///< lower-case hex, or "" when CivitAI lists none
 };
 
 /// The parts of /api/v1/model-versions/{id} we use.
@@ -97,8 +97,9 @@ inline Result<CivitaiVersion> parse_civitai_version(std::string_view text) {
         bool too_large = false;
         nlohmann::json document = parse_api_json(text, &too_large);
         if (document.is_discarded())
-            return make_error(errc::network, too_large ? "the answer is far larger or deeper than any version CivitAI describes"
-                                                       : "the answer is not valid JSON");
+            return make_error(errc::network,
+                              too_large ? "the answer is far larger or deeper than any version CivitAI describes"
+                                        : "the answer is not valid JSON");
         if (!document.is_object()) return make_error(errc::network, "the answer is not a JSON object");
         CivitaiVersion version;
         if (auto model = document.find("model"); model != document.end() && model->is_object()) {
@@ -120,13 +121,18 @@ inline Result<CivitaiVersion> parse_civitai_version(std::string_view text) {
             file.name = civitai_json_string(item, "name");
             if (file.name.empty()) return make_error(errc::network, where + " has no \"name\"");
             file.type = civitai_json_string(item, "type");
-            if (auto primary = item.find("primary"); primary != item.end() && primary->is_boolean()) file.primary = primary->get<bool>();
-            if (auto size = item.find("sizeKB"); size != item.end() && size->is_number()) file.size_kb = size->get<double>();
+            if (auto primary = item.find("primary"); primary != item.end() && primary->is_boolean())
+                file.primary = primary->get<bool>();
+            if (auto size = item.find("sizeKB"); size != item.end() && size->is_number())
+                file.size_kb = size->get<double>();
             if (auto hashes = item.find("hashes"); hashes != item.end() && hashes->is_object()) {
                 for (auto hash = hashes->begin(); hash != hashes->end(); ++hash) {
                     if (!iequals(hash.key(), "SHA256") || hash->is_null()) continue;
-                    std::string digest = hash->is_string() ? std::string(trim(hash->get<std::string>())) : std::string();
-                    if (!is_hex_of_length(digest, 64)) return make_error(errc::network, where + " has a malformed hashes.SHA256 (expected 64 hexadecimal digits)");
+                    std::string digest =
+                        hash->is_string() ? std::string(trim(hash->get<std::string>())) : std::string();
+                    if (!is_hex_of_length(digest, 64))
+                        return make_error(errc::network,
+                                          where + " has a malformed hashes.SHA256 (expected 64 hexadecimal digits)");
                     file.sha256 = to_lower(digest);  // CivitAI writes upper case; we compare lower case
                 }
             }
@@ -150,8 +156,9 @@ inline Result<CivitaiModel> parse_civitai_model(std::string_view text) {
     bool too_large = false;
     nlohmann::json document = parse_api_json(text, &too_large);
     if (document.is_discarded())
-        return make_error(errc::network, too_large ? "the answer is far larger or deeper than any model CivitAI describes"
-                                                   : "the answer is not valid JSON");
+        return make_error(errc::network, too_large
+                                             ? "the answer is far larger or deeper than any model CivitAI describes"
+                                             : "the answer is not valid JSON");
     if (!document.is_object()) return make_error(errc::network, "the answer is not a JSON object");
     CivitaiModel model;
     model.name = civitai_json_string(document, "name");
@@ -162,7 +169,8 @@ inline Result<CivitaiModel> parse_civitai_model(std::string_view text) {
     for (std::size_t i = 0; i < versions->size(); ++i) {
         const nlohmann::json& item = (*versions)[i];
         std::string id = item.is_object() && item.contains("id") ? civitai_json_id(item["id"]) : std::string();
-        if (id.empty()) return make_error(errc::network, "modelVersions[" + std::to_string(i) + "] has no usable \"id\"");
+        if (id.empty())
+            return make_error(errc::network, "modelVersions[" + std::to_string(i) + "] has no usable \"id\"");
         model.version_ids.push_back(id);
     }
     return model;
@@ -181,7 +189,8 @@ inline std::string describe_civitai_files(const std::vector<CivitaiFile>& files)
 
 /// The file an entry asks for: file_id, else type (primary among equals first),
 /// else the primary file. `who` names the entry and version.
-inline Result<CivitaiFile> pick_civitai_file(const CivitaiVersion& version, const Entry& entry, const std::string& who) {
+inline Result<CivitaiFile> pick_civitai_file(const CivitaiVersion& version, const Entry& entry,
+                                             const std::string& who) {
     const auto& files = version.files;
     if (files.empty()) return make_error(errc::not_found, who + " lists no downloadable files");
     if (!entry.file_id.empty()) {
@@ -193,8 +202,8 @@ inline Result<CivitaiFile> pick_civitai_file(const CivitaiVersion& version, cons
                                                     "\"; remove one of the two");
             return file;
         }
-        return make_error(errc::not_found, who + " has no file with file_id " + entry.file_id + "; its files are: " +
-                                               describe_civitai_files(files));
+        return make_error(errc::not_found, who + " has no file with file_id " + entry.file_id +
+                                               "; its files are: " + describe_civitai_files(files));
     }
     if (!entry.file_type.empty()) {
         const CivitaiFile* chosen = nullptr;
@@ -256,7 +265,8 @@ enum class CivitaiRoute { version_details, model_details, download };
 
 /// Explains a CivitAI answer that is neither the data nor the file. `who`
 /// names the entry and version; `token_sent` says whether CIVITAI_TOKEN went along.
-inline Error explain_civitai_answer(const std::string& who, CivitaiRoute route, const HttpResponse& response, bool token_sent) {
+inline Error explain_civitai_answer(const std::string& who, CivitaiRoute route, const HttpResponse& response,
+                                    bool token_sent) {
     auto body = parse_civitai_error(response);
     const std::string http_status = "HTTP " + std::to_string(response.status);
     std::string said = body.summary();
@@ -264,51 +274,60 @@ inline Error explain_civitai_answer(const std::string& who, CivitaiRoute route, 
     const char* key_page = "https://civitai.com/user/account";
     switch (response.status) {
     case 400:
-        return make_error(errc::config, who + ": CivitAI rejected the request (" + quoted + "); check version_id and file_id");
+        return make_error(errc::config,
+                          who + ": CivitAI rejected the request (" + quoted + "); check version_id and file_id");
     case 401:
         if (body.mentions("disabled downloads"))
             return make_error(errc::auth, who + ": the creator has disabled downloads of this file (" + quoted +
                                               "); no token changes that: choose another version or model");
         if (token_sent)
-            return make_error(errc::auth, who + ": CivitAI did not accept CIVITAI_TOKEN (" + http_status +
-                                              "; an invalid or expired key counts as not logged in) and the creator requires a "
-                                              "login to download it; create a new API key at " + key_page +
-                                              " and set CIVITAI_TOKEN to it");
+            return make_error(errc::auth,
+                              who + ": CivitAI did not accept CIVITAI_TOKEN (" + http_status +
+                                  "; an invalid or expired key counts as not logged in) and the creator requires a "
+                                  "login to download it; create a new API key at " +
+                                  key_page + " and set CIVITAI_TOKEN to it");
         return make_error(errc::auth, who + ": the creator requires a login to download it (" + http_status +
                                           "); create an API key at " + key_page + " and set CIVITAI_TOKEN to it");
     case 403:
         if (body.mentions("early access")) {
             std::string until = body.deadline.empty() ? "" : " until " + excerpt(body.deadline, 40);
-            return make_error(errc::auth, who + ": the version is in Early Access" + until + " (" + http_status +
-                                              "): only accounts that bought access can download it now; buy access on "
-                                              "civitai.com and set CIVITAI_TOKEN to that account's API key, or wait until it ends");
+            return make_error(errc::auth,
+                              who + ": the version is in Early Access" + until + " (" + http_status +
+                                  "): only accounts that bought access can download it now; buy access on "
+                                  "civitai.com and set CIVITAI_TOKEN to that account's API key, or wait until it ends");
         }
         if (body.mentions("do not have access"))
-            return make_error(errc::auth, who + ": " + (token_sent ? "the account behind CIVITAI_TOKEN" : "an anonymous download") +
-                                              " has no access to this file (" + quoted + "); " +
-                                              (token_sent ? "use the API key of an account that has access"
-                                                          : "set CIVITAI_TOKEN to the API key of an account that has access"));
+            return make_error(errc::auth,
+                              who + ": " + (token_sent ? "the account behind CIVITAI_TOKEN" : "an anonymous download") +
+                                  " has no access to this file (" + quoted + "); " +
+                                  (token_sent ? "use the API key of an account that has access"
+                                              : "set CIVITAI_TOKEN to the API key of an account that has access"));
         if (body.html)
-            return make_error(errc::network, who + ": CivitAI's edge (Cloudflare) blocked the request with a web page (" +
+            return make_error(errc::network, who +
+                                                 ": CivitAI's edge (Cloudflare) blocked the request with a web page (" +
                                                  http_status + "); try again later");
         return make_error(errc::auth, who + ": CivitAI refuses downloads from this account or address (" + quoted +
                                           "); contact support@civitai.com if that is unexpected");
     case 404:
         if (route == CivitaiRoute::model_details)
-            return make_error(errc::not_found, who + " does not exist on CivitAI (" + quoted +
-                                                   "); check the model id: it is the number after /models/ in the model page's URL");
+            return make_error(errc::not_found,
+                              who + " does not exist on CivitAI (" + quoted +
+                                  "); check the model id: it is the number after /models/ in the model page's URL");
         if (route == CivitaiRoute::version_details)
-            return make_error(errc::not_found, who + " does not exist on CivitAI (" + quoted +
-                                                   "); check version_id: it is the number after ?modelVersionId= in the "
-                                                   "model page's URL, not the model id");
+            return make_error(errc::not_found,
+                              who + " does not exist on CivitAI (" + quoted +
+                                  "); check version_id: it is the number after ?modelVersionId= in the "
+                                  "model page's URL, not the model id");
         return make_error(errc::not_found, who + ": CivitAI has no downloadable file for it (" + quoted +
                                                "): the version or file is unpublished, deleted or unavailable; check "
                                                "version_id and file_id, or try again later");
     case 410:
-        return make_error(errc::not_found, who + ": the model is archived on CivitAI and no longer available for download (" +
-                                               quoted + "); choose another model or version");
+        return make_error(errc::not_found,
+                          who + ": the model is archived on CivitAI and no longer available for download (" + quoted +
+                              "); choose another model or version");
     case 429:
-        return make_error(errc::rate_limited, who + ": CivitAI is rate limiting requests from this account or address (" +
+        return make_error(errc::rate_limited, who +
+                                                  ": CivitAI is rate limiting requests from this account or address (" +
                                                   quoted + "); wait and run provision again later");
     case 451:
         return make_error(errc::auth, who + ": CivitAI is not available from this machine's region (" + http_status +

@@ -49,8 +49,8 @@ inline std::vector<Header> civitai_credentials(const Url& url, const std::string
 /// A text, JSON or HTML body: never a model.
 inline bool is_document_content_type(const HttpResponse& response) {
     std::string type = to_lower(response.header("Content-Type").value_or(""));
-    return starts_with(type, "text/") || type.find("json") != std::string::npos || type.find("html") != std::string::npos ||
-           type.find("xml") != std::string::npos;
+    return starts_with(type, "text/") || type.find("json") != std::string::npos ||
+           type.find("html") != std::string::npos || type.find("xml") != std::string::npos;
 }
 
 inline bool is_browser_user_agent(std::string_view agent) {
@@ -63,18 +63,23 @@ inline bool is_browser_user_agent(std::string_view agent) {
 /// Explains a failure of the transfer itself (the signed storage URL, or the
 /// route when it served the file directly).
 inline Error explain_civitai_transfer(const std::string& who, bool token_sent, const HttpResponse& response) {
-    if (may_carry_civitai_token(response.url)) return explain_civitai_answer(who, CivitaiRoute::download, response, token_sent);
-    std::string where = who + ": the file storage " + response.url.host + " answered HTTP " + std::to_string(response.status);
+    if (may_carry_civitai_token(response.url))
+        return explain_civitai_answer(who, CivitaiRoute::download, response, token_sent);
+    std::string where =
+        who + ": the file storage " + response.url.host + " answered HTTP " + std::to_string(response.status);
     switch (response.status) {
     case 400:
     case 401:
     case 403:
-        return make_error(errc::network, where + " to the signed download link CivitAI handed out; the link has probably "
-                                                 "expired: run provision again for a fresh one");
+        return make_error(errc::network, where +
+                                             " to the signed download link CivitAI handed out; the link has probably "
+                                             "expired: run provision again for a fresh one");
     case 404:
     case 410:
-        return make_error(errc::not_found, where + ": it no longer has the file; run provision again, and check the version "
-                                                   "on civitai.com if this persists");
+        return make_error(errc::not_found,
+                          where +
+                              ": it no longer has the file; run provision again, and check the version "
+                              "on civitai.com if this persists");
     case 429: return make_error(errc::rate_limited, where + " (too many requests); wait and try again later");
     default: return make_error(errc::network, where + "; try again later");
     }
@@ -84,9 +89,10 @@ inline Error explain_civitai_transfer(const std::string& who, bool token_sent, c
 inline Result<DownloadPlan> redeem_civitai_route(const std::shared_ptr<const CivitaiDownloadRoute>& route) {
     const std::string& who = route->who;
     const bool browser_agent = is_browser_user_agent(route->http->options().user_agent);
-    const std::string agent_hint = browser_agent ? " (the configured User-Agent looks like a browser's, which makes CivitAI "
-                                                   "answer with web pages instead of errors)"
-                                                 : "";
+    const std::string agent_hint = browser_agent
+                                       ? " (the configured User-Agent looks like a browser's, which makes CivitAI "
+                                         "answer with web pages instead of errors)"
+                                       : "";
     auto finish = [&](Url url) {
         DownloadPlan plan = route->base;
         plan.scoped_headers = civitai_credentials(url, route->token);
@@ -110,35 +116,47 @@ inline Result<DownloadPlan> redeem_civitai_route(const std::shared_ptr<const Civ
         if (probed->payload) return finish(current);  // the route serves the file itself; rare, but fine
         if (!response.is_redirect()) {
             if (response.status >= 200 && response.status < 300)
-                return make_error(errc::integrity, who + ": CivitAI answered the download with a document (" +
-                                                       response.header("Content-Type").value_or("no content type") +
-                                                       ") instead of the model file; nothing was saved. Try again later; if "
-                                                       "it persists, open the version on civitai.com to see why" + agent_hint);
+                return make_error(errc::integrity,
+                                  who + ": CivitAI answered the download with a document (" +
+                                      response.header("Content-Type").value_or("no content type") +
+                                      ") instead of the model file; nothing was saved. Try again later; if "
+                                      "it persists, open the version on civitai.com to see why" +
+                                      agent_hint);
             return explain_civitai_answer(who, CivitaiRoute::download, response, token_sent);
         }
         auto location = response.header("Location");
-        if (!location) return make_error(errc::network, who + ": CivitAI answered HTTP " + std::to_string(response.status) + " without a Location");
+        if (!location)
+            return make_error(errc::network, who + ": CivitAI answered HTTP " + std::to_string(response.status) +
+                                                 " without a Location");
         auto target = resolve_reference(response.url, *location);
-        if (!target) return make_error(errc::network, who + ": CivitAI redirected to an unusable address: " + target.error().message);
+        if (!target)
+            return make_error(errc::network,
+                              who + ": CivitAI redirected to an unusable address: " + target.error().message);
         const std::string& host = target->host;
-        bool site_page = (host == "civitai.com" || host == "civitai.red" || host == "www.civitai.com" || host == "www.civitai.red") &&
+        bool site_page = (host == "civitai.com" || host == "civitai.red" || host == "www.civitai.com" ||
+                          host == "www.civitai.red") &&
                          !starts_with(target->path, "/api/");
         if (site_page && starts_with(target->path, "/login"))
-            return make_error(errc::auth, who + ": CivitAI sent the download to its login page (reason=download-auth): the "
-                                                "creator requires a login" +
-                                                (token_sent ? std::string(" and CIVITAI_TOKEN was not accepted; create a new API key at "
-                                                                          "https://civitai.com/user/account and set CIVITAI_TOKEN to it")
-                                                            : std::string("; create an API key at https://civitai.com/user/account "
-                                                                          "and set CIVITAI_TOKEN to it")) +
-                                                agent_hint);
+            return make_error(
+                errc::auth,
+                who +
+                    ": CivitAI sent the download to its login page (reason=download-auth): the "
+                    "creator requires a login" +
+                    (token_sent ? std::string(" and CIVITAI_TOKEN was not accepted; create a new API key at "
+                                              "https://civitai.com/user/account and set CIVITAI_TOKEN to it")
+                                : std::string("; create an API key at https://civitai.com/user/account "
+                                              "and set CIVITAI_TOKEN to it")) +
+                    agent_hint);
         if (site_page)
-            return make_error(errc::auth, who + ": CivitAI sent the download to the web page " + target->path +
-                                                " instead of the file: the version is probably in Early Access or needs access "
-                                                "this account lacks; check it on civitai.com and set CIVITAI_TOKEN to the API "
-                                                "key of an account that has access" + agent_hint);
+            return make_error(errc::auth,
+                              who + ": CivitAI sent the download to the web page " + target->path +
+                                  " instead of the file: the version is probably in Early Access or needs access "
+                                  "this account lacks; check it on civitai.com and set CIVITAI_TOKEN to the API "
+                                  "key of an account that has access" +
+                                  agent_hint);
         if (!target->is_https())
-            return make_error(errc::unsafe, who + ": CivitAI redirected the download to the unencrypted " + target->redacted() +
-                                                "; refusing it");
+            return make_error(errc::unsafe, who + ": CivitAI redirected the download to the unencrypted " +
+                                                target->redacted() + "; refusing it");
         if (may_carry_civitai_token(target.value())) {  // another API hop (e.g. civitai.com -> civitai.red)
             current = std::move(target).value();
             continue;
@@ -166,7 +184,9 @@ inline Result<std::string> token_of(const ResolveContext& context, const std::st
     std::string token(detail::trim(context.credentials.civitai_token));
     for (unsigned char c : token)
         if (c < 0x20 || c == 0x7f)
-            return make_error(errc::usage, who + ": CIVITAI_TOKEN contains a line break or control character; set it to the API key alone");
+            return make_error(
+                errc::usage,
+                who + ": CIVITAI_TOKEN contains a line break or control character; set it to the API key alone");
     return token;
 }
 
@@ -174,7 +194,9 @@ inline Result<std::string> token_of(const ResolveContext& context, const std::st
 inline Result<HttpResponse> fetch_api(ResolveContext& context, const std::string& endpoint, const std::string& path,
                                       const std::string& token, const std::string& who, detail::CivitaiRoute route) {
     auto url = parse_url(endpoint + path);
-    if (!url) return make_error(errc::usage, who + ": the CivitAI endpoint \"" + redact_url(endpoint) + "\" is not an http(s) URL");
+    if (!url)
+        return make_error(errc::usage,
+                          who + ": the CivitAI endpoint \"" + redact_url(endpoint) + "\" is not an http(s) URL");
     HttpRequest request;
     request.url = url.value();
     request.headers.emplace_back("Accept", "application/json");
@@ -189,11 +211,13 @@ inline Result<HttpResponse> fetch_api(ResolveContext& context, const std::string
         return make_error(errc::network, who + ": CivitAI redirected " + what + " elsewhere (HTTP " +
                                              std::to_string(response.status) + "); check the CivitAI endpoint");
     if (response.status != 200) return detail::explain_civitai_answer(who, route, response, token_sent);
-    if (probed->truncated) return make_error(errc::network, who + ": CivitAI's answer about it is unexpectedly large (over 8 MiB)");
+    if (probed->truncated)
+        return make_error(errc::network, who + ": CivitAI's answer about it is unexpectedly large (over 8 MiB)");
     std::string content_type = detail::to_lower(response.header("Content-Type").value_or(""));
     if (content_type.find("html") != std::string::npos)
-        return make_error(errc::network, who + ": CivitAI answered with a web page instead of " + what + " (often a "
-                                               "Cloudflare check); try again later");
+        return make_error(errc::network, who + ": CivitAI answered with a web page instead of " + what +
+                                             " (often a "
+                                             "Cloudflare check); try again later");
     return response;
 }
 
@@ -202,16 +226,18 @@ inline Result<detail::CivitaiModel> fetch_model(const Entry& entry, ResolveConte
     const std::string who = entry.key_path + ": CivitAI model " + entry.model_id;
     auto token = token_of(context, who);
     if (!token) return token.error();
-    auto response = fetch_api(context, endpoint_for(entry, context), "/api/v1/models/" + entry.model_id, token.value(), who,
-                              detail::CivitaiRoute::model_details);
+    auto response = fetch_api(context, endpoint_for(entry, context), "/api/v1/models/" + entry.model_id, token.value(),
+                              who, detail::CivitaiRoute::model_details);
     if (!response) return response.error();
     auto model = detail::parse_civitai_model(response->body);
     if (!model)
-        return make_error(model.error().code, who + ": CivitAI's answer about it is unusable: " + model.error().message +
+        return make_error(model.error().code, who +
+                                                  ": CivitAI's answer about it is unusable: " + model.error().message +
                                                   "; try again later, and report it if it persists");
     if (model->version_ids.empty())
-        return make_error(errc::not_found, who + " (\"" + detail::excerpt(model->name, 80) +
-                                               "\") has no published version to download; check the model on civitai.com");
+        return make_error(errc::not_found,
+                          who + " (\"" + detail::excerpt(model->name, 80) +
+                              "\") has no published version to download; check the model on civitai.com");
     return model;
 }
 
@@ -225,11 +251,20 @@ inline const char* category_for_type(std::string_view type) {
         const char* category;
     };
     static const Pair table[] = {
-        {"Checkpoint", "checkpoints"},   {"LORA", "lora"},         {"DoRA", "lora"},
-        {"LoCon", "lycoris"},            {"TextualInversion", "embeddings"}, {"Hypernetwork", "hypernetworks"},
-        {"VAE", "vae"},                  {"Controlnet", "controlnet"}, {"Upscaler", "upscale"},
-        {"MotionModule", "motion"},      {"TextEncoder", "text_encoder"}, {"CLIP", "text_encoder"},
-        {"UNet", "unet"},                {"CLIPVision", "clip_vision"},
+        {"Checkpoint", "checkpoints"},
+        {"LORA", "lora"},
+        {"DoRA", "lora"},
+        {"LoCon", "lycoris"},
+        {"TextualInversion", "embeddings"},
+        {"Hypernetwork", "hypernetworks"},
+        {"VAE", "vae"},
+        {"Controlnet", "controlnet"},
+        {"Upscaler", "upscale"},
+        {"MotionModule", "motion"},
+        {"TextEncoder", "text_encoder"},
+        {"CLIP", "text_encoder"},
+        {"UNet", "unet"},
+        {"CLIPVision", "clip_vision"},
     };
     for (const auto& pair : table)
         if (detail::iequals(pair.type, type)) return pair.category;
@@ -254,22 +289,27 @@ inline Result<Entry> place_civitai_entry(const Entry& entry, ResolveContext& con
         const std::string who = entry.key_path + ": CivitAI version " + entry.version_id;
         auto token = civitai::token_of(context, who);
         if (!token) return token.error();
-        auto response = civitai::fetch_api(context, civitai::endpoint_for(entry, context), "/api/v1/model-versions/" + entry.version_id,
-                                           token.value(), who, detail::CivitaiRoute::version_details);
+        auto response = civitai::fetch_api(context, civitai::endpoint_for(entry, context),
+                                           "/api/v1/model-versions/" + entry.version_id, token.value(), who,
+                                           detail::CivitaiRoute::version_details);
         if (!response) return response.error();
         auto version = detail::parse_civitai_version(response->body);
-        if (!version) return make_error(version.error().code, who + ": CivitAI's answer about it is unusable: " + version.error().message);
+        if (!version)
+            return make_error(version.error().code,
+                              who + ": CivitAI's answer about it is unusable: " + version.error().message);
         type = version->model_type;
         model_name = version->model_name;
     }
     const char* category = civitai::category_for_type(type);
     if (!category)
-        return make_error(errc::config, entry.key_path + ": CivitAI says \"" + detail::excerpt(model_name, 80) + "\" is a model of type \"" +
-                                            detail::excerpt(type.empty() ? std::string("(none)") : type, 40) +
-                                            "\", which [models.auto] cannot place (it knows Checkpoint, LORA, DoRA, LoCon, "
-                                            "TextualInversion, Hypernetwork, VAE, Controlnet, Upscaler, MotionModule, "
-                                            "TextEncoder, CLIP, UNet and CLIPVision); move the entry under [models.<category>] "
-                                            "to choose its folder");
+        return make_error(errc::config,
+                          entry.key_path + ": CivitAI says \"" + detail::excerpt(model_name, 80) +
+                              "\" is a model of type \"" +
+                              detail::excerpt(type.empty() ? std::string("(none)") : type, 40) +
+                              "\", which [models.auto] cannot place (it knows Checkpoint, LORA, DoRA, LoCon, "
+                              "TextualInversion, Hypernetwork, VAE, Controlnet, Upscaler, MotionModule, "
+                              "TextEncoder, CLIP, UNet and CLIPVision); move the entry under [models.<category>] "
+                              "to choose its folder");
     placed.category = category;
     return placed;
 }
@@ -287,8 +327,9 @@ inline Result<DownloadPlan> resolve_civitai(const Entry& given, ResolveContext& 
     bool digits = !version_id.empty() && version_id.size() <= 19;
     for (unsigned char c : version_id) digits = digits && std::isdigit(c);
     if (!digits)
-        return make_error(errc::config, entry.key_path + ": version_id must be the number of a CivitAI model version (the "
-                                                         "number after ?modelVersionId= in the model page's URL)");
+        return make_error(errc::config, entry.key_path +
+                                            ": version_id must be the number of a CivitAI model version (the "
+                                            "number after ?modelVersionId= in the model page's URL)");
     const std::string who = entry.key_path + ": CivitAI version " + version_id;
 
     auto checked_token = civitai::token_of(context, who);
@@ -297,7 +338,8 @@ inline Result<DownloadPlan> resolve_civitai(const Entry& given, ResolveContext& 
     const std::string endpoint = civitai::endpoint_for(entry, context);
     auto route_url = parse_url(endpoint + "/api/download/models/" + version_id);
     if (!route_url)
-        return make_error(errc::usage, who + ": the CivitAI endpoint \"" + redact_url(endpoint) + "\" is not an http(s) URL");
+        return make_error(errc::usage,
+                          who + ": the CivitAI endpoint \"" + redact_url(endpoint) + "\" is not an http(s) URL");
 
     // 1. The version's details.
     auto response = civitai::fetch_api(context, endpoint, "/api/v1/model-versions/" + version_id, token, who,
@@ -306,24 +348,32 @@ inline Result<DownloadPlan> resolve_civitai(const Entry& given, ResolveContext& 
     const bool token_sent = !detail::civitai_credentials(response->url, token).empty();
     auto version = detail::parse_civitai_version(response->body);
     if (!version)
-        return make_error(version.error().code, who + ": CivitAI's answer about it is unusable: " + version.error().message +
-                                                    "; try again later, and report it if it persists");
+        return make_error(version.error().code,
+                          who + ": CivitAI's answer about it is unusable: " + version.error().message +
+                              "; try again later, and report it if it persists");
 
     // 2. Which file, and what it must be.
     if (version->files.empty()) {
-        std::string model = version->model_name.empty() ? "the model" : "the model \"" + detail::excerpt(version->model_name, 80) + "\"";
+        std::string model = version->model_name.empty()
+                                ? "the model"
+                                : "the model \"" + detail::excerpt(version->model_name, 80) + "\"";
         if (version->model_mode == "Archived")
-            return make_error(errc::not_found, who + ": " + model + " is archived on CivitAI and its files are no longer "
-                                                                     "available for download; choose another model or version");
+            return make_error(errc::not_found, who + ": " + model +
+                                                   " is archived on CivitAI and its files are no longer "
+                                                   "available for download; choose another model or version");
         if (version->model_mode == "TakenDown")
-            return make_error(errc::not_found, who + ": " + model + " was taken down on CivitAI; its files cannot be downloaded");
-        return make_error(errc::not_found, who + " lists no downloadable files; check version_id, or choose another version");
+            return make_error(errc::not_found,
+                              who + ": " + model + " was taken down on CivitAI; its files cannot be downloaded");
+        return make_error(errc::not_found,
+                          who + " lists no downloadable files; check version_id, or choose another version");
     }
     auto file = detail::pick_civitai_file(version.value(), entry, who);
     if (!file) return file.error();
     if (!entry.sha256.empty() && !file->sha256.empty() && entry.sha256 != file->sha256)
-        return make_error(errc::integrity, who + ": the entry's sha256 " + entry.sha256 + " differs from CivitAI's SHA256 " +
-                                               file->sha256 + " for file " + file->id + "; the file on CivitAI changed or the "
+        return make_error(errc::integrity, who + ": the entry's sha256 " + entry.sha256 +
+                                               " differs from CivitAI's SHA256 " + file->sha256 + " for file " +
+                                               file->id +
+                                               "; the file on CivitAI changed or the "
                                                "digest in the config is wrong: correct or remove sha256");
 
     DownloadPlan base;
@@ -332,11 +382,14 @@ inline Result<DownloadPlan> resolve_civitai(const Entry& given, ResolveContext& 
     if (file->size_kb) base.size = detail::civitai_size_bytes(*file->size_kb);
     base.file_name = entry.filename.empty() ? detail::sanitize_file_name(file->name) : entry.filename;
     if (base.file_name.empty())
-        return make_error(errc::config, who + ": CivitAI's name for file " + file->id + " is not usable as a file name; "
-                                              "set filename = \"...\" in the entry");
+        return make_error(errc::config, who + ": CivitAI's name for file " + file->id +
+                                            " is not usable as a file name; "
+                                            "set filename = \"...\" in the entry");
     base.identity = "civitai:file/" + file->id;
     base.validator = base.sha256;
-    base.explain = [who, token_sent](const HttpResponse& failed) { return detail::explain_civitai_transfer(who, token_sent, failed); };
+    base.explain = [who, token_sent](const HttpResponse& failed) {
+        return detail::explain_civitai_transfer(who, token_sent, failed);
+    };
 
     // 3. The signed URL, from the download route pinned to that file.
     auto route = std::make_shared<detail::CivitaiDownloadRoute>();

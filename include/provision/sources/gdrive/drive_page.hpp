@@ -123,7 +123,8 @@ inline std::string drive_error_caption(std::string_view page) {
 
 /// Drive's per-file download quota page.
 inline bool drive_quota_exceeded(std::string_view page) {
-    return find_case_insensitive(page, "Too many users have viewed or downloaded this file recently") != std::string_view::npos ||
+    return find_case_insensitive(page, "Too many users have viewed or downloaded this file recently") !=
+               std::string_view::npos ||
            find_case_insensitive(html_title(page), "Quota exceeded") != std::string_view::npos;
 }
 
@@ -144,7 +145,8 @@ inline std::optional<std::string> drive_download_warning_cookie(const std::vecto
         cookie = cookie.substr(0, cookie.find(';'));
         std::size_t eq = cookie.find('=');
         if (eq == std::string_view::npos) continue;
-        if (starts_with(trim(cookie.substr(0, eq)), "download_warning")) return std::string(trim(cookie.substr(eq + 1)));
+        if (starts_with(trim(cookie.substr(0, eq)), "download_warning"))
+            return std::string(trim(cookie.substr(eq + 1)));
     }
     return std::nullopt;
 }
@@ -178,8 +180,10 @@ inline DrivePageReading read_drive_page(std::string_view page, const Url& page_u
     std::string caption = drive_error_caption(page);
     reading.text = caption.empty() ? html_title(page) : caption;
     if (drive_quota_exceeded(page)) reading.kind = DrivePageReading::Kind::quota_exceeded;
-    else if (find_case_insensitive(caption, "infected with a virus") != std::string::npos) reading.kind = DrivePageReading::Kind::infected;
-    else if (find_case_insensitive(caption, "does not exist") != std::string::npos) reading.kind = DrivePageReading::Kind::not_found;
+    else if (find_case_insensitive(caption, "infected with a virus") != std::string::npos)
+        reading.kind = DrivePageReading::Kind::infected;
+    else if (find_case_insensitive(caption, "does not exist") != std::string::npos)
+        reading.kind = DrivePageReading::Kind::not_found;
     else if (!caption.empty()) reading.kind = DrivePageReading::Kind::error_caption;
     else if (drive_sign_in_page(page)) reading.kind = DrivePageReading::Kind::sign_in;
     return reading;

@@ -53,7 +53,8 @@ struct DriveLink {
 
 /// drive.google.com, docs.google.com or drive.usercontent.google.com.
 inline bool is_drive_host(const Url& url) {
-    return url.host == "drive.google.com" || url.host == "docs.google.com" || url.host == "drive.usercontent.google.com";
+    return url.host == "drive.google.com" || url.host == "docs.google.com" ||
+           url.host == "drive.usercontent.google.com";
 }
 
 /// Recognises every share form of a Drive file (and Docs items and folders, so
@@ -87,7 +88,8 @@ inline Result<std::string> fetch_drive_text(HttpClient& http, const DriveLink& l
                                             std::size_t max_size);
 
 /// Explains a non-200 answer to a confirmed Drive URL when the file is downloaded.
-inline Error explain_drive_download_failure(const std::string& subject, const std::string& file_id, const HttpResponse& response);
+inline Error explain_drive_download_failure(const std::string& subject, const std::string& file_id,
+                                            const HttpResponse& response);
 
 // ----------------------------------------------------------------------------
 // implementation
@@ -168,34 +170,42 @@ inline DriveHop classify_drive_redirect(const Url& target) {
     if (target.host == "accounts.google.com") return DriveHop::sign_in;
     if ((target.host == "google.com" || ends_with(target.host, ".google.com")) && starts_with(target.path, "/sorry"))
         return DriveHop::throttled;
-    if (auto link = parse_drive_link(target); link && link->kind == DriveLinkKind::google_doc) return DriveHop::google_doc;
+    if (auto link = parse_drive_link(target); link && link->kind == DriveLinkKind::google_doc)
+        return DriveHop::google_doc;
     if (is_drive_host(target) || ends_with(target.host, ".googleusercontent.com")) return DriveHop::follow;
     return DriveHop::foreign;
 }
 
 inline Error drive_doc_refusal(const std::string& subject, const DriveLink& link) {
-    return make_error(errc::integrity, subject + ": the Google Drive item " + link.id + " is " + google_doc_name(link.doc_type) +
+    return make_error(errc::integrity, subject + ": the Google Drive item " + link.id + " is " +
+                                           google_doc_name(link.doc_type) +
                                            ", not a file: it has no model file to download, only document exports; "
                                            "upload the file itself to Drive and use its share link");
 }
 
 inline Error drive_not_public(const std::string& who, const DriveLink& link) {
-    std::string message = who + " is not shared publicly: Drive asks for a Google sign-in; in Drive, open Share and set "
-                                "General access to \"Anyone with the link\"";
-    if (link.resource_key.empty()) message += " (for a link shared before 2021, keep its resourcekey=... parameter in the URL)";
+    std::string message = who +
+                          " is not shared publicly: Drive asks for a Google sign-in; in Drive, open Share and set "
+                          "General access to \"Anyone with the link\"";
+    if (link.resource_key.empty())
+        message += " (for a link shared before 2021, keep its resourcekey=... parameter in the URL)";
     return make_error(errc::auth, message);
 }
 
 inline Error drive_quota_error(const std::string& who) {
-    return make_error(errc::rate_limited,
-                      who + ": Drive will not serve it right now: \"Too many users have viewed or downloaded this file "
-                            "recently\" (Drive's per-file download quota); try again later (it can take up to 24 hours), or "
-                            "host a copy elsewhere, e.g. on Hugging Face");
+    return make_error(
+        errc::rate_limited,
+        who +
+            ": Drive will not serve it right now: \"Too many users have viewed or downloaded this file "
+            "recently\" (Drive's per-file download quota); try again later (it can take up to 24 hours), or "
+            "host a copy elsewhere, e.g. on Hugging Face");
 }
 
 inline Error drive_throttled(const std::string& who) {
-    return make_error(errc::rate_limited, who + ": Google is throttling this machine's address (HTTP 429, \"unusual traffic\"); "
-                                                "wait and try again later, or download from another network");
+    return make_error(errc::rate_limited,
+                      who +
+                          ": Google is throttling this machine's address (HTTP 429, \"unusual traffic\"); "
+                          "wait and try again later, or download from another network");
 }
 
 /// Asks Drive's viewer whether an id is a native Google item (Docs, Sheets, ...):
@@ -264,7 +274,8 @@ inline std::optional<DriveLink> parse_drive_link(const Url& url) {
     }
     auto id_after_d = [&]() -> std::optional<std::string> {
         skip_account();
-        if (at + 1 < segments.size() && segments[at] == "d" && detail::is_drive_id(segments[at + 1])) return segments[at + 1];
+        if (at + 1 < segments.size() && segments[at] == "d" && detail::is_drive_id(segments[at + 1]))
+            return segments[at + 1];
         return std::nullopt;
     };
 
@@ -318,9 +329,10 @@ inline Result<DriveFile> resolve_drive_file(HttpClient& http, const DriveLink& l
     const std::string who = subject + ": Google Drive file " + link.id;
     if (link.kind == DriveLinkKind::google_doc) return detail::drive_doc_refusal(subject, link);
     if (link.kind == DriveLinkKind::folder)
-        return make_error(errc::config, subject + ": the link names the Google Drive folder " + link.id +
-                                            ", not a file; provision downloads single files: share each file and use its "
-                                            "link (https://drive.google.com/file/d/FILE_ID/view)");
+        return make_error(errc::config,
+                          subject + ": the link names the Google Drive folder " + link.id +
+                              ", not a file; provision downloads single files: share each file and use its "
+                              "link (https://drive.google.com/file/d/FILE_ID/view)");
 
     const Url start = detail::drive_start_url(link);
     Url next = start;
@@ -352,15 +364,21 @@ inline Result<DriveFile> resolve_drive_file(HttpClient& http, const DriveLink& l
 
         if (response.is_redirect()) {
             auto location = response.header("Location");
-            if (!location) return make_error(errc::network, who + ": Drive answered HTTP " + std::to_string(response.status) + " without a Location");
+            if (!location)
+                return make_error(errc::network, who + ": Drive answered HTTP " + std::to_string(response.status) +
+                                                     " without a Location");
             auto target = resolve_reference(response.url, *location);
-            if (!target) return make_error(errc::network, who + ": Drive redirected to an unusable address: " + target.error().message);
+            if (!target)
+                return make_error(errc::network,
+                                  who + ": Drive redirected to an unusable address: " + target.error().message);
             if (!target->is_https())
-                return make_error(errc::unsafe, who + ": Drive redirected to the unencrypted " + target->redacted() + "; refusing it");
+                return make_error(errc::unsafe, who + ": Drive redirected to the unencrypted " + target->redacted() +
+                                                    "; refusing it");
             switch (detail::classify_drive_redirect(target.value())) {
             case detail::DriveHop::sign_in: return detail::drive_not_public(who, link);
             case detail::DriveHop::throttled: return detail::drive_throttled(who);
-            case detail::DriveHop::google_doc: return detail::drive_doc_refusal(subject, *parse_drive_link(target.value()));
+            case detail::DriveHop::google_doc:
+                return detail::drive_doc_refusal(subject, *parse_drive_link(target.value()));
             case detail::DriveHop::foreign:
                 return make_error(errc::network, who + ": Drive redirected to " + target->host +
                                                      ", which is not a Google Drive host; refusing to follow it");
@@ -379,7 +397,8 @@ inline Result<DriveFile> resolve_drive_file(HttpClient& http, const DriveLink& l
         if (status >= 500) {
             // Native Google items make `uc` fail; the viewer tells them apart.
             if (next.str() == start.str())
-                if (auto doc = detail::drive_item_as_google_doc(http, link)) return detail::drive_doc_refusal(subject, *doc);
+                if (auto doc = detail::drive_item_as_google_doc(http, link))
+                    return detail::drive_doc_refusal(subject, *doc);
             return make_error(errc::network, who + ": Drive answered " + http_status + "; try again later");
         }
 
@@ -391,8 +410,8 @@ inline Result<DriveFile> resolve_drive_file(HttpClient& http, const DriveLink& l
                 return make_error(errc::network, who + ": Drive kept asking to confirm the download; try again later");
             auto confirmed_id = detail::query_value(reading.next->query, "id");
             if (confirmed_id && *confirmed_id != link.id)
-                return make_error(errc::unsafe, who + ": Drive's confirmation page points at another file (" + *confirmed_id +
-                                                    "); refusing it");
+                return make_error(errc::unsafe, who + ": Drive's confirmation page points at another file (" +
+                                                    *confirmed_id + "); refusing it");
             if (!reading.next->is_https() || detail::classify_drive_redirect(*reading.next) != detail::DriveHop::follow)
                 return make_error(errc::unsafe, who + ": Drive's confirmation page points outside Google Drive (" +
                                                     reading.next->redacted() + "); refusing it");
@@ -407,13 +426,16 @@ inline Result<DriveFile> resolve_drive_file(HttpClient& http, const DriveLink& l
         }
         case Kind::quota_exceeded: return detail::drive_quota_error(who);
         case Kind::infected:
-            return make_error(errc::unsafe, who + ": Drive reports that the file is infected with a virus and lets only its "
-                                                  "owner download it; ask the owner for a clean copy");
+            return make_error(errc::unsafe,
+                              who +
+                                  ": Drive reports that the file is infected with a virus and lets only its "
+                                  "owner download it; ask the owner for a clean copy");
         case Kind::not_found:
             return make_error(errc::not_found, who + " does not exist (Drive: \"" + detail::excerpt(reading.text) +
                                                    "\"); check the link");
         case Kind::error_caption:
-            return make_error(errc::network, who + ": Drive refused the download: \"" + detail::excerpt(reading.text) + "\"");
+            return make_error(errc::network,
+                              who + ": Drive refused the download: \"" + detail::excerpt(reading.text) + "\"");
         case Kind::sign_in: return detail::drive_not_public(who, link);
         case Kind::unknown: break;
         }
@@ -430,10 +452,12 @@ inline Result<DriveFile> resolve_drive_file(HttpClient& http, const DriveLink& l
             return make_error(errc::auth, who + ": Drive denied access (" + http_status +
                                               "); check that the file is shared with \"Anyone with the link\"");
         if (status >= 200 && status < 300)
-            return make_error(errc::integrity, who + ": Drive answered with a web page" +
-                                                   (reading.text.empty() ? std::string() : " (\"" + detail::excerpt(reading.text) + "\")") +
-                                                   " instead of the file; check that the link is a file shared with "
-                                                   "\"Anyone with the link\"");
+            return make_error(
+                errc::integrity,
+                who + ": Drive answered with a web page" +
+                    (reading.text.empty() ? std::string() : " (\"" + detail::excerpt(reading.text) + "\")") +
+                    " instead of the file; check that the link is a file shared with "
+                    "\"Anyone with the link\"");
         return make_error(errc::network, who + ": Drive answered " + http_status);
     }
     return make_error(errc::network, who + ": Drive kept redirecting (more than " + std::to_string(max_steps) +
@@ -449,7 +473,8 @@ inline Result<std::string> fetch_drive_text(HttpClient& http, const DriveLink& l
     return std::move(file->body);
 }
 
-inline Error explain_drive_download_failure(const std::string& subject, const std::string& file_id, const HttpResponse& response) {
+inline Error explain_drive_download_failure(const std::string& subject, const std::string& file_id,
+                                            const HttpResponse& response) {
     std::string who = subject + ": Google Drive file " + file_id;
     std::string http_status = "HTTP " + std::to_string(response.status);
     switch (response.status) {
@@ -460,10 +485,12 @@ inline Error explain_drive_download_failure(const std::string& subject, const st
                                           "confirmation expired; check the sharing and run provision again");
     case 404:
     case 410:
-        return make_error(errc::not_found, who + " is gone (" + http_status + "): it was deleted or moved; check the link");
+        return make_error(errc::not_found,
+                          who + " is gone (" + http_status + "): it was deleted or moved; check the link");
     case 429: return detail::drive_throttled(who);
     default:
-        return make_error(errc::network, who + ": Drive answered " + http_status + " to the confirmed download link; try again later");
+        return make_error(errc::network,
+                          who + ": Drive answered " + http_status + " to the confirmed download link; try again later");
     }
 }
 

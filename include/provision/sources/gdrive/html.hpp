@@ -128,7 +128,9 @@ inline std::optional<HtmlTag> next_html_tag(std::string_view html, std::string_v
                 continue;
             }
             std::size_t name_start = pos;
-            while (pos < html.size() && !is_space(html[pos]) && html[pos] != '=' && html[pos] != '>' && html[pos] != '/') ++pos;
+            while (pos < html.size() && !is_space(html[pos]) && html[pos] != '=' && html[pos] != '>' &&
+                   html[pos] != '/')
+                ++pos;
             std::string attribute = to_lower(html.substr(name_start, pos - name_start));
             while (pos < html.size() && is_space(html[pos])) ++pos;
             std::string value;
@@ -159,7 +161,8 @@ inline std::optional<HtmlTag> next_html_tag(std::string_view html, std::string_v
 /// removed, references decoded and whitespace collapsed.
 inline std::string html_element_text(std::string_view html, const HtmlTag& tag) {
     std::size_t close = find_case_insensitive(html, "</" + tag.name, tag.end);
-    std::string_view inner = html.substr(tag.end, close == std::string_view::npos ? std::string_view::npos : close - tag.end);
+    std::string_view inner =
+        html.substr(tag.end, close == std::string_view::npos ? std::string_view::npos : close - tag.end);
     std::string text;
     bool in_tag = false;
     for (char c : inner) {

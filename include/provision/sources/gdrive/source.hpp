@@ -40,7 +40,9 @@ inline Result<DownloadPlan> plan_drive_download(HttpClient& http, const Entry& e
     plan.validator = file->validator;
     std::string key_path = entry.key_path;
     std::string id = link.id;
-    plan.explain = [key_path, id](const HttpResponse& response) { return explain_drive_download_failure(key_path, id, response); };
+    plan.explain = [key_path, id](const HttpResponse& response) {
+        return explain_drive_download_failure(key_path, id, response);
+    };
     HttpClient* client = &http;
     plan.refresh = [client, entry, link]() { return plan_drive_download(*client, entry, link); };
     return plan;

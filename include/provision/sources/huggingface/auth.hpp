@@ -104,7 +104,8 @@ inline std::vector<GatedEntryProblem> check_gated_entries(const std::vector<Entr
     if (gated.empty()) return problems;
 
     auto fail_each = [&](auto&& message_for) {
-        for (std::size_t i : gated) problems.push_back(GatedEntryProblem{i, make_error(errc::auth, message_for(entries[i]))});
+        for (std::size_t i : gated)
+            problems.push_back(GatedEntryProblem{i, make_error(errc::auth, message_for(entries[i]))});
         return problems;
     };
     auto page = [](const Entry& entry) { return hf::repo_page_url(entry.repo_type, entry.repo); };
@@ -112,9 +113,11 @@ inline std::vector<GatedEntryProblem> check_gated_entries(const std::vector<Entr
     const std::string token(detail::trim(context.credentials.hf_token));
     if (token.empty())
         return fail_each([&](const Entry& entry) {
-            return entry.key_path + ": " + entry.repo + " is marked gated = true, and gated repos need a Hugging Face token, "
-                   "but HF_TOKEN is not set. Accept the repo's terms at " + page(entry) +
-                   " with your account, then set HF_TOKEN to a read token from " + hf::token_settings_url();
+            return entry.key_path + ": " + entry.repo +
+                   " is marked gated = true, and gated repos need a Hugging Face token, "
+                   "but HF_TOKEN is not set. Accept the repo's terms at " +
+                   page(entry) + " with your account, then set HF_TOKEN to a read token from " +
+                   hf::token_settings_url();
         });
 
     auto whoami_url = parse_url(hf::endpoint_base(context.hf_endpoint) + "/api/whoami-v2");
@@ -129,10 +132,12 @@ inline std::vector<GatedEntryProblem> check_gated_entries(const std::vector<Entr
     if (answer->status == 401) {
         std::string server_text(detail::trim(answer->header("X-Error-Message").value_or("")));
         std::string why = "Hugging Face answered HTTP 401 to " + request.url.redacted() +
-                          (server_text.empty() ? "" : ": \"" + server_text + "\"") + hf::request_id_suffix(answer.value());
+                          (server_text.empty() ? "" : ": \"" + server_text + "\"") +
+                          hf::request_id_suffix(answer.value());
         return fail_each([&](const Entry& entry) {
-            return entry.key_path + ": HF_TOKEN is not valid (" + why + "): it is expired, revoked or mistyped, so the gated repo " +
-                   entry.repo + " cannot be downloaded. Create a read token at " + hf::token_settings_url() +
+            return entry.key_path + ": HF_TOKEN is not valid (" + why +
+                   "): it is expired, revoked or mistyped, so the gated repo " + entry.repo +
+                   " cannot be downloaded. Create a read token at " + hf::token_settings_url() +
                    " and set HF_TOKEN to it";
         });
     }
@@ -143,11 +148,13 @@ inline std::vector<GatedEntryProblem> check_gated_entries(const std::vector<Entr
         const Entry& entry = entries[i];
         if (hf::token_may_read_gated(*info, entry.repo)) continue;
         problems.push_back(GatedEntryProblem{
-            i, make_error(errc::auth, entry.key_path + ": HF_TOKEN is a fine-grained token without the permission \"Read "
-                                      "access to contents of all public gated repos you can access\", so the gated repo " +
-                                      entry.repo + " will refuse it. Edit the token at " + hf::token_settings_url() +
-                                      " and tick that permission (or grant it this repo), and accept the repo's terms at " +
-                                      page(entry))});
+            i, make_error(errc::auth,
+                          entry.key_path +
+                              ": HF_TOKEN is a fine-grained token without the permission \"Read "
+                              "access to contents of all public gated repos you can access\", so the gated repo " +
+                              entry.repo + " will refuse it. Edit the token at " + hf::token_settings_url() +
+                              " and tick that permission (or grant it this repo), and accept the repo's terms at " +
+                              page(entry))});
     }
     return problems;
 }

@@ -96,7 +96,8 @@ inline EtagKind classify_etag(std::string_view etag) {
 /// The id the Hub (or its CDN) gave this answer, for support requests; empty if none.
 inline std::string request_id(const HttpResponse& response) {
     for (const char* name : {"X-Request-Id", "X-Amzn-Trace-Id", "X-Amz-Cf-Id"})
-        if (auto value = response.header(name); value && !detail::trim(*value).empty()) return std::string(detail::trim(*value));
+        if (auto value = response.header(name); value && !detail::trim(*value).empty())
+            return std::string(detail::trim(*value));
     return "";
 }
 
@@ -108,12 +109,12 @@ inline std::string request_id_suffix(const HttpResponse& response) {
 
 /// What a 429 says about the quota (IETF RateLimit headers, and Retry-After).
 struct RateLimitInfo {
-    std::string bucket;                         ///< "resolvers", "api" or "pages"
-    std::optional<std::uint64_t> remaining;     ///< r=
-    std::optional<std::uint64_t> reset_seconds; ///< t=
-    std::optional<std::uint64_t> quota;         ///< q= (from RateLimit-Policy)
-    std::optional<std::uint64_t> window_seconds;///< w= (from RateLimit-Policy)
-    std::optional<std::uint64_t> retry_after;   ///< Retry-After in seconds (the date form is ignored)
+    std::string bucket;                           ///< "resolvers", "api" or "pages"
+    std::optional<std::uint64_t> remaining;       ///< r=
+    std::optional<std::uint64_t> reset_seconds;   ///< t=
+    std::optional<std::uint64_t> quota;           ///< q= (from RateLimit-Policy)
+    std::optional<std::uint64_t> window_seconds;  ///< w= (from RateLimit-Policy)
+    std::optional<std::uint64_t> retry_after;     ///< Retry-After in seconds (the date form is ignored)
 };
 
 /// A decimal number (a size, a count, seconds), if the whole text is one.
@@ -183,12 +184,11 @@ struct FileRef {
     bool token_sent = false;            ///< whether HF_TOKEN went with the request being explained
 
     static FileRef of(const Entry& entry, const std::string& endpoint, bool token_sent) {
-        return FileRef{entry.key_path, entry.repo, entry.repo_type, entry.revision, entry.file, endpoint_base(endpoint), token_sent};
+        return FileRef{entry.key_path,          entry.repo, entry.repo_type, entry.revision, entry.file,
+                       endpoint_base(endpoint), token_sent};
     }
     /// "\"ae.safetensors\" from black-forest-labs/FLUX.1-dev (revision \"main\")"
-    std::string what() const {
-        return "\"" + file + "\" from " + repo + " (revision \"" + revision + "\")";
-    }
+    std::string what() const { return "\"" + file + "\" from " + repo + " (revision \"" + revision + "\")"; }
     std::string page() const { return repo_page_url(repo_type, repo); }
 };
 
@@ -198,7 +198,8 @@ struct FileRef {
 /// machine-readable X-Error-Code decides first, as in huggingface_hub.
 inline Error explain_hub_answer(const FileRef& ref, const HttpResponse& response) {
     const std::string code = response.header("X-Error-Code").value_or("");
-    const std::string server_text = std::string(provision::detail::trim(response.header("X-Error-Message").value_or("")));
+    const std::string server_text =
+        std::string(provision::detail::trim(response.header("X-Error-Message").value_or("")));
     const std::string status = "HTTP " + std::to_string(response.status);
     const std::string id = request_id_suffix(response);
     const std::string who = ref.key_path + ": ";
@@ -206,48 +207,60 @@ inline Error explain_hub_answer(const FileRef& ref, const HttpResponse& response
     const std::string quoted_server = server_text.empty() ? "" : ": \"" + server_text + "\"";
 
     if (code == "RevisionNotFound")
-        return make_error(errc::not_found, who + ref.repo + " has no revision \"" + ref.revision + "\" (" + status + id +
+        return make_error(errc::not_found, who + ref.repo + " has no revision \"" + ref.revision + "\" (" + status +
+                                               id +
                                                "). Set revision to an existing branch or tag (e.g. \"main\"), a full "
-                                               "40-character commit hash, or refs/pr/N; branches and tags are listed under \"Files and versions\" at " +
+                                               "40-character commit hash, or refs/pr/N; branches and tags are listed "
+                                               "under \"Files and versions\" at " +
                                                ref.page() + "/tree/main");
     if (code == "EntryNotFound") {
         std::string commit = response.header("X-Repo-Commit").value_or("");
-        std::string at = "revision \"" + ref.revision + "\"" + (commit.empty() || commit == ref.revision ? "" : " (commit " + commit + ")");
-        return make_error(errc::not_found, who + "there is no file \"" + ref.file + "\" in " + ref.repo + " at " + at + " (" +
-                                               status + id + "). Check file against the list at " + ref.page() + "/tree/" +
-                                               percent_encode(ref.revision) +
+        std::string at = "revision \"" + ref.revision + "\"" +
+                         (commit.empty() || commit == ref.revision ? "" : " (commit " + commit + ")");
+        return make_error(errc::not_found, who + "there is no file \"" + ref.file + "\" in " + ref.repo + " at " + at +
+                                               " (" + status + id + "). Check file against the list at " + ref.page() +
+                                               "/tree/" + percent_encode(ref.revision) +
                                                ": paths are case-sensitive and include their folders");
     }
     if (code == "GatedRepo") {
         if (!ref.token_sent || response.status == 401)
-            return make_error(errc::auth, who + ref.repo + " is a gated " + noun + " (" + status + id +
-                                              "): Hugging Face serves its files only to signed-in users who accepted its "
-                                              "terms, and " + (ref.token_sent ? "HF_TOKEN was not accepted" : "HF_TOKEN is not set") +
-                                              ". Accept the terms at " + ref.page() + ", then set HF_TOKEN to a read token from " +
-                                              token_settings_url());
-        return make_error(errc::auth, who + "the account of HF_TOKEN has not been granted access to the gated " + noun + " " +
-                                          ref.repo + " (" + status + id + "). Open " + ref.page() +
-                                          " and accept its terms (some authors approve requests by hand, which can take a "
-                                          "while); a fine-grained token also needs \"Read access to contents of all public "
-                                          "gated repos you can access\"");
+            return make_error(errc::auth,
+                              who + ref.repo + " is a gated " + noun + " (" + status + id +
+                                  "): Hugging Face serves its files only to signed-in users who accepted its "
+                                  "terms, and " +
+                                  (ref.token_sent ? "HF_TOKEN was not accepted" : "HF_TOKEN is not set") +
+                                  ". Accept the terms at " + ref.page() + ", then set HF_TOKEN to a read token from " +
+                                  token_settings_url());
+        return make_error(errc::auth,
+                          who + "the account of HF_TOKEN has not been granted access to the gated " + noun + " " +
+                              ref.repo + " (" + status + id + "). Open " + ref.page() +
+                              " and accept its terms (some authors approve requests by hand, which can take a "
+                              "while); a fine-grained token also needs \"Read access to contents of all public "
+                              "gated repos you can access\"");
     }
     if (server_text == "Access to this resource is disabled.")
-        return make_error(errc::not_found, who + "Hugging Face has disabled the " + noun + " " + ref.repo + " (" + status +
-                                               quoted_server + id + "), so \"" + ref.file +
-                                               "\" cannot be downloaded from it any more; remove the entry or find the file elsewhere");
+        return make_error(errc::not_found,
+                          who + "Hugging Face has disabled the " + noun + " " + ref.repo + " (" + status +
+                              quoted_server + id + "), so \"" + ref.file +
+                              "\" cannot be downloaded from it any more; remove the entry or find the file elsewhere");
     if (response.status == 401 && server_text == "Invalid credentials in Authorization header")
-        return make_error(errc::auth, who + "Hugging Face rejected HF_TOKEN as invalid (" + status + quoted_server + id +
-                                          "): it is expired, revoked or mistyped. Create a read token at " +
-                                          token_settings_url() + " and set HF_TOKEN to it (or unset HF_TOKEN for public repos)");
+        return make_error(errc::auth, who + "Hugging Face rejected HF_TOKEN as invalid (" + status + quoted_server +
+                                          id + "): it is expired, revoked or mistyped. Create a read token at " +
+                                          token_settings_url() +
+                                          " and set HF_TOKEN to it (or unset HF_TOKEN for public repos)");
     if (code == "RepoNotFound" || response.status == 401) {
         if (!ref.token_sent)
-            return make_error(errc::not_found, who + "the " + noun + " " + ref.repo + " was not found (" + status + id +
-                                                   "). Check repo (owner/name, as in the address of its page) and "
-                                                   "repo_type; if the repo is private, set HF_TOKEN to a token of an "
-                                                   "account that can read it (without a token, Hugging Face answers the "
-                                                   "same for private and missing repos)");
-        return make_error(errc::not_found, who + "the " + noun + " " + ref.repo + " was not found, or the account of HF_TOKEN "
-                                               "cannot see it (" + status + id + "). Check repo (owner/name, as in the "
+            return make_error(errc::not_found,
+                              who + "the " + noun + " " + ref.repo + " was not found (" + status + id +
+                                  "). Check repo (owner/name, as in the address of its page) and "
+                                  "repo_type; if the repo is private, set HF_TOKEN to a token of an "
+                                  "account that can read it (without a token, Hugging Face answers the "
+                                  "same for private and missing repos)");
+        return make_error(errc::not_found, who + "the " + noun + " " + ref.repo +
+                                               " was not found, or the account of HF_TOKEN "
+                                               "cannot see it (" +
+                                               status + id +
+                                               "). Check repo (owner/name, as in the "
                                                "address of its page) and repo_type, and if the repo is private, that "
                                                "HF_TOKEN belongs to an account with access to it");
     }
@@ -257,23 +270,28 @@ inline Error explain_hub_answer(const FileRef& ref, const HttpResponse& response
         if (!limit.bucket.empty()) {
             quota = " on the \"" + limit.bucket + "\" quota";
             if (limit.quota && limit.window_seconds)
-                quota += " of " + std::to_string(*limit.quota) + " requests per " + std::to_string(*limit.window_seconds) + " s";
+                quota += " of " + std::to_string(*limit.quota) + " requests per " +
+                         std::to_string(*limit.window_seconds) + " s";
         }
         std::optional<std::uint64_t> wait = limit.reset_seconds ? limit.reset_seconds : limit.retry_after;
-        std::string when = wait ? "run again in " + std::to_string(*wait) + " s or later" : "wait a few minutes and run again";
-        return make_error(errc::rate_limited, who + "Hugging Face is rate-limiting this machine (" + status + quota + id +
-                                                  ") while resolving " + ref.what() + "; " + when +
-                                                  (ref.token_sent ? "" : " (setting HF_TOKEN gives a larger quota than anonymous use)"));
+        std::string when =
+            wait ? "run again in " + std::to_string(*wait) + " s or later" : "wait a few minutes and run again";
+        return make_error(errc::rate_limited,
+                          who + "Hugging Face is rate-limiting this machine (" + status + quota + id +
+                              ") while resolving " + ref.what() + "; " + when +
+                              (ref.token_sent ? "" : " (setting HF_TOKEN gives a larger quota than anonymous use)"));
     }
     if (response.status == 403)
-        return make_error(errc::auth, who + "Hugging Face refused access to " + ref.what() + " (" + status + quoted_server + id +
-                                          "); " + (ref.token_sent ? "check that the account of HF_TOKEN can read this repo"
-                                                                  : "the repo may need a token: set HF_TOKEN"));
+        return make_error(errc::auth, who + "Hugging Face refused access to " + ref.what() + " (" + status +
+                                          quoted_server + id + "); " +
+                                          (ref.token_sent ? "check that the account of HF_TOKEN can read this repo"
+                                                          : "the repo may need a token: set HF_TOKEN"));
     if (response.status == 404 || response.status == 410)
-        return make_error(errc::not_found, who + "Hugging Face has no " + ref.what() + " (" + status + quoted_server + id +
-                                               "); check repo, repo_type, revision and file");
+        return make_error(errc::not_found, who + "Hugging Face has no " + ref.what() + " (" + status + quoted_server +
+                                               id + "); check repo, repo_type, revision and file");
     if (response.status >= 500)
-        return make_error(errc::network, who + "Hugging Face failed to serve " + ref.what() + " (" + status + quoted_server + id +
+        return make_error(errc::network, who + "Hugging Face failed to serve " + ref.what() + " (" + status +
+                                             quoted_server + id +
                                              "); the Hub may be down or overloaded, try again later");
     return make_error(errc::network, who + "unexpected answer from Hugging Face for " + ref.what() + " (" + status +
                                          quoted_server + id + ")");
@@ -287,7 +305,8 @@ inline Error explain_download_answer(const FileRef& ref, const HttpResponse& res
     bool from_hub = response.header("X-Error-Code").has_value() || (hub && hub->origin() == response.url.origin());
     if (from_hub) return explain_hub_answer(ref, response);
     const std::string who = ref.key_path + ": ";
-    const std::string where = response.url.host + " answered HTTP " + std::to_string(response.status) + request_id_suffix(response);
+    const std::string where =
+        response.url.host + " answered HTTP " + std::to_string(response.status) + request_id_suffix(response);
     switch (response.status) {
     case 401:
     case 403:
@@ -299,22 +318,24 @@ inline Error explain_download_answer(const FileRef& ref, const HttpResponse& res
         return make_error(errc::not_found, who + "the CDN has no copy of " + ref.what() + " (" + where +
                                                "); run again later, or report it to the repo's authors if it persists");
     case 416:
-        return make_error(errc::network, who + "the CDN refused the requested byte range of " + ref.what() + " (" + where +
-                                             "); the partial download does not match the file, run again to start over");
+        return make_error(errc::network,
+                          who + "the CDN refused the requested byte range of " + ref.what() + " (" + where +
+                              "); the partial download does not match the file, run again to start over");
     case 429:
-        return make_error(errc::rate_limited, who + "the CDN is rate-limiting downloads of " + ref.what() + " (" + where +
-                                                  "); run again in a few minutes");
+        return make_error(errc::rate_limited, who + "the CDN is rate-limiting downloads of " + ref.what() + " (" +
+                                                  where + "); run again in a few minutes");
     default:
-        return make_error(errc::network, who + "the CDN failed to serve " + ref.what() + " (" + where + "); try again later");
+        return make_error(errc::network,
+                          who + "the CDN failed to serve " + ref.what() + " (" + where + "); try again later");
     }
 }
 
 /// What the metadata answer says about the file.
 struct FileMetadata {
-    std::string commit;                 ///< the 40-hex commit the revision resolved to
-    std::string etag;                   ///< normalised
-    std::optional<std::uint64_t> size;  ///< the file's real size, when the Hub gave it
-    std::optional<std::string> location;///< the absolute download link (LFS / Xet), when redirected
+    std::string commit;                   ///< the 40-hex commit the revision resolved to
+    std::string etag;                     ///< normalised
+    std::optional<std::uint64_t> size;    ///< the file's real size, when the Hub gave it
+    std::optional<std::string> location;  ///< the absolute download link (LFS / Xet), when redirected
 };
 
 /// Reads the metadata from a successful (2xx) or absolute-redirect (3xx) answer.
@@ -326,13 +347,16 @@ inline Result<FileMetadata> read_file_metadata(const FileRef& ref, const HttpRes
     metadata.commit = std::string(provision::detail::trim(response.header("X-Repo-Commit").value_or("")));
     if (metadata.commit.empty()) {
         bool mirror = ref.endpoint != hub_site();
-        return make_error(errc::network,
-                          who + "the answer for " + ref.what() + " from " + response.url.redacted() + " (HTTP " +
-                              std::to_string(response.status) + ") did not come from Hugging Face: it lacks the "
-                              "X-Repo-Commit header every Hub answer carries, so something between this machine and " +
-                              response.url.host + " (a proxy, a firewall or a captive portal) answered instead. Check the "
-                              "network (log in to the portal, or set the proxy up)" +
-                              (mirror ? "; HF_ENDPOINT is " + ref.endpoint + ": check that it is a Hugging Face mirror" : ""));
+        return make_error(
+            errc::network,
+            who + "the answer for " + ref.what() + " from " + response.url.redacted() + " (HTTP " +
+                std::to_string(response.status) +
+                ") did not come from Hugging Face: it lacks the "
+                "X-Repo-Commit header every Hub answer carries, so something between this machine and " +
+                response.url.host +
+                " (a proxy, a firewall or a captive portal) answered instead. Check the "
+                "network (log in to the portal, or set the proxy up)" +
+                (mirror ? "; HF_ENDPOINT is " + ref.endpoint + ": check that it is a Hugging Face mirror" : ""));
     }
     auto etag = response.header("X-Linked-Etag");
     if (!etag) etag = response.header("ETag");
@@ -361,7 +385,8 @@ inline std::optional<Url> pin_to_commit(const Url& resolved, std::string_view fi
     if (!provision::detail::ends_with(resolved.path, tail)) return std::nullopt;
     std::string head = resolved.path.substr(0, resolved.path.size() - tail.size());
     std::size_t slash = head.rfind('/');
-    if (slash == std::string::npos || !provision::detail::ends_with(std::string_view(head).substr(0, slash), "/resolve"))
+    if (slash == std::string::npos ||
+        !provision::detail::ends_with(std::string_view(head).substr(0, slash), "/resolve"))
         return std::nullopt;
     Url pinned = resolved;
     pinned.path = head.substr(0, slash + 1) + percent_encode(commit) + tail;
@@ -380,7 +405,8 @@ inline Result<DownloadPlan> resolve_huggingface(const Entry& entry, ResolveConte
     auto resolve = parse_url(hf::resolve_url(endpoint, entry.repo_type, entry.repo, entry.revision, entry.file));
     if (!resolve)
         return make_error(errc::usage, who + "HF_ENDPOINT \"" + redact_url(endpoint) + "\" is not a usable address (" +
-                                           resolve.error().message + "); set it to e.g. https://huggingface.co or unset it");
+                                           resolve.error().message +
+                                           "); set it to e.g. https://huggingface.co or unset it");
     const std::string hub_origin = resolve->origin();
     std::vector<Header> credentials;
     if (!token.empty()) credentials.emplace_back("Authorization", "Bearer " + token);
@@ -395,13 +421,15 @@ inline Result<DownloadPlan> resolve_huggingface(const Entry& entry, ResolveConte
     // connections to the Hub have been closed by then; each such one fails on
     // first use (the client drops it) before a new connection is made.
     auto answer = context.http.fetch(head);
-    for (int retry = 0; retry < 3 && !answer && answer.error().code == errc::network; ++retry) answer = context.http.fetch(head);
+    for (int retry = 0; retry < 3 && !answer && answer.error().code == errc::network; ++retry)
+        answer = context.http.fetch(head);
     if (!answer)
-        return make_error(answer.error().code, who + "cannot reach Hugging Face to resolve " + ref.what() + ": " +
-                                                   answer.error().message);
+        return make_error(answer.error().code,
+                          who + "cannot reach Hugging Face to resolve " + ref.what() + ": " + answer.error().message);
     const HttpResponse& response = answer.value();
     bool absolute_redirect = response.is_redirect() && response.header("Location").has_value();
-    if (!(response.status >= 200 && response.status < 300) && !absolute_redirect) return hf::explain_hub_answer(ref, response);
+    if (!(response.status >= 200 && response.status < 300) && !absolute_redirect)
+        return hf::explain_hub_answer(ref, response);
 
     auto metadata = hf::read_file_metadata(ref, response);
     if (!metadata) return metadata.error();
@@ -411,12 +439,13 @@ inline Result<DownloadPlan> resolve_huggingface(const Entry& entry, ResolveConte
     if (metadata->location) {
         auto location = resolve_reference(response.url, *metadata->location);
         if (!location)
-            return make_error(errc::network, who + "Hugging Face sent an unusable download link for " + ref.what() + " (HTTP " +
-                                                 std::to_string(response.status) + hf::request_id_suffix(response) +
-                                                 "): " + location.error().message);
+            return make_error(errc::network, who + "Hugging Face sent an unusable download link for " + ref.what() +
+                                                 " (HTTP " + std::to_string(response.status) +
+                                                 hf::request_id_suffix(response) + "): " + location.error().message);
         if (response.url.is_https() && !location->is_https())
             return make_error(errc::unsafe, who + "Hugging Face redirected " + ref.what() + " to the unencrypted " +
-                                                location->redacted() + "; refusing it (https to http would expose the download)");
+                                                location->redacted() +
+                                                "; refusing it (https to http would expose the download)");
         plan.url = location.value();
     } else {
         plan.url = hf::pin_to_commit(response.url, entry.file, metadata->commit).value_or(response.url);
@@ -427,9 +456,10 @@ inline Result<DownloadPlan> resolve_huggingface(const Entry& entry, ResolveConte
     switch (hf::classify_etag(metadata->etag)) {
     case hf::EtagKind::sha256:
         if (!entry.sha256.empty() && entry.sha256 != metadata->etag)
-            return make_error(errc::integrity, who + "the config expects SHA-256 " + entry.sha256 + " but Hugging Face says " +
-                                                   ref.what() + " at commit " + metadata->commit + " has SHA-256 " +
-                                                   metadata->etag + "; update sha256 in the entry, or pin revision to the "
+            return make_error(errc::integrity, who + "the config expects SHA-256 " + entry.sha256 +
+                                                   " but Hugging Face says " + ref.what() + " at commit " +
+                                                   metadata->commit + " has SHA-256 " + metadata->etag +
+                                                   "; update sha256 in the entry, or pin revision to the "
                                                    "commit you checked");
         plan.sha256 = metadata->etag;
         break;

@@ -112,7 +112,8 @@ inline std::string normalize_pattern(std::string pattern) {
 }
 
 /// Kept iff (no include, or it matches one include) and it matches no exclude.
-inline bool is_selected(std::string_view path, const std::vector<std::string>& include, const std::vector<std::string>& exclude) {
+inline bool is_selected(std::string_view path, const std::vector<std::string>& include,
+                        const std::vector<std::string>& exclude) {
     auto any = [&](const std::vector<std::string>& patterns) {
         for (const auto& pattern : patterns)
             if (glob_match(normalize_pattern(pattern), path)) return true;
@@ -155,28 +156,34 @@ inline Result<std::vector<RepoFile>> parse_tree_page(std::string_view body) {
     bool too_large = false;
     auto document = provision::detail::parse_api_json(body, &too_large);
     if (too_large) return make_error(errc::network, "the listing page holds far more values than any Hub page does");
-    if (document.is_discarded() || !document.is_array()) return make_error(errc::network, "the listing is not a JSON array");
+    if (document.is_discarded() || !document.is_array())
+        return make_error(errc::network, "the listing is not a JSON array");
     std::vector<RepoFile> files;
     for (const auto& item : document) {
         if (!item.is_object()) return make_error(errc::network, "an item of the listing is not an object");
         auto type = item.find("type");
-        if (type == item.end() || !type->is_string()) return make_error(errc::network, "an item of the listing has no \"type\"");
+        if (type == item.end() || !type->is_string())
+            return make_error(errc::network, "an item of the listing has no \"type\"");
         if (*type != "file") continue;
         RepoFile file;
         auto path = item.find("path");
         if (path == item.end() || !path->is_string() || path->get_ref<const std::string&>().empty())
             return make_error(errc::network, "a file in the listing has no \"path\"");
         file.path = path->get<std::string>();
-        if (auto size = item.find("size"); size != item.end() && size->is_number_unsigned()) file.size = size->get<std::uint64_t>();
-        if (auto oid = item.find("oid"); oid != item.end() && oid->is_string()) file.git_sha1 = detail::to_lower(oid->get<std::string>());
+        if (auto size = item.find("size"); size != item.end() && size->is_number_unsigned())
+            file.size = size->get<std::uint64_t>();
+        if (auto oid = item.find("oid"); oid != item.end() && oid->is_string())
+            file.git_sha1 = detail::to_lower(oid->get<std::string>());
         if (auto lfs = item.find("lfs"); lfs != item.end() && lfs->is_object()) {
             if (auto oid = lfs->find("oid"); oid != lfs->end() && oid->is_string()) {
                 file.sha256 = detail::to_lower(oid->get<std::string>());
                 if (!provision::detail::is_hex_of_length(file.sha256, 64))
-                    return make_error(errc::network, "the listing gives \"" + file.path + "\" an LFS oid that is not a SHA-256");
+                    return make_error(errc::network,
+                                      "the listing gives \"" + file.path + "\" an LFS oid that is not a SHA-256");
             }
             // The top-level size of an LFS file may be the pointer's; lfs.size is the content's.
-            if (auto size = lfs->find("size"); size != lfs->end() && size->is_number_unsigned()) file.size = size->get<std::uint64_t>();
+            if (auto size = lfs->find("size"); size != lfs->end() && size->is_number_unsigned())
+                file.size = size->get<std::uint64_t>();
         }
         files.push_back(std::move(file));
     }
@@ -193,9 +200,11 @@ inline std::optional<std::string> next_page_link(const HttpResponse& response) {
             if (close == std::string::npos) break;
             std::string target = value.substr(pos + 1, close - pos - 1);
             std::size_t next_link = value.find('<', close);
-            std::string params = detail::to_lower(value.substr(close + 1, next_link == std::string::npos ? std::string::npos : next_link - close - 1));
+            std::string params = detail::to_lower(
+                value.substr(close + 1, next_link == std::string::npos ? std::string::npos : next_link - close - 1));
             params.erase(std::remove(params.begin(), params.end(), ' '), params.end());
-            if (params.find("rel=\"next\"") != std::string::npos || params.find("rel=next") != std::string::npos) return target;
+            if (params.find("rel=\"next\"") != std::string::npos || params.find("rel=next") != std::string::npos)
+                return target;
             pos = close + 1;
         }
     }
@@ -204,14 +213,16 @@ inline std::optional<std::string> next_page_link(const HttpResponse& response) {
 
 /// GET of a Hub API route with the token; transport failures are tried again
 /// (pooled connections the Hub closed fail once on first use).
-inline Result<HttpResponse> fetch_hub_api(const Url& url, const std::vector<Header>& credentials, ResolveContext& context) {
+inline Result<HttpResponse> fetch_hub_api(const Url& url, const std::vector<Header>& credentials,
+                                          ResolveContext& context) {
     HttpRequest request;
     request.url = url;
     request.headers = {{"Accept", "application/json"}};
     request.scoped_headers = credentials;
     request.redirects = RedirectPolicy::relative_only;
     auto answer = context.http.fetch(request);
-    for (int retry = 0; retry < 3 && !answer && answer.error().code == errc::network; ++retry) answer = context.http.fetch(request);
+    for (int retry = 0; retry < 3 && !answer && answer.error().code == errc::network; ++retry)
+        answer = context.http.fetch(request);
     return answer;
 }
 
@@ -231,7 +242,9 @@ inline Result<RepoListing> list_repo(const Entry& entry, ResolveContext& context
     const std::string who = entry.key_path + ": ";
     std::vector<Header> credentials;
     if (!token.empty()) credentials.emplace_back("Authorization", "Bearer " + token);
-    auto what_of = [&](const std::string& stage) { return stage + " of " + entry.repo + " (revision \"" + entry.revision + "\")"; };
+    auto what_of = [&](const std::string& stage) {
+        return stage + " of " + entry.repo + " (revision \"" + entry.revision + "\")";
+    };
 
     RepoListing listing;
     if (provision::detail::is_hex_of_length(entry.revision, 40)) {
@@ -239,21 +252,27 @@ inline Result<RepoListing> list_repo(const Entry& entry, ResolveContext& context
     } else {
         auto url = parse_url(revision_api_url(endpoint, entry.repo_type, entry.repo, entry.revision));
         if (!url)
-            return make_error(errc::usage, who + "HF_ENDPOINT \"" + redact_url(endpoint) + "\" is not a usable address (" +
-                                               url.error().message + "); set it to e.g. https://huggingface.co or unset it");
+            return make_error(errc::usage, who + "HF_ENDPOINT \"" + redact_url(endpoint) +
+                                               "\" is not a usable address (" + url.error().message +
+                                               "); set it to e.g. https://huggingface.co or unset it");
         auto answer = fetch_hub_api(url.value(), credentials, context);
-        if (!answer) return make_error(answer.error().code, who + "cannot reach Hugging Face to resolve " + what_of("the commit") + ": " + answer.error().message);
+        if (!answer)
+            return make_error(answer.error().code, who + "cannot reach Hugging Face to resolve " +
+                                                       what_of("the commit") + ": " + answer.error().message);
         if (answer->status != 200) return explain_hub_answer(ref, answer.value());
         auto document = provision::detail::parse_api_json(answer->body);
         auto sha = document.is_object() ? document.find("sha") : document.end();
-        if (!document.is_object() || sha == document.end() || !sha->is_string() || !provision::detail::is_hex_of_length(sha->get<std::string>(), 40))
-            return make_error(errc::network, who + "Hugging Face's answer for " + what_of("the commit") + " (" + answer->url.redacted() +
-                                                 request_id_suffix(answer.value()) + ") does not name a commit (no 40-hex \"sha\"); try again later");
+        if (!document.is_object() || sha == document.end() || !sha->is_string() ||
+            !provision::detail::is_hex_of_length(sha->get<std::string>(), 40))
+            return make_error(errc::network, who + "Hugging Face's answer for " + what_of("the commit") + " (" +
+                                                 answer->url.redacted() + request_id_suffix(answer.value()) +
+                                                 ") does not name a commit (no 40-hex \"sha\"); try again later");
         listing.commit = detail::to_lower(sha->get<std::string>());
     }
 
     auto first = parse_url(tree_api_url(endpoint, entry.repo_type, entry.repo, listing.commit));
-    if (!first) return make_error(errc::usage, who + "HF_ENDPOINT \"" + redact_url(endpoint) + "\" is not a usable address");
+    if (!first)
+        return make_error(errc::usage, who + "HF_ENDPOINT \"" + redact_url(endpoint) + "\" is not a usable address");
     const std::string hub_origin = first->origin();
     Url page = first.value();
     std::set<std::string> seen_pages;
@@ -264,16 +283,20 @@ inline Result<RepoListing> list_repo(const Entry& entry, ResolveContext& context
     constexpr std::size_t max_files = 200000;
     for (std::size_t count = 0;; ++count) {
         if (count == max_pages || !seen_pages.insert(page.str()).second)
-            return make_error(errc::network, who + "Hugging Face's listing of " + entry.repo + " keeps pointing at further pages (" +
-                                                 std::to_string(count) + " so far); giving up, try again later");
+            return make_error(errc::network, who + "Hugging Face's listing of " + entry.repo +
+                                                 " keeps pointing at further pages (" + std::to_string(count) +
+                                                 " so far); giving up, try again later");
         auto answer = fetch_hub_api(page, credentials, context);
-        if (!answer) return make_error(answer.error().code, who + "cannot reach Hugging Face to list " + what_of("the files") + ": " + answer.error().message);
+        if (!answer)
+            return make_error(answer.error().code, who + "cannot reach Hugging Face to list " + what_of("the files") +
+                                                       ": " + answer.error().message);
         if (answer->status != 200) return explain_hub_answer(ref, answer.value());
         auto files = parse_tree_page(answer->body);
         if (!files)
-            return make_error(errc::network, who + "Hugging Face's listing of " + entry.repo + " at commit " + listing.commit + " (" +
-                                                 answer->url.redacted() + request_id_suffix(answer.value()) + ") is unusable: " +
-                                                 files.error().message + "; try again later");
+            return make_error(errc::network, who + "Hugging Face's listing of " + entry.repo + " at commit " +
+                                                 listing.commit + " (" + answer->url.redacted() +
+                                                 request_id_suffix(answer.value()) +
+                                                 ") is unusable: " + files.error().message + "; try again later");
         for (auto& file : files.value()) listing.files.push_back(std::move(file));
         if (listing.files.size() > max_files)
             return make_error(errc::network, who + "Hugging Face's listing of " + entry.repo + " names more than " +
@@ -283,7 +306,8 @@ inline Result<RepoListing> list_repo(const Entry& entry, ResolveContext& context
         auto next_url = resolve_reference(answer->url, *next);
         // The next page must come from the Hub: the token goes with it.
         if (!next_url || next_url->origin() != hub_origin)
-            return make_error(errc::unsafe, who + "Hugging Face's listing of " + entry.repo + " points its next page at " +
+            return make_error(errc::unsafe, who + "Hugging Face's listing of " + entry.repo +
+                                                " points its next page at " +
                                                 (next_url ? next_url->redacted() : std::string("an unusable address")) +
                                                 ", which is not the Hub; refusing it");
         page = next_url.value();
@@ -323,14 +347,17 @@ struct ExpandedEntry {
 };
 
 /// The key path of one file of a multi-file entry: "models.diffusers.sdxl[unet/config.json]".
-inline std::string file_key_path(const std::string& key_path, const std::string& path) { return key_path + "[" + path + "]"; }
+inline std::string file_key_path(const std::string& key_path, const std::string& path) {
+    return key_path + "[" + path + "]";
+}
 
 /// Turns a multi-file entry into one single-file entry per selected file, all
 /// pinned to the commit the revision pointed to when it was listed. A file
 /// named in `files` that the repo lacks becomes a failed entry of its own, so
 /// the others still run; a listing that fails, or patterns that select nothing,
 /// fail the entry as a whole.
-inline std::vector<ExpandedEntry> expand_huggingface_entry(const Entry& entry, std::size_t index, ResolveContext& context) {
+inline std::vector<ExpandedEntry> expand_huggingface_entry(const Entry& entry, std::size_t index,
+                                                           ResolveContext& context) {
     if (!entry.is_multi_file()) return {ExpandedEntry{entry, index, std::nullopt}};
     auto listing = hf::list_repo(entry, context);
     if (!listing) return {ExpandedEntry{entry, index, listing.error()}};
@@ -351,7 +378,8 @@ inline std::vector<ExpandedEntry> expand_huggingface_entry(const Entry& entry, s
     std::vector<ExpandedEntry> out;
     if (!entry.files.empty()) {
         for (const auto& wanted : entry.files) {
-            auto found = std::find_if(listing->files.begin(), listing->files.end(), [&](const hf::RepoFile& f) { return f.path == wanted; });
+            auto found = std::find_if(listing->files.begin(), listing->files.end(),
+                                      [&](const hf::RepoFile& f) { return f.path == wanted; });
             if (found != listing->files.end()) {
                 out.push_back({single(*found), index, std::nullopt});
                 continue;
@@ -363,17 +391,21 @@ inline std::vector<ExpandedEntry> expand_huggingface_entry(const Entry& entry, s
             missing.key_path = file_key_path(entry.key_path, wanted);
             std::string hint;
             auto similar = hf::similar_paths(listing->files, wanted);
-            for (std::size_t i = 0; i < similar.size(); ++i) hint += (i ? " or \"" : "did you mean \"") + similar[i] + "\"";
+            for (std::size_t i = 0; i < similar.size(); ++i)
+                hint += (i ? " or \"" : "did you mean \"") + similar[i] + "\"";
             if (!hint.empty()) hint += "? ";
-            out.push_back({missing, index,
-                           make_error(errc::not_found, missing.key_path + ": files names \"" + wanted + "\", but there is no such file in " +
-                                                           at + "; " + hint + "paths are case-sensitive and include their folders (the repo has " +
-                                                           hf::some_paths(listing->files) + "); see " + page)});
+            out.push_back(
+                {missing, index,
+                 make_error(errc::not_found, missing.key_path + ": files names \"" + wanted +
+                                                 "\", but there is no such file in " + at + "; " + hint +
+                                                 "paths are case-sensitive and include their folders (the repo has " +
+                                                 hf::some_paths(listing->files) + "); see " + page)});
         }
         return out;
     }
     for (const auto& file : listing->files)
-        if (hf::is_selected(file.path, entry.include, entry.exclude)) out.push_back({single(file), index, std::nullopt});
+        if (hf::is_selected(file.path, entry.include, entry.exclude))
+            out.push_back({single(file), index, std::nullopt});
     if (out.empty()) {
         std::string patterns;
         for (const auto& p : entry.include) patterns += (patterns.empty() ? "include = [\"" : "\", \"") + p;
@@ -383,10 +415,11 @@ inline std::vector<ExpandedEntry> expand_huggingface_entry(const Entry& entry, s
             for (std::size_t i = 0; i < entry.exclude.size(); ++i) patterns += (i ? "\", \"" : "") + entry.exclude[i];
             patterns += "\"]";
         }
-        return {ExpandedEntry{entry, index,
-                              make_error(errc::not_found, entry.key_path + ": " + patterns + " selects no file of " + at +
-                                                              " (it has " + hf::some_paths(listing->files) +
-                                                              "); patterns are case-sensitive and '*' also matches '/'; see " + page)}};
+        return {ExpandedEntry{
+            entry, index,
+            make_error(errc::not_found, entry.key_path + ": " + patterns + " selects no file of " + at + " (it has " +
+                                            hf::some_paths(listing->files) +
+                                            "); patterns are case-sensitive and '*' also matches '/'; see " + page)}};
     }
     return out;
 }

@@ -21,8 +21,9 @@ inline Error explain_url_failure(const std::string& key_path, const HttpResponse
     switch (response.status) {
     case 401:
     case 403:
-        return make_error(errc::auth, where + " (access denied): the file needs credentials; add them with headers or "
-                                              "auth_header in the entry, or check that the link is public");
+        return make_error(errc::auth, where +
+                                          " (access denied): the file needs credentials; add them with headers or "
+                                          "auth_header in the entry, or check that the link is public");
     case 404:
     case 410: return make_error(errc::not_found, where + " (not found): check the URL");
     case 429: return make_error(errc::rate_limited, where + " (too many requests): try again later");
@@ -76,15 +77,17 @@ inline Result<void> probe_url_plan(HttpClient& http, DownloadPlan& plan) {
     std::string type = detail::to_lower(response.header("Content-Type").value_or(""));
     std::string name = plan.file_name;
     auto disposition = response.header("Content-Disposition");
-    std::optional<std::string> proposed = disposition ? detail::content_disposition_filename(*disposition) : std::nullopt;
+    std::optional<std::string> proposed =
+        disposition ? detail::content_disposition_filename(*disposition) : std::nullopt;
     if (name.empty() && proposed) name = detail::sanitize_file_name(*proposed);
-    if (type.find("text/html") != std::string::npos && (name.empty() || detail::is_model_file_name(name) ||
-                                                         detail::is_model_file_name(response.url.path)))
+    if (type.find("text/html") != std::string::npos &&
+        (name.empty() || detail::is_model_file_name(name) || detail::is_model_file_name(response.url.path)))
         return make_error(errc::integrity, plan.key_path + ": " + response.url.redacted() +
                                                " answers with a web page, not a model file; the link may need a login "
                                                "or point to the page about the file rather than the file");
     if (response.status == 206) {
-        if (auto range = detail::parse_content_range(response.header("Content-Range").value_or(""))) plan.size = range->total;
+        if (auto range = detail::parse_content_range(response.header("Content-Range").value_or("")))
+            plan.size = range->total;
     } else if (auto length = response.header("Content-Length")) {
         if (auto size = detail::decimal_value(detail::trim(*length))) plan.size = size;
     }
