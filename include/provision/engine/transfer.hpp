@@ -2,7 +2,8 @@
 // provision: one file's transfer, declared. The coordinator (the thread that
 // calls run()) starts connections (worker threads); each fetches the pieces
 // the segment scheduler hands it. The definitions live beside it:
-//   transfer_responses.hpp    the first response decides the file; later ones are checked
+//   transfer_establish.hpp    the first response settles the file (name, size, resumability)
+//   transfer_responses.hpp    requests, status classes, later pieces checked against the first
 //   transfer_connections.hpp  the worker threads: requests, writes, stalls, retries
 //   transfer_finish.hpp       checkpoints, the coordinator's loop, verify and install
 #ifndef PROVISION_ENGINE_TRANSFER_HPP
@@ -152,7 +153,20 @@ class Transfer {
     void worker_loop(std::size_t slot, bool& leaving);
     Attempt fetch(std::size_t slot, bool establishing, std::uint64_t begin, std::uint64_t end,
                   std::vector<char>& buffer);
+    /// What the first answer says of the file's bytes.
+    struct Extent {
+        std::optional<std::uint64_t> total;  ///< unknown for a body of unannounced length
+        bool ranged = false;                 ///< a 206 we can place: pieces may be fetched in parallel
+    };
+    /// The first response settles the file; the steps, in order (transfer_establish.hpp).
     bool establish(const HttpResponse& response, std::uint64_t requested_from, Attempt& attempt);
+    bool check_encoding(const HttpResponse& response, Attempt& attempt);
+    std::optional<Extent> read_extent(const HttpResponse& response, std::uint64_t requested_from, Attempt& attempt);
+    bool settle_name(const HttpResponse& response, Attempt& attempt);
+    bool check_claims(const HttpResponse& response, std::optional<std::uint64_t> total, Attempt& attempt);
+    bool open_part(std::optional<std::uint64_t> total, Attempt& attempt);
+    bool start_schedule(const HttpResponse& response, const Extent& extent, std::uint64_t requested_from,
+                        Attempt& attempt);
     bool check_piece_response(const HttpResponse& response, std::size_t slot, std::uint64_t begin, Attempt& attempt);
     Attempt classify_status(const HttpResponse& response, std::size_t slot);
     void establish_from_state();
