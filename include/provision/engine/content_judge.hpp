@@ -5,9 +5,11 @@
 #ifndef PROVISION_ENGINE_CONTENT_JUDGE_HPP
 #define PROVISION_ENGINE_CONTENT_JUDGE_HPP
 
+#include "../http/probe.hpp"
 #include "../url.hpp"
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -63,6 +65,22 @@ inline bool looks_like_json(std::string_view head) {
 /// How many first bytes of a model file are gathered before they are judged
 /// (a first read can be a handful of bytes; looks_like_text reads this many).
 constexpr std::size_t model_head_bytes = 512;
+
+/// What the first bytes of an expected model file show instead, in words for
+/// the user ("received an HTML page from ..."); nullopt when they may be the
+/// file. `text_claimed`: the answer's Content-Type said text, so plain text
+/// is refused too (without that claim a text-like head may be a small file).
+inline std::optional<std::string> judge_model_head(std::string_view head, bool text_claimed,
+                                                   const std::string& source) {
+    if (looks_like_html(head)) return "received an HTML page from " + source;
+    if (looks_like_json(head))
+        return source + " sent a JSON document (\"" + excerpt(head, 80) +
+               "\"); the link may need a token, or it names an API answer, not a file";
+    if (text_claimed && looks_like_text(head))
+        return source + " sent text (\"" + excerpt(head, 80) +
+               "\"); the link may need a login or point to a web page, not a file";
+    return std::nullopt;
+}
 
 }  // namespace detail
 }  // namespace provision

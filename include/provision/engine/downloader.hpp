@@ -24,6 +24,7 @@
 #include "download_options.hpp"
 #include "transfer_connections.hpp"
 #include "transfer_establish.hpp"
+#include "transfer_fetch.hpp"
 #include "transfer_finish.hpp"
 #include "transfer_responses.hpp"
 #include "../error.hpp"

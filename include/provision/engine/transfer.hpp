@@ -4,7 +4,8 @@
 // the segment scheduler hands it. The definitions live beside it:
 //   transfer_establish.hpp    the first response settles the file (name, size, resumability)
 //   transfer_responses.hpp    requests, status classes, later pieces checked against the first
-//   transfer_connections.hpp  the worker threads: requests, writes, stalls, retries
+//   transfer_connections.hpp  the worker threads: writes, stalls, retries
+//   transfer_fetch.hpp        one request: its head accepted, its body judged and stored
 //   transfer_finish.hpp       checkpoints, the coordinator's loop, verify and install
 #ifndef PROVISION_ENGINE_TRANSFER_HPP
 #define PROVISION_ENGINE_TRANSFER_HPP
@@ -151,8 +152,15 @@ class Transfer {
     void worker_main(std::size_t slot);
     /// The body of worker_main: requests pieces until there are none or it is told to stop.
     void worker_loop(std::size_t slot, bool& leaving);
+    /// One request for bytes [begin, end) of the file, and what became of it (transfer_fetch.hpp).
+    struct Fetch;
     Attempt fetch(std::size_t slot, bool establishing, std::uint64_t begin, std::uint64_t end,
                   std::vector<char>& buffer);
+    bool accept_head(Fetch& state, const HttpResponse& response);
+    bool take_body(Fetch& state, const char* data, std::size_t size);
+    bool store_body(Fetch& state, const char* data, std::size_t size);
+    bool judge_head(Fetch& state);
+    Attempt conclude(Fetch& state, const HttpRequest& request, const Result<HttpResponse>& response);
     /// What the first answer says of the file's bytes.
     struct Extent {
         std::optional<std::uint64_t> total;  ///< unknown for a body of unannounced length
