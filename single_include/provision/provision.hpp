@@ -10262,6 +10262,23 @@ class Transfer {
     void worker_main(std::size_t slot);
     /// The body of worker_main: requests pieces until there are none or it is told to stop.
     void worker_loop(std::size_t slot, bool& leaving);
+    /// What a connection asks for next.
+    struct NextPiece {
+        bool establishing = false;  ///< the first request: its answer settles the file
+        std::uint64_t begin = 0;
+        std::uint64_t end = SegmentScheduler::unbounded;
+    };
+    /// Waits out a server's "slow down", then the next piece; nullopt when the
+    /// connection is to end (stopping, nothing left, or it gives way to others).
+    std::optional<NextPiece> next_piece(std::size_t slot, bool& leaving);
+    /// After a failed attempt: gives the piece back, then either waits the
+    /// backoff (true: try again) or gives up (false).
+    bool wait_to_retry(std::size_t slot, Attempt& attempt, const NextPiece& asked, int failures, bool& leaving);
+    /// This connection decided to end (called with mutex_ held; see leaving_).
+    void leave_locked(bool& leaving) {
+        leaving = true;
+        ++leaving_;
+    }
     /// One request for bytes [begin, end) of the file, and what became of it (transfer_fetch.hpp).
     struct Fetch;
     Attempt fetch(std::size_t slot, bool establishing, std::uint64_t begin, std::uint64_t end,
@@ -10433,50 +10450,11 @@ inline void Transfer::worker_loop(std::size_t slot, bool& leaving) {
     Worker& worker = *workers_[slot];
     std::vector<char> buffer;
     buffer.reserve(batch_);
-    int failures = 0;   // in a row, without a byte received
-    auto leave = [&] {  // with mutex_ held
-        leaving = true;
-        ++leaving_;
-    };
+    int failures = 0;  // in a row, without a byte received
     while (!stopping_) {
-        bool establishing = false;
-        std::uint64_t begin = 0;
-        std::uint64_t end = SegmentScheduler::unbounded;
-        {
-            std::unique_lock<std::mutex> lock(mutex_);
-            // Everyone waits out a server's "slow down" before the next request.
-            while (!stopping_ && Clock::now() < not_before_) wake_.wait_until(lock, not_before_);
-            if (stopping_) break;
-            if (!established_) {
-                // The first request also learns the size and whether Range
-                // works. Its end is known when resuming (the first gap) or
-                // when the source gave the size (the first piece); otherwise
-                // it is open-ended and stops where other connections took over.
-                establishing = true;
-                begin = resume_from_;
-                if (resumed_) {
-                    for (const auto& gap : resume_.done.missing(resume_.size))
-                        if (gap.begin == begin) end = gap.end;
-                } else if (plan_.size && *plan_.size > 0) {
-                    end = std::min(*plan_.size, piece_size_for(*plan_.size));
-                }
-            } else {
-                std::size_t staying = running_ - leaving_;
-                bool yield = staying > 1 && (staying > allowed_ || (budget_ && budget_->has_waiters()));
-                if (yield) {
-                    leave();
-                    break;
-                }
-                auto piece = scheduler_->take(slot);
-                if (!piece) {
-                    leave();
-                    break;
-                }
-                begin = piece->begin;
-                end = piece->end;
-            }
-        }
-        Attempt attempt = fetch(slot, establishing, begin, end, buffer);
+        auto next = next_piece(slot, leaving);
+        if (!next) break;
+        Attempt attempt = fetch(slot, next->establishing, next->begin, next->end, buffer);
         {
             // Only bytes that are kept are progress, and a stalled attempt
             // (a drip) is none. Without Range a retry starts from byte 0 again,
@@ -10503,49 +10481,86 @@ inline void Transfer::worker_loop(std::size_t slot, bool& leaving) {
             changed_.notify_all();
             break;
         }
-        case Attempt::Kind::retry: {
-            ++failures;
-            std::unique_lock<std::mutex> lock(mutex_);
-            if (scheduler_) scheduler_->give_back(slot);
-            if (established_ && !ranged_) {
-                // Without Range the only way on is from byte 0 again.
-                hasher_.reset();
-                established_ = false;
-                resumed_ = false;
-                resume_from_ = 0;
-            }
-            if (failures > options_.retry.max_attempts) {
-                std::size_t staying = running_ - leaving_;
-                if (staying <= 1) {
-                    attempt.error.message += " (gave up after " + std::to_string(failures) + " attempts)";
-                    fail(attempt.error);
-                } else {
-                    allowed_ = std::max<std::size_t>(1, std::min(allowed_, staying - 1));  // the others carry on
-                    leave();
-                }
-                break;
-            }
-            auto wait = attempt.immediate ? std::chrono::milliseconds(0)
-                                          : backoff_delay(failures, options_.retry.base_delay, options_.retry.max_delay,
-                                                          jitter_unit());
-            if (attempt.server_wait > wait) wait = std::min(attempt.server_wait, options_.retry.max_server_delay);
-            auto resume_at = Clock::now() + wait;
-            if (attempt.slow_down) {
-                not_before_ = std::max(not_before_, resume_at);
-                allowed_ = std::max<std::size_t>(1, allowed_ / 2);
-            }
-            std::string what = established_ && end != SegmentScheduler::unbounded
-                                   ? " (bytes " + std::to_string(begin) + "-" + std::to_string(end - 1) + ")"
-                                   : "";
-            queue_event_locked(EventKind::retry, attempt.error.message + what + "; retry " + std::to_string(failures) +
-                                                     " of " + std::to_string(options_.retry.max_attempts) + " in " +
-                                                     describe_wait(wait));
-            while (!stopping_ && Clock::now() < resume_at) wake_.wait_until(lock, resume_at);
-            continue;
-        }
+        case Attempt::Kind::retry:
+            if (wait_to_retry(slot, attempt, *next, ++failures, leaving)) continue;
+            break;
         }
         break;
     }
+}
+
+inline std::optional<Transfer::NextPiece> Transfer::next_piece(std::size_t slot, bool& leaving) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    // Everyone waits out a server's "slow down" before the next request.
+    while (!stopping_ && Clock::now() < not_before_) wake_.wait_until(lock, not_before_);
+    if (stopping_) return std::nullopt;
+    NextPiece next;
+    if (!established_) {
+        // The first request also learns the size and whether Range works. Its
+        // end is known when resuming (the first gap) or when the source gave
+        // the size (the first piece); otherwise it is open-ended and stops
+        // where other connections took over.
+        next.establishing = true;
+        next.begin = resume_from_;
+        if (resumed_) {
+            for (const auto& gap : resume_.done.missing(resume_.size))
+                if (gap.begin == next.begin) next.end = gap.end;
+        } else if (plan_.size && *plan_.size > 0) {
+            next.end = std::min(*plan_.size, piece_size_for(*plan_.size));
+        }
+        return next;
+    }
+    std::size_t staying = running_ - leaving_;
+    bool yield = staying > 1 && (staying > allowed_ || (budget_ && budget_->has_waiters()));
+    auto piece = yield ? std::nullopt : scheduler_->take(slot);
+    if (!piece) {
+        leave_locked(leaving);
+        return std::nullopt;
+    }
+    next.begin = piece->begin;
+    next.end = piece->end;
+    return next;
+}
+
+inline bool Transfer::wait_to_retry(std::size_t slot, Attempt& attempt, const NextPiece& asked, int failures,
+                                    bool& leaving) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (scheduler_) scheduler_->give_back(slot);
+    if (established_ && !ranged_) {
+        // Without Range the only way on is from byte 0 again.
+        hasher_.reset();
+        established_ = false;
+        resumed_ = false;
+        resume_from_ = 0;
+    }
+    if (failures > options_.retry.max_attempts) {
+        std::size_t staying = running_ - leaving_;
+        if (staying <= 1) {
+            attempt.error.message += " (gave up after " + std::to_string(failures) + " attempts)";
+            fail(attempt.error);
+        } else {
+            allowed_ = std::max<std::size_t>(1, std::min(allowed_, staying - 1));  // the others carry on
+            leave_locked(leaving);
+        }
+        return false;
+    }
+    auto wait = attempt.immediate
+                    ? std::chrono::milliseconds(0)
+                    : backoff_delay(failures, options_.retry.base_delay, options_.retry.max_delay, jitter_unit());
+    if (attempt.server_wait > wait) wait = std::min(attempt.server_wait, options_.retry.max_server_delay);
+    auto resume_at = Clock::now() + wait;
+    if (attempt.slow_down) {
+        not_before_ = std::max(not_before_, resume_at);
+        allowed_ = std::max<std::size_t>(1, allowed_ / 2);
+    }
+    std::string what = established_ && asked.end != SegmentScheduler::unbounded
+                           ? " (bytes " + std::to_string(asked.begin) + "-" + std::to_string(asked.end - 1) + ")"
+                           : "";
+    queue_event_locked(EventKind::retry, attempt.error.message + what + "; retry " + std::to_string(failures) + " of " +
+                                             std::to_string(options_.retry.max_attempts) + " in " +
+                                             describe_wait(wait));
+    while (!stopping_ && Clock::now() < resume_at) wake_.wait_until(lock, resume_at);
+    return true;
 }
 
 inline bool Transfer::spawn_worker(std::size_t slot, bool holds_budget) {

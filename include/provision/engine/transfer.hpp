@@ -152,6 +152,23 @@ class Transfer {
     void worker_main(std::size_t slot);
     /// The body of worker_main: requests pieces until there are none or it is told to stop.
     void worker_loop(std::size_t slot, bool& leaving);
+    /// What a connection asks for next.
+    struct NextPiece {
+        bool establishing = false;  ///< the first request: its answer settles the file
+        std::uint64_t begin = 0;
+        std::uint64_t end = SegmentScheduler::unbounded;
+    };
+    /// Waits out a server's "slow down", then the next piece; nullopt when the
+    /// connection is to end (stopping, nothing left, or it gives way to others).
+    std::optional<NextPiece> next_piece(std::size_t slot, bool& leaving);
+    /// After a failed attempt: gives the piece back, then either waits the
+    /// backoff (true: try again) or gives up (false).
+    bool wait_to_retry(std::size_t slot, Attempt& attempt, const NextPiece& asked, int failures, bool& leaving);
+    /// This connection decided to end (called with mutex_ held; see leaving_).
+    void leave_locked(bool& leaving) {
+        leaving = true;
+        ++leaving_;
+    }
     /// One request for bytes [begin, end) of the file, and what became of it (transfer_fetch.hpp).
     struct Fetch;
     Attempt fetch(std::size_t slot, bool establishing, std::uint64_t begin, std::uint64_t end,
