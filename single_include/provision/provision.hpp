@@ -11544,6 +11544,16 @@ class Downloader {
 
   private:
     Result<InstalledFile> run(const DownloadPlan& plan, const PlanCheck* checked);
+    /// Locks `path` for this process, waiting (and saying so) while another
+    /// holds it; sets `need_check` when it waited, since the holder may have
+    /// installed the file meanwhile.
+    Result<void> lock_target(const DownloadPlan& plan, const std::filesystem::path& path, detail::FileLock& lock,
+                             bool& need_check);
+    /// Transfers until one finishes: again from scratch after a digest
+    /// mismatch (once), a file that changed mid-way (three times), or a name
+    /// the server chose that another process was downloading.
+    Result<InstalledFile> transfer_until_done(const DownloadPlan& plan, std::optional<std::filesystem::path> target,
+                                              bool name_guessed, detail::FileLock& lock);
     PlanCheck check_target(const DownloadPlan& plan, const std::filesystem::path& target);
     void emit(const Event& event) const {
         if (options_.on_event) options_.on_event(event);
@@ -11633,65 +11643,87 @@ inline Result<InstalledFile> Downloader::download(const DownloadPlan& plan, cons
     return run(plan, &checked);
 }
 
-inline Result<InstalledFile> Downloader::run(const DownloadPlan& plan, const PlanCheck* checked) {
+namespace detail {
+
+/// Where a plan's file goes, as far as it is known before any request.
+struct ExpectedTarget {
+    std::optional<std::filesystem::path> path;  ///< none: only the server's answer can name it
+    bool guessed = false;                       ///< the URL's name, provisional until the server answers
+};
+
+/// The plan's file name; or, when the server will name the file, the URL's
+/// name as a guess (most servers keep it). Taking that name now lets a resume
+/// ask for the missing bytes only and a second provisioner wait without a
+/// request of its own.
+inline Result<ExpectedTarget> expected_target(const DownloadPlan& plan) {
+    ExpectedTarget expected;
+    if (!plan.file_name.empty()) {
+        auto joined = join_inside(plan.folder, plan.file_name);
+        if (!joined) return make_error(joined.error().code, plan.key_path + ": " + joined.error().message);
+        expected.path = joined.value();
+    } else if (auto guess = sanitize_file_name(plan.url.last_segment()); !guess.empty()) {
+        if (auto joined = join_inside(plan.folder, guess)) {
+            expected.path = joined.value();
+            expected.guessed = true;
+        }
+    }
+    return expected;
+}
+
+}  // namespace detail
+
+inline Result<void> Downloader::lock_target(const DownloadPlan& plan, const std::filesystem::path& path,
+                                            detail::FileLock& lock, bool& need_check) {
     const std::string& who = plan.key_path;
+    std::error_code fs_error;
+    std::filesystem::create_directories(path.parent_path(), fs_error);
+    if (fs_error)
+        return make_error(errc::io, who + ": cannot create " + path.parent_path().string() + ": " + fs_error.message());
+    auto on_wait = [this, &who, &path](long pid) {
+        // The holder may be this very process: another entry of this run
+        // whose server chose the same name (planned names are checked
+        // before any download; a name chosen by the server is learnt late).
+        bool this_run = pid == static_cast<long>(::getpid());
+        std::string holder =
+            this_run ? "another entry of this run"
+                     : "another provision process" + (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string());
+        emit(Event{EventKind::message, who, path.string(), 0, std::nullopt,
+                   who + ": " + path.filename().string() + " is being downloaded by " + holder +
+                       "; waiting for it to finish"});
+    };
+    bool waited = false;
+    auto acquired = detail::FileLock::acquire(
+        detail::lock_path_for(path), [this] { return cancelled(); }, on_wait, waited);
+    if (!acquired) return make_error(acquired.error().code, who + ": " + acquired.error().message);
+    lock = std::move(acquired.value());
+    if (waited) need_check = true;  // the other process may have installed it meanwhile
+    return {};
+}
+
+inline Result<InstalledFile> Downloader::run(const DownloadPlan& plan, const PlanCheck* checked) {
     if (checked && checked->present) return *checked->present;
     std::error_code fs_error;
     std::filesystem::create_directories(plan.folder, fs_error);
     if (fs_error)
-        return make_error(errc::io, who + ": cannot create " + plan.folder.string() + ": " + fs_error.message());
-
-    auto is_cancelled = [this] { return cancelled(); };
-    auto on_wait = [&](const std::filesystem::path& target) {
-        return [this, &who, target](long pid) {
-            // The holder may be this very process: another entry of this run
-            // whose server chose the same name (planned names are checked
-            // before any download; a name chosen by the server is learnt late).
-            bool this_run = pid == static_cast<long>(::getpid());
-            std::string holder = this_run ? "another entry of this run"
-                                          : "another provision process" +
-                                                (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string());
-            emit(Event{EventKind::message, who, target.string(), 0, std::nullopt,
-                       who + ": " + target.filename().string() + " is being downloaded by " + holder +
-                           "; waiting for it to finish"});
-        };
-    };
+        return make_error(errc::io,
+                          plan.key_path + ": cannot create " + plan.folder.string() + ": " + fs_error.message());
+    auto expected = detail::expected_target(plan);
+    if (!expected) return expected.error();
     detail::FileLock lock;
-    std::optional<std::filesystem::path> target;
     bool need_check = checked == nullptr;
-    auto lock_target = [&](const std::filesystem::path& path) -> Result<void> {
-        std::filesystem::create_directories(path.parent_path(), fs_error);
-        if (fs_error)
-            return make_error(errc::io,
-                              who + ": cannot create " + path.parent_path().string() + ": " + fs_error.message());
-        bool waited = false;
-        auto acquired = detail::FileLock::acquire(detail::lock_path_for(path), is_cancelled, on_wait(path), waited);
-        if (!acquired) return make_error(acquired.error().code, who + ": " + acquired.error().message);
-        lock = std::move(acquired.value());
-        if (waited) need_check = true;  // the other process may have installed it meanwhile
-        return {};
-    };
-    bool name_guessed = false;
-    if (!plan.file_name.empty()) {
-        auto joined = detail::join_inside(plan.folder, plan.file_name);
-        if (!joined) return make_error(joined.error().code, who + ": " + joined.error().message);
-        target = joined.value();
-    } else if (auto guess = detail::sanitize_file_name(plan.url.last_segment()); !guess.empty()) {
-        // The server will name the file; most often it keeps the URL's name.
-        // Taking that name now lets a resume ask for the missing bytes only
-        // and a second provisioner wait without a request of its own.
-        if (auto joined = detail::join_inside(plan.folder, guess)) {
-            target = joined.value();
-            name_guessed = true;
-        }
-    }
-    if (target)
-        if (auto locked = lock_target(*target); !locked) return locked.error();
+    if (expected->path)
+        if (auto locked = lock_target(plan, *expected->path, lock, need_check); !locked) return locked.error();
     if (need_check) {
-        auto status = target && !name_guessed ? check_target(plan, *target) : check(plan);
+        auto status = expected->path && !expected->guessed ? check_target(plan, *expected->path) : check(plan);
         if (status.present) return *status.present;
     }
+    return transfer_until_done(plan, expected->path, expected->guessed, lock);
+}
 
+inline Result<InstalledFile> Downloader::transfer_until_done(const DownloadPlan& plan,
+                                                             std::optional<std::filesystem::path> target,
+                                                             bool name_guessed, detail::FileLock& lock) {
+    const std::string& who = plan.key_path;
     bool fresh = false;
     bool without_range = false;
     int mismatches = 0;
@@ -11729,8 +11761,8 @@ inline Result<InstalledFile> Downloader::run(const DownloadPlan& plan, const Pla
             without_range = without_range || transfer.wants_without_range();
             continue;
         case detail::Transfer::Outcome::lock_busy: {
-            need_check = false;
-            if (auto locked = lock_target(*target); !locked) return locked.error();
+            bool need_check = false;
+            if (auto locked = lock_target(plan, *target, lock, need_check); !locked) return locked.error();
             auto status = check_target(plan, *target);
             if (status.present) return *status.present;
             continue;
