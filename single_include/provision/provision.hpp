@@ -12811,6 +12811,27 @@ class ProvisioningSystem {
         std::chrono::steady_clock::time_point started;
     };
 
+    // The phases of provision_from_text, in order (provisioner/run.hpp).
+    /// The layout for this config and each entry's folder; problems become config errors.
+    std::vector<std::filesystem::path> place_entries(Report& report, const Manifest& manifest, Layout& layout);
+    /// Multi-file and [models.auto] entries become one entry per file; the
+    /// result holds each new entry's listing error, if its listing failed.
+    std::vector<std::optional<Error>> expand_entries_in_place(Manifest& manifest, const Layout& layout,
+                                                              std::vector<std::filesystem::path>& folders);
+    /// Fails the entries that cannot succeed (gated without access, failed
+    /// listing) before any download; true marks each one settled so.
+    std::vector<bool> fail_unreachable_entries(Report& report, const Manifest& manifest,
+                                               const std::vector<std::filesystem::path>& folders,
+                                               const std::vector<std::optional<Error>>& listing_errors);
+    /// Resolves and checks every unsettled entry against the disk, on the pool.
+    std::vector<PendingEntry> prepare_entries(Report& report, const Manifest& manifest,
+                                              const std::vector<std::filesystem::path>& folders,
+                                              const std::vector<bool>& settled);
+    /// True (and every pending entry failed) when the downloads would not fit.
+    bool refuse_if_short_of_space(Report& report, const Manifest& manifest, const std::vector<PendingEntry>& pending);
+    void download_entries(Report& report, const Manifest& manifest, std::vector<PendingEntry>& pending);
+
+    // One entry, and what every entry shares (provisioner/entries.hpp).
     void emit(const Event& event);
     EntryOutcome finish_entry(EntryOutcome outcome, EntryOutcome::Status status,
                               std::chrono::steady_clock::time_point started);
@@ -12835,24 +12856,25 @@ class ProvisioningSystem {
     std::shared_ptr<InstallRegistry> registry_;
 };
 
-// ----------------------------------------------------------------------------
-// implementation
+}  // namespace provision
 
-inline void ProvisioningSystem::emit(const Event& original) {
-    Event event = original;
-    event.message = redactor_.apply(std::move(event.message));
-    if (event.kind != EventKind::progress) {
-        std::string line = std::string(to_string(event.kind));
-        if (!event.key_path.empty()) line += " " + event.key_path;
-        if (!event.path.empty()) line += " -> " + event.path;
-        if (!event.message.empty()) line += ": " + event.message;
-        log_.write(line);
-    }
-    if (options_.on_event) {
-        std::lock_guard<std::mutex> lock(emit_mutex_);
-        options_.on_event(event);
-    }
-}
+// The definitions, apart so that this file reads as the API (each includes
+// this file first, so any of them may also be included on its own):
+// ---- begin include/provision/provisioner/config_source.hpp ----
+// provision: ProvisioningSystem::where the config comes from. A local file, or a URL
+// (plain http only from this machine unless allowed; a Drive link runs
+// Drive's flow); either way the text goes on to provision_from_text (run.hpp).
+#ifndef PROVISION_PROVISIONER_CONFIG_SOURCE_HPP
+#define PROVISION_PROVISIONER_CONFIG_SOURCE_HPP
+
+// #include "../provisioner.hpp": include/provision/provisioner.hpp already inlined above
+
+// #include <filesystem>: listed at the top
+// #include <fstream>: listed at the top
+// #include <sstream>: listed at the top
+// #include <string>: listed at the top
+
+namespace provision {
 
 inline Result<std::string> ProvisioningSystem::fetch_config(const std::string& url_text) {
     auto url = parse_url(url_text);
@@ -12875,7 +12897,6 @@ inline Result<std::string> ProvisioningSystem::fetch_config(const std::string& u
                                             " returned a web page, not a TOML file; link to the raw file");
     return response->body;
 }
-
 inline Report ProvisioningSystem::provision_from_file(const std::filesystem::path& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) {
@@ -12890,7 +12911,6 @@ inline Report ProvisioningSystem::provision_from_file(const std::filesystem::pat
     text << in.rdbuf();
     return provision_from_text(text.str(), path.string());
 }
-
 inline Report ProvisioningSystem::provision_from_url(const std::string& url) {
     log_.open(options_.log_file);
     auto parsed = parse_url(url);
@@ -12917,7 +12937,6 @@ inline Report ProvisioningSystem::provision_from_url(const std::string& url) {
     trust.remote = true;
     return provision_from_text(text.value(), redact_url(url), trust);
 }
-
 inline Result<Layout> ProvisioningSystem::layout_for(const ManifestSettings& settings) const {
     if (options_.layout) return *options_.layout;
     std::string name = !options_.layout_name.empty() ? options_.layout_name
@@ -12933,6 +12952,29 @@ inline Result<Layout> ProvisioningSystem::layout_for(const ManifestSettings& set
     for (const auto& [category, folder] : settings.directories) layout->add(category, folder);
     return layout;
 }
+}  // namespace provision
+
+#endif  // PROVISION_PROVISIONER_CONFIG_SOURCE_HPP
+// ---- end include/provision/provisioner/config_source.hpp ----
+// ---- begin include/provision/provisioner/run.hpp ----
+// provision: ProvisioningSystem::provision_from_text, one run in its phases:
+// parse and place every entry (a config error stops the run before any
+// request), expand multi-file and [models.auto] entries, fail the entries that
+// cannot succeed (gated without access, a listing that failed), resolve and
+// check the rest against the disk, make sure they fit, download, then report
+// lock records the config no longer has and write the lockfile.
+#ifndef PROVISION_PROVISIONER_RUN_HPP
+#define PROVISION_PROVISIONER_RUN_HPP
+
+// #include "../provisioner.hpp": include/provision/provisioner.hpp already inlined above
+
+// #include <chrono>: listed at the top
+// #include <filesystem>: listed at the top
+// #include <optional>: listed at the top
+// #include <string>: listed at the top
+// #include <vector>: listed at the top
+
+namespace provision {
 
 inline Report ProvisioningSystem::provision_from_text(const std::string& text, const std::string& origin,
                                                       const ConfigTrust& trust) {
@@ -12950,8 +12992,40 @@ inline Report ProvisioningSystem::provision_from_text(const std::string& text, c
     }
     report.config_errors = manifest.diagnostics;
 
-    // Every category must exist before anything is downloaded: a typo is a config error.
     Layout layout = layout_;
+    std::vector<std::filesystem::path> folders = place_entries(report, manifest, layout);
+    for (const auto& diagnostic : report.config_errors) log_.write("config error: " + diagnostic.str());
+    if (!report.config_errors.empty()) return report;
+
+    auto listing_errors = expand_entries_in_place(manifest, layout, folders);
+    report.entries.resize(manifest.entries.size());
+    auto settled = fail_unreachable_entries(report, manifest, folders, listing_errors);
+    // Every entry is resolved and checked against the disk before the first
+    // model byte moves: entries already in place are done at once, and the
+    // rest must fit on their filesystems (a download that fails at 19 of
+    // 20 GB for lack of space wastes the whole transfer).
+    auto pending = prepare_entries(report, manifest, folders, settled);
+    refuse_shared_targets(report, manifest, pending);
+    if (refuse_if_short_of_space(report, manifest, pending)) return report;
+    download_entries(report, manifest, pending);
+    if (!options_.dry_run) registry_->sync();
+    if (options_.locked) {
+        for (auto& [record, problem] : lock_records_not_in(*options_.locked, manifest.entries)) {
+            EntryOutcome stale;
+            stale.key_path = record->entry;
+            stale.source = record->source;
+            stale.error = problem;
+            report.entries.push_back(
+                finish_entry(stale, EntryOutcome::Status::failed, std::chrono::steady_clock::now()));
+        }
+    }
+    write_lock(report);
+    return report;
+}
+
+inline std::vector<std::filesystem::path> ProvisioningSystem::place_entries(Report& report, const Manifest& manifest,
+                                                                            Layout& layout) {
+    // Every category must exist before anything is downloaded: a typo is a config error.
     if (auto chosen = layout_for(manifest.settings)) {
         layout = chosen.value();
     } else {
@@ -12972,32 +13046,37 @@ inline Report ProvisioningSystem::provision_from_text(const std::string& text, c
             folders.push_back(folder.value());
         }
     }
-    for (const auto& diagnostic : report.config_errors) log_.write("config error: " + diagnostic.str());
-    if (!report.config_errors.empty()) return report;
+    return folders;
+}
 
+inline std::vector<std::optional<Error>> ProvisioningSystem::expand_entries_in_place(
+    Manifest& manifest, const Layout& layout, std::vector<std::filesystem::path>& folders) {
     // Hugging Face entries with several files (files, include/exclude) are listed
     // once, pinned to one commit, and go on as one entry per file; [models.auto]
     // CivitAI entries learn their category from the model type (sources/sources.hpp).
     std::vector<std::optional<Error>> listing_errors;
-    {
-        ResolveContext listing{http_, options_.credentials, options_.hf_endpoint};
-        std::vector<Entry> entries;
-        std::vector<std::filesystem::path> entry_folders;
-        for (auto& expanded : provision::expand_entries(manifest.entries, listing)) {
-            std::filesystem::path folder = folders[expanded.from];
-            if (!expanded.error && expanded.entry.category != manifest.entries[expanded.from].category) {
-                auto placed = layout.folder_for(expanded.entry.category);
-                if (placed) folder = placed.value();
-                else expanded.error = make_error(errc::config, expanded.entry.key_path + ": " + placed.error().message);
-            }
-            entries.push_back(std::move(expanded.entry));
-            entry_folders.push_back(folder);
-            listing_errors.push_back(std::move(expanded.error));
+    ResolveContext listing{http_, options_.credentials, options_.hf_endpoint};
+    std::vector<Entry> entries;
+    std::vector<std::filesystem::path> entry_folders;
+    for (auto& expanded : provision::expand_entries(manifest.entries, listing)) {
+        std::filesystem::path folder = folders[expanded.from];
+        if (!expanded.error && expanded.entry.category != manifest.entries[expanded.from].category) {
+            auto placed = layout.folder_for(expanded.entry.category);
+            if (placed) folder = placed.value();
+            else expanded.error = make_error(errc::config, expanded.entry.key_path + ": " + placed.error().message);
         }
-        manifest.entries = std::move(entries);
-        folders = std::move(entry_folders);
+        entries.push_back(std::move(expanded.entry));
+        entry_folders.push_back(folder);
+        listing_errors.push_back(std::move(expanded.error));
     }
-    report.entries.resize(manifest.entries.size());
+    manifest.entries = std::move(entries);
+    folders = std::move(entry_folders);
+    return listing_errors;
+}
+
+inline std::vector<bool> ProvisioningSystem::fail_unreachable_entries(
+    Report& report, const Manifest& manifest, const std::vector<std::filesystem::path>& folders,
+    const std::vector<std::optional<Error>>& listing_errors) {
     // Gated Hugging Face entries need a working token: it is checked once, up
     // front, and only the entries that cannot succeed are failed; the rest run.
     std::vector<bool> settled(manifest.entries.size(), false);
@@ -13021,106 +13100,95 @@ inline Report ProvisioningSystem::provision_from_text(const std::string& text, c
         settled[problem.index] = true;
         emit(Event{EventKind::message, entry.key_path, "", 0, std::nullopt, problem.error.message});
     }
-    // Every entry is resolved and checked against the disk before the first
-    // model byte moves: entries already in place are done at once, and the
-    // rest must fit on their filesystems (a download that fails at 19 of
-    // 20 GB for lack of space wastes the whole transfer).
+    return settled;
+}
+
+inline std::vector<ProvisioningSystem::PendingEntry> ProvisioningSystem::prepare_entries(
+    Report& report, const Manifest& manifest, const std::vector<std::filesystem::path>& folders,
+    const std::vector<bool>& settled) {
     std::vector<PendingEntry> pending(manifest.entries.size());
-    {
-        detail::ThreadPool pool(std::min(options_.jobs, manifest.entries.size()));
-        for (std::size_t i = 0; i < manifest.entries.size(); ++i) {
-            if (settled[i]) continue;
-            pool.submit([this, &report, &manifest, &folders, &pending,
-                         i] { report.entries[i] = prepare_entry(manifest.entries[i], folders[i], pending[i]); },
-                        [this, &report, &manifest, &pending, i](const std::string& what) {
-                            report.entries[i] = escaped(EntryOutcome{}, manifest.entries[i], pending[i], what);
-                        });
-        }
-        pool.wait();
+    detail::ThreadPool pool(std::min(options_.jobs, manifest.entries.size()));
+    for (std::size_t i = 0; i < manifest.entries.size(); ++i) {
+        if (settled[i]) continue;
+        pool.submit([this, &report, &manifest, &folders, &pending,
+                     i] { report.entries[i] = prepare_entry(manifest.entries[i], folders[i], pending[i]); },
+                    [this, &report, &manifest, &pending, i](const std::string& what) {
+                        report.entries[i] = escaped(EntryOutcome{}, manifest.entries[i], pending[i], what);
+                    });
     }
-    refuse_shared_targets(report, manifest, pending);
+    pool.wait();
+    return pending;
+}
+
+inline bool ProvisioningSystem::refuse_if_short_of_space(Report& report, const Manifest& manifest,
+                                                         const std::vector<PendingEntry>& pending) {
     std::vector<detail::SpaceNeed> needs;
     for (std::size_t i = 0; i < manifest.entries.size(); ++i)
         if (pending[i].plan && pending[i].check.bytes_needed)
             needs.push_back({pending[i].plan->folder, *pending[i].check.bytes_needed, manifest.entries[i].key_path});
-    if (auto shortfall = detail::space_shortfall(needs)) {
-        report.fatal = *shortfall;
-        log_.write("error: " + shortfall->message);
-        for (std::size_t i = 0; i < manifest.entries.size(); ++i) {
-            if (!pending[i].plan) continue;
-            report.entries[i].error =
-                make_error(errc::disk_full, manifest.entries[i].key_path + ": not downloaded: not enough disk space");
-            report.entries[i].status = EntryOutcome::Status::failed;
-        }
-        return report;
+    auto shortfall = detail::space_shortfall(needs);
+    if (!shortfall) return false;
+    report.fatal = *shortfall;
+    log_.write("error: " + shortfall->message);
+    for (std::size_t i = 0; i < manifest.entries.size(); ++i) {
+        if (!pending[i].plan) continue;
+        report.entries[i].error =
+            make_error(errc::disk_full, manifest.entries[i].key_path + ": not downloaded: not enough disk space");
+        report.entries[i].status = EntryOutcome::Status::failed;
     }
-    {
-        detail::ThreadPool pool(std::min(options_.jobs, manifest.entries.size()));
-        for (std::size_t i = 0; i < manifest.entries.size(); ++i) {
-            if (!pending[i].plan || options_.dry_run) continue;
-            pool.submit(
-                [this, &report, &pending, i] { report.entries[i] = download_entry(report.entries[i], pending[i]); },
-                [this, &report, &manifest, &pending, i](const std::string& what) {
-                    report.entries[i] = escaped(report.entries[i], manifest.entries[i], pending[i], what);
-                });
-        }
-        pool.wait();
-    }
-    if (!options_.dry_run) registry_->sync();
-    if (options_.locked) {
-        for (auto& [record, problem] : lock_records_not_in(*options_.locked, manifest.entries)) {
-            EntryOutcome stale;
-            stale.key_path = record->entry;
-            stale.source = record->source;
-            stale.error = problem;
-            report.entries.push_back(
-                finish_entry(stale, EntryOutcome::Status::failed, std::chrono::steady_clock::now()));
-        }
-    }
-    write_lock(report);
-    return report;
+    return true;
 }
 
-/// Which credential an entry uses, whether it must have it, and whether it is set.
-inline void ProvisioningSystem::describe_credentials(const Entry& entry, EntryOutcome& outcome) const {
-    bool refused = outcome.status == EntryOutcome::Status::failed && outcome.error.code == errc::auth;
-    switch (entry.source) {
-    case SourceKind::huggingface:
-        outcome.credential = "HF_TOKEN";
-        outcome.credential_present = !detail::trim(options_.credentials.hf_token).empty();
-        outcome.credential_needed = entry.gated || refused;
-        break;
-    case SourceKind::civitai:
-        outcome.credential = "CIVITAI_TOKEN";
-        outcome.credential_present = !detail::trim(options_.credentials.civitai_token).empty();
-        outcome.credential_needed = refused;
-        break;
-    case SourceKind::url:
-        outcome.credential = entry.headers.empty() ? "" : "headers";
-        outcome.credential_present = !entry.headers.empty();
-        outcome.credential_needed = !entry.headers.empty() || refused;
-        break;
+inline void ProvisioningSystem::download_entries(Report& report, const Manifest& manifest,
+                                                 std::vector<PendingEntry>& pending) {
+    detail::ThreadPool pool(std::min(options_.jobs, manifest.entries.size()));
+    for (std::size_t i = 0; i < manifest.entries.size(); ++i) {
+        if (!pending[i].plan || options_.dry_run) continue;
+        pool.submit([this, &report, &pending, i] { report.entries[i] = download_entry(report.entries[i], pending[i]); },
+                    [this, &report, &manifest, &pending, i](const std::string& what) {
+                        report.entries[i] = escaped(report.entries[i], manifest.entries[i], pending[i], what);
+                    });
+    }
+    pool.wait();
+}
+
+}  // namespace provision
+
+#endif  // PROVISION_PROVISIONER_RUN_HPP
+// ---- end include/provision/provisioner/run.hpp ----
+// ---- begin include/provision/provisioner/entries.hpp ----
+// provision: ProvisioningSystem::one entry's way, from resolving it to its outcome.
+// Each runs on a pool thread; what escapes it fails that entry alone. Also the
+// shared parts every entry uses: events (redacted, logged), download options,
+// credentials in the report, and the lockfile written after a full run.
+#ifndef PROVISION_PROVISIONER_ENTRIES_HPP
+#define PROVISION_PROVISIONER_ENTRIES_HPP
+
+// #include "../provisioner.hpp": include/provision/provisioner.hpp already inlined above
+
+// #include <chrono>: listed at the top
+// #include <map>: listed at the top
+// #include <mutex>: listed at the top
+// #include <string>: listed at the top
+// #include <vector>: listed at the top
+
+namespace provision {
+
+inline void ProvisioningSystem::emit(const Event& original) {
+    Event event = original;
+    event.message = redactor_.apply(std::move(event.message));
+    if (event.kind != EventKind::progress) {
+        std::string line = std::string(to_string(event.kind));
+        if (!event.key_path.empty()) line += " " + event.key_path;
+        if (!event.path.empty()) line += " -> " + event.path;
+        if (!event.message.empty()) line += ": " + event.message;
+        log_.write(line);
+    }
+    if (options_.on_event) {
+        std::lock_guard<std::mutex> lock(emit_mutex_);
+        options_.on_event(event);
     }
 }
-
-/// provision.lock after a run that put every entry in place. A dry run
-/// installed nothing, and a --locked run installed what its lock already says.
-inline void ProvisioningSystem::write_lock(const Report& report) {
-    if (!options_.write_lock || options_.dry_run || options_.locked || !report.ok()) return;
-    Lockfile lock;
-    lock.config = report.origin;
-    lock.created = detail::utc_timestamp();
-    for (const auto& entry : report.entries)
-        if (entry.pin) lock.files.push_back(*entry.pin);
-    std::filesystem::path path =
-        options_.lock_file.empty() ? options_.workspace / "provision.lock" : options_.lock_file;
-    auto written = write_lockfile(path, lock);
-    emit(Event{EventKind::message, "", written ? path.string() : "", 0, std::nullopt,
-               written ? "wrote " + path.string() + " (" + std::to_string(lock.files.size()) +
-                             (lock.files.size() == 1 ? " file pinned)" : " files pinned)")
-                       : "warning: " + written.error().message});
-}
-
 inline DownloadOptions ProvisioningSystem::download_options() {
     DownloadOptions download = options_.download;
     download.cancel = options_.cancel;
@@ -13129,7 +13197,6 @@ inline DownloadOptions ProvisioningSystem::download_options() {
     download.registry = registry_;
     return download;
 }
-
 inline EntryOutcome ProvisioningSystem::finish_entry(EntryOutcome outcome, EntryOutcome::Status status,
                                                      std::chrono::steady_clock::time_point started) {
     outcome.status = status;
@@ -13145,43 +13212,6 @@ inline EntryOutcome ProvisioningSystem::finish_entry(EntryOutcome outcome, Entry
                    to_string(status)});
     return outcome;
 }
-
-inline void ProvisioningSystem::refuse_shared_targets(Report& report, const Manifest& manifest,
-                                                      std::vector<PendingEntry>& pending) {
-    std::map<std::filesystem::path, std::vector<std::size_t>> claims;
-    for (std::size_t i = 0; i < report.entries.size(); ++i) {
-        const auto& outcome = report.entries[i];
-        bool placed = outcome.status != EntryOutcome::Status::failed || pending[i].plan;
-        std::filesystem::path where = outcome.path;
-        // A plain URL without filename is named by its server; the engine
-        // takes the URL's own name until the answer says otherwise, and so
-        // does this check (a server that renames it meets the file lock).
-        if (where.empty() && pending[i].plan && detail::starts_with(pending[i].plan->identity, "url:")) {
-            std::string guess = detail::sanitize_file_name(pending[i].plan->url.last_segment());
-            if (!guess.empty()) where = pending[i].plan->folder / guess;
-        }
-        if (placed && !where.empty()) claims[where.lexically_normal()].push_back(i);
-    }
-    for (const auto& [path, claimants] : claims) {
-        if (claimants.size() < 2) continue;
-        std::string names;
-        for (std::size_t k = 0; k < claimants.size(); ++k)
-            names += (k == 0                      ? ""
-                      : k + 1 == claimants.size() ? " and "
-                                                  : ", ") +
-                     manifest.entries[claimants[k]].key_path;
-        std::string message =
-            names + (claimants.size() == 2 ? " would both be saved as " : " would all be saved as ") + path.string() +
-            "; nothing was downloaded for them: give each its own filename = \"...\" (or remove the duplicate)";
-        for (std::size_t index : claimants) {
-            EntryOutcome outcome = report.entries[index];
-            outcome.error = make_error(errc::config, manifest.entries[index].key_path + ": " + message);
-            pending[index].plan.reset();
-            report.entries[index] = finish_entry(outcome, EntryOutcome::Status::failed, pending[index].started);
-        }
-    }
-}
-
 inline EntryOutcome ProvisioningSystem::escaped(EntryOutcome outcome, const Entry& entry, PendingEntry& pending,
                                                 const std::string& what) {
     pending.plan.reset();  // whatever it got to, it is not downloaded
@@ -13191,7 +13221,6 @@ inline EntryOutcome ProvisioningSystem::escaped(EntryOutcome outcome, const Entr
     outcome.error = make_error(errc::internal, entry.key_path + ": " + what);
     return finish_entry(outcome, EntryOutcome::Status::failed, pending.started);
 }
-
 inline EntryOutcome ProvisioningSystem::prepare_entry(const Entry& entry, const std::filesystem::path& folder,
                                                       PendingEntry& pending) {
     pending.started = std::chrono::steady_clock::now();
@@ -13250,7 +13279,6 @@ inline EntryOutcome ProvisioningSystem::prepare_entry(const Entry& entry, const 
     outcome.status = EntryOutcome::Status::planned;
     return outcome;
 }
-
 inline EntryOutcome ProvisioningSystem::download_entry(EntryOutcome outcome, PendingEntry& pending) {
     Downloader downloader(http_, download_options());
     auto installed = downloader.download(*pending.plan, pending.check);
@@ -13266,8 +13294,83 @@ inline EntryOutcome ProvisioningSystem::download_entry(EntryOutcome outcome, Pen
                         installed->already_present ? EntryOutcome::Status::present : EntryOutcome::Status::installed,
                         pending.started);
 }
-
+inline void ProvisioningSystem::refuse_shared_targets(Report& report, const Manifest& manifest,
+                                                      std::vector<PendingEntry>& pending) {
+    std::map<std::filesystem::path, std::vector<std::size_t>> claims;
+    for (std::size_t i = 0; i < report.entries.size(); ++i) {
+        const auto& outcome = report.entries[i];
+        bool placed = outcome.status != EntryOutcome::Status::failed || pending[i].plan;
+        std::filesystem::path where = outcome.path;
+        // A plain URL without filename is named by its server; the engine
+        // takes the URL's own name until the answer says otherwise, and so
+        // does this check (a server that renames it meets the file lock).
+        if (where.empty() && pending[i].plan && detail::starts_with(pending[i].plan->identity, "url:")) {
+            std::string guess = detail::sanitize_file_name(pending[i].plan->url.last_segment());
+            if (!guess.empty()) where = pending[i].plan->folder / guess;
+        }
+        if (placed && !where.empty()) claims[where.lexically_normal()].push_back(i);
+    }
+    for (const auto& [path, claimants] : claims) {
+        if (claimants.size() < 2) continue;
+        std::string names;
+        for (std::size_t k = 0; k < claimants.size(); ++k)
+            names += (k == 0                      ? ""
+                      : k + 1 == claimants.size() ? " and "
+                                                  : ", ") +
+                     manifest.entries[claimants[k]].key_path;
+        std::string message =
+            names + (claimants.size() == 2 ? " would both be saved as " : " would all be saved as ") + path.string() +
+            "; nothing was downloaded for them: give each its own filename = \"...\" (or remove the duplicate)";
+        for (std::size_t index : claimants) {
+            EntryOutcome outcome = report.entries[index];
+            outcome.error = make_error(errc::config, manifest.entries[index].key_path + ": " + message);
+            pending[index].plan.reset();
+            report.entries[index] = finish_entry(outcome, EntryOutcome::Status::failed, pending[index].started);
+        }
+    }
+}
+/// Which credential an entry uses, whether it must have it, and whether it is set.
+inline void ProvisioningSystem::describe_credentials(const Entry& entry, EntryOutcome& outcome) const {
+    bool refused = outcome.status == EntryOutcome::Status::failed && outcome.error.code == errc::auth;
+    switch (entry.source) {
+    case SourceKind::huggingface:
+        outcome.credential = "HF_TOKEN";
+        outcome.credential_present = !detail::trim(options_.credentials.hf_token).empty();
+        outcome.credential_needed = entry.gated || refused;
+        break;
+    case SourceKind::civitai:
+        outcome.credential = "CIVITAI_TOKEN";
+        outcome.credential_present = !detail::trim(options_.credentials.civitai_token).empty();
+        outcome.credential_needed = refused;
+        break;
+    case SourceKind::url:
+        outcome.credential = entry.headers.empty() ? "" : "headers";
+        outcome.credential_present = !entry.headers.empty();
+        outcome.credential_needed = !entry.headers.empty() || refused;
+        break;
+    }
+}
+/// provision.lock after a run that put every entry in place. A dry run
+/// installed nothing, and a --locked run installed what its lock already says.
+inline void ProvisioningSystem::write_lock(const Report& report) {
+    if (!options_.write_lock || options_.dry_run || options_.locked || !report.ok()) return;
+    Lockfile lock;
+    lock.config = report.origin;
+    lock.created = detail::utc_timestamp();
+    for (const auto& entry : report.entries)
+        if (entry.pin) lock.files.push_back(*entry.pin);
+    std::filesystem::path path =
+        options_.lock_file.empty() ? options_.workspace / "provision.lock" : options_.lock_file;
+    auto written = write_lockfile(path, lock);
+    emit(Event{EventKind::message, "", written ? path.string() : "", 0, std::nullopt,
+               written ? "wrote " + path.string() + " (" + std::to_string(lock.files.size()) +
+                             (lock.files.size() == 1 ? " file pinned)" : " files pinned)")
+                       : "warning: " + written.error().message});
+}
 }  // namespace provision
+
+#endif  // PROVISION_PROVISIONER_ENTRIES_HPP
+// ---- end include/provision/provisioner/entries.hpp ----
 
 #endif
 // ---- end include/provision/provisioner.hpp ----
