@@ -4252,6 +4252,17 @@ class HttpClient {
     using HeadHandler = std::function<bool(int status, std::vector<Header> headers)>;
 
     Route route(const Url& url) const;
+    /// The request line and headers of one hop; an error for a header value
+    /// that would end the header early (a CR, LF or NUL).
+    static Result<std::string> request_text(const Url& url, const Route& where, const std::string& method,
+                                            const std::vector<Header>& headers);
+    /// The headers one hop sends: scoped ones (and user:pass@host) only while every hop stayed on their origin.
+    std::vector<Header> hop_headers(const HttpRequest& request, const Url& url, bool scoped_allowed) const;
+    /// stream() for a request without an abort handle, stopped at options_.request_deadline.
+    Result<HttpResponse> stream_with_deadline(const HttpRequest& request, const ResponseCheck& check,
+                                              const BodySink& sink);
+    std::unique_ptr<detail::RawConnection> take_idle(const std::string& key);
+    void keep_idle(const std::string& key, std::unique_ptr<detail::RawConnection> connection);
     HopOutcome exchange(const Url& url, const Route& where, const std::string& method,
                         const std::vector<Header>& headers, RequestAbort* abort, const HeadHandler& on_head,
                         const BodySink& on_body);
@@ -4268,8 +4279,25 @@ class HttpClient {
     std::multimap<std::string, std::unique_ptr<detail::RawConnection>> idle_;  ///< by Route::key
 };
 
-// ----------------------------------------------------------------------------
-// implementation
+}  // namespace provision
+
+// The definitions, apart so that this file reads as the API (each includes
+// this file first):
+// ---- begin include/provision/http/client_setup.hpp ----
+// provision: the HttpClient's set-up: --connect-to rules, the
+// TLS context made once, where each URL connects (direct, a --connect-to
+// target, a proxy), and transport failures in words a user can act on.
+// Before the guard: client.hpp includes its definitions, this file in its
+// place among them, whichever of them is included first.
+// #include "client.hpp": include/provision/http/client.hpp already inlined above
+
+#ifndef PROVISION_HTTP_CLIENT_SETUP_HPP
+#define PROVISION_HTTP_CLIENT_SETUP_HPP
+
+// #include <openssl/x509.h>: listed at the top
+// #include <openssl/x509_vfy.h>: listed at the top
+
+namespace provision {
 
 namespace detail {
 
@@ -4460,6 +4488,24 @@ inline std::string HttpClient::describe_failure(const detail::TransportError& fa
     return "request to " + where + " failed";
 }
 
+}  // namespace provision
+
+#endif  // PROVISION_HTTP_CLIENT_SETUP_HPP
+// ---- end include/provision/http/client_setup.hpp ----
+// ---- begin include/provision/http/client_exchange.hpp ----
+// provision: how HttpClient carries a request: each hop is one
+// exchange on a pooled or new connection; stream() follows redirects itself,
+// dropping scoped headers once a hop leaves their origin, and stops a request
+// nobody watches at the client's deadline.
+// Before the guard: client.hpp includes its definitions, this file in its
+// place among them, whichever of them is included first.
+// #include "client.hpp": include/provision/http/client.hpp already inlined above
+
+#ifndef PROVISION_HTTP_CLIENT_EXCHANGE_HPP
+#define PROVISION_HTTP_CLIENT_EXCHANGE_HPP
+
+namespace provision {
+
 namespace detail {
 /// A request another thread stopped through its RequestAbort.
 inline Error request_stopped(const Url& url) {
@@ -4480,10 +4526,23 @@ inline std::string proxy_authorization(const Url& proxy) {
 }
 }  // namespace detail
 
-inline HttpClient::HopOutcome HttpClient::exchange(const Url& url, const Route& where, const std::string& method,
-                                                   const std::vector<Header>& headers, RequestAbort* abort,
-                                                   const HeadHandler& on_head, const BodySink& on_body) {
-    HopOutcome outcome;
+inline std::unique_ptr<detail::RawConnection> HttpClient::take_idle(const std::string& key) {
+    std::lock_guard<std::mutex> lock(pool_mutex_);
+    auto found = idle_.find(key);
+    if (found == idle_.end()) return nullptr;
+    auto connection = std::move(found->second);
+    idle_.erase(found);
+    return connection;
+}
+
+inline void HttpClient::keep_idle(const std::string& key, std::unique_ptr<detail::RawConnection> connection) {
+    std::lock_guard<std::mutex> lock(pool_mutex_);
+    if (idle_.size() >= 64) idle_.erase(idle_.begin());  // the oldest key's first: a bound, not a policy
+    idle_.emplace(key, std::move(connection));
+}
+
+inline Result<std::string> HttpClient::request_text(const Url& url, const Route& where, const std::string& method,
+                                                    const std::vector<Header>& headers) {
     // Through a proxy, https is tunnelled (the proxy sees only host and port)
     // and http is asked of the proxy in absolute form, with the proxy's
     // credentials on that request alone; directly, the origin form.
@@ -4501,13 +4560,24 @@ inline HttpClient::HopOutcome HttpClient::exchange(const Url& url, const Route& 
             std::string shown = name;
             for (auto& c : shown)
                 if (static_cast<unsigned char>(c) < 0x20) c = '?';
-            outcome.failure = make_error(
-                errc::usage, "the header \"" + shown + "\" cannot be sent: it contains a line break or a NUL");
-            return outcome;
+            return make_error(errc::usage,
+                              "the header \"" + shown + "\" cannot be sent: it contains a line break or a NUL");
         }
         request += name + ": " + value + "\r\n";
     }
     request += "\r\n";
+    return request;
+}
+
+inline HttpClient::HopOutcome HttpClient::exchange(const Url& url, const Route& where, const std::string& method,
+                                                   const std::vector<Header>& headers, RequestAbort* abort,
+                                                   const HeadHandler& on_head, const BodySink& on_body) {
+    HopOutcome outcome;
+    auto request = request_text(url, where, method, headers);
+    if (!request) {
+        outcome.failure = request.error();
+        return outcome;
+    }
     auto stopped = [&] {
         outcome.failure = detail::request_stopped(url);
         return outcome;
@@ -4516,15 +4586,7 @@ inline HttpClient::HopOutcome HttpClient::exchange(const Url& url, const Route& 
     // sat in the pool; a request that got nothing back on one is sent once
     // more on a new connection.
     for (int attempt = 0; attempt < 2; ++attempt) {
-        std::unique_ptr<detail::RawConnection> connection;
-        if (attempt == 0) {
-            std::lock_guard<std::mutex> lock(pool_mutex_);
-            auto found = idle_.find(where.key);
-            if (found != idle_.end()) {
-                connection = std::move(found->second);
-                idle_.erase(found);
-            }
-        }
+        std::unique_ptr<detail::RawConnection> connection = attempt == 0 ? take_idle(where.key) : nullptr;
         bool pooled = connection != nullptr;
         if (!connection) connection = std::make_unique<detail::RawConnection>();
         if (abort && !abort->attach(connection.get())) return stopped();
@@ -4555,7 +4617,7 @@ inline HttpClient::HopOutcome HttpClient::exchange(const Url& url, const Route& 
             if (!connection->connect(target, tls, options_.connect_timeout, options_.idle_timeout)) return fail();
         }
         detail::RawResponseHead head;
-        if (!connection->send_all(request) || !connection->read_head(head)) {
+        if (!connection->send_all(request.value()) || !connection->read_head(head)) {
             if (pooled && connection->nothing_received() && !(abort && abort->aborted())) continue;
             return fail();
         }
@@ -4574,57 +4636,32 @@ inline HttpClient::HopOutcome HttpClient::exchange(const Url& url, const Route& 
         if (connection->reusable()) {
             if (abort) abort->detach();
             detach.abort = nullptr;
-            std::lock_guard<std::mutex> lock(pool_mutex_);
-            if (idle_.size() >= 64) idle_.erase(idle_.begin());
-            idle_.emplace(where.key, std::move(connection));
+            keep_idle(where.key, std::move(connection));
         }
         return outcome;
     }
     return outcome;  // not reached: the second attempt always returns
 }
 
+inline std::vector<Header> HttpClient::hop_headers(const HttpRequest& request, const Url& url,
+                                                   bool scoped_allowed) const {
+    std::vector<Header> headers;
+    headers.emplace_back("Host", url.authority());
+    headers.emplace_back("User-Agent", options_.user_agent);
+    headers.emplace_back("Accept-Encoding", "identity");
+    for (const auto& header : request.headers) headers.push_back(header);
+    if (!scoped_allowed) return headers;
+    for (const auto& header : request.scoped_headers) headers.push_back(header);
+    // user:pass@host in a config URL becomes Basic auth for that host only.
+    if (!url.userinfo.empty())
+        headers.emplace_back("Authorization", "Basic " + detail::base64_encode(percent_decode(url.userinfo)));
+    return headers;
+}
+
 inline Result<HttpResponse> HttpClient::stream(const HttpRequest& request, const ResponseCheck& check,
                                                const BodySink& sink) {
-    if (!request.abort && options_.request_deadline.count() > 0) {
-        // Nobody watches this request: a watchdog of our own stops it at the deadline.
-        RequestAbort watchdog_abort;
-        HttpRequest watched = request;
-        watched.abort = &watchdog_abort;
-        std::mutex mutex;
-        std::condition_variable finished_changed;
-        bool finished = false;
-        bool expired = false;
-        auto deadline = std::chrono::steady_clock::now() + options_.request_deadline;
-        std::thread watchdog([&] {
-            // Nothing here is expected to throw; should it, the request keeps
-            // its own idle timeout and the process lives.
-            detail::run_guarded(
-                [&] {
-                    std::unique_lock<std::mutex> lock(mutex);
-                    if (!finished_changed.wait_until(lock, deadline, [&] { return finished; })) {
-                        expired = true;
-                        lock.unlock();
-                        watchdog_abort.abort();
-                    }
-                },
-                [](const std::string&) {});
-        });
-        auto result = stream(watched, check, sink);
-        {
-            std::lock_guard<std::mutex> lock(mutex);
-            finished = true;
-        }
-        finished_changed.notify_all();
-        watchdog.join();
-        if (expired && !result) {
-            auto seconds = std::chrono::duration_cast<std::chrono::seconds>(options_.request_deadline).count();
-            return make_error(errc::network,
-                              "the request to " + request.url.authority() + " took longer than " +
-                                  std::to_string(seconds) +
-                                  " s; the server keeps the answer coming too slowly or never finishes it");
-        }
-        return result;
-    }
+    // Nobody watches this request: a watchdog of our own stops it at the deadline.
+    if (!request.abort && options_.request_deadline.count() > 0) return stream_with_deadline(request, check, sink);
     Url url = request.url;
     std::vector<Url> chain;
     bool scoped_allowed = true;
@@ -4632,17 +4669,7 @@ inline Result<HttpResponse> HttpClient::stream(const HttpRequest& request, const
     std::string method = request.method;
     for (int hop = 0;; ++hop) {
         if (url.origin() != scoped_origin) scoped_allowed = false;  // never re-sent, even if a later hop comes back
-        std::vector<Header> headers;
-        headers.emplace_back("Host", url.authority());
-        headers.emplace_back("User-Agent", options_.user_agent);
-        headers.emplace_back("Accept-Encoding", "identity");
-        for (const auto& header : request.headers) headers.push_back(header);
-        if (scoped_allowed)
-            for (const auto& header : request.scoped_headers) headers.push_back(header);
-        if (!url.userinfo.empty() && scoped_allowed) {
-            // user:pass@host in a config URL becomes Basic auth for that host only.
-            headers.emplace_back("Authorization", "Basic " + detail::base64_encode(percent_decode(url.userinfo)));
-        }
+        std::vector<Header> headers = hop_headers(request, url, scoped_allowed);
 
         HttpResponse response;
         response.url = url;
@@ -4681,6 +4708,46 @@ inline Result<HttpResponse> HttpClient::stream(const HttpRequest& request, const
     }
 }
 
+inline Result<HttpResponse> HttpClient::stream_with_deadline(const HttpRequest& request, const ResponseCheck& check,
+                                                             const BodySink& sink) {
+    RequestAbort watchdog_abort;
+    HttpRequest watched = request;
+    watched.abort = &watchdog_abort;
+    std::mutex mutex;
+    std::condition_variable finished_changed;
+    bool finished = false;
+    bool expired = false;
+    auto deadline = std::chrono::steady_clock::now() + options_.request_deadline;
+    std::thread watchdog([&] {
+        // Nothing here is expected to throw; should it, the request keeps
+        // its own idle timeout and the process lives.
+        detail::run_guarded(
+            [&] {
+                std::unique_lock<std::mutex> lock(mutex);
+                if (!finished_changed.wait_until(lock, deadline, [&] { return finished; })) {
+                    expired = true;
+                    lock.unlock();
+                    watchdog_abort.abort();
+                }
+            },
+            [](const std::string&) {});
+    });
+    auto result = stream(watched, check, sink);
+    {
+        std::lock_guard<std::mutex> lock(mutex);
+        finished = true;
+    }
+    finished_changed.notify_all();
+    watchdog.join();
+    if (expired && !result) {
+        auto seconds = std::chrono::duration_cast<std::chrono::seconds>(options_.request_deadline).count();
+        return make_error(errc::network, "the request to " + request.url.authority() + " took longer than " +
+                                             std::to_string(seconds) +
+                                             " s; the server keeps the answer coming too slowly or never finishes it");
+    }
+    return result;
+}
+
 inline Result<HttpResponse> HttpClient::fetch(const HttpRequest& request, std::size_t max_body) {
     std::string body;
     bool too_big = false;
@@ -4701,6 +4768,9 @@ inline Result<HttpResponse> HttpClient::fetch(const HttpRequest& request, std::s
 }
 
 }  // namespace provision
+
+#endif  // PROVISION_HTTP_CLIENT_EXCHANGE_HPP
+// ---- end include/provision/http/client_exchange.hpp ----
 
 #endif
 // ---- end include/provision/http/client.hpp ----
@@ -12864,10 +12934,12 @@ class ProvisioningSystem {
 // provision: ProvisioningSystem::where the config comes from. A local file, or a URL
 // (plain http only from this machine unless allowed; a Drive link runs
 // Drive's flow); either way the text goes on to provision_from_text (run.hpp).
+// Before the guard: provisioner.hpp includes its definitions, this file in its
+// place among them, whichever of them is included first.
+// #include "../provisioner.hpp": include/provision/provisioner.hpp already inlined above
+
 #ifndef PROVISION_PROVISIONER_CONFIG_SOURCE_HPP
 #define PROVISION_PROVISIONER_CONFIG_SOURCE_HPP
-
-// #include "../provisioner.hpp": include/provision/provisioner.hpp already inlined above
 
 // #include <filesystem>: listed at the top
 // #include <fstream>: listed at the top
@@ -12963,10 +13035,12 @@ inline Result<Layout> ProvisioningSystem::layout_for(const ManifestSettings& set
 // cannot succeed (gated without access, a listing that failed), resolve and
 // check the rest against the disk, make sure they fit, download, then report
 // lock records the config no longer has and write the lockfile.
+// Before the guard: provisioner.hpp includes its definitions, this file in its
+// place among them, whichever of them is included first.
+// #include "../provisioner.hpp": include/provision/provisioner.hpp already inlined above
+
 #ifndef PROVISION_PROVISIONER_RUN_HPP
 #define PROVISION_PROVISIONER_RUN_HPP
-
-// #include "../provisioner.hpp": include/provision/provisioner.hpp already inlined above
 
 // #include <chrono>: listed at the top
 // #include <filesystem>: listed at the top
@@ -13161,10 +13235,12 @@ inline void ProvisioningSystem::download_entries(Report& report, const Manifest&
 // Each runs on a pool thread; what escapes it fails that entry alone. Also the
 // shared parts every entry uses: events (redacted, logged), download options,
 // credentials in the report, and the lockfile written after a full run.
+// Before the guard: provisioner.hpp includes its definitions, this file in its
+// place among them, whichever of them is included first.
+// #include "../provisioner.hpp": include/provision/provisioner.hpp already inlined above
+
 #ifndef PROVISION_PROVISIONER_ENTRIES_HPP
 #define PROVISION_PROVISIONER_ENTRIES_HPP
-
-// #include "../provisioner.hpp": include/provision/provisioner.hpp already inlined above
 
 // #include <chrono>: listed at the top
 // #include <map>: listed at the top

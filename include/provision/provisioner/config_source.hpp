@@ -2,10 +2,12 @@
 // provision: ProvisioningSystem::where the config comes from. A local file, or a URL
 // (plain http only from this machine unless allowed; a Drive link runs
 // Drive's flow); either way the text goes on to provision_from_text (run.hpp).
+// Before the guard: provisioner.hpp includes its definitions, this file in its
+// place among them, whichever of them is included first.
+#include "../provisioner.hpp"
+
 #ifndef PROVISION_PROVISIONER_CONFIG_SOURCE_HPP
 #define PROVISION_PROVISIONER_CONFIG_SOURCE_HPP
-
-#include "../provisioner.hpp"
 
 #include <filesystem>
 #include <fstream>

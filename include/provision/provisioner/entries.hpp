@@ -3,10 +3,12 @@
 // Each runs on a pool thread; what escapes it fails that entry alone. Also the
 // shared parts every entry uses: events (redacted, logged), download options,
 // credentials in the report, and the lockfile written after a full run.
+// Before the guard: provisioner.hpp includes its definitions, this file in its
+// place among them, whichever of them is included first.
+#include "../provisioner.hpp"
+
 #ifndef PROVISION_PROVISIONER_ENTRIES_HPP
 #define PROVISION_PROVISIONER_ENTRIES_HPP
-
-#include "../provisioner.hpp"
 
 #include <chrono>
 #include <map>

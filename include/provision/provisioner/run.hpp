@@ -5,10 +5,12 @@
 // cannot succeed (gated without access, a listing that failed), resolve and
 // check the rest against the disk, make sure they fit, download, then report
 // lock records the config no longer has and write the lockfile.
+// Before the guard: provisioner.hpp includes its definitions, this file in its
+// place among them, whichever of them is included first.
+#include "../provisioner.hpp"
+
 #ifndef PROVISION_PROVISIONER_RUN_HPP
 #define PROVISION_PROVISIONER_RUN_HPP
-
-#include "../provisioner.hpp"
 
 #include <chrono>
 #include <filesystem>
