@@ -324,6 +324,93 @@ inline std::optional<DriveLink> parse_drive_link(const Url& url) {
     return std::nullopt;
 }
 
+namespace detail {
+
+/// Where a redirect from Drive may lead: on, within Google Drive and over
+/// https; anything else (a sign-in, a throttle page, a Doc, another host) is
+/// the error that explains it.
+inline Result<Url> follow_drive_redirect(const HttpResponse& response, const std::string& who,
+                                         const std::string& subject, const DriveLink& link) {
+    auto location = response.header("Location");
+    if (!location)
+        return make_error(errc::network,
+                          who + ": Drive answered HTTP " + std::to_string(response.status) + " without a Location");
+    auto target = resolve_reference(response.url, *location);
+    if (!target)
+        return make_error(errc::network, who + ": Drive redirected to an unusable address: " + target.error().message);
+    if (!target->is_https())
+        return make_error(errc::unsafe,
+                          who + ": Drive redirected to the unencrypted " + target->redacted() + "; refusing it");
+    switch (classify_drive_redirect(target.value())) {
+    case DriveHop::sign_in: return drive_not_public(who, link);
+    case DriveHop::throttled: return drive_throttled(who);
+    case DriveHop::google_doc: return drive_doc_refusal(subject, *parse_drive_link(target.value()));
+    case DriveHop::foreign:
+        return make_error(errc::network, who + ": Drive redirected to " + target->host +
+                                             ", which is not a Google Drive host; refusing to follow it");
+    case DriveHop::follow: break;
+    }
+    return target;
+}
+
+/// What a page from Drive asks for: the confirmed download URL (a
+/// confirmation form), an error it states, or nullopt when it is not one of
+/// Drive's known pages.
+inline Result<std::optional<Url>> drive_page_next(DrivePageReading reading, const std::string& who,
+                                                  const DriveLink& link, int& confirmations) {
+    using Kind = DrivePageReading::Kind;
+    switch (reading.kind) {
+    case Kind::confirm: {
+        if (++confirmations > 3)
+            return make_error(errc::network, who + ": Drive kept asking to confirm the download; try again later");
+        auto confirmed_id = query_value(reading.next->query, "id");
+        if (confirmed_id && *confirmed_id != link.id)
+            return make_error(errc::unsafe, who + ": Drive's confirmation page points at another file (" +
+                                                *confirmed_id + "); refusing it");
+        if (!reading.next->is_https() || classify_drive_redirect(*reading.next) != DriveHop::follow)
+            return make_error(errc::unsafe, who + ": Drive's confirmation page points outside Google Drive (" +
+                                                reading.next->redacted() + "); refusing it");
+        Url confirmed = std::move(*reading.next);
+        if (!link.resource_key.empty() && !query_value(confirmed.query, "resourcekey")) {
+            auto query = parse_query(confirmed.query);
+            query.emplace_back("resourcekey", link.resource_key);
+            confirmed.query = build_query(query);
+        }
+        return std::optional<Url>(std::move(confirmed));
+    }
+    case Kind::quota_exceeded: return drive_quota_error(who);
+    case Kind::infected:
+        return make_error(errc::unsafe, who +
+                                            ": Drive reports that the file is infected with a virus and lets only "
+                                            "its owner download it; ask the owner for a clean copy");
+    case Kind::not_found:
+        return make_error(errc::not_found,
+                          who + " does not exist (Drive: \"" + excerpt(reading.text) + "\"); check the link");
+    case Kind::error_caption:
+        return make_error(errc::network, who + ": Drive refused the download: \"" + excerpt(reading.text) + "\"");
+    case Kind::sign_in: return drive_not_public(who, link);
+    case Kind::unknown: break;
+    }
+    return std::optional<Url>();
+}
+
+/// A page Drive answered that no step understood, in words.
+inline Error drive_page_failure(const std::string& who, int status, const DrivePageReading& reading) {
+    const std::string http_status = "HTTP " + std::to_string(status);
+    if (status == 401 || status == 403)
+        return make_error(errc::auth, who + ": Drive denied access (" + http_status +
+                                          "); check that the file is shared with \"Anyone with the link\"");
+    if (status >= 200 && status < 300)
+        return make_error(errc::integrity,
+                          who + ": Drive answered with a web page" +
+                              (reading.text.empty() ? std::string() : " (\"" + excerpt(reading.text) + "\")") +
+                              " instead of the file; check that the link is a file shared with "
+                              "\"Anyone with the link\"");
+    return make_error(errc::network, who + ": Drive answered " + http_status);
+}
+
+}  // namespace detail
+
 inline Result<DriveFile> resolve_drive_file(HttpClient& http, const DriveLink& link, const std::string& subject,
                                             const DriveFetchOptions& options) {
     const std::string who = subject + ": Google Drive file " + link.id;
@@ -361,29 +448,9 @@ inline Result<DriveFile> resolve_drive_file(HttpClient& http, const DriveLink& l
             first_byte_only = false;
             continue;
         }
-
         if (response.is_redirect()) {
-            auto location = response.header("Location");
-            if (!location)
-                return make_error(errc::network, who + ": Drive answered HTTP " + std::to_string(response.status) +
-                                                     " without a Location");
-            auto target = resolve_reference(response.url, *location);
-            if (!target)
-                return make_error(errc::network,
-                                  who + ": Drive redirected to an unusable address: " + target.error().message);
-            if (!target->is_https())
-                return make_error(errc::unsafe, who + ": Drive redirected to the unencrypted " + target->redacted() +
-                                                    "; refusing it");
-            switch (detail::classify_drive_redirect(target.value())) {
-            case detail::DriveHop::sign_in: return detail::drive_not_public(who, link);
-            case detail::DriveHop::throttled: return detail::drive_throttled(who);
-            case detail::DriveHop::google_doc:
-                return detail::drive_doc_refusal(subject, *parse_drive_link(target.value()));
-            case detail::DriveHop::foreign:
-                return make_error(errc::network, who + ": Drive redirected to " + target->host +
-                                                     ", which is not a Google Drive host; refusing to follow it");
-            case detail::DriveHop::follow: break;
-            }
+            auto target = detail::follow_drive_redirect(response, who, subject, link);
+            if (!target) return target.error();
             next = std::move(target).value();
             continue;
         }
@@ -403,41 +470,11 @@ inline Result<DriveFile> resolve_drive_file(HttpClient& http, const DriveLink& l
         }
 
         auto reading = detail::read_drive_page(response.body, response.url);
-        using Kind = detail::DrivePageReading::Kind;
-        switch (reading.kind) {
-        case Kind::confirm: {
-            if (++confirmations > 3)
-                return make_error(errc::network, who + ": Drive kept asking to confirm the download; try again later");
-            auto confirmed_id = detail::query_value(reading.next->query, "id");
-            if (confirmed_id && *confirmed_id != link.id)
-                return make_error(errc::unsafe, who + ": Drive's confirmation page points at another file (" +
-                                                    *confirmed_id + "); refusing it");
-            if (!reading.next->is_https() || detail::classify_drive_redirect(*reading.next) != detail::DriveHop::follow)
-                return make_error(errc::unsafe, who + ": Drive's confirmation page points outside Google Drive (" +
-                                                    reading.next->redacted() + "); refusing it");
-            Url confirmed = std::move(*reading.next);
-            if (!link.resource_key.empty() && !detail::query_value(confirmed.query, "resourcekey")) {
-                auto query = detail::parse_query(confirmed.query);
-                query.emplace_back("resourcekey", link.resource_key);
-                confirmed.query = detail::build_query(query);
-            }
-            next = std::move(confirmed);
+        auto page_next = detail::drive_page_next(reading, who, link, confirmations);
+        if (!page_next) return page_next.error();
+        if (page_next.value()) {
+            next = std::move(*page_next.value());
             continue;
-        }
-        case Kind::quota_exceeded: return detail::drive_quota_error(who);
-        case Kind::infected:
-            return make_error(errc::unsafe,
-                              who +
-                                  ": Drive reports that the file is infected with a virus and lets only its "
-                                  "owner download it; ask the owner for a clean copy");
-        case Kind::not_found:
-            return make_error(errc::not_found, who + " does not exist (Drive: \"" + detail::excerpt(reading.text) +
-                                                   "\"); check the link");
-        case Kind::error_caption:
-            return make_error(errc::network,
-                              who + ": Drive refused the download: \"" + detail::excerpt(reading.text) + "\"");
-        case Kind::sign_in: return detail::drive_not_public(who, link);
-        case Kind::unknown: break;
         }
         // The pre-2022 flow put the confirm token in a download_warning cookie.
         if (auto token = detail::drive_download_warning_cookie(response.headers); token && !cookie_confirmation_tried) {
@@ -448,17 +485,7 @@ inline Result<DriveFile> resolve_drive_file(HttpClient& http, const DriveLink& l
             next.query = detail::build_query(query);
             continue;
         }
-        if (status == 401 || status == 403)
-            return make_error(errc::auth, who + ": Drive denied access (" + http_status +
-                                              "); check that the file is shared with \"Anyone with the link\"");
-        if (status >= 200 && status < 300)
-            return make_error(
-                errc::integrity,
-                who + ": Drive answered with a web page" +
-                    (reading.text.empty() ? std::string() : " (\"" + detail::excerpt(reading.text) + "\")") +
-                    " instead of the file; check that the link is a file shared with "
-                    "\"Anyone with the link\"");
-        return make_error(errc::network, who + ": Drive answered " + http_status);
+        return detail::drive_page_failure(who, status, reading);
     }
     return make_error(errc::network, who + ": Drive kept redirecting (more than " + std::to_string(max_steps) +
                                          " steps); try again later");
