@@ -7147,6 +7147,48 @@ struct FileRef {
     std::string page() const { return repo_page_url(repo_type, repo); }
 };
 
+/// A gated repo: no token (or one not accepted), or an account without access.
+inline Error explain_gated_answer(const FileRef& ref, const HttpResponse& response) {
+    const std::string status = "HTTP " + std::to_string(response.status);
+    const std::string id = request_id_suffix(response);
+    const std::string who = ref.key_path + ": ";
+    const std::string noun = repo_noun(ref.repo_type);
+    if (!ref.token_sent || response.status == 401)
+        return make_error(errc::auth, who + ref.repo + " is a gated " + noun + " (" + status + id +
+                                          "): Hugging Face serves its files only to signed-in users who accepted its "
+                                          "terms, and " +
+                                          (ref.token_sent ? "HF_TOKEN was not accepted" : "HF_TOKEN is not set") +
+                                          ". Accept the terms at " + ref.page() +
+                                          ", then set HF_TOKEN to a read token from " + token_settings_url());
+    return make_error(errc::auth, who + "the account of HF_TOKEN has not been granted access to the gated " + noun +
+                                      " " + ref.repo + " (" + status + id + "). Open " + ref.page() +
+                                      " and accept its terms (some authors approve requests by hand, which can take a "
+                                      "while); a fine-grained token also needs \"Read access to contents of all public "
+                                      "gated repos you can access\"");
+}
+
+/// A 429 from the Hub, with the quota and the wait it names when it names them.
+inline Error explain_rate_limit(const FileRef& ref, const HttpResponse& response) {
+    const std::string status = "HTTP " + std::to_string(response.status);
+    const std::string id = request_id_suffix(response);
+    const std::string who = ref.key_path + ": ";
+    RateLimitInfo limit = parse_rate_limit(response);
+    std::string quota;
+    if (!limit.bucket.empty()) {
+        quota = " on the \"" + limit.bucket + "\" quota";
+        if (limit.quota && limit.window_seconds)
+            quota +=
+                " of " + std::to_string(*limit.quota) + " requests per " + std::to_string(*limit.window_seconds) + " s";
+    }
+    std::optional<std::uint64_t> wait = limit.reset_seconds ? limit.reset_seconds : limit.retry_after;
+    std::string when =
+        wait ? "run again in " + std::to_string(*wait) + " s or later" : "wait a few minutes and run again";
+    return make_error(errc::rate_limited,
+                      who + "Hugging Face is rate-limiting this machine (" + status + quota + id +
+                          ") while resolving " + ref.what() + "; " + when +
+                          (ref.token_sent ? "" : " (setting HF_TOKEN gives a larger quota than anonymous use)"));
+}
+
 /// Words for a non-success answer from the Hub itself (the metadata request, or a
 /// download served by the Hub). Every message names the entry, what it asked for
 /// and what to do; the request id is appended when the Hub sent one. The Hub's
@@ -7177,22 +7219,7 @@ inline Error explain_hub_answer(const FileRef& ref, const HttpResponse& response
                                                "/tree/" + percent_encode(ref.revision) +
                                                ": paths are case-sensitive and include their folders");
     }
-    if (code == "GatedRepo") {
-        if (!ref.token_sent || response.status == 401)
-            return make_error(errc::auth,
-                              who + ref.repo + " is a gated " + noun + " (" + status + id +
-                                  "): Hugging Face serves its files only to signed-in users who accepted its "
-                                  "terms, and " +
-                                  (ref.token_sent ? "HF_TOKEN was not accepted" : "HF_TOKEN is not set") +
-                                  ". Accept the terms at " + ref.page() + ", then set HF_TOKEN to a read token from " +
-                                  token_settings_url());
-        return make_error(errc::auth,
-                          who + "the account of HF_TOKEN has not been granted access to the gated " + noun + " " +
-                              ref.repo + " (" + status + id + "). Open " + ref.page() +
-                              " and accept its terms (some authors approve requests by hand, which can take a "
-                              "while); a fine-grained token also needs \"Read access to contents of all public "
-                              "gated repos you can access\"");
-    }
+    if (code == "GatedRepo") return explain_gated_answer(ref, response);
     if (server_text == "Access to this resource is disabled.")
         return make_error(errc::not_found,
                           who + "Hugging Face has disabled the " + noun + " " + ref.repo + " (" + status +
@@ -7219,23 +7246,7 @@ inline Error explain_hub_answer(const FileRef& ref, const HttpResponse& response
                                                "address of its page) and repo_type, and if the repo is private, that "
                                                "HF_TOKEN belongs to an account with access to it");
     }
-    if (response.status == 429) {
-        RateLimitInfo limit = parse_rate_limit(response);
-        std::string quota;
-        if (!limit.bucket.empty()) {
-            quota = " on the \"" + limit.bucket + "\" quota";
-            if (limit.quota && limit.window_seconds)
-                quota += " of " + std::to_string(*limit.quota) + " requests per " +
-                         std::to_string(*limit.window_seconds) + " s";
-        }
-        std::optional<std::uint64_t> wait = limit.reset_seconds ? limit.reset_seconds : limit.retry_after;
-        std::string when =
-            wait ? "run again in " + std::to_string(*wait) + " s or later" : "wait a few minutes and run again";
-        return make_error(errc::rate_limited,
-                          who + "Hugging Face is rate-limiting this machine (" + status + quota + id +
-                              ") while resolving " + ref.what() + "; " + when +
-                              (ref.token_sent ? "" : " (setting HF_TOKEN gives a larger quota than anonymous use)"));
-    }
+    if (response.status == 429) return explain_rate_limit(ref, response);
     if (response.status == 403)
         return make_error(errc::auth, who + "Hugging Face refused access to " + ref.what() + " (" + status +
                                           quoted_server + id + "); " +
