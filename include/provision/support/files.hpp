@@ -113,9 +113,8 @@ inline void sync_folder(const std::filesystem::path& folder) {
 /// file. The page cache sizes its folios by the write: 1 MiB writes get 1 MiB
 /// folios, which come from the large free blocks that a virtual machine with
 /// free page reporting has given back to its host, so every one of them is
-/// faulted in again by the host. Measured on the 2-core VM this project is
-/// built on (1 GiB into a fresh file, 5 s after the last one was deleted):
-/// 1 MiB writes cost 2.1 s of CPU, 512 KiB 0.8 s, 256 KiB 0.2 s, 16 KiB 0.5 s.
+/// faulted in again by the host. 256 KiB cost the least CPU of the sizes
+/// tried; the figures are in BENCHMARKS.md ("Write size").
 inline constexpr std::size_t page_cache_write_piece = 256 * 1024;
 
 /// Writes all of `size` bytes at `offset`, retrying short writes, in pieces
