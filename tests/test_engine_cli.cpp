@@ -199,7 +199,9 @@ TEST_CASE("engine cli: by default a failing download is retried 8 times, the wai
     CHECK(waits[1] <= 2000);
 }
 
-TEST_CASE("engine cli: SIGTERM and SIGINT stop promptly, keep the partial file, say what is left, exit 143 / 130") {
+TEST_CASE(
+    "engine cli: SIGTERM and SIGINT stop promptly, keep the partial file, say what is left, exit 143 / 130 and say "
+    "so") {
     auto server = LoopbackServer::https({"models.example"});
     auto body = std::make_shared<const std::string>(test_bytes(20u << 20, 51));
     std::atomic<bool> throttled{true};
@@ -223,6 +225,8 @@ TEST_CASE("engine cli: SIGTERM and SIGINT stop promptly, keep the partial file, 
         INFO(child.err());
         CHECK(child.err().find("interrupted: 1 entry left unfinished") != std::string::npos);
         CHECK(child.out().find("kept in big.safetensors.part") != std::string::npos);
+        // The summary names the status the process really exits with.
+        CHECK(child.out().find(number == SIGTERM ? "exit code 143" : "exit code 130") != std::string::npos);
         CHECK(std::filesystem::exists(part));
         CHECK(recorded_bytes(part) > 0);
         CHECK_FALSE(std::filesystem::exists(workspace.path() / "sdnext/models/Stable-diffusion/big.safetensors"));

@@ -37,14 +37,15 @@ inline nlohmann::json event_json(const provision::Event& event) {
     return out;
 }
 
-/// The whole run as one JSON object.
-inline nlohmann::json report_json(const provision::Report& report, bool dry_run) {
+/// The whole run as one JSON object; `exit_code` is the status the process
+/// exits with (a stop signal decides it, not only the report).
+inline nlohmann::json report_json(const provision::Report& report, bool dry_run, int exit_code) {
     nlohmann::json out;
     out["event"] = "report";
     out["origin"] = report.origin;
     out["config_sha256"] = report.config_sha256;
     out["ok"] = report.ok();
-    out["exit_code"] = report.exit_code();
+    out["exit_code"] = exit_code;
     out["dry_run"] = dry_run;
     if (report.fatal)
         out["error"] = {{"kind", provision::to_string(report.fatal->code)}, {"message", report.fatal->message}};

@@ -188,13 +188,17 @@ int main(int argc, char** argv) {
         provision::ProvisioningSystem system(options);
         provision::Report report = system.provision(config);
         view.finish();
-        auto report_object = console::report_json(report, dry_run);
+        // The status is decided once, before anything is printed, so the
+        // summary, the JSON report and the process agree: a run stopped by
+        // SIGTERM exits 143, not the 130 its cancelled entries map to.
+        int status = stop_requested.load() ? (stop_signal.load() == SIGTERM ? 143 : 130) : report.exit_code();
+        auto report_object = console::report_json(report, dry_run, status);
         if (json) {
             json_writer.write(report_object);
         } else if (dry_run && report.config_errors.empty() && !report.entries.empty()) {
             console::print_plan_table(report, options.workspace);
         } else {
-            console::print_summary(report, dry_run);
+            console::print_summary(report, dry_run, status);
         }
         if (!report_file.empty() && !console::write_report_file(report_file, report_object)) {
             std::fprintf(stderr, "error: cannot write the report to %s\n", report_file.c_str());
@@ -210,9 +214,8 @@ int main(int argc, char** argv) {
                 stderr,
                 "interrupted: %zu entr%s left unfinished; partial downloads are kept and the next run continues them\n",
                 left, left == 1 ? "y" : "ies");
-            return stop_signal.load() == SIGTERM ? 143 : 130;
         }
-        return report.exit_code();
+        return status;
     } catch (const provision::error& e) {
         std::fprintf(stderr, "error: %s\n", e.what());
         return provision::exit_code(e.code());

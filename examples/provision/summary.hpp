@@ -16,7 +16,9 @@
 
 namespace console {
 
-inline void print_summary(const provision::Report& report, bool dry_run) {
+/// `exit_status` is the status the process will exit with, named on the last
+/// line when something failed.
+inline void print_summary(const provision::Report& report, bool dry_run, int exit_status) {
     if (report.fatal) {
         std::fprintf(stderr, "error: %s\n", report.fatal->message.c_str());
         return;
@@ -52,7 +54,7 @@ inline void print_summary(const provision::Report& report, bool dry_run) {
     }
     std::printf("%zu entr%s: %zu ok, %zu failed; %s\n", report.entries.size(), report.entries.size() == 1 ? "y" : "ies",
                 report.entries.size() - failed, failed, human_bytes(bytes).c_str());
-    if (failed) std::printf("exit code %d (see --help for what each code means)\n", report.exit_code());
+    if (failed) std::printf("exit code %d (see --help for what each code means)\n", exit_status);
     std::fflush(stdout);
 }
 
