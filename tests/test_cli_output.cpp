@@ -313,6 +313,9 @@ TEST_CASE(
     CHECK(has(tweak, "CIVITAI_TOKEN: set"));
     std::string plain = line_with(result.out, "models.embeddings.plain ");
     CHECK(has(plain, "29.3 KiB"));  // asked for its first byte: the answer gives the size
+    // ... and the server named no file, so it is saved under the URL's name.
+    CHECK(has(plain, "/plain.safetensors"));
+    CHECK_FALSE(has(plain, "chosen by the server"));
     CHECK(has(plain, " no "));
     std::string placed = line_with(result.out, "models.esrgan.placed ");
     CHECK(placed.size() >= 3);
@@ -322,7 +325,7 @@ TEST_CASE(
     CHECK(has(result.out, "5 entries: 3 to fetch, 1 already in place, 1 would fail"));
     CHECK(has(result.out, "Still to fetch: 127.0 KiB"));
     CHECK(has(result.out, "Free space:"));
-    CHECK(has(result.out, "needed for 2 files"));  // the plain URL's name comes with its download
+    CHECK(has(result.out, "needed for 3 files"));
     CHECK(has(result.out, "exit code 3"));
     // Metadata only: nothing was written under the models folders, and no
     // model byte left any server but the first byte of each plain URL (two).

@@ -8165,7 +8165,8 @@ inline Result<DownloadPlan> resolve_url(const Entry& entry, ResolveContext& cont
 /// What a dry run learns about a plain URL without its body: the answer to a
 /// GET for the first byte. (Not HEAD: links presigned for GET, as S3 and R2
 /// issue them, refuse HEAD.) Fills in the size and, when the server names
-/// the file, its name; a refusal is explained as the download would be.
+/// the file, its name (else the URL's); a refusal is explained as the
+/// download would be.
 inline Result<void> probe_url_plan(HttpClient& http, DownloadPlan& plan) {
     HttpRequest request;
     request.url = plan.url;
@@ -8198,6 +8199,9 @@ inline Result<void> probe_url_plan(HttpClient& http, DownloadPlan& plan) {
     } else if (auto length = response.header("Content-Length")) {
         if (auto size = detail::decimal_value(detail::trim(*length))) plan.size = size;
     }
+    // Without a name from the server the file is saved under the URL's own
+    // (the rule Transfer::settle_name follows), so a dry run can show it.
+    if (name.empty()) name = detail::sanitize_file_name(plan.url.last_segment());
     if (plan.file_name.empty() && !name.empty()) plan.file_name = name;
     return {};
 }
