@@ -36,6 +36,15 @@ TEST_CASE("cli: --help and --version") {
     auto version = run_process({cli, "--version"});
     CHECK(version.exit_code == 0);
     CHECK(version.out.find("provision " PROVISION_VERSION_STRING) != std::string::npos);
+    // ... and the libraries it was built with, for a bug report. The test
+    // program's own headers say which versions those are.
+    CHECK(version.out.find("built with OpenSSL 3.") != std::string::npos);
+    CHECK(version.out.find("(running OpenSSL 3.") != std::string::npos);
+    CHECK(version.out.find("toml++ " + std::to_string(TOML_LIB_MAJOR) + "." + std::to_string(TOML_LIB_MINOR) + ".") !=
+          std::string::npos);
+    CHECK(version.out.find("nlohmann/json " + std::to_string(NLOHMANN_JSON_VERSION_MAJOR) + "." +
+                           std::to_string(NLOHMANN_JSON_VERSION_MINOR) + ".") != std::string::npos);
+    CHECK(version.out.find("cpp-httplib " CPPHTTPLIB_VERSION " ") != std::string::npos);
 }
 
 TEST_CASE("cli: usage errors exit 2 with a message") {

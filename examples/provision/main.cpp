@@ -4,6 +4,7 @@
 //   provision [CONFIG_PATH_OR_URL] [--dry-run] [--workspace DIR] [--jobs N]
 //             [--cacert FILE] [--connect-to HOST1:PORT1:HOST2:PORT2]... [--help] [--version]
 //             [--locked LOCK] [--lock-out FILE]
+#include "build_info.hpp"
 #include "json_output.hpp"
 #include "plan_table.hpp"
 #include "progress_view.hpp"
@@ -119,7 +120,7 @@ int main(int argc, char** argv) {
                  "accept a config over plain http from a host that is not loopback");
     app.add_option("--lock-out", lock_out,
                    "where a successful run writes its lock (default: $WORKSPACE/provision.lock)");
-    app.set_version_flag("--version", "provision " PROVISION_VERSION_STRING);
+    app.set_version_flag("--version", console::version_text());
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
