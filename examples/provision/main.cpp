@@ -56,7 +56,15 @@ int main(int argc, char** argv) {
                     "  HF_TOKEN, CIVITAI_TOKEN, HF_ENDPOINT, SSL_CERT_FILE, HTTPS_PROXY, HTTP_PROXY, NO_PROXY,\n"
                     "  PROVISION_ALLOW_VARS, PROVISION_ALLOW_REMOTE_PATHS, PROVISION_ALLOW_HTTP_CONFIG.\n"
                     "Files: $WORKSPACE/logs/provision.log (appended per run, rotated at 8 MiB, 3 old logs kept);\n"
-                    "  $WORKSPACE/provision.lock (written after a successful run; see --locked).\n") +
+                    "  $WORKSPACE/provision.lock (written after a successful run; see --locked).\n"
+                    // One example per line, "command  # what it does": tools/manpage.py
+                    // turns each into a paragraph of provision(1).
+                    "Examples:\n"
+                    "  provision models.toml  # fill $WORKSPACE's model folders from a local config\n"
+                    "  PROVISION_URL=https://example.com/models.toml provision  # the config from a URL\n"
+                    "  provision --dry-run models.toml  # what would be fetched, from metadata alone\n"
+                    "  provision --locked provision.lock models.toml  # the exact files of an earlier run\n"
+                    "  provision --verify --json models.toml  # re-hash what is in place; events as JSON\n") +
         exit_codes_help);
     std::string config;
     bool dry_run = false;
