@@ -996,7 +996,7 @@ TEST_CASE("config: the seed's example configs parse") {
         REQUIRE(m.ok());
         REQUIRE(m.entries.size() == 2);
         CHECK(m.entries[0].key_path == "models.checkpoints.sdxl-base");
-        CHECK(m.entries[0].where.str() == "minimal.toml:2:1");
+        CHECK(m.entries[0].where.str() == "minimal.toml:3:1");
         CHECK(m.entries[1].source == SourceKind::civitai);
         CHECK(m.entries[1].version_id == "58390");
     }
