@@ -26,6 +26,19 @@ std::vector<std::string> cli_args(const LoopbackServer& server, std::vector<std:
 
 }  // namespace
 
+TEST_CASE("cli: --print-schema prints the schema of the source tree, byte for byte, and nothing else") {
+    auto printed = run_process({cli, "--print-schema"});
+    CHECK(printed.exit_code == 0);
+    CHECK(printed.err.empty());
+    auto file =
+        provision_test::read_whole_file(std::filesystem::path(PROVISION_SOURCE_DIR) / "schema/provision.schema.json");
+    REQUIRE(!file.empty());
+    CHECK(printed.out == file);
+    auto schema = nlohmann::json::parse(printed.out);
+    CHECK(schema.at("$schema") == "http://json-schema.org/draft-07/schema#");
+    CHECK(schema.at("properties").contains("models"));
+}
+
 TEST_CASE("cli: --help and --version") {
     auto help = run_process({cli, "--help"});
     CHECK(help.exit_code == 0);

@@ -3,11 +3,12 @@
 //
 //   provision [CONFIG_PATH_OR_URL] [--dry-run] [--workspace DIR] [--jobs N]
 //             [--cacert FILE] [--connect-to HOST1:PORT1:HOST2:PORT2]... [--help] [--version]
-//             [--locked LOCK] [--lock-out FILE]
+//             [--locked LOCK] [--lock-out FILE] [--print-schema]
 #include "build_info.hpp"
 #include "json_output.hpp"
 #include "plan_table.hpp"
 #include "progress_view.hpp"
+#include "schema_text.hpp"  // generated from schema/provision.schema.json
 #include "summary.hpp"
 
 #include <provision/provision.hpp>
@@ -128,6 +129,9 @@ int main(int argc, char** argv) {
                  "accept a config over plain http from a host that is not loopback");
     app.add_option("--lock-out", lock_out,
                    "where a successful run writes its lock (default: $WORKSPACE/provision.lock)");
+    bool print_schema = false;
+    app.add_flag("--print-schema", print_schema,
+                 "print the config's JSON Schema and exit (save it beside provision.toml for editors; see README)");
     app.set_version_flag("--version", console::version_text());
     try {
         app.parse(argc, argv);
@@ -137,6 +141,10 @@ int main(int argc, char** argv) {
     }
 
     provision::ProvisionOptions options;
+    if (print_schema) {
+        std::fputs(provision_schema_json, stdout);
+        return std::fflush(stdout) == 0 ? 0 : provision::exit_code(provision::errc::io);
+    }
     try {
         options = provision::ProvisionOptions::from_environment();
     } catch (const provision::error& e) {  // e.g. an unusable HTTPS_PROXY value
