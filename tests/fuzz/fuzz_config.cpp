@@ -56,8 +56,15 @@ void check_entry(const provision::Entry& entry, const provision::Layout& layout)
     }
     case provision::SourceKind::huggingface:
         PROVISION_FUZZ_CHECK(entry.repo.find('/') != std::string::npos);
-        PROVISION_FUZZ_CHECK(!entry.file.empty() && entry.file.front() != '/');
-        PROVISION_FUZZ_CHECK(("/" + entry.file + "/").find("/../") == std::string::npos);
+        // Exactly one way to choose: file, files, or include patterns; every
+        // path named stays inside the repo.
+        PROVISION_FUZZ_CHECK(!entry.file.empty() + !entry.files.empty() + !entry.include.empty() == 1);
+        PROVISION_FUZZ_CHECK(entry.exclude.empty() || !entry.include.empty());
+        for (const auto& path : entry.files.empty() ? std::vector<std::string>{entry.file} : entry.files) {
+            if (path.empty() && entry.files.empty()) continue;  // include patterns choose instead
+            PROVISION_FUZZ_CHECK(!path.empty() && path.front() != '/');
+            PROVISION_FUZZ_CHECK(("/" + path + "/").find("/../") == std::string::npos);
+        }
         PROVISION_FUZZ_CHECK(entry.repo_type == "model" || entry.repo_type == "dataset" || entry.repo_type == "space");
         break;
     case provision::SourceKind::civitai:
