@@ -4,13 +4,21 @@
 #include "support/civitai_emulator.hpp"
 #include "support/hf_emulator.hpp"
 #include "support/loopback_server.hpp"
+#include "support/pty_process.hpp"
 #include "support/run_process.hpp"
 #include "support/skip.hpp"
 
+// The CLI's pure layout functions, to try every width without a terminal.
+#include "../examples/provision/progress_bar.hpp"
+
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cmath>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -141,6 +149,426 @@ TEST_CASE("cli output: on a terminal, entries still queued count in the total li
     CHECK(result.out.find("1 active, 2 queued") != std::string::npos);
     CHECK(result.out.find(" / 6.0 MiB") != std::string::npos);
     CHECK(result.out.find("1 done, 1 active, 1 queued") != std::string::npos);
+}
+
+// ---------------------------------------------------------------------------
+// Progress bars on a pseudo-terminal of a given width (tests/support/pty_process.hpp)
+
+namespace {
+
+bool shows(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+/// A server whose files go out at `bytes_per_second` per connection, so a
+/// run lasts long enough for the live view to redraw many times.
+std::unique_ptr<LoopbackServer> throttled_model_server(std::size_t size, std::uint64_t bytes_per_second) {
+    auto server = LoopbackServer::https({"models.example"});
+    auto body = std::make_shared<const std::string>(provision_test::test_bytes(size, 61));
+    LoopbackServer* raw = server.get();
+    server->server().Get(R"(/[a-z]+\.safetensors)",
+                         [raw, body, bytes_per_second](const httplib::Request& req, httplib::Response& res) {
+                             provision_test::ServeOptions options;
+                             options.bytes_per_second = bytes_per_second;
+                             raw->serve_bytes(res, req, body, options);
+                         });
+    return server;
+}
+
+/// `text` without escape sequences: CSI ones (ESC [ parameters, final byte)
+/// and two-byte ones.
+std::string strip_escapes(const std::string& text) {
+    std::string plain;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] != '\x1b') {
+            plain += text[i];
+            continue;
+        }
+        if (i + 1 < text.size() && text[i + 1] == '[') {
+            i += 2;
+            while (i < text.size() && !(text[i] >= 0x40 && text[i] <= 0x7e)) ++i;  // up to the final byte
+        } else {
+            ++i;
+        }
+    }
+    return plain;
+}
+
+/// Columns a piece of plain text takes: one per UTF-8 code point.
+std::size_t columns_of(const std::string& plain) {
+    std::size_t count = 0;
+    for (char c : plain)
+        if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) ++count;
+    return count;
+}
+
+/// The pieces of `raw` between carriage returns and newlines, escapes removed.
+std::vector<std::string> drawn_pieces(const std::string& raw) {
+    std::vector<std::string> pieces;
+    std::string piece;
+    for (char c : strip_escapes(raw) + "\n") {
+        if (c == '\r' || c == '\n') {
+            if (!piece.empty()) pieces.push_back(piece);
+            piece.clear();
+        } else {
+            piece += c;
+        }
+    }
+    return pieces;
+}
+
+/// A line the live view drew and later erased, and where in the screen text it ended.
+struct LiveLine {
+    std::string raw;        ///< as written, escape sequences included
+    std::size_t end = 0;    ///< offset of its newline in the screen text
+    std::size_t frame = 0;  ///< which redraw drew it (0, 1, ...)
+};
+
+/// The lines of the live view, found the way the terminal treats them: the
+/// view erases its block with one "cursor up, clear line" per line it drew,
+/// so the k lines just before a run of k of those were live. Everything
+/// else (done/FAILED lines, the summary) stays on the screen and may wrap.
+std::vector<LiveLine> live_lines(const std::string& screen) {
+    const std::string erase = "\x1b[1A\x1b[2K";
+    struct Line {
+        std::string raw;
+        std::size_t end;
+    };
+    std::vector<Line> lines;
+    std::vector<LiveLine> live;
+    std::string current;
+    std::size_t frame = 0;
+    for (std::size_t i = 0; i < screen.size();) {
+        if (screen.compare(i, erase.size(), erase) == 0) {
+            std::size_t run = 0;
+            while (screen.compare(i, erase.size(), erase) == 0) {
+                ++run;
+                i += erase.size();
+            }
+            for (std::size_t k = lines.size() - std::min(run, lines.size()); k < lines.size(); ++k)
+                live.push_back({lines[k].raw, lines[k].end, frame});
+            ++frame;
+            lines.clear();  // erased lines are gone; earlier ones were permanent
+            continue;
+        }
+        if (screen[i] == '\n') {
+            lines.push_back({current, i});
+            current.clear();
+        } else {
+            current += screen[i];
+        }
+        ++i;
+    }
+    return live;
+}
+
+/// The widest piece of the live lines, in columns.
+std::size_t widest_live_piece(const std::vector<LiveLine>& live) {
+    std::size_t widest = 0;
+    for (const auto& line : live)
+        for (const auto& piece : drawn_pieces(line.raw)) widest = std::max(widest, columns_of(piece));
+    return widest;
+}
+
+/// The plain text of the live line that starts with `label` in each frame, in order.
+std::vector<std::string> rows_labelled(const std::vector<LiveLine>& live, const std::string& label) {
+    std::vector<std::string> rows;
+    for (const auto& line : live)
+        for (const auto& piece : drawn_pieces(line.raw))
+            if (piece.compare(0, label.size(), label) == 0) rows.push_back(piece);
+    return rows;
+}
+
+/// A Unicode bar's fill (0..1) and its cells, read back from a drawn line:
+/// full blocks count 8 eighths, U+258F..U+2589 count 1..7.
+struct ReadBar {
+    bool found = false;
+    double fraction = 0;
+    std::size_t cells = 0;
+};
+ReadBar read_unicode_bar(const std::string& plain) {
+    const std::string frame = "\u2502";
+    ReadBar bar;
+    std::size_t open = plain.find(frame);
+    if (open == std::string::npos) return bar;
+    std::size_t close = plain.find(frame, open + frame.size());
+    if (close == std::string::npos) return bar;
+    std::string inside = plain.substr(open + frame.size(), close - open - frame.size());
+    std::size_t eighths = 0;
+    for (std::size_t i = 0; i < inside.size();) {
+        auto byte = static_cast<unsigned char>(inside[i]);
+        if (byte == ' ') {
+            ++bar.cells;
+            ++i;
+        } else if (byte == 0xE2 && i + 2 < inside.size()) {  // U+2580 block: E2 96 xx
+            auto last = static_cast<unsigned char>(inside[i + 2]);
+            if (last == 0x88) eighths += 8;                                 // U+2588 full block
+            else if (last >= 0x89 && last <= 0x8F) eighths += 0x90 - last;  // U+2589 (7) .. U+258F (1)
+            else return bar;
+            ++bar.cells;
+            i += 3;
+        } else {
+            return bar;
+        }
+    }
+    bar.found = bar.cells > 0;
+    bar.fraction = bar.found ? static_cast<double>(eighths) / static_cast<double>(bar.cells * 8) : 0;
+    return bar;
+}
+
+/// The first "NN%" in a line, as a fraction, or -1.
+double percent_in(const std::string& plain) {
+    std::smatch found;
+    if (!std::regex_search(plain, found, std::regex(R"((\d+)%)"))) return -1;
+    return std::stod(found[1]) / 100;
+}
+
+const char* bars_config =
+    "[models.checkpoints]\nbase = \"https://models.example/base.safetensors\"\n"
+    "[models.lora]\ndetail = \"https://models.example/detail.safetensors\"\n";
+
+}  // namespace
+
+TEST_CASE("cli output: an 80-column UTF-8 terminal shows block-character bars per file and for the total") {
+    auto server = throttled_model_server(3u << 19, 1u << 20);  // 1.5 MiB at 1 MiB/s per file: about 1.5 s
+    TempDir dir;
+    auto config = dir.write("bars.toml", bars_config);
+    auto result = provision_test::run_in_pty(base_args(*server, config, dir / "ws"),
+                                             {{"LANG", "C.UTF-8"}, {"TERM", "xterm"}}, 80);
+    INFO(result.screen);
+    REQUIRE_FALSE(result.timed_out);
+    CHECK(result.exit_code == 0);
+    auto live = live_lines(result.screen);
+    REQUIRE(!live.empty());
+    CHECK(live.back().frame >= 5);  // redrawn many times while the bytes trickled in
+    CHECK(widest_live_piece(live) <= 80);
+    // In every frame the bars take the room there is: the file line with the
+    // longest figures ends within a few columns of the edge (the few kept
+    // to spare the bars twitching when a figure gains or loses a digit).
+    std::map<std::size_t, std::size_t> widest_bar_line;  // frame -> columns
+    for (const auto& line : live)
+        for (const auto& piece : drawn_pieces(line.raw))
+            if (piece.compare(0, 7, "models.") == 0 && read_unicode_bar(piece).found)
+                widest_bar_line[line.frame] = std::max(widest_bar_line[line.frame], columns_of(piece));
+    CHECK(widest_bar_line.size() >= 5);
+    for (const auto& [frame, columns] : widest_bar_line) {
+        CAPTURE(frame);
+        CHECK(columns >= 76);
+    }
+    CHECK(result.screen.find("[#") == std::string::npos);  // no ASCII bar in a UTF-8 locale
+
+    auto base_rows = rows_labelled(live, "models.checkpoints.base");
+    REQUIRE(base_rows.size() >= 3);
+    std::vector<double> fills;
+    for (const auto& row : base_rows) {
+        CAPTURE(row);
+        ReadBar bar = read_unicode_bar(row);
+        REQUIRE(bar.found);
+        CHECK(bar.cells >= 6);
+        // The bar and the percent beside it tell the same story (a bar
+        // rounds down to an eighth of a cell, the percent to 1 %).
+        double percent = percent_in(row);
+        CHECK(percent >= 0);
+        CHECK(std::abs(bar.fraction - percent) <= 1.0 / bar.cells + 0.011);
+        fills.push_back(bar.fraction);
+    }
+    CHECK(fills.front() < fills.back());
+    CHECK(std::set<double>(fills.begin(), fills.end()).size() >= 3);  // it moved, more than once
+    CHECK(shows(base_rows.back(), " / 1.5 MiB"));                     // the figures of the plain lines are all there
+    bool speed_and_eta = false;
+    for (const auto& row : base_rows) speed_and_eta = speed_and_eta || shows(row, "iB/s, ETA ");
+    CHECK(speed_and_eta);
+
+    auto total_rows = rows_labelled(live, "total:");
+    REQUIRE(!total_rows.empty());
+    bool total_bar = false;
+    for (const auto& row : total_rows) total_bar = total_bar || read_unicode_bar(row).found;
+    CHECK(total_bar);
+    CHECK(shows(total_rows.back(), "active"));
+    CHECK(shows(result.screen, "\x1b[36m\u2588"));  // colour on a terminal: the filled part is painted
+}
+
+TEST_CASE("cli output: a 40-column terminal without UTF-8 gets ASCII bars and no line wider than it") {
+    auto server = throttled_model_server(3u << 19, 1u << 20);
+    TempDir dir;
+    auto config = dir.write("narrow.toml",
+                            "[models.checkpoints]\n"
+                            "\"a-checkpoint-with-a-name-too-long-for-forty-columns\" = "
+                            "\"https://models.example/base.safetensors\"\n"
+                            "[models.lora]\ndetail = \"https://models.example/detail.safetensors\"\n");
+    auto result =
+        provision_test::run_in_pty(base_args(*server, config, dir / "ws"), {{"LANG", "C"}, {"TERM", "xterm"}}, 40);
+    INFO(result.screen);
+    REQUIRE_FALSE(result.timed_out);
+    CHECK(result.exit_code == 0);
+    auto live = live_lines(result.screen);
+    REQUIRE(live.size() >= 6);
+    for (const auto& line : live)
+        for (const auto& piece : drawn_pieces(line.raw)) {
+            CAPTURE(piece);
+            CHECK(columns_of(piece) <= 40);  // a wider one would wrap and break the redraw
+        }
+    std::regex ascii_bar(R"(\[#*\.*\])");
+    // The long name loses its middle and keeps its end, and keeps its bar,
+    // percent and ETA: the bytes and the speed are what 40 columns cannot hold.
+    std::regex shortened(R"(^mod[a-z.]*\.\.\.[a-z-]*umns  \[#*\.*\] \d+%, ETA )");
+    std::size_t bars = 0;
+    std::size_t shortened_rows = 0;
+    std::size_t filling = 0;
+    for (const auto& line : live)
+        for (const auto& piece : drawn_pieces(line.raw)) {
+            if (std::regex_search(piece, ascii_bar)) ++bars;
+            if (std::regex_search(piece, shortened)) ++shortened_rows;
+            if (shows(piece, "[##")) ++filling;  // bars that fill up, not only empty frames
+        }
+    CHECK(bars >= 3);
+    CHECK(shortened_rows >= 1);
+    CHECK(filling >= 1);
+    std::string plain = strip_escapes(result.screen);
+    auto non_ascii =
+        std::count_if(plain.begin(), plain.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+    CHECK(non_ascii == 0);  // no block characters, no ellipsis: only ASCII without a UTF-8 locale
+}
+
+TEST_CASE("cli output: NO_COLOR on a terminal leaves no colour codes, only the cursor moves of the redraw") {
+    auto server = throttled_model_server(1u << 20, 1u << 20);
+    TempDir dir;
+    auto config = dir.write("plain.toml", bars_config);
+    auto result = provision_test::run_in_pty(base_args(*server, config, dir / "ws"),
+                                             {{"LANG", "C.UTF-8"}, {"TERM", "xterm"}, {"NO_COLOR", "1"}}, 80);
+    INFO(result.screen);
+    REQUIRE_FALSE(result.timed_out);
+    CHECK(result.exit_code == 0);
+    CHECK_FALSE(std::regex_search(result.screen, std::regex("\x1b\\[[0-9;]*m")));
+    CHECK(shows(result.screen, "\x1b[1A\x1b[2K"));  // still redrawn in place
+    CHECK(shows(result.screen, "\u2588"));          // and still with bars
+}
+
+TEST_CASE("cli output: the bars follow a terminal that is resized while they are drawn") {
+    auto server = throttled_model_server(3u << 20, 1u << 20);  // 3 s per file
+    TempDir dir;
+    auto config = dir.write("resize.toml", bars_config);
+    provision_test::PtyProcess child(base_args(*server, config, dir / "ws"), {{"LANG", "C.UTF-8"}, {"TERM", "xterm"}},
+                                     120);
+    // Wide first: wait for a few frames with a bar on them.
+    bool wide_frames = child.read_until(
+        [](const std::string& screen) {
+            auto live = live_lines(screen);
+            return !live.empty() && live.back().frame >= 3 && widest_live_piece(live) > 80;
+        },
+        std::chrono::seconds(30));
+    CHECK(wide_frames);
+    child.resize(40);
+    // A frame measured before the resize may still be on its way; anything
+    // drawn half a second later was measured after it.
+    child.read_until([](const std::string&) { return false; }, std::chrono::milliseconds(500));
+    std::size_t after_resize = child.screen().size();
+    auto result = child.wait(std::chrono::seconds(60));
+    INFO(result.screen);
+    REQUIRE_FALSE(result.timed_out);
+    CHECK(result.exit_code == 0);
+    std::vector<LiveLine> narrow;
+    for (const auto& line : live_lines(result.screen))
+        if (line.end > after_resize) narrow.push_back(line);
+    REQUIRE(narrow.size() >= 4);
+    CHECK(widest_live_piece(narrow) <= 40);
+    bool narrow_bar = false;
+    for (const auto& line : narrow)
+        for (const auto& piece : drawn_pieces(line.raw)) narrow_bar = narrow_bar || read_unicode_bar(piece).found;
+    CHECK(narrow_bar);
+}
+
+TEST_CASE("cli output: a file of unknown size gets no bar, only what it has so far and its speed") {
+    // Chunked, without Content-Length, and no Range support: nothing tells the size before the end.
+    auto server = LoopbackServer::https({"models.example"});
+    auto body = std::make_shared<const std::string>(provision_test::test_bytes(1u << 20, 62));
+    server->server().Get("/stream.safetensors", [body](const httplib::Request&, httplib::Response& res) {
+        res.set_chunked_content_provider(
+            "application/octet-stream", [body](std::size_t offset, httplib::DataSink& sink) {
+                if (offset >= body->size()) {
+                    sink.done();
+                    return true;
+                }
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+                return sink.write(body->data() + offset, std::min<std::size_t>(body->size() - offset, 64u << 10));
+            });
+    });
+    TempDir dir;
+    auto config = dir.write("stream.toml", "[models.lora]\nstream = \"https://models.example/stream.safetensors\"\n");
+    auto result = provision_test::run_in_pty(base_args(*server, config, dir / "ws"),
+                                             {{"LANG", "C.UTF-8"}, {"TERM", "xterm"}}, 80);
+    INFO(result.screen);
+    REQUIRE_FALSE(result.timed_out);
+    CHECK(result.exit_code == 0);
+    auto live = live_lines(result.screen);
+    auto rows = rows_labelled(live, "models.lora.stream");
+    REQUIRE(rows.size() >= 3);
+    std::regex indeterminate(R"(^models\.lora\.stream  \d+(\.\d)? (B|KiB|MiB)(, \d+(\.\d)? (B|KiB|MiB)/s)?$)");
+    for (const auto& row : rows) {
+        CAPTURE(row);
+        CHECK(std::regex_search(row, indeterminate));  // the plain lines' words: no percent, no ETA, no bar
+    }
+    CHECK(shows(rows.back(), "/s"));
+    for (const auto& row : rows_labelled(live, "total:")) {
+        CAPTURE(row);
+        CHECK_FALSE(read_unicode_bar(row).found);  // a total that is not known has no bar either
+    }
+}
+
+TEST_CASE("cli output: a live line fits every width, names lose their middle first and the bar goes last") {
+    using console::Figure;
+    using console::ProgressRow;
+    auto file_row = [](std::string label, std::optional<double> fraction) {
+        ProgressRow row{std::move(label), fraction, {}, "36"};
+        if (fraction) {
+            row.figures = {{"45%", "", 4}, {"3.6 MiB / 8.0 MiB", " ", 1}, {"2.1 MiB/s", ", ", 2}, {"ETA 3s", ", ", 3}};
+        } else {
+            row.figures = {{"3.6 MiB", "", 4}, {"2.1 MiB/s", ", ", 2}};
+        }
+        return row;
+    };
+    std::vector<ProgressRow> rows = {file_row("models.checkpoints.base", 0.45),
+                                     file_row("models.lora.a-very-long-name-for-a-small-lora-file-v2", 0.9),
+                                     file_row("models.vae.x", std::nullopt), file_row("models.lora.\u00e9t\u00e9", 1)};
+    for (bool unicode : {true, false}) {
+        for (std::size_t width = 0; width <= 160; ++width) {
+            CAPTURE(unicode);
+            CAPTURE(width);
+            auto shape = console::shape_rows(rows, width);
+            for (const auto& row : rows) {
+                std::string line = console::lay_out_row(row, shape, width, unicode);
+                CAPTURE(line);
+                CHECK(columns_of(strip_escapes(line)) <= width);
+                bool has_bar = shows(line, unicode ? "\u2502" : "[");
+                // The percent outlives the bar: wherever a bar is drawn, its figure is too.
+                if (has_bar) CHECK(shows(line, "%"));
+                // Wide enough for everything: nothing shortened or dropped.
+                if (width >= 120) {
+                    CHECK(shows(line, row.label));
+                    CHECK(shows(strip_escapes(line), console::join_figures(row.figures)));
+                    CHECK(has_bar == row.fraction.has_value());
+                }
+                // 40 columns: a file with a size keeps a bar, its percent and its ETA.
+                if (width == 39 && row.fraction) {
+                    CHECK(has_bar);
+                    CHECK(shows(line, "ETA 3s"));
+                }
+            }
+        }
+    }
+    CHECK(console::shorten_middle("models.checkpoints.base", 12, true) == "mod\u2026nts.base");
+    CHECK(console::shorten_middle("models.checkpoints.base", 12, false) == "mod...s.base");
+    CHECK(console::draw_bar(0.5, 10, false, nullptr) == "[####....]");
+    CHECK(console::draw_bar(1.0 / 16, 10, true, nullptr) == "\u2502\u258C       \u2502");  // half a cell of eight
+    CHECK(console::draw_bar(2, 6, false, "32") == "[\x1b[32m####\x1b[0m]");
+    // Small widenings wait, so a digit more or less does not shift every bar; narrowings never do.
+    CHECK(console::steady_shape({20, 10}, {20, 12}).bar_width == 10);
+    CHECK(console::steady_shape({20, 10}, {21, 11}).label_width == 20);
+    CHECK(console::steady_shape({20, 10}, {20, 14}).bar_width == 14);
+    CHECK(console::steady_shape({20, 10}, {20, 9}).bar_width == 9);
+    CHECK(console::steady_shape({20, 10}, {19, 12}).label_width == 19);
+    CHECK(console::locale_is_utf8(nullptr, nullptr, "C.UTF-8"));
+    CHECK(console::locale_is_utf8(nullptr, "en_US.utf8", "C"));
+    CHECK_FALSE(console::locale_is_utf8("C", nullptr, "C.UTF-8"));  // LC_ALL decides
+    CHECK_FALSE(console::locale_is_utf8("", "", "POSIX"));
 }
 
 TEST_CASE("cli output: --json is one JSON object per line, ending with the report; --report writes it to a file") {

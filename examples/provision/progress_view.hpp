@@ -1,15 +1,18 @@
 // SPDX-License-Identifier: MIT
 // The provision CLI's live view of a run.
 //
-// On a terminal: one line per active file (name, percent, bytes, speed, ETA)
-// and a total line, redrawn in place at most ten times a second from a ticker
-// thread, so a burst of events never causes flicker. Elsewhere (container logs,
-// pipes): plain lines at start, every 10% or 30 s, and at the end, so a log
-// stays readable.
+// On a terminal: one line per active file (name, bar, percent, bytes, speed,
+// ETA) and a total line, redrawn in place at most ten times a second from a
+// ticker thread, so a burst of events never causes flicker. Each redraw asks
+// the terminal for its width, so a resized window gets lines that fit it from
+// the next redraw on, with no signal handler; how a line is fitted is in
+// progress_bar.hpp. Elsewhere (container logs, pipes): plain lines at start,
+// every 10% or 30 s, and at the end, so a log stays readable.
 #ifndef PROVISION_EXAMPLES_PROGRESS_VIEW_HPP
 #define PROVISION_EXAMPLES_PROGRESS_VIEW_HPP
 
 #include "format.hpp"
+#include "progress_bar.hpp"
 
 #include <provision/provision.hpp>
 
@@ -33,6 +36,7 @@ namespace console {
 struct ViewOptions {
     bool terminal = false;  ///< redraw in place (stderr is a TTY)
     bool color = false;     ///< terminal and NO_COLOR unset
+    bool unicode = false;   ///< a UTF-8 locale: block-character bars; ASCII ones otherwise
     bool quiet = false;     ///< only failures and notices
     bool verbose = false;   ///< also plans and already-present files
     std::FILE* out = stderr;
@@ -47,6 +51,7 @@ inline ViewOptions detect_view_options(bool quiet, bool verbose) {
     options.terminal = ::isatty(STDERR_FILENO) == 1;
     const char* no_color = std::getenv("NO_COLOR");
     options.color = options.terminal && (no_color == nullptr || *no_color == '\0');
+    options.unicode = environment_is_utf8();
     options.quiet = quiet;
     options.verbose = verbose;
     return options;
@@ -166,6 +171,10 @@ class ProgressView {
     static constexpr const char* green = "32";
     static constexpr const char* red = "31";
     static constexpr const char* yellow = "33";
+    static constexpr const char* cyan = "36";
+
+    /// The colour a bar is painted in, or none when colour is off.
+    const char* bar_colour(const char* colour) const { return options_.color ? colour : nullptr; }
 
     std::string paint(const std::string& text, const char* colour) const {
         return options_.color ? "\x1b[" + std::string(colour) + "m" + text + "\x1b[0m" : text;
@@ -180,23 +189,33 @@ class ProgressView {
         transfer.rate_bytes = transfer.done;
     }
 
-    static std::string describe(const Transfer& transfer, std::chrono::steady_clock::time_point now) {
-        std::string text;
-        if (transfer.total && *transfer.total > 0)
-            text = std::to_string(transfer.done * 100 / *transfer.total) + "% " + human_bytes(transfer.done) + " / " +
-                   human_bytes(*transfer.total);
-        else text = human_bytes(transfer.done);
+    /// A transfer's figures, in the words of the plain log lines: "45% 3.6 MiB /
+    /// 8.0 MiB, 2.1 MiB/s, ETA 3s", or "3.6 MiB, 2.1 MiB/s" when the size is
+    /// unknown. On a narrow terminal the bytes go first, then the speed.
+    static std::vector<Figure> transfer_figures(const Transfer& transfer, std::chrono::steady_clock::time_point now) {
+        std::vector<Figure> figures;
+        bool sized = transfer.total && *transfer.total > 0;
+        if (sized) {
+            figures.push_back({std::to_string(transfer.done * 100 / *transfer.total) + "%", "", 4});
+            figures.push_back({human_bytes(transfer.done) + " / " + human_bytes(*transfer.total), " ", 1});
+        } else {
+            figures.push_back({human_bytes(transfer.done), "", 4});  // all there is to say without a size
+        }
         double rate = transfer.rate;
         if (rate == 0) {
             double elapsed = std::chrono::duration<double>(now - transfer.started).count();
             if (elapsed > 0.2) rate = transfer.done / elapsed;
         }
         if (rate > 0) {
-            text += ", " + human_rate(rate);
+            figures.push_back({human_rate(rate), ", ", 2});
             if (transfer.total && *transfer.total > transfer.done)
-                text += ", ETA " + human_duration((*transfer.total - transfer.done) / rate);
+                figures.push_back({"ETA " + human_duration((*transfer.total - transfer.done) / rate), ", ", 3});
         }
-        return text;
+        return figures;
+    }
+
+    static std::string describe(const Transfer& transfer, std::chrono::steady_clock::time_point now) {
+        return join_figures(transfer_figures(transfer, now));
     }
 
     /// Prints a permanent line above the live block.
@@ -218,7 +237,7 @@ class ProgressView {
 
     static std::size_t terminal_width() {
         winsize size{};
-        if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 10) return size.ws_col;
+        if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) return size.ws_col;
         return 100;
     }
 
@@ -228,50 +247,70 @@ class ProgressView {
         std::vector<std::pair<std::size_t, const std::string*>> order;
         for (const auto& [key, transfer] : active_) order.emplace_back(transfer.order, &key);
         std::sort(order.begin(), order.end());
+        // One column short of the terminal: a line that reaches the last
+        // column leaves some terminals waiting to wrap.
         std::size_t width = terminal_width() - 1;
+        std::vector<ProgressRow> rows;
+        for (std::size_t i = 0; i < order.size() && i < options_.max_rows; ++i)
+            rows.push_back(file_row(*order[i].second, active_.at(*order[i].second), now));
+        RowShape fresh = shape_rows(rows, width);
+        // A resized terminal starts afresh; otherwise small changes wait.
+        shape_ = shape_ && width == shape_width_ ? steady_shape(*shape_, fresh) : fresh;
+        shape_width_ = width;
         std::string block;
-        std::size_t lines = 0;
+        for (const auto& row : rows) block += lay_out_row(row, *shape_, width, options_.unicode) + "\n";
+        if (order.size() > options_.max_rows)
+            block +=
+                cut_to_width("... and " + std::to_string(order.size() - options_.max_rows) + " more", width) + "\n";
+        ProgressRow total = total_row();
+        RowShape total_shape = *shape_;
+        total_shape.label_width = std::max(total_shape.label_width, display_width(total.label));
+        block += lay_out_row(total, total_shape, width, options_.unicode) + "\n";
+        std::fputs(block.c_str(), options_.out);
+        drawn_lines_ = rows.size() + (order.size() > options_.max_rows ? 1 : 0) + 1;
+    }
+
+    ProgressRow file_row(const std::string& key, const Transfer& transfer,
+                         std::chrono::steady_clock::time_point now) const {
+        ProgressRow row{key, std::nullopt, transfer_figures(transfer, now), bar_colour(cyan)};
+        if (transfer.total && *transfer.total > 0)
+            row.fraction = static_cast<double>(transfer.done) / static_cast<double>(*transfer.total);
+        return row;
+    }
+
+    /// The total line: counts first, then bytes, speed and ETA; a narrow
+    /// terminal loses the bytes, then the speed, then the queue length.
+    ProgressRow total_row() const {
         std::uint64_t bytes_done = finished_bytes_;
         std::uint64_t bytes_total = finished_bytes_;
+        bool total_known = true;  // false while any file's size is unknown: no total bar then
         double rate = 0;
         for (const auto& [key, transfer] : active_) {
             bytes_done += transfer.done;
             bytes_total += transfer.total.value_or(transfer.done);
+            total_known = total_known && transfer.total.has_value();
             rate += transfer.rate;
         }
         // Resolved but not started yet: part of the total and of the ETA.
-        for (const auto& [key, size] : planned_bytes_) bytes_total += size;
-        for (std::size_t i = 0; i < order.size() && i < options_.max_rows; ++i) {
-            const Transfer& transfer = active_.at(*order[i].second);
-            block += fit(*order[i].second + "  " + describe(transfer, now), width) + "\n";
-            ++lines;
+        for (const auto& [key, size] : planned_bytes_) {
+            bytes_total += size;
+            total_known = total_known && size > 0;
         }
-        if (order.size() > options_.max_rows) {
-            block += "... and " + std::to_string(order.size() - options_.max_rows) + " more\n";
-            ++lines;
-        }
-        std::string total = "total: " + std::to_string(finished_) + " done";
-        if (failed_) total += ", " + std::to_string(failed_) + " failed";
-        total += ", " + std::to_string(active_.size()) + " active";
-        if (!planned_bytes_.empty()) total += ", " + std::to_string(planned_bytes_.size()) + " queued";
-        total += ", " + human_bytes(bytes_done) + " / " + human_bytes(bytes_total);
+        ProgressRow total{"total:", std::nullopt, {}, bar_colour(green)};
+        if (total_known && bytes_total > 0)
+            total.fraction = static_cast<double>(bytes_done) / static_cast<double>(bytes_total);
+        total.figures.push_back({std::to_string(finished_) + " done", "", 6});
+        if (failed_) total.figures.push_back({std::to_string(failed_) + " failed", ", ", 7});
+        total.figures.push_back({std::to_string(active_.size()) + " active", ", ", 5});
+        if (!planned_bytes_.empty())
+            total.figures.push_back({std::to_string(planned_bytes_.size()) + " queued", ", ", 3});
+        total.figures.push_back({human_bytes(bytes_done) + " / " + human_bytes(bytes_total), ", ", 1});
         if (rate > 0) {
-            total += ", " + human_rate(rate);
-            if (bytes_total > bytes_done) total += ", ETA " + human_duration((bytes_total - bytes_done) / rate);
+            total.figures.push_back({human_rate(rate), ", ", 2});
+            if (bytes_total > bytes_done)
+                total.figures.push_back({"ETA " + human_duration((bytes_total - bytes_done) / rate), ", ", 4});
         }
-        block += fit(total, width) + "\n";
-        ++lines;
-        std::fputs(block.c_str(), options_.out);
-        drawn_lines_ = lines;
-    }
-
-    /// Cuts a line to the terminal width (counting UTF-8 characters, not bytes).
-    static std::string fit(const std::string& line, std::size_t width) {
-        std::size_t characters = 0;
-        for (std::size_t i = 0; i < line.size(); ++i) {
-            if ((static_cast<unsigned char>(line[i]) & 0xC0) != 0x80 && ++characters > width) return line.substr(0, i);
-        }
-        return line;
+        return total;
     }
 
     void tick() {
@@ -293,6 +332,8 @@ class ProgressView {
     bool stopping_ = false;
     bool dirty_ = false;
     std::size_t drawn_lines_ = 0;
+    std::optional<RowShape> shape_;  ///< the last redraw's columns, kept while the width is the same
+    std::size_t shape_width_ = 0;    ///< the width shape_ was made for
     std::size_t next_order_ = 0;
     std::map<std::string, Transfer> active_;
     std::map<std::string, std::uint64_t> planned_bytes_;
