@@ -4,9 +4,9 @@
 # and taplo (the TOML validator tools/check-schema.sh runs) from npm.
 # Does nothing when they are all present (so it is cheap to run every time).
 set -euo pipefail
-packages=(meson ninja-build pkg-config g++ python3 libssl-dev openssl libcpp-httplib-dev libtomlplusplus-dev squid
+packages=(meson ninja-build pkg-config g++ python3 libssl-dev openssl libcpp-httplib-dev libtomlplusplus-dev squid nginx
           nlohmann-json3-dev doctest-dev libcli11-dev clang-format-14 man-db)
-if [[ "${1:-}" == "--bench" ]]; then packages+=(nginx curl wget aria2); fi
+if [[ "${1:-}" == "--bench" ]]; then packages+=(curl wget aria2); fi
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
