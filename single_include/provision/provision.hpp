@@ -43,10 +43,10 @@
 #include <cstdlib>
 #include <functional>
 #include <toml++/toml.h>
+#include <algorithm>
 #include <cstddef>
 #include <openssl/evp.h>
 #include <memory>
-#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <exception>
@@ -884,10 +884,12 @@ inline bool is_safe_filename(std::string_view name);
 
 // #include <toml++/toml.h>: listed at the top
 
+// #include <algorithm>: listed at the top
 // #include <cctype>: listed at the top
 // #include <cstddef>: listed at the top
 // #include <string>: listed at the top
 // #include <string_view>: listed at the top
+// #include <vector>: listed at the top
 
 namespace provision {
 namespace detail {
@@ -1031,6 +1033,45 @@ inline bool is_all_digits(std::string_view text) {
     for (unsigned char c : text)
         if (!std::isdigit(c)) return false;
     return true;
+}
+
+/// The one name in `known` that `word` most likely misspells, or "" when none
+/// is close: at most one edit for short names, two for longer ones, counting
+/// a swap of neighbours as one edit ("verison" -> "version") and ignoring
+/// case. A tie between two names gives "", since guessing would mislead.
+template <class Names>
+std::string closest_name(std::string_view word, const Names& known) {
+    auto distance = [](std::string_view a, std::string_view b) {
+        // Optimal string alignment: Levenshtein plus adjacent transpositions.
+        std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+        for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+        for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+        auto lower = [](char c) { return std::tolower(static_cast<unsigned char>(c)); };
+        for (std::size_t i = 1; i <= a.size(); ++i)
+            for (std::size_t j = 1; j <= b.size(); ++j) {
+                std::size_t cost = lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1;
+                d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+                if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2]) && lower(a[i - 2]) == lower(b[j - 1]))
+                    d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+            }
+        return d[a.size()][b.size()];
+    };
+    if (word.size() > 64) return "";  // no key is that long; spare the work
+    std::size_t limit = word.size() <= 4 ? 1 : 2;
+    std::string best;
+    std::size_t best_distance = limit + 1;
+    bool tie = false;
+    for (const auto& name : known) {
+        std::size_t found = distance(word, name);
+        if (found < best_distance) {
+            best = std::string(name);
+            best_distance = found;
+            tie = false;
+        } else if (found == best_distance && best != name) {
+            tie = true;
+        }
+    }
+    return tie || best_distance == 0 ? "" : best;
 }
 
 /// RFC 9110 token characters: what an HTTP header name may be made of.
@@ -1939,6 +1980,22 @@ inline std::optional<SourceKind> Checker::entry_source(const Candidate& candidat
         report(table.source(), candidate.key_path,
                std::string("missing \"source\"; ") + choices +
                    " (or give repo, version_id or url and the source is inferred from it)");
+        // Often the reason: the key that names the source is misspelt
+        // ("sorce", "verison_id"). Each key no source knows is named on its
+        // own line, with the key it most likely means.
+        std::vector<std::string_view> known;
+        for (SourceKind kind : {SourceKind::huggingface, SourceKind::civitai, SourceKind::url})
+            for (std::string_view key : allowed_keys(kind))
+                if (std::find(known.begin(), known.end(), key) == known.end()) known.push_back(key);
+        for (const auto& [key_ptr, value_ptr] : in_file_order(table)) {
+            std::string_view key = key_ptr->str();
+            // A table inside is a deeper header, not a misspelt key.
+            if (value_ptr->is_table() || std::find(known.begin(), known.end(), key) != known.end()) continue;
+            std::string message = "unknown key " + quote_untrusted(key);
+            std::string meant = closest_name(key, known);
+            message += meant.empty() ? " (no source has it)" : " (did you mean \"" + meant + "\"?)";
+            report(key_ptr->source(), child_path(candidate.key_path, key), message);
+        }
     } else {
         std::string keys;
         for (const auto& hint : hints) keys += (keys.empty() ? "\"" : " and \"") + std::string(hint.first) + "\"";
@@ -2038,15 +2095,20 @@ inline std::string Checker::unknown_key_message(std::string_view key, SourceKind
             kind == SourceKind::url
                 ? " (put secrets in the environment and write auth_header = \"Bearer ${MY_TOKEN}\")"
                 : " (tokens come from the HF_TOKEN and CIVITAI_TOKEN environment variables, not from the config)";
-    else
+    else {
+        bool elsewhere = false;
         for (SourceKind other : {SourceKind::huggingface, SourceKind::civitai, SourceKind::url}) {
             const auto& keys = allowed_keys(other);
             if (other != kind && std::find(keys.begin(), keys.end(), key) != keys.end()) {
                 message +=
                     std::string(" (") + quote_untrusted(key) + " belongs to source = \"" + to_string(other) + "\")";
+                elsewhere = true;
                 break;
             }
         }
+        if (std::string meant = closest_name(key, allowed_keys(kind)); !elsewhere && !meant.empty())
+            message += " (did you mean \"" + meant + "\"?)";
+    }
     return message;
 }
 

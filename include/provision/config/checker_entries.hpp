@@ -99,6 +99,22 @@ inline std::optional<SourceKind> Checker::entry_source(const Candidate& candidat
         report(table.source(), candidate.key_path,
                std::string("missing \"source\"; ") + choices +
                    " (or give repo, version_id or url and the source is inferred from it)");
+        // Often the reason: the key that names the source is misspelt
+        // ("sorce", "verison_id"). Each key no source knows is named on its
+        // own line, with the key it most likely means.
+        std::vector<std::string_view> known;
+        for (SourceKind kind : {SourceKind::huggingface, SourceKind::civitai, SourceKind::url})
+            for (std::string_view key : allowed_keys(kind))
+                if (std::find(known.begin(), known.end(), key) == known.end()) known.push_back(key);
+        for (const auto& [key_ptr, value_ptr] : in_file_order(table)) {
+            std::string_view key = key_ptr->str();
+            // A table inside is a deeper header, not a misspelt key.
+            if (value_ptr->is_table() || std::find(known.begin(), known.end(), key) != known.end()) continue;
+            std::string message = "unknown key " + quote_untrusted(key);
+            std::string meant = closest_name(key, known);
+            message += meant.empty() ? " (no source has it)" : " (did you mean \"" + meant + "\"?)";
+            report(key_ptr->source(), child_path(candidate.key_path, key), message);
+        }
     } else {
         std::string keys;
         for (const auto& hint : hints) keys += (keys.empty() ? "\"" : " and \"") + std::string(hint.first) + "\"";
@@ -198,15 +214,20 @@ inline std::string Checker::unknown_key_message(std::string_view key, SourceKind
             kind == SourceKind::url
                 ? " (put secrets in the environment and write auth_header = \"Bearer ${MY_TOKEN}\")"
                 : " (tokens come from the HF_TOKEN and CIVITAI_TOKEN environment variables, not from the config)";
-    else
+    else {
+        bool elsewhere = false;
         for (SourceKind other : {SourceKind::huggingface, SourceKind::civitai, SourceKind::url}) {
             const auto& keys = allowed_keys(other);
             if (other != kind && std::find(keys.begin(), keys.end(), key) != keys.end()) {
                 message +=
                     std::string(" (") + quote_untrusted(key) + " belongs to source = \"" + to_string(other) + "\")";
+                elsewhere = true;
                 break;
             }
         }
+        if (std::string meant = closest_name(key, allowed_keys(kind)); !elsewhere && !meant.empty())
+            message += " (did you mean \"" + meant + "\"?)";
+    }
     return message;
 }
 

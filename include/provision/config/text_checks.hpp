@@ -13,10 +13,12 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace provision {
 namespace detail {
@@ -160,6 +162,45 @@ inline bool is_all_digits(std::string_view text) {
     for (unsigned char c : text)
         if (!std::isdigit(c)) return false;
     return true;
+}
+
+/// The one name in `known` that `word` most likely misspells, or "" when none
+/// is close: at most one edit for short names, two for longer ones, counting
+/// a swap of neighbours as one edit ("verison" -> "version") and ignoring
+/// case. A tie between two names gives "", since guessing would mislead.
+template <class Names>
+std::string closest_name(std::string_view word, const Names& known) {
+    auto distance = [](std::string_view a, std::string_view b) {
+        // Optimal string alignment: Levenshtein plus adjacent transpositions.
+        std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+        for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+        for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+        auto lower = [](char c) { return std::tolower(static_cast<unsigned char>(c)); };
+        for (std::size_t i = 1; i <= a.size(); ++i)
+            for (std::size_t j = 1; j <= b.size(); ++j) {
+                std::size_t cost = lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1;
+                d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+                if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2]) && lower(a[i - 2]) == lower(b[j - 1]))
+                    d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+            }
+        return d[a.size()][b.size()];
+    };
+    if (word.size() > 64) return "";  // no key is that long; spare the work
+    std::size_t limit = word.size() <= 4 ? 1 : 2;
+    std::string best;
+    std::size_t best_distance = limit + 1;
+    bool tie = false;
+    for (const auto& name : known) {
+        std::size_t found = distance(word, name);
+        if (found < best_distance) {
+            best = std::string(name);
+            best_distance = found;
+            tie = false;
+        } else if (found == best_distance && best != name) {
+            tie = true;
+        }
+    }
+    return tie || best_distance == 0 ? "" : best;
 }
 
 /// RFC 9110 token characters: what an HTTP header name may be made of.
