@@ -44,16 +44,7 @@ class PtyProcess {
   public:
     PtyProcess(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
                unsigned short columns, unsigned short rows = 24) {
-        // Everything the child needs is built before fork: a forked child of
-        // a threaded program (the loopback servers) may not allocate.
-        std::vector<std::string> env_text = child_environment(env);
-        std::vector<char*> env_pointers;
-        for (auto& item : env_text) env_pointers.push_back(item.data());
-        env_pointers.push_back(nullptr);
-        std::vector<std::string> args = argv;
-        std::vector<char*> arg_pointers;
-        for (auto& item : args) arg_pointers.push_back(item.data());
-        arg_pointers.push_back(nullptr);
+        ExecArguments exec_arguments(argv, env);
 
         winsize size{};
         size.ws_col = columns;
@@ -75,7 +66,7 @@ class PtyProcess {
             if (slave > 2) ::close(slave);
             ::close(master_);
             reset_signals_for_exec();
-            ::execve(arg_pointers[0], arg_pointers.data(), env_pointers.data());
+            exec_arguments.exec();
             ::_exit(127);
         }
         ::close(slave);  // the child's copies are the only ones left: its exit ends the reads

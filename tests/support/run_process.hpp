@@ -87,22 +87,36 @@ inline void reset_signals_for_exec() {
     sigprocmask(SIG_SETMASK, &none, nullptr);
 }
 
+/// What execve takes, built before fork: a forked child of a threaded program
+/// (the loopback servers) may not allocate, so it only calls exec().
+class ExecArguments {
+  public:
+    ExecArguments(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env)
+        : args_(argv), env_(child_environment(env)) {
+        for (auto& item : args_) arg_pointers_.push_back(item.data());
+        arg_pointers_.push_back(nullptr);
+        for (auto& item : env_) env_pointers_.push_back(item.data());
+        env_pointers_.push_back(nullptr);
+    }
+    ExecArguments(const ExecArguments&) = delete;  // the pointers point into this object
+    ExecArguments& operator=(const ExecArguments&) = delete;
+    /// execve; returns only when it failed. Async-signal-safe.
+    void exec() const { execve(arg_pointers_[0], arg_pointers_.data(), env_pointers_.data()); }
+
+  private:
+    std::vector<std::string> args_;
+    std::vector<std::string> env_;
+    std::vector<char*> arg_pointers_;
+    std::vector<char*> env_pointers_;
+};
+
 /// Starts `argv` (argv[0] is a path; no PATH search) with child_environment(env),
 /// default signal dispositions and an empty signal mask (reset_signals_for_exec),
 /// standard input from /dev/null and standard output and error to the given
 /// descriptors, which the caller keeps and closes. Returns the child's pid.
 inline pid_t spawn_process(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
                            int out_fd, int err_fd) {
-    // Everything the child needs is built before fork: a forked child of a
-    // threaded program may not allocate.
-    std::vector<std::string> env_text = child_environment(env);
-    std::vector<char*> env_pointers;
-    for (auto& item : env_text) env_pointers.push_back(item.data());
-    env_pointers.push_back(nullptr);
-    std::vector<std::string> args = argv;
-    std::vector<char*> arg_pointers;
-    for (auto& item : args) arg_pointers.push_back(item.data());
-    arg_pointers.push_back(nullptr);
+    ExecArguments exec_arguments(argv, env);
     pid_t pid = fork();
     if (pid == 0) {
         reset_signals_for_exec();
@@ -110,7 +124,7 @@ inline pid_t spawn_process(const std::vector<std::string>& argv, const std::map<
         dup2(err_fd, 2);
         int null_fd = open("/dev/null", O_RDONLY);
         dup2(null_fd, 0);
-        execve(arg_pointers[0], arg_pointers.data(), env_pointers.data());
+        exec_arguments.exec();
         _exit(127);
     }
     return pid;
