@@ -86,9 +86,9 @@ TEST_CASE("cli: a bad config names file, line and key and exits 2") {
 }
 
 TEST_CASE("cli: provisions from PROVISION_URL into WORKSPACE and exits 0") {
-    auto server = LoopbackServer::https({"models.example"});
     std::string model = provision_test::test_bytes(300000, 21);
     std::string config = "[models.checkpoints]\nbase = \"https://models.example/base.safetensors\"\n";
+    auto server = LoopbackServer::https({"models.example"});
     server->server().Get("/config.toml", [&](const httplib::Request&, httplib::Response& res) {
         res.set_content(config, "text/plain");
     });

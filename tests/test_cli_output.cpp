@@ -32,12 +32,12 @@ const std::string cli = PROVISION_CLI_PATH;
 
 /// A server whose model trickles out over about a second, so progress has something to show.
 std::unique_ptr<LoopbackServer> slow_model_server(std::string bytes) {
-    auto server = LoopbackServer::https({"models.example"});
     // Shared, never copied per request: under TSan, copying megabytes that the
     // main thread wrote (the handoff runs through a socket, which TSan cannot
     // see) raises one suppressed report per word, and each costs a search of
     // all the earlier ones. An 8 MiB copy stalled the server for minutes.
     auto body = std::make_shared<const std::string>(std::move(bytes));
+    auto server = LoopbackServer::https({"models.example"});
     server->server().Get("/slow.safetensors", [body](const httplib::Request&, httplib::Response& res) {
         res.set_content_provider(
             body->size(), "application/octet-stream", [body](std::size_t offset, std::size_t, httplib::DataSink& sink) {
@@ -161,8 +161,8 @@ bool shows(const std::string& text, const std::string& part) { return text.find(
 /// A server whose files go out at `bytes_per_second` per connection, so a
 /// run lasts long enough for the live view to redraw many times.
 std::unique_ptr<LoopbackServer> throttled_model_server(std::size_t size, std::uint64_t bytes_per_second) {
-    auto server = LoopbackServer::https({"models.example"});
     auto body = std::make_shared<const std::string>(provision_test::test_bytes(size, 61));
+    auto server = LoopbackServer::https({"models.example"});
     LoopbackServer* raw = server.get();
     server->server().Get(R"(/[a-z]+\.safetensors)",
                          [raw, body, bytes_per_second](const httplib::Request& req, httplib::Response& res) {
@@ -478,8 +478,8 @@ TEST_CASE("cli output: the bars follow a terminal that is resized while they are
 
 TEST_CASE("cli output: a file of unknown size gets no bar, only what it has so far and its speed") {
     // Chunked, without Content-Length, and no Range support: nothing tells the size before the end.
-    auto server = LoopbackServer::https({"models.example"});
     auto body = std::make_shared<const std::string>(provision_test::test_bytes(1u << 20, 62));
+    auto server = LoopbackServer::https({"models.example"});
     server->server().Get("/stream.safetensors", [body](const httplib::Request&, httplib::Response& res) {
         res.set_chunked_content_provider(
             "application/octet-stream", [body](std::size_t offset, httplib::DataSink& sink) {

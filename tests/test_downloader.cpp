@@ -29,8 +29,8 @@ using provision_test::trusting_options;
 namespace {}  // namespace
 
 TEST_CASE("downloader: installs the exact bytes under the final name, verified") {
-    auto server = LoopbackServer::https();
     std::string body = test_bytes(3 << 20, 7);
+    auto server = LoopbackServer::https();
     server->server().Get("/m/model.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
         server->serve_bytes(res, req, body);
     });
@@ -82,9 +82,9 @@ TEST_CASE("downloader: an HTML page where a model was expected is an error and n
 TEST_CASE("downloader: text/plain decides by the body: a binary model installs, a text message is refused") {
     // nginx without its MIME map (and many object stores) label every
     // unknown file text/plain; an error message served the same way is not a model.
-    auto server = LoopbackServer::https();
     std::string model =
         std::string("\x18\x00\x00\x00\x00\x00\x00\x00", 8) + R"({"__metadata__":{}}     )" + test_bytes(5000, 41);
+    auto server = LoopbackServer::https();
     server->server().Get("/plain/model.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
         provision_test::ServeOptions as_text;
         as_text.content_type = "text/plain";
@@ -123,8 +123,8 @@ TEST_CASE("downloader: a text file that is not a model is fine") {
 }
 
 TEST_CASE("downloader: the file name comes from filename, then Content-Disposition, then the URL") {
-    auto server = LoopbackServer::https();
     std::string body = test_bytes(1000, 3);
+    auto server = LoopbackServer::https();
     auto disposition = [&](const std::string& header) {
         return [&body, &server, header](const httplib::Request& req, httplib::Response& res) {
             res.set_header("Content-Disposition", header);
@@ -170,8 +170,8 @@ TEST_CASE("downloader: the file name comes from filename, then Content-Dispositi
 }
 
 TEST_CASE("downloader: a digest mismatch installs nothing and names both digests") {
-    auto server = LoopbackServer::https();
     std::string body = test_bytes(5000, 9);
+    auto server = LoopbackServer::https();
     server->server().Get("/m.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
         server->serve_bytes(res, req, body);
     });
@@ -191,8 +191,8 @@ TEST_CASE("downloader: a digest mismatch installs nothing and names both digests
 }
 
 TEST_CASE("downloader: a body cut short leaves nothing under the final name") {
-    auto server = LoopbackServer::https();
     std::string body = test_bytes(1 << 20, 5);
+    auto server = LoopbackServer::https();
     server->server().Get("/cut.safetensors", [&](const httplib::Request&, httplib::Response& res) {
         res.set_content_provider(body.size(), "application/octet-stream",
                                  [&](std::size_t offset, std::size_t, httplib::DataSink& sink) {
@@ -294,8 +294,8 @@ TEST_CASE("engine: a file comes over several connections, byte-exact, and nothin
     std::mutex arrivals_mutex;
     std::condition_variable arrived;
     int requests_seen = 0;
-    auto server = LoopbackServer::https();
     auto body = std::make_shared<const std::string>(test_bytes(6 << 20, 17));
+    auto server = LoopbackServer::https();
     server->server().Get("/big.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
         {
             std::lock_guard<std::mutex> lock(arrivals_mutex);
@@ -333,8 +333,8 @@ TEST_CASE("engine: a file comes over several connections, byte-exact, and nothin
 }
 
 TEST_CASE("engine: a server without Range support gets one stream") {
-    auto server = LoopbackServer::https();
     auto body = std::make_shared<const std::string>(test_bytes(3 << 20, 18));
+    auto server = LoopbackServer::https();
     server->server().Get("/plain.bin", [&](const httplib::Request& req, httplib::Response& res) {
         provision_test::ServeOptions options;
         options.ignore_range = true;
@@ -352,9 +352,9 @@ TEST_CASE("engine: a server without Range support gets one stream") {
 }
 
 TEST_CASE("engine: connections dropped at chosen offsets continue where they broke, each byte served once") {
-    auto server = LoopbackServer::https();
     auto body = std::make_shared<const std::string>(test_bytes(2 << 20, 19));
     std::atomic<int> served{0};
+    auto server = LoopbackServer::https();
     server->server().Get("/drop.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
         provision_test::ServeOptions options;
         int number = served++;
@@ -391,9 +391,9 @@ TEST_CASE("engine: connections dropped at chosen offsets continue where they bro
 }
 
 TEST_CASE("engine: a stalled connection is dropped and its bytes fetched again") {
-    auto server = LoopbackServer::https();
     auto body = std::make_shared<const std::string>(test_bytes(1 << 20, 20));
     std::atomic<int> served{0};
+    auto server = LoopbackServer::https();
     server->server().Get("/stall.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
         provision_test::ServeOptions options;
         if (served++ == 0) {
@@ -420,9 +420,9 @@ TEST_CASE("engine: a stalled connection is dropped and its bytes fetched again")
 }
 
 TEST_CASE("engine: 5xx and 408 are retried, other 4xx are not, and a server that never recovers fails the file") {
-    auto server = LoopbackServer::https();
     auto body = std::make_shared<const std::string>(test_bytes(100000, 21));
     std::atomic<int> flaky{0};
+    auto server = LoopbackServer::https();
     server->server().Get("/flaky.bin", [&](const httplib::Request& req, httplib::Response& res) {
         int number = flaky++;
         if (number == 0) res.status = 503;
@@ -463,10 +463,10 @@ TEST_CASE("engine: 5xx and 408 are retried, other 4xx are not, and a server that
 }
 
 TEST_CASE("engine: 429 waits as long as Retry-After or RateLimit says") {
-    auto server = LoopbackServer::https();
     auto body = std::make_shared<const std::string>(test_bytes(50000, 22));
     std::mutex mutex;
     std::map<std::string, std::vector<std::chrono::steady_clock::time_point>> seen;
+    auto server = LoopbackServer::https();
     auto limited = [&](const std::string& header, const std::string& value) {
         return [&, header, value](const httplib::Request& req, httplib::Response& res) {
             std::size_t number;
@@ -504,10 +504,10 @@ TEST_CASE("engine: 429 waits as long as Retry-After or RateLimit says") {
 }
 
 TEST_CASE("engine: wrong bytes get one fresh download, then a failure naming both digests") {
-    auto server = LoopbackServer::https();
     auto good = std::make_shared<const std::string>(test_bytes(400000, 23));
     auto bad = std::make_shared<const std::string>(test_bytes(400000, 24));
     std::atomic<int> once{0};
+    auto server = LoopbackServer::https();
     server->server().Get("/once.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
         // Every answer of the first download is wrong, the second download's right.
         bool first_download = once++ < 1;
@@ -544,8 +544,9 @@ TEST_CASE("engine: wrong bytes get one fresh download, then a failure naming bot
 }
 
 TEST_CASE("engine: the install record makes a re-run free; a changed file or source is replaced") {
-    auto server = LoopbackServer::https();
     auto body = std::make_shared<const std::string>(test_bytes(300000, 25));
+    auto changed = std::make_shared<const std::string>(test_bytes(200000, 26));
+    auto server = LoopbackServer::https();
     server->server().Get("/rec.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
         server->serve_bytes(res, req, body);
     });
@@ -623,7 +624,6 @@ TEST_CASE("engine: the install record makes a re-run free; a changed file or sou
     CHECK(options.registry->find(target)->identity == same_bytes.identity);
 
     // A changed source (another identity) replaces the file atomically.
-    auto changed = std::make_shared<const std::string>(test_bytes(200000, 26));
     server->server().Get("/rec-v2.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
         server->serve_bytes(res, req, changed);
     });
@@ -638,8 +638,8 @@ TEST_CASE("engine: the install record makes a re-run free; a changed file or sou
 }
 
 TEST_CASE("engine: a target locked elsewhere waits, and a holder in this very process is not called another process") {
-    auto server = LoopbackServer::https();
     auto body = std::make_shared<const std::string>(test_bytes(100000, 27));
+    auto server = LoopbackServer::https();
     server->server().Get("/locked.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
         server->serve_bytes(res, req, body);
     });
@@ -680,12 +680,12 @@ TEST_CASE("engine: a target locked elsewhere waits, and a holder in this very pr
 }
 
 TEST_CASE("engine: cancelling stops promptly during a backoff and during a stall") {
+    auto body = std::make_shared<const std::string>(test_bytes(1 << 20, 28));
     auto server = LoopbackServer::https();
     server->server().Get("/busy.bin", [](const httplib::Request&, httplib::Response& res) {
         res.status = 503;
         res.set_header("Retry-After", "60");
     });
-    auto body = std::make_shared<const std::string>(test_bytes(1 << 20, 28));
     server->server().Get("/silent.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
         provision_test::ServeOptions options;
         options.stall_at = 100000;
@@ -731,8 +731,8 @@ TEST_CASE("engine: cancelling stops promptly during a backoff and during a stall
 }
 
 TEST_CASE("engine: the global connection cap holds over several files") {
-    auto server = LoopbackServer::https();
     auto body = std::make_shared<const std::string>(test_bytes(2 << 20, 29));
+    auto server = LoopbackServer::https();
     server->server().Get(R"(/capped/(\d)\.bin)", [&](const httplib::Request& req, httplib::Response& res) {
         provision_test::ServeOptions options;
         options.bytes_per_second = 8 << 20;
@@ -761,9 +761,9 @@ TEST_CASE("engine: the global connection cap holds over several files") {
 }
 
 TEST_CASE("engine: an idle connection takes over the second half of a slow piece") {
-    auto server = LoopbackServer::https();
     auto body = std::make_shared<const std::string>(test_bytes(2 << 20, 30));
     const std::uint64_t slow_piece = (2u << 20) - 128 * 1024;  // the last 128 KiB piece
+    auto server = LoopbackServer::https();
     server->server().Get("/tail.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
         provision_test::ServeOptions options;
         if (req.get_header_value("Range").find("bytes=" + std::to_string(slow_piece) + "-") == 0)

@@ -117,10 +117,10 @@ void serve_big(LoopbackServer& server, std::shared_ptr<const std::string> body, 
 }  // namespace
 
 TEST_CASE("engine cli: after SIGKILL mid-file, the re-run fetches only the missing bytes") {
-    auto server = LoopbackServer::https({"models.example"});
     // Large enough for two 8 MiB pieces and more: the default settings split it.
     auto body = std::make_shared<const std::string>(test_bytes(24u << 20, 50));
     std::atomic<bool> throttled{true};
+    auto server = LoopbackServer::https({"models.example"});
     serve_big(*server, body, throttled);
     TempDir workspace;
     auto config = workspace.write("c.toml", "[models.checkpoints]\nbig = \"https://models.example/big.safetensors\"\n");
@@ -202,9 +202,9 @@ TEST_CASE("engine cli: by default a failing download is retried 8 times, the wai
 TEST_CASE(
     "engine cli: SIGTERM and SIGINT stop promptly, keep the partial file, say what is left, exit 143 / 130 and say "
     "so") {
-    auto server = LoopbackServer::https({"models.example"});
     auto body = std::make_shared<const std::string>(test_bytes(20u << 20, 51));
     std::atomic<bool> throttled{true};
+    auto server = LoopbackServer::https({"models.example"});
     serve_big(*server, body, throttled, 512u << 10);  // about 13 s for the whole file
     for (int number : {SIGTERM, SIGINT}) {
         CAPTURE(number);
@@ -235,9 +235,9 @@ TEST_CASE(
 
 TEST_CASE(
     "engine cli: two provisioners on one workspace never write the same file; the second waits and names the first") {
-    auto server = LoopbackServer::https({"models.example"});
     auto body = std::make_shared<const std::string>(test_bytes(3u << 20, 52));
     std::atomic<bool> throttled{true};
+    auto server = LoopbackServer::https({"models.example"});
     serve_big(*server, body, throttled, 2u << 20);
     TempDir workspace;
     auto config = workspace.write("c.toml", "[models.checkpoints]\nbig = \"https://models.example/big.safetensors\"\n");
@@ -263,7 +263,6 @@ TEST_CASE(
 }
 
 TEST_CASE("engine cli: a re-run with everything in place fetches nothing; --verify re-hashes") {
-    auto server = LoopbackServer::https({"models.example"});
     std::map<std::string, std::shared_ptr<const std::string>> files;
     std::string config = "[models.lora]\n";
     for (int i = 0; i < 30; ++i) {
@@ -271,6 +270,7 @@ TEST_CASE("engine cli: a re-run with everything in place fetches nothing; --veri
         files["/" + name] = std::make_shared<const std::string>(test_bytes(20000 + i, 60 + i));
         config += "l" + std::to_string(i) + " = \"https://models.example/" + name + "\"\n";
     }
+    auto server = LoopbackServer::https({"models.example"});
     server->server().Get(R"(/l\d+\.safetensors)", [&](const httplib::Request& req, httplib::Response& res) {
         server->serve_bytes(res, req, files.at(req.path));
     });
@@ -317,9 +317,9 @@ TEST_CASE("engine cli: a filesystem too small for the file fails it at once with
         std::filesystem::path path;
         ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
     } unmount{mount_point.path()};
-    auto server = LoopbackServer::https({"models.example"});
     auto body = std::make_shared<const std::string>(test_bytes(3u << 20, 53));
     std::atomic<bool> throttled{false};
+    auto server = LoopbackServer::https({"models.example"});
     serve_big(*server, body, throttled);
     TempDir elsewhere;
     auto config = elsewhere.write("c.toml", "[models.checkpoints]\nbig = \"https://models.example/big.safetensors\"\n");

@@ -417,9 +417,9 @@ TEST_CASE("examples: download_one installs a URL into a folder with progress eve
 TEST_CASE(
     "examples: download_one stops promptly on SIGINT through the cancel flag, keeps the .part, exits 130, and "
     "resumes") {
-    auto server = LoopbackServer::http();
     auto body = std::make_shared<const std::string>(test_bytes(20u << 20, 63));
     std::atomic<bool> throttled{true};
+    auto server = LoopbackServer::http();
     server->server().Get("/big.safetensors",
                          [&server, body, &throttled](const httplib::Request& req, httplib::Response& res) {
                              provision_test::ServeOptions options;

@@ -268,10 +268,10 @@ TEST_CASE("faults: a body shorter than its Content-Length is fetched again; one 
 }
 
 TEST_CASE("faults: a chunked body cut short is never taken for the whole file") {
-    auto server = LoopbackServer::https();
     const std::string body = test_bytes(600 * 1024, 63);
     std::atomic<int> answers{0};
     std::atomic<int> cut_answers{1};
+    auto server = LoopbackServer::https();
     server->server().Get("/chunked.safetensors", [&](const httplib::Request&, httplib::Response& res) {
         bool cut = answers++ < cut_answers;
         res.set_chunked_content_provider("application/octet-stream",
@@ -303,10 +303,10 @@ TEST_CASE("faults: a chunked body cut short is never taken for the whole file") 
 }
 
 TEST_CASE("faults: a storm of 500, 502, 503 and 504 passes; 429 without Retry-After backs off and passes") {
-    auto server = LoopbackServer::https();
     auto body = std::make_shared<const std::string>(test_bytes(900 * 1024, 64));
     std::atomic<int> requests{0};
     const int statuses[] = {500, 502, 503, 504, 429, 503, 500};
+    auto server = LoopbackServer::https();
     server->server().Get("/storm.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
         int n = requests++;
         if (n < 7) {
@@ -480,8 +480,8 @@ TEST_CASE("faults: hostile Content-Disposition names land inside the folder, san
 
 TEST_CASE("faults: a JSON error page with a 200 and a binary Content-Type is never installed, digest or none") {
     // No model file starts like a JSON document, whatever the server calls it.
-    auto server = LoopbackServer::https();
     std::atomic<int> requests{0};
+    auto server = LoopbackServer::https();
     server->server().Get("/api/model.safetensors", [&](const httplib::Request&, httplib::Response& res) {
         ++requests;
         res.set_content(R"({"error":"quota exceeded","retry":false})", "application/octet-stream");
@@ -556,12 +556,14 @@ TEST_CASE("faults: a body compressed although it was asked for as stored is not 
 }
 
 TEST_CASE("faults: a body larger than the source announced is refused, whatever the framing") {
-    auto server = LoopbackServer::https();
+    // Declared before the server: the endless provider may still be writing
+    // from `body` after the client gave up, until the server stops.
     const std::string body = test_bytes(300 * 1024, 68);
+    std::atomic<std::uint64_t> chunked_sent{0};
+    auto server = LoopbackServer::https();
     server->server().Get("/length.safetensors", [&](const httplib::Request&, httplib::Response& res) {
         res.set_content(body, "application/octet-stream");
     });
-    std::atomic<std::uint64_t> chunked_sent{0};
     server->server().Get("/endless.safetensors", [&](const httplib::Request&, httplib::Response& res) {
         // No length at all, and far more bytes than announced: must not fill the disk.
         res.set_chunked_content_provider("application/octet-stream", [&](std::size_t offset, httplib::DataSink& sink) {
@@ -739,9 +741,9 @@ void leave_partial(HttpClient& http, const DownloadPlan& plan, std::atomic<std::
 TEST_CASE(
     "faults: a .part or resume state deleted, truncated, corrupted or tampered with between runs still ends "
     "byte-exact") {
-    auto server = LoopbackServer::https();
     auto body = std::make_shared<const std::string>(test_bytes(1200 * 1024, 71));
     std::atomic<std::uint64_t> cut_at{std::numeric_limits<std::uint64_t>::max()};
+    auto server = LoopbackServer::https();
     server->server().Get("/local.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
         provision_test::ServeOptions options;
         if (cut_at.load() != std::numeric_limits<std::uint64_t>::max()) options.abort_after = cut_at.load();
@@ -787,9 +789,9 @@ TEST_CASE(
 
 TEST_CASE(
     "faults: a model folder that cannot be written fails its entries with the path; other folders are unaffected") {
-    auto server = LoopbackServer::https();
     const std::string lora = test_bytes(50 * 1024, 72);
     const std::string vae = test_bytes(60 * 1024, 73);
+    auto server = LoopbackServer::https();
     server->server().Get("/lora.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
         server->serve_bytes(res, req, lora);
     });

@@ -113,10 +113,12 @@ TEST_CASE("http: relative redirects are resolved against the request URL") {
 }
 
 TEST_CASE("http: credentials and user headers never follow a redirect to another host") {
+    std::string cdn_url;  // each read by the other server's handler: both outlive the servers
+    std::string hub_back;
     auto cdn = LoopbackServer::https({"cdn.test"});
+    cdn_url = cdn->url_for("cdn.test", "/blob");
     auto hub = LoopbackServer::https({"hub.test"});
-    std::string cdn_url = cdn->url_for("cdn.test", "/blob");
-    std::string hub_back = hub->url_for("hub.test", "/back");
+    hub_back = hub->url_for("hub.test", "/back");
     hub->server().Get("/file", [&](const httplib::Request&, httplib::Response& res) {
         res.status = 302;
         res.set_header("Location", cdn_url);
@@ -155,8 +157,8 @@ TEST_CASE("http: a redirect from https to http is refused") {
     auto plain = LoopbackServer::http();
     plain->server().Get("/x",
                         [](const httplib::Request&, httplib::Response& res) { res.set_content("x", "text/plain"); });
-    auto secure = LoopbackServer::https();
     std::string target = plain->url("/x");
+    auto secure = LoopbackServer::https();
     secure->server().Get("/start", [&](const httplib::Request&, httplib::Response& res) {
         res.status = 301;
         res.set_header("Location", target);
@@ -262,10 +264,10 @@ TEST_CASE("http: a signed storage link in Location reaches the storage host with
         "response-content-disposition=attachment%3B%20filename%3D%22add%20detail.safetensors%22"
         "&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAEXAMPLE%2F20240101%2Fauto%2Fs3%2Faws4_request"
         "&X-Amz-Date=20240101T000000Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host&X-Amz-Signature=9f86d081884c7d65";
-    auto storage = LoopbackServer::https({"storage.test"});
-    auto api = LoopbackServer::https({"api.test"});
     std::string target = "/models/add%20detail.safetensors?" + signed_query;
+    auto storage = LoopbackServer::https({"storage.test"});
     std::string location = storage->url_for("storage.test", target);
+    auto api = LoopbackServer::https({"api.test"});
     api->server().Get("/download", [&](const httplib::Request&, httplib::Response& res) {
         res.status = 307;
         res.set_header("Location", location);
@@ -285,8 +287,8 @@ TEST_CASE("http: a signed storage link in Location reaches the storage host with
 }
 
 TEST_CASE("http: the own reader keeps a connection alive and replaces one the server has closed") {
-    auto server = LoopbackServer::https();
     const std::string body = provision_test::test_bytes(300 * 1024, 7);
+    auto server = LoopbackServer::https();
     server->server().Get("/blob", [&](const httplib::Request&, httplib::Response& res) {
         res.set_content(body, "application/octet-stream");
     });

@@ -621,8 +621,8 @@ TEST_CASE("huggingface: an answer without X-Repo-Commit is blamed on whatever si
 }
 
 TEST_CASE("huggingface: a redirect to plain http is refused, and the config's sha256 must agree with the Hub's") {
-    auto fake = provision_test::LoopbackServer::https({"huggingface.co"});
     std::string digest(64, 'd');
+    auto fake = provision_test::LoopbackServer::https({"huggingface.co"});
     fake->server().Get(R"(/.*)", [&](const httplib::Request&, httplib::Response& res) {
         res.status = 302;
         res.set_header("X-Repo-Commit", std::string(40, 'c'));

@@ -86,13 +86,13 @@ TEST_CASE("provisioner: at most `jobs` entries download at once") {
     // then all go on: so the run must reach `jobs` at once (gate_opened), and
     // a request beyond the bound would show in `peak`. No timing window: the
     // gate waits on a condition, not on a sleep.
-    auto server = LoopbackServer::https();
     std::mutex mutex;
     std::condition_variable changed;
     int in_flight = 0;
     int peak = 0;
     int wanted = 0;
     bool gate_opened = false;
+    auto server = LoopbackServer::https();
     server->server().Get(R"(/slow/(\d+)\.bin)", [&](const httplib::Request&, httplib::Response& res) {
         {
             std::unique_lock<std::mutex> lock(mutex);
@@ -236,9 +236,10 @@ TEST_CASE("provisioner: a dry run fails a dead or refused plain URL with the dow
 }
 
 TEST_CASE("provisioner: a config from a URL, synchronously and through a future") {
-    auto server = LoopbackServer::https();
     std::string model = test_bytes(4096, 11);
-    std::string config = "[models.embeddings]\nneg = \"" + server->url("/neg.pt") + "\"\n";
+    std::string config;  // the server's handler reads it: declared first, it outlives the server
+    auto server = LoopbackServer::https();
+    config = "[models.embeddings]\nneg = \"" + server->url("/neg.pt") + "\"\n";
     server->server().Get("/config.toml", [&](const httplib::Request&, httplib::Response& res) {
         res.set_content(config, "text/plain");
     });
@@ -267,8 +268,8 @@ TEST_CASE("provisioner: a config from a URL, synchronously and through a future"
 TEST_CASE("provisioner: an exception escaping a thread of the library fails its entry, and the others finish") {
     // A host's event handler that throws runs on the library's threads: before
     // run_guarded, the exception reached std::terminate and ended the program.
-    auto server = LoopbackServer::https();
     std::string body_a = test_bytes(100000, 5), body_b = test_bytes(100000, 6);
+    auto server = LoopbackServer::https();
     server->server().Get("/a.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
         server->serve_bytes(res, req, body_a);
     });

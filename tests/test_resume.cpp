@@ -362,9 +362,9 @@ TEST_CASE("file lock: one holder at a time, the waiter learns its pid, the file 
 }
 
 TEST_CASE("resume: a stopped download continues where it stopped and fetches only the missing bytes") {
-    auto server = LoopbackServer::https();
     auto body = std::make_shared<const std::string>(test_bytes(3 << 20, 40));
     std::atomic<bool> throttled{true};
+    auto server = LoopbackServer::https();
     server->server().Get("/r.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
         provision_test::ServeOptions options;
         if (throttled) options.bytes_per_second = 4 << 20;
@@ -425,11 +425,11 @@ TEST_CASE("resume: a stopped download continues where it stopped and fetches onl
 }
 
 TEST_CASE("resume: a changed ETag, a server that stops honouring Range, or a new digest restarts the file cleanly") {
-    auto server = LoopbackServer::https();
     auto v1 = std::make_shared<const std::string>(test_bytes(2 << 20, 41));
     auto v2 = std::make_shared<const std::string>(test_bytes(2 << 20, 42));
     std::atomic<int> version{1};
     std::atomic<bool> ignore_range{false};
+    auto server = LoopbackServer::https();
     server->server().Get("/e.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
         provision_test::ServeOptions options;
         if (version == 1) options.bytes_per_second = 4 << 20;
@@ -479,18 +479,20 @@ TEST_CASE("resume: a changed ETag, a server that stops honouring Range, or a new
 }
 
 TEST_CASE("refresh: an expired signed link is followed again, then re-resolved through the source") {
-    auto server = LoopbackServer::https();
     auto body = std::make_shared<const std::string>(test_bytes(2 << 20, 43));
     std::atomic<int> signatures{0};
+    std::mutex mutex;
+    std::map<std::string, int> uses;
+    std::atomic<int> refreshed{0};
+    std::atomic<int> direct_uses{0};
     // /resolve redirects to a signed link; a link serves only its first few
     // requests (then "expires" with 403), as CDN links do after a while.
+    auto server = LoopbackServer::https();
     server->server().Get("/resolve/model.safetensors", [&](const httplib::Request&, httplib::Response& res) {
         int signature = ++signatures;
         res.status = 302;
         res.set_header("Location", "/signed/model.safetensors?sig=" + std::to_string(signature));
     });
-    std::mutex mutex;
-    std::map<std::string, int> uses;
     server->server().Get("/signed/model.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
         std::string signature = req.get_param_value("sig");
         int count;
@@ -520,8 +522,6 @@ TEST_CASE("refresh: an expired signed link is followed again, then re-resolved t
     CHECK(signatures.load() > 1);  // the link expired and a fresh one was fetched
 
     // A link without a redirect in front of it: only the source can renew it.
-    std::atomic<int> refreshed{0};
-    std::atomic<int> direct_uses{0};
     server->server().Get(R"(/direct/(\d+)\.safetensors)", [&](const httplib::Request& req, httplib::Response& res) {
         if (req.matches[1] == "1" && ++direct_uses > 2) {
             const_cast<httplib::Request&>(req).ranges.clear();
@@ -581,9 +581,9 @@ TEST_CASE("disk full: preallocation fails at the start; without it, mid-way, kee
         provision_test::skip_test("disk-full-tmpfs", "cannot mount a small tmpfs here (" + small.why() + ")");
         return;
     }
-    auto server = LoopbackServer::https();
     auto body = std::make_shared<const std::string>(test_bytes(1536 * 1024, 44));
     std::atomic<bool> throttled{true};
+    auto server = LoopbackServer::https();
     server->server().Get("/huge.safetensors", [&](const httplib::Request& req, httplib::Response& res) {
         provision_test::ServeOptions options;
         if (throttled) options.bytes_per_second = 4 << 20;  // several checkpoints before the disk fills

@@ -114,8 +114,8 @@ TEST_CASE("support: issued leaves are cached per name list") {
 }
 
 TEST_CASE("support: serve_bytes honours Range and counts what it serves") {
-    auto server = LoopbackServer::http();
     const std::string body = pattern_body(300000);  // several provider chunks
+    auto server = LoopbackServer::http();
     server->server().Get(
         "/blob", [&](const httplib::Request& req, httplib::Response& res) { server->serve_bytes(res, req, body); });
     httplib::Client client("127.0.0.1", server->port());
@@ -173,8 +173,8 @@ TEST_CASE("support: serve_bytes honours Range and counts what it serves") {
 }
 
 TEST_CASE("support: abort_after cuts a transfer mid-way") {
-    auto server = LoopbackServer::http();
     const std::string body = pattern_body(200000);
+    auto server = LoopbackServer::http();
     server->server().Get("/cut", [&](const httplib::Request& req, httplib::Response& res) {
         provision_test::ServeOptions options;
         options.abort_after = 70000;

@@ -158,7 +158,10 @@ class LoopbackServer {
 
     /// Register handlers here (Get, Post, ...). Handlers run on the server's
     /// pool threads, so anything they share with the test needs a lock or an
-    /// atomic. Do not replace the pre-routing handler directly; use
+    /// atomic, and must be declared before the server: a handler or content
+    /// provider can outlive the client that asked (it runs until its next
+    /// write fails), and only this server's destructor waits for it
+    /// (tools/check-server-lifetimes.py checks the order). Do not replace the pre-routing handler directly; use
     /// on_pre_routing(), which keeps request recording intact.
     httplib::Server& server() { return *server_; }
 
