@@ -10,6 +10,8 @@
 #include <map>
 #include <limits>
 
+namespace suite_civitai {  // apart from the suites compiled with it (tests/meson.build)
+
 using provision::DownloadPlan;
 using provision::Entry;
 using provision::EntryOutcome;
@@ -1061,3 +1063,5 @@ TEST_CASE(
         CHECK_FALSE(contains(run.out + run.err, CivitaiEmulator::token));
     }
 }
+
+}  // namespace suite_civitai

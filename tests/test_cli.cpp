@@ -8,6 +8,8 @@
 #include <set>
 #include <sstream>
 
+namespace suite_cli {  // apart from the suites compiled with it (tests/meson.build)
+
 using provision_test::LoopbackServer;
 using provision_test::run_process;
 using provision_test::TempDir;
@@ -283,3 +285,5 @@ TEST_CASE("cli: the README's exit-code table and --help list the same codes") {
     CHECK(from_readme == std::set<int>{0, 2, 3, 4, 5, 6, 7, 8, 9, 70, 130, 143});
     CHECK(from_help == from_readme);
 }
+
+}  // namespace suite_cli

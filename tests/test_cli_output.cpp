@@ -22,6 +22,8 @@
 #include <set>
 #include <thread>
 
+namespace suite_cli_output {  // apart from the suites compiled with it (tests/meson.build)
+
 using provision_test::LoopbackServer;
 using provision_test::run_process;
 using provision_test::TempDir;
@@ -952,3 +954,5 @@ TEST_CASE(
     CHECK_FALSE(
         has(provision_test::read_whole_file(workspace.path() / "logs/provision.log"), "civitaiQuotedSecret5150"));
 }
+
+}  // namespace suite_cli_output

@@ -15,6 +15,8 @@
 #define PROVISION_SOURCE_DIR "."
 #endif
 
+namespace suite_config {  // apart from the suites compiled with it (tests/meson.build)
+
 using provision::Diagnostic;
 using provision::Entry;
 using provision::EnvLookup;
@@ -1202,3 +1204,5 @@ TEST_CASE("config: every example in examples/configs parses, and its categories 
     }
     CHECK(checked >= 2);  // comfyui.toml and flux.toml at least
 }
+
+}  // namespace suite_config

@@ -34,6 +34,8 @@
 #define PROVISION_SOURCE_DIR "."
 #endif
 
+namespace suite_config_corpus {  // apart from the suites compiled with it (tests/meson.build)
+
 using provision::Diagnostic;
 
 namespace {
@@ -324,3 +326,5 @@ TEST_CASE("config corpus: the expectation format catches a wrong expectation") {
     ExpectedDiagnostic wrong_text{3, 7, {"the scheme \"file\""}, ""};
     CHECK_FALSE(matches(wrong_text, actual));
 }
+
+}  // namespace suite_config_corpus

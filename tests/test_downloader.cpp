@@ -15,6 +15,8 @@
 #include <mutex>
 #include <thread>
 
+namespace suite_downloader {  // apart from the suites compiled with it (tests/meson.build)
+
 using provision::Downloader;
 using provision::DownloadPlan;
 using provision::HttpClient;
@@ -787,3 +789,5 @@ TEST_CASE("engine: an idle connection takes over the second half of a slow piece
     }
     CHECK(taken_over);
 }
+
+}  // namespace suite_downloader

@@ -22,6 +22,8 @@
 #include <thread>
 #include <vector>
 
+namespace suite_engine_cli {  // apart from the suites compiled with it (tests/meson.build)
+
 using provision_test::LoopbackServer;
 using provision_test::TempDir;
 using provision_test::test_bytes;
@@ -334,3 +336,5 @@ TEST_CASE("engine cli: a filesystem too small for the file fails it at once with
     CHECK_FALSE(std::filesystem::exists(mount_point.path() / "sdnext/models/Stable-diffusion/big.safetensors"));
     CHECK_FALSE(std::filesystem::exists(mount_point.path() / "sdnext/models/Stable-diffusion/big.safetensors.part"));
 }
+
+}  // namespace suite_engine_cli

@@ -26,6 +26,8 @@
 #include <thread>
 #include <vector>
 
+namespace suite_examples {  // apart from the suites compiled with it (tests/meson.build)
+
 using provision_test::LoopbackServer;
 using provision_test::ProcessResult;
 using provision_test::read_whole_file;
@@ -565,3 +567,5 @@ TEST_CASE(
     CHECK(again.exit_code == 0);
     CHECK(contains(again.out, "present   models.checkpoints.base"));
 }
+
+}  // namespace suite_examples

@@ -28,6 +28,8 @@
 #include <random>
 #include <thread>
 
+namespace suite_faults {  // apart from the suites compiled with it (tests/meson.build)
+
 using provision::Downloader;
 using provision::DownloadPlan;
 using provision::HttpClient;
@@ -942,3 +944,5 @@ TEST_CASE(
     CHECK_FALSE(std::filesystem::exists(workspace.path() / "outside.safetensors"));
     CHECK_FALSE(std::filesystem::exists(workspace.path().parent_path() / "outside.safetensors"));
 }
+
+}  // namespace suite_faults

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "common.hpp"
 
+namespace suite_file_name {  // apart from the suites compiled with it (tests/meson.build)
+
 using provision::detail::content_disposition_filename;
 using provision::detail::join_inside;
 using provision::detail::sanitize_file_name;
@@ -68,3 +70,5 @@ TEST_CASE("file name: model extensions and document detection") {
     CHECK(provision::detail::looks_like_html("<HTML><body>"));
     CHECK_FALSE(provision::detail::looks_like_html(std::string("\x10\x00\x00\x00\x00\x00\x00\x00{\"", 10)));
 }
+
+}  // namespace suite_file_name

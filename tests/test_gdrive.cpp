@@ -5,6 +5,8 @@
 #include "support/loopback_server.hpp"
 #include "support/run_process.hpp"
 
+namespace suite_gdrive {  // apart from the suites compiled with it (tests/meson.build)
+
 using provision::DownloadPlan;
 using provision::DriveLinkKind;
 using provision::Entry;
@@ -629,3 +631,5 @@ TEST_CASE("gdrive: failures at download time are explained by status") {
     CHECK(server_error.code == errc::network);
     CHECK(contains(server_error.message, "models.x: Google Drive file X: Drive answered HTTP 503"));
 }
+
+}  // namespace suite_gdrive

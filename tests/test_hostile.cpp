@@ -25,6 +25,8 @@
 #include <vector>
 #include <string>
 
+namespace suite_hostile {  // apart from the suites compiled with it (tests/meson.build)
+
 using provision_test::ProcessResult;
 using provision_test::ServerProcess;
 using provision_test::TempDir;
@@ -445,3 +447,5 @@ TEST_CASE(
     // The origin saw the requests inside the tunnels, never the proxy's own.
     CHECK(contains(provision_test::read_whole_file(dir / "requests.log"), "GET /ok/cdn.safetensors"));
 }
+
+}  // namespace suite_hostile

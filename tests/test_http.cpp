@@ -8,6 +8,8 @@
 #include <mutex>
 #include <thread>
 
+namespace suite_http {  // apart from the suites compiled with it (tests/meson.build)
+
 using provision::ConnectTo;
 using provision::HttpClient;
 using provision::HttpOptions;
@@ -375,3 +377,5 @@ TEST_CASE("http: the own reader understands every way HTTP/1.1 frames a body") {
         CHECK(cut.error().message.find("broke while reading") != std::string::npos);
     }
 }
+
+}  // namespace suite_http

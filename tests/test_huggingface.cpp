@@ -10,6 +10,8 @@
 #include <thread>
 #include <vector>
 
+namespace suite_huggingface {  // apart from the suites compiled with it (tests/meson.build)
+
 using provision::DownloadPlan;
 using provision::Entry;
 using provision::EntryOutcome;
@@ -1347,3 +1349,5 @@ TEST_CASE("huggingface: examples/configs/flux.toml, run by the CLI, lands where 
         CHECK_FALSE(contains(run.out + run.err, token));
     }
 }
+
+}  // namespace suite_huggingface

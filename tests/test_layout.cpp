@@ -3,6 +3,8 @@
 
 #include <map>
 
+namespace suite_layout {  // apart from the suites compiled with it (tests/meson.build)
+
 using provision::Layout;
 
 namespace {
@@ -123,3 +125,5 @@ TEST_CASE("layout: categories can be added and overridden") {
     CHECK(layout.folder_for("text_encoder").value() == "/ws/sdnext/models/text_encoder");
     CHECK(layout.folder_for("checkpoints").value() == "/ws/sdnext/models/UNET");
 }
+
+}  // namespace suite_layout

@@ -8,6 +8,8 @@
 
 #include <mutex>
 
+namespace suite_lockfile {  // apart from the suites compiled with it (tests/meson.build)
+
 using provision::EntryOutcome;
 using provision::errc;
 using provision::Lockfile;
@@ -449,3 +451,5 @@ TEST_CASE("lockfile: --locked with --dry-run says what moved without fetching a 
           served_before + 2);
     CHECK_FALSE(std::filesystem::exists(second.path() / "sdnext"));
 }
+
+}  // namespace suite_lockfile

@@ -7,6 +7,8 @@
 #include <condition_variable>
 #include <mutex>
 
+namespace suite_provisioner {  // apart from the suites compiled with it (tests/meson.build)
+
 using provision::EntryOutcome;
 using provision::ProvisioningSystem;
 using provision::ProvisionOptions;
@@ -295,3 +297,5 @@ TEST_CASE("provisioner: an exception escaping a thread of the library fails its 
     CHECK(provision_test::read_whole_file(workspace.path() / "sdnext/models/Lora/b.safetensors") == body_b);
     CHECK(report.exit_code() == 70);
 }
+
+}  // namespace suite_provisioner

@@ -3,6 +3,8 @@
 #include "support/forward_proxy.hpp"
 #include "support/loopback_server.hpp"
 
+namespace suite_proxy {  // apart from the suites compiled with it (tests/meson.build)
+
 using provision::ProxySettings;
 using provision_test::ForwardProxy;
 using provision_test::LoopbackServer;
@@ -127,3 +129,5 @@ TEST_CASE("proxy: plain http goes through the proxy in absolute form; NO_PROXY b
     CHECK(direct->body == "plain");
     CHECK(proxy.seen().size() == 1);  // the proxy saw nothing more
 }
+
+}  // namespace suite_proxy

@@ -16,6 +16,8 @@
 #include <cstring>
 #include <thread>
 
+namespace suite_resume {  // apart from the suites compiled with it (tests/meson.build)
+
 using provision::Downloader;
 using provision::DownloadPlan;
 using provision::HttpClient;
@@ -673,3 +675,5 @@ TEST_CASE("provisioner: nothing is fetched when the files would not fit; the mes
     CHECK(hub.cdn().requests().size() == cdn_requests);
     CHECK(std::filesystem::exists(small.path() / ".provision/installed.json"));
 }
+
+}  // namespace suite_resume

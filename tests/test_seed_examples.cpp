@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+namespace suite_seed_examples {  // apart from the suites compiled with it (tests/meson.build)
+
 using provision_test::CivitaiEmulator;
 using provision_test::LoopbackServer;
 using provision_test::RecordedRequest;
@@ -203,3 +205,5 @@ TEST_CASE(
     CHECK(served >= vae_size);
     CHECK(served <= vae_size + 2);
 }
+
+}  // namespace suite_seed_examples

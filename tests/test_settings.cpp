@@ -4,6 +4,8 @@
 #include "support/loopback_server.hpp"
 #include "support/run_process.hpp"
 
+namespace suite_settings {  // apart from the suites compiled with it (tests/meson.build)
+
 using provision::EntryOutcome;
 using provision_test::LoopbackServer;
 using provision_test::TempDir;
@@ -122,3 +124,5 @@ TEST_CASE("settings: the same config fills each UI's folders") {
         }
     }
 }
+
+}  // namespace suite_settings

@@ -17,6 +17,8 @@
 #include "support/run_process.hpp"
 #include "support/test_ca.hpp"
 
+namespace suite_support_selftest {  // apart from the suites compiled with it (tests/meson.build)
+
 using provision_test::LoopbackServer;
 using provision_test::test_ca;
 
@@ -262,3 +264,5 @@ TEST_CASE("support: a spawned child starts with default signals, so writing to a
     pthread_sigmask(SIG_SETMASK, &mask_before, nullptr);
     sigaction(SIGPIPE, &before, nullptr);
 }
+
+}  // namespace suite_support_selftest

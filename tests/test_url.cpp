@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "common.hpp"
 
+namespace suite_url {  // apart from the suites compiled with it (tests/meson.build)
+
 using provision::parse_url;
 using provision::resolve_reference;
 
@@ -109,3 +111,5 @@ TEST_CASE("url: a URL that does not parse is never echoed with its password or q
     CHECK(proxy.error().message.find("hunter2") == std::string::npos);
     CHECK(proxy.error().message.find("HTTPS_PROXY") == 0);
 }
+
+}  // namespace suite_url
