@@ -35,10 +35,10 @@
 #include <string>
 #include <utility>
 #include <variant>
-#include <cctype>
 #include <cstdint>
-#include <optional>
 #include <string_view>
+#include <cctype>
+#include <optional>
 #include <vector>
 #include <cstdlib>
 #include <functional>
@@ -255,12 +255,9 @@ inline Error make_error(errc code, std::string message) { return Error{code, std
 
 // #include "error.hpp": include/provision/error.hpp already inlined above
 
-// #include <cctype>: listed at the top
 // #include <cstdint>: listed at the top
-// #include <optional>: listed at the top
 // #include <string>: listed at the top
 // #include <string_view>: listed at the top
-// #include <vector>: listed at the top
 
 namespace provision {
 
@@ -301,6 +298,43 @@ struct Url {
     /// The last path segment, percent-decoded ("" for "/").
     std::string last_segment() const;
 };
+
+/// Percent-encodes every byte that is not unreserved (so '/' becomes %2F).
+inline std::string percent_encode(std::string_view text);
+/// Percent-encodes each '/'-separated segment of a path, keeping the separators.
+inline std::string percent_encode_path(std::string_view path);
+/// Decodes %XX sequences; malformed escapes are kept literally. '+' is left alone.
+inline std::string percent_decode(std::string_view text);
+
+/// Parses an absolute http(s) URL. Errors name what is wrong with it (the
+/// URL shown without anything that could be a secret).
+inline Result<Url> parse_url(std::string_view text);
+/// Resolves a reference (e.g. a Location header) against a base URL, as RFC 3986
+/// section 5.2 describes: absolute, scheme-relative ("//host/x"), absolute-path and
+/// relative-path references and query-only references are all handled.
+inline Result<Url> resolve_reference(const Url& base, std::string_view reference);
+/// Redacts a URL given as text; text that is not a URL is returned unchanged.
+inline std::string redact_url(std::string_view text);
+
+}  // namespace provision
+
+// The definitions, apart so that this file reads as the API.
+// ---- begin include/provision/impl/url_inl.hpp ----
+// provision: the definitions behind url.hpp, and the small text helpers
+// (case-insensitive compare, trim, prefix tests) the rest of the toolkit
+// shares with them.
+// Before the guard: url.hpp includes this file at its end, and this file may
+// also be included on its own.
+// #include "../url.hpp": include/provision/url.hpp already inlined above
+
+#ifndef PROVISION_IMPL_URL_INL_HPP
+#define PROVISION_IMPL_URL_INL_HPP
+
+// #include <cctype>: listed at the top
+// #include <optional>: listed at the top
+// #include <vector>: listed at the top
+
+namespace provision {
 
 namespace detail {
 
@@ -379,7 +413,6 @@ inline std::string remove_dot_segments(std::string_view input) {
 
 }  // namespace detail
 
-/// Percent-encodes every byte that is not unreserved (so '/' becomes %2F).
 inline std::string percent_encode(std::string_view text) {
     static const char* hex = "0123456789ABCDEF";
     std::string out;
@@ -395,7 +428,6 @@ inline std::string percent_encode(std::string_view text) {
     return out;
 }
 
-/// Percent-encodes each '/'-separated segment of a path, keeping the separators.
 inline std::string percent_encode_path(std::string_view path) {
     std::string out;
     std::size_t pos = 0;
@@ -409,7 +441,6 @@ inline std::string percent_encode_path(std::string_view path) {
     return out;
 }
 
-/// Decodes %XX sequences; malformed escapes are kept literally. '+' is left alone.
 inline std::string percent_decode(std::string_view text) {
     std::string out;
     out.reserve(text.size());
@@ -445,8 +476,6 @@ inline std::string unparsed_url_for_message(std::string_view text) {
 }
 }  // namespace detail
 
-/// Parses an absolute http(s) URL. Errors name what is wrong with it (the
-/// URL shown without anything that could be a secret).
 inline Result<Url> parse_url(std::string_view text) {
     auto fail = [&](const std::string& why) {
         return make_error(errc::usage, "invalid URL \"" + detail::unparsed_url_for_message(text) + "\": " + why);
@@ -517,9 +546,6 @@ inline Result<Url> parse_url(std::string_view text) {
     return url;
 }
 
-/// Resolves a reference (e.g. a Location header) against a base URL, as RFC 3986
-/// section 5.2 describes: absolute, scheme-relative ("//host/x"), absolute-path and
-/// relative-path references and query-only references are all handled.
 inline Result<Url> resolve_reference(const Url& base, std::string_view reference) {
     std::string_view ref = detail::trim(reference);
     std::size_t scheme_end = ref.find(':');
@@ -613,13 +639,15 @@ inline std::string Url::last_segment() const {
     return percent_decode(slash == std::string::npos ? path : path.substr(slash + 1));
 }
 
-/// Redacts a URL given as text; text that is not a URL is returned unchanged.
 inline std::string redact_url(std::string_view text) {
     auto parsed = parse_url(text);
     return parsed ? parsed->redacted() : std::string(text);
 }
 
 }  // namespace provision
+
+#endif
+// ---- end include/provision/impl/url_inl.hpp ----
 
 #endif
 // ---- end include/provision/url.hpp ----
@@ -5006,12 +5034,88 @@ using EventHandler = std::function<void(const Event&)>;
 // redirect, refuse hosts that are not Drive's, and keep https throughout. It
 // reads bodies only of pages: once a response is the file, it stops before the
 // body (or keeps a small one, for config files). Used for model entries
-// (sources/gdrive_source.hpp) and for config URLs (ProvisioningSystem).
+// (sources/gdrive/source.hpp) and for config URLs (ProvisioningSystem).
 #ifndef PROVISION_SOURCES_GDRIVE_GDRIVE_HPP
 #define PROVISION_SOURCES_GDRIVE_GDRIVE_HPP
 
-// #include "../../config/config.hpp": include/provision/config/config.hpp already inlined above
-// #include "../../http/content_range.hpp": include/provision/http/content_range.hpp already inlined above
+// #include "../../error.hpp": include/provision/error.hpp already inlined above
+// #include "../../http/client.hpp": include/provision/http/client.hpp already inlined above
+// #include "../../url.hpp": include/provision/url.hpp already inlined above
+
+// #include <cstdint>: listed at the top
+// #include <optional>: listed at the top
+// #include <string>: listed at the top
+
+namespace provision {
+
+/// What a Drive or Docs link names.
+enum class DriveLinkKind {
+    file,        ///< a file stored on Drive: downloadable
+    google_doc,  ///< a Google Docs/Sheets/Slides/Forms item: no file, only exports
+    folder,      ///< a Drive folder
+};
+
+/// A parsed Drive link.
+struct DriveLink {
+    DriveLinkKind kind = DriveLinkKind::file;
+    std::string id;            ///< [A-Za-z0-9_-]+
+    std::string resource_key;  ///< `resourcekey` of links shared before 2021; must travel with every request
+    std::string doc_type;      ///< google_doc: "document", "spreadsheets", "presentation", ...
+};
+
+/// drive.google.com, docs.google.com or drive.usercontent.google.com.
+inline bool is_drive_host(const Url& url) {
+    return url.host == "drive.google.com" || url.host == "docs.google.com" ||
+           url.host == "drive.usercontent.google.com";
+}
+
+/// Recognises every share form of a Drive file (and Docs items and folders, so
+/// they can be refused with a reason). Returns nullopt for anything else,
+/// including Drive URLs that name no item.
+inline std::optional<DriveLink> parse_drive_link(const Url& url);
+
+/// The file a Drive link leads to, as seen by the flow.
+struct DriveFile {
+    Url url;                            ///< the confirmed URL that answers with the file's bytes
+    std::string cookie_header;          ///< cookies Drive set during the flow ("a=b; c=d"), or ""
+    std::string file_name;              ///< sanitized name from Content-Disposition, or ""
+    std::optional<std::uint64_t> size;  ///< Content-Length of the file response
+    std::string validator;              ///< ETag or Last-Modified, or ""
+    std::string body;                   ///< the bytes, only with DriveFetchOptions::keep_body_up_to
+};
+
+struct DriveFetchOptions {
+    /// 0: stop before the file's body (resolution only). Otherwise keep a body
+    /// of at most this many bytes (a config file); a larger file is an error.
+    std::size_t keep_body_up_to = 0;
+};
+
+/// Runs Drive's download flow for `link`. `subject` starts every message
+/// ("models.lora.x" or "the config URL https://...").
+inline Result<DriveFile> resolve_drive_file(HttpClient& http, const DriveLink& link, const std::string& subject,
+                                            const DriveFetchOptions& options = {});
+
+/// Reads a small text file (a config) shared on Drive.
+inline Result<std::string> fetch_drive_text(HttpClient& http, const DriveLink& link, const std::string& subject,
+                                            std::size_t max_size);
+
+/// Explains a non-200 answer to a confirmed Drive URL when the file is downloaded.
+inline Error explain_drive_download_failure(const std::string& subject, const std::string& file_id,
+                                            const HttpResponse& response);
+
+}  // namespace provision
+
+// The definitions, apart so that this file reads as the API.
+// ---- begin include/provision/sources/gdrive/impl/gdrive_inl.hpp ----
+// provision: the definitions behind sources/gdrive/gdrive.hpp: parsing every
+// share form, and Drive's download flow (redirects, warning pages, refusals).
+// Before the guard: gdrive.hpp includes this file at its end, and this
+// file may also be included on its own.
+// #include "../gdrive.hpp": include/provision/sources/gdrive/gdrive.hpp already inlined above
+
+#ifndef PROVISION_SOURCES_GDRIVE_IMPL_GDRIVE_INL_HPP
+#define PROVISION_SOURCES_GDRIVE_IMPL_GDRIVE_INL_HPP
+
 // ---- begin include/provision/sources/gdrive/drive_page.hpp ----
 // provision: reading the HTML pages Google Drive answers with instead of a file.
 //
@@ -5420,6 +5524,93 @@ inline DrivePageReading read_drive_page(std::string_view page, const Url& page_u
 
 #endif
 // ---- end include/provision/sources/gdrive/drive_page.hpp ----
+// #include "../../../config/config.hpp": include/provision/config/config.hpp already inlined above
+// #include "../../../http/content_range.hpp": include/provision/http/content_range.hpp already inlined above
+// ---- begin include/provision/http/probe.hpp ----
+// provision: one request whose body is read only when it is a document.
+//
+// Resolvers must see redirects, error bodies and confirmation pages, but a
+// request that turns out to answer with the model itself must not pull
+// gigabytes through memory. A probe stops before the body of whatever the
+// caller calls the payload (unless asked to keep a small one, e.g. a config
+// file) and keeps at most a bounded prefix of anything else.
+#ifndef PROVISION_HTTP_PROBE_HPP
+#define PROVISION_HTTP_PROBE_HPP
+
+// #include "../error.hpp": include/provision/error.hpp already inlined above
+// #include "client.hpp": include/provision/http/client.hpp already inlined above
+
+// #include <cstddef>: listed at the top
+// #include <functional>: listed at the top
+// #include <string>: listed at the top
+
+namespace provision {
+namespace detail {
+
+/// What one probe saw.
+struct ProbeResult {
+    HttpResponse response;   ///< body: the document (or kept payload), at most the limit
+    bool payload = false;    ///< the caller's test said this response is the file itself
+    bool truncated = false;  ///< the body was longer than the limit; response.body holds its start
+};
+
+/// Decides from status and headers alone whether a response is the file.
+using PayloadTest = std::function<bool(const HttpResponse&)>;
+
+/// Performs `request`; a payload's body is skipped (payload_limit == 0) or kept
+/// up to payload_limit bytes; any other body is kept up to document_limit bytes.
+inline Result<ProbeResult> probe(HttpClient& http, const HttpRequest& request, const PayloadTest& is_payload,
+                                 std::size_t document_limit, std::size_t payload_limit = 0) {
+    ProbeResult result;
+    std::size_t limit = document_limit;
+    std::string body;
+    auto check = [&](const HttpResponse& response) {
+        result.payload = is_payload && is_payload(response);
+        if (!result.payload) return true;
+        limit = payload_limit;
+        return payload_limit > 0;
+    };
+    auto sink = [&](const char* data, std::size_t size) {
+        if (body.size() + size > limit) {
+            body.append(data, limit - body.size());
+            result.truncated = true;
+            return false;
+        }
+        body.append(data, size);
+        return true;
+    };
+    auto response = http.stream(request, check, sink);
+    if (!response) return response.error();
+    result.response = std::move(response).value();
+    result.response.body = std::move(body);
+    return result;
+}
+
+/// A short, single-line excerpt of a server's text for an error message.
+inline std::string excerpt(std::string_view text, std::size_t limit = 200) {
+    std::string out;
+    bool space = false;
+    for (unsigned char c : text) {
+        if (c < 0x20 || c == 0x7f || c == ' ') {
+            space = !out.empty();
+            continue;
+        }
+        if (space) out += ' ';
+        space = false;
+        out += static_cast<char>(c);
+        if (out.size() >= limit) {
+            out += "...";
+            break;
+        }
+    }
+    return out;
+}
+
+}  // namespace detail
+}  // namespace provision
+
+#endif
+// ---- end include/provision/http/probe.hpp ----
 // ---- begin include/provision/layout/file_name.hpp ----
 // provision: file names chosen by servers: Content-Disposition parsing and sanitizing.
 //
@@ -5581,161 +5772,13 @@ inline bool is_model_file_name(std::string_view name) {
 
 #endif
 // ---- end include/provision/layout/file_name.hpp ----
-// ---- begin include/provision/http/probe.hpp ----
-// provision: one request whose body is read only when it is a document.
-//
-// Resolvers must see redirects, error bodies and confirmation pages, but a
-// request that turns out to answer with the model itself must not pull
-// gigabytes through memory. A probe stops before the body of whatever the
-// caller calls the payload (unless asked to keep a small one, e.g. a config
-// file) and keeps at most a bounded prefix of anything else.
-#ifndef PROVISION_HTTP_PROBE_HPP
-#define PROVISION_HTTP_PROBE_HPP
+// #include "../../../support/query.hpp": include/provision/support/query.hpp already inlined above
 
-// #include "../error.hpp": include/provision/error.hpp already inlined above
-// #include "client.hpp": include/provision/http/client.hpp already inlined above
-
-// #include <cstddef>: listed at the top
-// #include <functional>: listed at the top
-// #include <string>: listed at the top
-
-namespace provision {
-namespace detail {
-
-/// What one probe saw.
-struct ProbeResult {
-    HttpResponse response;   ///< body: the document (or kept payload), at most the limit
-    bool payload = false;    ///< the caller's test said this response is the file itself
-    bool truncated = false;  ///< the body was longer than the limit; response.body holds its start
-};
-
-/// Decides from status and headers alone whether a response is the file.
-using PayloadTest = std::function<bool(const HttpResponse&)>;
-
-/// Performs `request`; a payload's body is skipped (payload_limit == 0) or kept
-/// up to payload_limit bytes; any other body is kept up to document_limit bytes.
-inline Result<ProbeResult> probe(HttpClient& http, const HttpRequest& request, const PayloadTest& is_payload,
-                                 std::size_t document_limit, std::size_t payload_limit = 0) {
-    ProbeResult result;
-    std::size_t limit = document_limit;
-    std::string body;
-    auto check = [&](const HttpResponse& response) {
-        result.payload = is_payload && is_payload(response);
-        if (!result.payload) return true;
-        limit = payload_limit;
-        return payload_limit > 0;
-    };
-    auto sink = [&](const char* data, std::size_t size) {
-        if (body.size() + size > limit) {
-            body.append(data, limit - body.size());
-            result.truncated = true;
-            return false;
-        }
-        body.append(data, size);
-        return true;
-    };
-    auto response = http.stream(request, check, sink);
-    if (!response) return response.error();
-    result.response = std::move(response).value();
-    result.response.body = std::move(body);
-    return result;
-}
-
-/// A short, single-line excerpt of a server's text for an error message.
-inline std::string excerpt(std::string_view text, std::size_t limit = 200) {
-    std::string out;
-    bool space = false;
-    for (unsigned char c : text) {
-        if (c < 0x20 || c == 0x7f || c == ' ') {
-            space = !out.empty();
-            continue;
-        }
-        if (space) out += ' ';
-        space = false;
-        out += static_cast<char>(c);
-        if (out.size() >= limit) {
-            out += "...";
-            break;
-        }
-    }
-    return out;
-}
-
-}  // namespace detail
-}  // namespace provision
-
-#endif
-// ---- end include/provision/http/probe.hpp ----
-// #include "../../support/query.hpp": include/provision/support/query.hpp already inlined above
-// #include "../../error.hpp": include/provision/error.hpp already inlined above
-// #include "../../http/client.hpp": include/provision/http/client.hpp already inlined above
-// #include "../../url.hpp": include/provision/url.hpp already inlined above
-
-// #include <cstdint>: listed at the top
 // #include <map>: listed at the top
-// #include <optional>: listed at the top
-// #include <string>: listed at the top
+// #include <string_view>: listed at the top
 // #include <vector>: listed at the top
 
 namespace provision {
-
-/// What a Drive or Docs link names.
-enum class DriveLinkKind {
-    file,        ///< a file stored on Drive: downloadable
-    google_doc,  ///< a Google Docs/Sheets/Slides/Forms item: no file, only exports
-    folder,      ///< a Drive folder
-};
-
-/// A parsed Drive link.
-struct DriveLink {
-    DriveLinkKind kind = DriveLinkKind::file;
-    std::string id;            ///< [A-Za-z0-9_-]+
-    std::string resource_key;  ///< `resourcekey` of links shared before 2021; must travel with every request
-    std::string doc_type;      ///< google_doc: "document", "spreadsheets", "presentation", ...
-};
-
-/// drive.google.com, docs.google.com or drive.usercontent.google.com.
-inline bool is_drive_host(const Url& url) {
-    return url.host == "drive.google.com" || url.host == "docs.google.com" ||
-           url.host == "drive.usercontent.google.com";
-}
-
-/// Recognises every share form of a Drive file (and Docs items and folders, so
-/// they can be refused with a reason). Returns nullopt for anything else,
-/// including Drive URLs that name no item.
-inline std::optional<DriveLink> parse_drive_link(const Url& url);
-
-/// The file a Drive link leads to, as seen by the flow.
-struct DriveFile {
-    Url url;                            ///< the confirmed URL that answers with the file's bytes
-    std::string cookie_header;          ///< cookies Drive set during the flow ("a=b; c=d"), or ""
-    std::string file_name;              ///< sanitized name from Content-Disposition, or ""
-    std::optional<std::uint64_t> size;  ///< Content-Length of the file response
-    std::string validator;              ///< ETag or Last-Modified, or ""
-    std::string body;                   ///< the bytes, only with DriveFetchOptions::keep_body_up_to
-};
-
-struct DriveFetchOptions {
-    /// 0: stop before the file's body (resolution only). Otherwise keep a body
-    /// of at most this many bytes (a config file); a larger file is an error.
-    std::size_t keep_body_up_to = 0;
-};
-
-/// Runs Drive's download flow for `link`. `subject` starts every message
-/// ("models.lora.x" or "the config URL https://...").
-inline Result<DriveFile> resolve_drive_file(HttpClient& http, const DriveLink& link, const std::string& subject,
-                                            const DriveFetchOptions& options = {});
-
-/// Reads a small text file (a config) shared on Drive.
-inline Result<std::string> fetch_drive_text(HttpClient& http, const DriveLink& link, const std::string& subject,
-                                            std::size_t max_size);
-
-/// Explains a non-200 answer to a confirmed Drive URL when the file is downloaded.
-inline Error explain_drive_download_failure(const std::string& subject, const std::string& file_id,
-                                            const HttpResponse& response);
-
-// ----------------------------------------------------------------------------
-// implementation
 
 namespace detail {
 
@@ -6165,6 +6208,9 @@ inline Error explain_drive_download_failure(const std::string& subject, const st
 }
 
 }  // namespace provision
+
+#endif
+// ---- end include/provision/sources/gdrive/impl/gdrive_inl.hpp ----
 
 #endif
 // ---- end include/provision/sources/gdrive/gdrive.hpp ----
@@ -8323,7 +8369,8 @@ inline std::vector<sources::ExpandedEntry> expand_entries(const std::vector<Entr
 //   * an install record check: a file already in place is not fetched again;
 //   * the bytes go to a preallocated "<name>.part" (a full disk shows up at
 //     the start, not after 20 GB), over several connections when the server
-//     honours Range (engine/segment_scheduler.hpp), in 1 MiB positional writes;
+//     honours Range (engine/segment_scheduler.hpp), in positional writes of
+//     up to 256 KiB (DownloadOptions::write_batch);
 //   * SHA-256 is computed while the data arrives, on a thread of its own that
 //     reads back the complete prefix (engine/prefix_hasher.hpp);
 //   * resume state beside the .part (engine/resume_state.hpp) lets a later
@@ -9540,6 +9587,208 @@ struct PlanCheck {
 
 #endif  // PROVISION_ENGINE_DOWNLOAD_OPTIONS_HPP
 // ---- end include/provision/engine/download_options.hpp ----
+// ---- begin include/provision/engine/file_lock.hpp ----
+// provision: one writer per target file, across processes.
+//
+// "<name>.lock" beside the target carries an flock(2) and the holder's pid.
+// The kernel drops an flock when its process dies, so kill -9 never leaves a
+// lock that blocks the next run. The holder removes the file before it lets
+// go; a waiter that then gets the lock on the removed file notices (the path
+// no longer names what it locked) and tries again on the new one.
+//
+// flock is advisory and, on some network filesystems, silently a no-op; two
+// provisioners sharing a workspace over NFS are not protected by this.
+#ifndef PROVISION_ENGINE_FILE_LOCK_HPP
+#define PROVISION_ENGINE_FILE_LOCK_HPP
+
+// #include "../error.hpp": include/provision/error.hpp already inlined above
+// #include "../support/files.hpp": include/provision/support/files.hpp already inlined above
+
+// #include <fcntl.h>: listed at the top
+// #include <sys/file.h>: listed at the top
+// #include <sys/stat.h>: listed at the top
+// #include <unistd.h>: listed at the top
+
+// #include <chrono>: listed at the top
+// #include <cstdlib>: listed at the top
+// #include <filesystem>: listed at the top
+// #include <functional>: listed at the top
+// #include <string>: listed at the top
+// #include <thread>: listed at the top
+// #include <utility>: listed at the top
+
+namespace provision {
+namespace detail {
+
+class FileLock {
+  public:
+    FileLock() = default;
+    FileLock(FileLock&& other) noexcept : path_(std::move(other.path_)), fd_(std::exchange(other.fd_, -1)) {}
+    FileLock& operator=(FileLock&& other) noexcept {
+        if (this != &other) {
+            release();
+            path_ = std::move(other.path_);
+            fd_ = std::exchange(other.fd_, -1);
+        }
+        return *this;
+    }
+    FileLock(const FileLock&) = delete;
+    FileLock& operator=(const FileLock&) = delete;
+    ~FileLock() { release(); }
+
+    bool held() const { return fd_ >= 0; }
+    const std::filesystem::path& path() const { return path_; }
+
+    /// Removes the lock file and lets go (in that order: see the file comment).
+    void release() {
+        if (fd_ < 0) return;
+        ::unlink(path_.c_str());
+        ::close(fd_);
+        fd_ = -1;
+    }
+
+    /// One attempt. Ok with held() == false when another process holds it;
+    /// then `holder` is its pid (0 when unknown).
+    static Result<FileLock> try_acquire(const std::filesystem::path& path, long& holder) {
+        holder = 0;
+        for (int round = 0; round < 16; ++round) {
+            auto created = open_for_writing(path, O_RDWR | O_CREAT);
+            if (!created) return created.error();
+            int fd = created.value();
+            if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+                int code = errno;
+                if (code == EWOULDBLOCK || code == EINTR) {
+                    holder = read_pid(fd);
+                    ::close(fd);
+                    return FileLock{};
+                }
+                ::close(fd);
+                return errno_error("cannot lock " + path.string(), code);
+            }
+            // The previous holder may have removed the file between our open
+            // and our flock: then we hold a lock on a name nobody else sees.
+            struct stat opened {};
+            struct stat named {};
+            if (::fstat(fd, &opened) == 0 && ::stat(path.c_str(), &named) == 0 && opened.st_dev == named.st_dev &&
+                opened.st_ino == named.st_ino) {
+                std::string pid = std::to_string(::getpid()) + "\n";
+                if (::ftruncate(fd, 0) == 0) (void)write_all_at(fd, pid.data(), pid.size(), 0, path.string());
+                FileLock lock;
+                lock.path_ = path;
+                lock.fd_ = fd;
+                return lock;
+            }
+            ::close(fd);
+        }
+        return make_error(errc::io, "cannot lock " + path.string() + ": it keeps being replaced");
+    }
+
+    /// Waits for the lock, polling so that `cancelled` is noticed promptly.
+    /// `on_wait(pid)` runs once, when the first attempt finds it taken.
+    /// `waited` tells the caller that someone else held it (and may have
+    /// finished the work meanwhile).
+    static Result<FileLock> acquire(const std::filesystem::path& path, const std::function<bool()>& cancelled,
+                                    const std::function<void(long)>& on_wait, bool& waited) {
+        waited = false;
+        while (true) {
+            long holder = 0;
+            auto attempt = try_acquire(path, holder);
+            if (!attempt || attempt->held()) return attempt;
+            if (!waited && on_wait) on_wait(holder);
+            waited = true;
+            if (cancelled && cancelled())
+                return make_error(errc::cancelled, "stopped while waiting for " + path.string());
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+    }
+
+  private:
+    static long read_pid(int fd) {
+        char buffer[32] = {};
+        ssize_t got = ::pread(fd, buffer, sizeof buffer - 1, 0);
+        if (got <= 0) return 0;
+        return std::strtol(buffer, nullptr, 10);
+    }
+
+    std::filesystem::path path_;
+    int fd_ = -1;
+};
+
+/// "<target>.lock"
+inline std::filesystem::path lock_path_for(const std::filesystem::path& target) {
+    auto path = target;
+    path += ".lock";
+    return path;
+}
+
+}  // namespace detail
+}  // namespace provision
+
+#endif
+// ---- end include/provision/engine/file_lock.hpp ----
+// #include "../error.hpp": include/provision/error.hpp already inlined above
+// #include "../events.hpp": include/provision/events.hpp already inlined above
+// #include "../http/client.hpp": include/provision/http/client.hpp already inlined above
+// #include "../plan.hpp": include/provision/plan.hpp already inlined above
+
+// #include <filesystem>: listed at the top
+// #include <optional>: listed at the top
+
+namespace provision {
+
+class Downloader {
+  public:
+    Downloader(HttpClient& http, DownloadOptions options) : http_(http), options_(std::move(options)) {}
+
+    /// Downloads one plan (or finds it in place). Thread-safe: several plans
+    /// may run at once on one Downloader.
+    Result<InstalledFile> download(const DownloadPlan& plan);
+    /// Same, reusing a check() done just before (no second look at the disk).
+    Result<InstalledFile> download(const DownloadPlan& plan, const PlanCheck& checked);
+
+    /// Is the plan's file in place? Reads the install record (and, with
+    /// options.verify or without a record, hashes the file when a digest is
+    /// known). Sends no request.
+    PlanCheck check(const DownloadPlan& plan);
+
+    const DownloadOptions& options() const { return options_; }
+
+  private:
+    Result<InstalledFile> run(const DownloadPlan& plan, const PlanCheck* checked);
+    /// Locks `path` for this process, waiting (and saying so) while another
+    /// holds it; sets `need_check` when it waited, since the holder may have
+    /// installed the file meanwhile.
+    Result<void> lock_target(const DownloadPlan& plan, const std::filesystem::path& path, detail::FileLock& lock,
+                             bool& need_check);
+    /// Transfers until one finishes: again from scratch after a digest
+    /// mismatch (once), a file that changed mid-way (three times), or a name
+    /// the server chose that another process was downloading.
+    Result<InstalledFile> transfer_until_done(const DownloadPlan& plan, std::optional<std::filesystem::path> target,
+                                              bool name_guessed, detail::FileLock& lock);
+    PlanCheck check_target(const DownloadPlan& plan, const std::filesystem::path& target);
+    void emit(const Event& event) const {
+        if (options_.on_event) options_.on_event(event);
+    }
+    bool cancelled() const { return options_.cancel && options_.cancel->load(); }
+
+    HttpClient& http_;
+    DownloadOptions options_;
+};
+
+}  // namespace provision
+
+// The definitions, apart so that this file reads as the API.
+// ---- begin include/provision/engine/impl/downloader_inl.hpp ----
+// provision: the definitions behind engine/downloader.hpp: the lock on a
+// target, the check against the disk and the install record, and the
+// transfers (engine/transfer*.hpp) repeated until one ends for good.
+// Before the guard: downloader.hpp includes this file at its end, and this
+// file may also be included on its own.
+// #include "../downloader.hpp": include/provision/engine/downloader.hpp already inlined above
+
+#ifndef PROVISION_ENGINE_IMPL_DOWNLOADER_INL_HPP
+#define PROVISION_ENGINE_IMPL_DOWNLOADER_INL_HPP
+
 // ---- begin include/provision/engine/transfer_connections.hpp ----
 // provision: a Transfer's connections: each worker thread requests its pieces
 // (one request: transfer_fetch.hpp), writes what arrives in batches, is
@@ -9700,145 +9949,7 @@ inline std::optional<Error> space_shortfall(const std::vector<SpaceNeed>& needs)
 
 #endif
 // ---- end include/provision/engine/disk_space.hpp ----
-// ---- begin include/provision/engine/file_lock.hpp ----
-// provision: one writer per target file, across processes.
-//
-// "<name>.lock" beside the target carries an flock(2) and the holder's pid.
-// The kernel drops an flock when its process dies, so kill -9 never leaves a
-// lock that blocks the next run. The holder removes the file before it lets
-// go; a waiter that then gets the lock on the removed file notices (the path
-// no longer names what it locked) and tries again on the new one.
-//
-// flock is advisory and, on some network filesystems, silently a no-op; two
-// provisioners sharing a workspace over NFS are not protected by this.
-#ifndef PROVISION_ENGINE_FILE_LOCK_HPP
-#define PROVISION_ENGINE_FILE_LOCK_HPP
-
-// #include "../error.hpp": include/provision/error.hpp already inlined above
-// #include "../support/files.hpp": include/provision/support/files.hpp already inlined above
-
-// #include <fcntl.h>: listed at the top
-// #include <sys/file.h>: listed at the top
-// #include <sys/stat.h>: listed at the top
-// #include <unistd.h>: listed at the top
-
-// #include <chrono>: listed at the top
-// #include <cstdlib>: listed at the top
-// #include <filesystem>: listed at the top
-// #include <functional>: listed at the top
-// #include <string>: listed at the top
-// #include <thread>: listed at the top
-// #include <utility>: listed at the top
-
-namespace provision {
-namespace detail {
-
-class FileLock {
-  public:
-    FileLock() = default;
-    FileLock(FileLock&& other) noexcept : path_(std::move(other.path_)), fd_(std::exchange(other.fd_, -1)) {}
-    FileLock& operator=(FileLock&& other) noexcept {
-        if (this != &other) {
-            release();
-            path_ = std::move(other.path_);
-            fd_ = std::exchange(other.fd_, -1);
-        }
-        return *this;
-    }
-    FileLock(const FileLock&) = delete;
-    FileLock& operator=(const FileLock&) = delete;
-    ~FileLock() { release(); }
-
-    bool held() const { return fd_ >= 0; }
-    const std::filesystem::path& path() const { return path_; }
-
-    /// Removes the lock file and lets go (in that order: see the file comment).
-    void release() {
-        if (fd_ < 0) return;
-        ::unlink(path_.c_str());
-        ::close(fd_);
-        fd_ = -1;
-    }
-
-    /// One attempt. Ok with held() == false when another process holds it;
-    /// then `holder` is its pid (0 when unknown).
-    static Result<FileLock> try_acquire(const std::filesystem::path& path, long& holder) {
-        holder = 0;
-        for (int round = 0; round < 16; ++round) {
-            auto created = open_for_writing(path, O_RDWR | O_CREAT);
-            if (!created) return created.error();
-            int fd = created.value();
-            if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-                int code = errno;
-                if (code == EWOULDBLOCK || code == EINTR) {
-                    holder = read_pid(fd);
-                    ::close(fd);
-                    return FileLock{};
-                }
-                ::close(fd);
-                return errno_error("cannot lock " + path.string(), code);
-            }
-            // The previous holder may have removed the file between our open
-            // and our flock: then we hold a lock on a name nobody else sees.
-            struct stat opened {};
-            struct stat named {};
-            if (::fstat(fd, &opened) == 0 && ::stat(path.c_str(), &named) == 0 && opened.st_dev == named.st_dev &&
-                opened.st_ino == named.st_ino) {
-                std::string pid = std::to_string(::getpid()) + "\n";
-                if (::ftruncate(fd, 0) == 0) (void)write_all_at(fd, pid.data(), pid.size(), 0, path.string());
-                FileLock lock;
-                lock.path_ = path;
-                lock.fd_ = fd;
-                return lock;
-            }
-            ::close(fd);
-        }
-        return make_error(errc::io, "cannot lock " + path.string() + ": it keeps being replaced");
-    }
-
-    /// Waits for the lock, polling so that `cancelled` is noticed promptly.
-    /// `on_wait(pid)` runs once, when the first attempt finds it taken.
-    /// `waited` tells the caller that someone else held it (and may have
-    /// finished the work meanwhile).
-    static Result<FileLock> acquire(const std::filesystem::path& path, const std::function<bool()>& cancelled,
-                                    const std::function<void(long)>& on_wait, bool& waited) {
-        waited = false;
-        while (true) {
-            long holder = 0;
-            auto attempt = try_acquire(path, holder);
-            if (!attempt || attempt->held()) return attempt;
-            if (!waited && on_wait) on_wait(holder);
-            waited = true;
-            if (cancelled && cancelled())
-                return make_error(errc::cancelled, "stopped while waiting for " + path.string());
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        }
-    }
-
-  private:
-    static long read_pid(int fd) {
-        char buffer[32] = {};
-        ssize_t got = ::pread(fd, buffer, sizeof buffer - 1, 0);
-        if (got <= 0) return 0;
-        return std::strtol(buffer, nullptr, 10);
-    }
-
-    std::filesystem::path path_;
-    int fd_ = -1;
-};
-
-/// "<target>.lock"
-inline std::filesystem::path lock_path_for(const std::filesystem::path& target) {
-    auto path = target;
-    path += ".lock";
-    return path;
-}
-
-}  // namespace detail
-}  // namespace provision
-
-#endif
-// ---- end include/provision/engine/file_lock.hpp ----
+// #include "file_lock.hpp": include/provision/engine/file_lock.hpp already inlined above
 // #include "../layout/file_name.hpp": include/provision/layout/file_name.hpp already inlined above
 // #include "../support/guarded.hpp": include/provision/support/guarded.hpp already inlined above
 // #include "../support/files.hpp": include/provision/support/files.hpp already inlined above
@@ -11725,56 +11836,11 @@ inline bool Transfer::check_piece_response(const HttpResponse& response, std::si
 
 #endif  // PROVISION_ENGINE_TRANSFER_RESPONSES_HPP
 // ---- end include/provision/engine/transfer_responses.hpp ----
-// #include "../error.hpp": include/provision/error.hpp already inlined above
-// #include "../events.hpp": include/provision/events.hpp already inlined above
-// #include "../http/client.hpp": include/provision/http/client.hpp already inlined above
-// #include "../plan.hpp": include/provision/plan.hpp already inlined above
 
 // #include <atomic>: listed at the top
-// #include <filesystem>: listed at the top
-// #include <optional>: listed at the top
 // #include <string>: listed at the top
 
 namespace provision {
-
-class Downloader {
-  public:
-    Downloader(HttpClient& http, DownloadOptions options) : http_(http), options_(std::move(options)) {}
-
-    /// Downloads one plan (or finds it in place). Thread-safe: several plans
-    /// may run at once on one Downloader.
-    Result<InstalledFile> download(const DownloadPlan& plan);
-    /// Same, reusing a check() done just before (no second look at the disk).
-    Result<InstalledFile> download(const DownloadPlan& plan, const PlanCheck& checked);
-
-    /// Is the plan's file in place? Reads the install record (and, with
-    /// options.verify or without a record, hashes the file when a digest is
-    /// known). Sends no request.
-    PlanCheck check(const DownloadPlan& plan);
-
-    const DownloadOptions& options() const { return options_; }
-
-  private:
-    Result<InstalledFile> run(const DownloadPlan& plan, const PlanCheck* checked);
-    /// Locks `path` for this process, waiting (and saying so) while another
-    /// holds it; sets `need_check` when it waited, since the holder may have
-    /// installed the file meanwhile.
-    Result<void> lock_target(const DownloadPlan& plan, const std::filesystem::path& path, detail::FileLock& lock,
-                             bool& need_check);
-    /// Transfers until one finishes: again from scratch after a digest
-    /// mismatch (once), a file that changed mid-way (three times), or a name
-    /// the server chose that another process was downloading.
-    Result<InstalledFile> transfer_until_done(const DownloadPlan& plan, std::optional<std::filesystem::path> target,
-                                              bool name_guessed, detail::FileLock& lock);
-    PlanCheck check_target(const DownloadPlan& plan, const std::filesystem::path& target);
-    void emit(const Event& event) const {
-        if (options_.on_event) options_.on_event(event);
-    }
-    bool cancelled() const { return options_.cancel && options_.cancel->load(); }
-
-    HttpClient& http_;
-    DownloadOptions options_;
-};
 
 inline PlanCheck Downloader::check(const DownloadPlan& plan) {
     if (plan.file_name.empty()) return check_target(plan, {});
@@ -11985,7 +12051,10 @@ inline Result<InstalledFile> Downloader::transfer_until_done(const DownloadPlan&
 
 }  // namespace provision
 
-#endif  // PROVISION_ENGINE_DOWNLOADER_HPP
+#endif
+// ---- end include/provision/engine/impl/downloader_inl.hpp ----
+
+#endif
 // ---- end include/provision/engine/downloader.hpp ----
 // ---- begin include/provision/lockfile/lockfile.hpp ----
 // provision: provision.lock, the exact bits a successful run installed.
@@ -12006,21 +12075,12 @@ inline Result<InstalledFile> Downloader::transfer_until_done(const DownloadPlan&
 // #include "../error.hpp": include/provision/error.hpp already inlined above
 // #include "../plan.hpp": include/provision/plan.hpp already inlined above
 // #include "../sources/sources.hpp": include/provision/sources/sources.hpp already inlined above
-// #include "../support/files.hpp": include/provision/support/files.hpp already inlined above
-// #include "../url.hpp": include/provision/url.hpp already inlined above
-// #include "../version.hpp": include/provision/version.hpp already inlined above
 
-// #include <toml++/toml.h>: listed at the top
-
-// #include <cctype>: listed at the top
 // #include <cstdint>: listed at the top
-// #include <cstdio>: listed at the top
 // #include <filesystem>: listed at the top
-// #include <fstream>: listed at the top
-// #include <optional>: listed at the top
-// #include <sstream>: listed at the top
 // #include <string>: listed at the top
 // #include <string_view>: listed at the top
+// #include <utility>: listed at the top
 // #include <vector>: listed at the top
 
 namespace provision {
@@ -12092,8 +12152,32 @@ inline Error explain_locked_failure(const Error& failure, const Lockfile& lock);
 inline std::vector<std::pair<const LockRecord*, Error>> lock_records_not_in(const Lockfile& lock,
                                                                             const std::vector<Entry>& entries);
 
-// ----------------------------------------------------------------------------
-// implementation
+}  // namespace provision
+
+// The definitions, apart so that this file reads as the API.
+// ---- begin include/provision/lockfile/impl/lockfile_inl.hpp ----
+// provision: the definitions behind lockfile/lockfile.hpp: reading and
+// writing provision.lock, and resolving an entry at the coordinates it pins.
+// Before the guard: lockfile.hpp includes this file at its end, and this file
+// may also be included on its own.
+// #include "../lockfile.hpp": include/provision/lockfile/lockfile.hpp already inlined above
+
+#ifndef PROVISION_LOCKFILE_IMPL_LOCKFILE_INL_HPP
+#define PROVISION_LOCKFILE_IMPL_LOCKFILE_INL_HPP
+
+// #include "../../support/files.hpp": include/provision/support/files.hpp already inlined above
+// #include "../../url.hpp": include/provision/url.hpp already inlined above
+// #include "../../version.hpp": include/provision/version.hpp already inlined above
+
+// #include <toml++/toml.h>: listed at the top
+
+// #include <cctype>: listed at the top
+// #include <cstdio>: listed at the top
+// #include <fstream>: listed at the top
+// #include <optional>: listed at the top
+// #include <sstream>: listed at the top
+
+namespace provision {
 
 namespace detail {
 namespace lockfile {
@@ -12557,6 +12641,9 @@ inline std::vector<std::pair<const LockRecord*, Error>> lock_records_not_in(cons
 }
 
 }  // namespace provision
+
+#endif
+// ---- end include/provision/lockfile/impl/lockfile_inl.hpp ----
 
 #endif
 // ---- end include/provision/lockfile/lockfile.hpp ----
