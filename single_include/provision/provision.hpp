@@ -323,12 +323,15 @@ inline std::string redact_url(std::string_view text);
 // provision: the definitions behind url.hpp, and the small text helpers
 // (case-insensitive compare, trim, prefix tests) the rest of the toolkit
 // shares with them.
-// Before the guard: url.hpp includes this file at its end, and this file may
-// also be included on its own.
-// #include "../url.hpp": include/provision/url.hpp already inlined above
-
+// Included by url.hpp at its end, and only there (the #error below says so).
+// Unlike the components' impl/ files it does not include its header back:
+// this folder and url.hpp would then depend on each other.
 #ifndef PROVISION_IMPL_URL_INL_HPP
 #define PROVISION_IMPL_URL_INL_HPP
+
+#ifndef PROVISION_URL_HPP
+#error "include <provision/url.hpp>: this file holds its definitions"
+#endif
 
 // #include <cctype>: listed at the top
 // #include <optional>: listed at the top

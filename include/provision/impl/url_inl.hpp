@@ -2,12 +2,15 @@
 // provision: the definitions behind url.hpp, and the small text helpers
 // (case-insensitive compare, trim, prefix tests) the rest of the toolkit
 // shares with them.
-// Before the guard: url.hpp includes this file at its end, and this file may
-// also be included on its own.
-#include "../url.hpp"
-
+// Included by url.hpp at its end, and only there (the #error below says so).
+// Unlike the components' impl/ files it does not include its header back:
+// this folder and url.hpp would then depend on each other.
 #ifndef PROVISION_IMPL_URL_INL_HPP
 #define PROVISION_IMPL_URL_INL_HPP
+
+#ifndef PROVISION_URL_HPP
+#error "include <provision/url.hpp>: this file holds its definitions"
+#endif
 
 #include <cctype>
 #include <optional>
