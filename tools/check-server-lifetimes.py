@@ -34,7 +34,8 @@ def registration_text(lines, start):
     seen_open = False
     text = []
     for line in lines[start:]:
-        code = re.sub(r'"(?:\\.|[^"\\])*"', '""', line.split("//")[0])
+        # Strings first: a URL's "//" inside one is not a comment.
+        code = re.sub(r'"(?:\\.|[^"\\])*"', '""', line).split("//")[0]
         text.append(code)
         for ch in code:
             if ch == "(":
